@@ -1,0 +1,3 @@
+"""gw — Graphile Worker for Python."""
+
+__version__ = "0.1.0"

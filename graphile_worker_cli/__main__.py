@@ -1,0 +1,3 @@
+from graphile_worker_cli.cli.app import main
+
+main()

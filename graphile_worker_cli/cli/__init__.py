@@ -1,0 +1,1 @@
+"""The ``gw`` command line: thin typer commands, each calling one library function."""

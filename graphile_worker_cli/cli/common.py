@@ -1,0 +1,68 @@
+"""What every command shares: the common options, settings loading, running a coroutine
+with gw's errors turned into one line and an exit code, and output helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from graphile_worker_cli import config
+from graphile_worker_cli.errors import EXIT_FAILURE, GraphileWorkerError
+
+T = TypeVar("T")
+
+ConnectionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--connection",
+        "-c",
+        help="PostgreSQL URL (default: DATABASE_URL; an embedded server when none is set).",
+        show_default=False,
+    ),
+]
+SchemaOption = Annotated[
+    str | None,
+    typer.Option("--schema", help="Graphile Worker schema (default graphile_worker).", show_default=False),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML config file (default ./worker.toml when present).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+def load_settings(
+    connection: str | None, schema: str | None, config_path: Path | None, **overrides: Any
+) -> config.Settings:
+    """Settings from every source, with these CLI values on top (None means not given)."""
+    return config.load_settings(
+        config_path, {"database_url": connection, "schema": schema, **overrides}
+    )
+
+
+def fail(message: str, exit_code: int = EXIT_FAILURE) -> NoReturn:
+    """Print one error line to stderr and exit."""
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(exit_code)
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; a GraphileWorkerError becomes one line on stderr and its exit code."""
+    try:
+        return asyncio.run(coroutine)
+    except GraphileWorkerError as error:
+        fail(error.message, error.exit_code)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, default=str, indent=2) + "\n")

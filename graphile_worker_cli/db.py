@@ -1,0 +1,118 @@
+"""Connections to PostgreSQL: connecting, pools, identifier quoting, error translation.
+
+Every other module gets its connections from here, so a bad URL or an unreachable
+server becomes one clear ``DatabaseConnectError`` instead of a driver traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from graphile_worker_cli.errors import BadInputError, DatabaseConnectError
+
+DEFAULT_SCHEMA = "graphile_worker"
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+Connection = asyncpg.Connection
+Pool = asyncpg.Pool
+
+
+def escape_identifier(name: str) -> str:
+    """Quote an SQL identifier (schema, table) so any name, even ``odd "name"``, is safe."""
+    if not name:
+        raise BadInputError("an SQL identifier must not be empty")
+    if "\x00" in name:
+        raise BadInputError(f"invalid SQL identifier {name!r}: it contains a NUL byte")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, safe to print or log."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable connection string>"
+    if parts.password is None:
+        return re.sub(r"(password=)[^&\s]*", r"\1***", url)
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0] + ":***"
+    redacted = urlunsplit(parts._replace(netloc=userinfo + "@" + netloc[1]))
+    return re.sub(r"(password=)[^&\s]*", r"\1***", redacted)
+
+
+def validate_url(url: str) -> None:
+    """Reject connection strings that are not PostgreSQL URLs before trying to connect."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in ("postgres", "postgresql"):
+        raise BadInputError(
+            f"invalid connection string {redact_url(url)!r}: "
+            "expected a URL like postgres://user:password@host:5432/database"
+        )
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as error:
+        raise BadInputError(
+            f"invalid connection string {redact_url(url)!r}: {error}; "
+            "expected a URL like postgres://user:password@host:5432/database"
+        ) from None
+
+
+def _connect_error(url: str, error: BaseException) -> DatabaseConnectError:
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, socket.gaierror | ConnectionRefusedError | OSError | TimeoutError):
+        detail = f"server unreachable ({detail})"
+    return DatabaseConnectError(f"could not connect to {redact_url(url)}: {detail}")
+
+
+_CONNECT_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.ClientConfigurationError,
+    ValueError,
+)
+
+
+async def connect(url: str, **kwargs: Any) -> asyncpg.Connection:
+    """Open one connection; any failure is a DatabaseConnectError with a one-line reason."""
+    validate_url(url)
+    kwargs.setdefault("timeout", CONNECT_TIMEOUT_SECONDS)
+    try:
+        return await asyncpg.connect(url, **kwargs)
+    except _CONNECT_ERRORS as error:
+        raise _connect_error(url, error) from error
+
+
+async def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
+) -> asyncpg.Pool:
+    """Open a pool (at least one connection is made, so a bad URL fails here)."""
+    validate_url(url)
+    kwargs.setdefault("timeout", CONNECT_TIMEOUT_SECONDS)
+    try:
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, **kwargs)
+    except _CONNECT_ERRORS as error:
+        raise _connect_error(url, error) from error
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def connection(url: str, **kwargs: Any) -> AsyncIterator[asyncpg.Connection]:
+    """``async with db.connection(url) as conn:`` — a connection closed on exit."""
+    conn = await connect(url, **kwargs)
+    try:
+        yield conn
+    finally:
+        await conn.close()
