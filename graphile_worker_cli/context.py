@@ -1,0 +1,321 @@
+"""What a task handler receives: ``WorkerContext``, typed ``Extensions``, ``AbortSignal``.
+
+A context is built by the worker for one job run. It carries the job, a logger scoped to the
+job, the worker's pool (for ``add_job`` and ad-hoc SQL), the application state registered
+with ``WorkerOptions.add_extension``, and the signal that fires when the job must stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import threading
+from collections.abc import Awaitable, Iterator, Mapping, MutableMapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from graphile_worker_cli import job as jobs
+
+T = TypeVar("T")
+
+JOB_LOGGER_NAME = "gw.job"
+
+
+class JobAborted(Exception):
+    """The job was asked to stop (``AbortSignal.raise_if_set``)."""
+
+
+class AbortSignal:
+    """Fires when the worker needs a running job to stop (shutdown past its grace period).
+
+    Safe to use from any thread: ``set`` may be called from anywhere, ``is_set``/``wait_sync``
+    work in a sync handler running in a thread, ``await wait()`` works in async handlers.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._reason: str | None = None
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    @property
+    def reason(self) -> str | None:
+        """Why the signal fired, or None while it has not."""
+        return self._reason
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self, reason: str = "aborted") -> None:
+        """Fire the signal (idempotent: the first reason is kept)."""
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._reason = reason
+            self._event.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            if loop.is_closed():
+                continue
+            loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait(self) -> str:
+        """Wait until the signal fires; returns the reason."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._event.is_set():
+                return self._reason or "aborted"
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, future))
+        try:
+            await future
+        finally:
+            with self._lock:
+                if (loop, future) in self._waiters:
+                    self._waiters.remove((loop, future))
+        return self._reason or "aborted"
+
+    def wait_sync(self, timeout: float | None = None) -> bool:
+        """Block the calling thread until the signal fires or ``timeout`` passes (sync
+        handlers only; never call this on the event loop). True if it fired."""
+        return self._event.wait(timeout)
+
+    def raise_if_set(self) -> None:
+        """Raise ``JobAborted`` if the signal fired: a cheap check for loops in handlers."""
+        if self._event.is_set():
+            raise JobAborted(self._reason or "aborted")
+
+    def __repr__(self) -> str:
+        state = f"set: {self._reason!r}" if self.is_set() else "not set"
+        return f"<AbortSignal {state}>"
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Extensions:
+    """Application state shared with every task, stored and fetched by type.
+
+    ``WorkerOptions.add_extension(value)`` calls ``insert(value)``; handlers read it with
+    ``ctx.extensions.get(MyState)`` or ``ctx.extensions[MyState]``.
+    """
+
+    def __init__(self, values: Sequence[object] = ()) -> None:
+        self._values: dict[type, object] = {}
+        for value in values:
+            self.insert(value)
+
+    def insert(self, value: object) -> object | None:
+        """Store ``value`` under its type; returns the value it replaced, if any."""
+        previous = self._values.get(type(value))
+        self._values[type(value)] = value
+        return previous
+
+    def find(self, kind: type[T]) -> T | None:
+        """The value stored for ``kind`` (or an instance of a subclass of it), else None."""
+        value = self._values.get(kind)
+        if value is None:
+            value = next((v for v in self._values.values() if isinstance(v, kind)), None)
+        return value if isinstance(value, kind) else None
+
+    def get(self, kind: type[T]) -> T:
+        """The value stored for ``kind``; KeyError naming the type when there is none."""
+        value = self.find(kind)
+        if value is None:
+            raise KeyError(
+                f"no extension of type {_type_name(kind)}: add one with "
+                f"WorkerOptions.add_extension({kind.__name__}(...))"
+            )
+        return value
+
+    def __getitem__(self, kind: type[T]) -> T:
+        return self.get(kind)
+
+    def __contains__(self, kind: object) -> bool:
+        return isinstance(kind, type) and self.find(kind) is not None
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator[object]:
+        return iter(list(self._values.values()))
+
+    def copy(self) -> Extensions:
+        return Extensions(list(self._values.values()))
+
+    def __repr__(self) -> str:
+        names = ", ".join(_type_name(kind) for kind in self._values)
+        return f"<Extensions [{names}]>"
+
+
+def _type_name(kind: type) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+class JobLoggerAdapter(logging.LoggerAdapter[logging.Logger]):
+    """Adds the job's fields to every record as ``extra={"gw": {...}}``, merging any
+    ``gw`` fields the caller passes instead of replacing them."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        base: Mapping[str, Any] = self.extra or {}
+        extra = dict(kwargs.get("extra") or {})
+        extra["gw"] = {**base.get("gw", {}), **extra.get("gw", {})}
+        kwargs["extra"] = extra
+        return msg, kwargs
+
+
+def job_logger(job: jobs.Job, logger: logging.Logger | None = None) -> JobLoggerAdapter:
+    """A logger whose records carry the job's id, task, queue and attempt."""
+    fields = {
+        "job_id": job.id,
+        "task": job.task_identifier,
+        "queue": job.queue_name,
+        "attempt": job.attempts,
+    }
+    return JobLoggerAdapter(logger or logging.getLogger(JOB_LOGGER_NAME), {"gw": fields})
+
+
+class WorkerContext:
+    """Everything a handler may use while it runs one job."""
+
+    def __init__(
+        self,
+        *,
+        job: jobs.Job,
+        pool: asyncpg.Pool,
+        schema: str,
+        worker_id: str,
+        extensions: Extensions,
+        abort_signal: AbortSignal,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    ) -> None:
+        self.job = job
+        self.pool = pool
+        self.schema = schema
+        self.worker_id = worker_id
+        self.extensions = extensions
+        self.abort_signal = abort_signal
+        if logger is None or isinstance(logger, logging.Logger):
+            self.logger: logging.LoggerAdapter[Any] = job_logger(job, logger)
+        else:
+            self.logger = logger
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._utils: Any = None
+
+    # Job fields -------------------------------------------------------------------------
+
+    @property
+    def payload(self) -> Any:
+        """The job's payload as decoded JSON (handlers usually get it validated instead)."""
+        return self.job.payload
+
+    @property
+    def job_id(self) -> int:
+        return self.job.id
+
+    @property
+    def task_identifier(self) -> str:
+        return self.job.task_identifier
+
+    @property
+    def queue_name(self) -> str | None:
+        return self.job.queue_name
+
+    @property
+    def attempts(self) -> int:
+        """Attempts so far, this one included (1 on the first run)."""
+        return self.job.attempts
+
+    @property
+    def max_attempts(self) -> int:
+        return self.job.max_attempts
+
+    @property
+    def run_at(self) -> datetime:
+        return self.job.run_at
+
+    @property
+    def key(self) -> str | None:
+        return self.job.key
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The job's flags (names), empty when it has none."""
+        return tuple(sorted(name for name, on in (self.job.flags or {}).items() if on))
+
+    # Database -----------------------------------------------------------------------------
+
+    def _worker_utils(self) -> Any:
+        if self._utils is None:
+            # Imported on first use: utils sits above this layer (it imports job, queries).
+            utils = importlib.import_module("graphile_worker_cli.utils")
+            self._utils = utils.WorkerUtils(self.pool, schema=self.schema)
+        return self._utils
+
+    async def add_job(
+        self,
+        identifier: str,
+        payload: Any = None,
+        spec: jobs.JobSpec | None = None,
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> jobs.Job:
+        """Queue another job (same database and schema as this worker)."""
+        job: jobs.Job = await self._worker_utils().add_job(identifier, payload, spec, conn=conn)
+        return job
+
+    async def add_jobs(
+        self,
+        specs: Sequence[Any],
+        *,
+        conn: asyncpg.Connection | None = None,
+        job_key_preserve_run_at: bool = False,
+    ) -> list[jobs.Job]:
+        """Queue several jobs in one statement (see ``WorkerUtils.add_jobs``)."""
+        added: list[jobs.Job] = await self._worker_utils().add_jobs(
+            specs, conn=conn, job_key_preserve_run_at=job_key_preserve_run_at
+        )
+        return added
+
+    async def query(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Run one SQL statement on the worker's pool and return its rows."""
+        rows: list[asyncpg.Record] = await self.pool.fetch(sql, *args)
+        return rows
+
+    # Sync handlers ------------------------------------------------------------------------
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Remember the worker's event loop (done by the task runner before a sync handler
+        starts in a thread) so ``run_coroutine`` can reach it."""
+        self._loop = loop
+
+    def run_coroutine(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
+        """From a sync handler running in a thread, run ``awaitable`` (e.g.
+        ``ctx.add_job(...)``) on the worker's loop and wait for its result."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("run_coroutine is for sync handlers run by the worker")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            raise RuntimeError("run_coroutine would block the event loop; use await instead")
+
+        async def call() -> T:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)
+
+    def __repr__(self) -> str:
+        return (
+            f"<WorkerContext job {self.job.id} ({self.job.task_identifier}) "
+            f"attempt {self.job.attempts}/{self.job.max_attempts}>"
+        )

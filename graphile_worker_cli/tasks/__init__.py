@@ -1,0 +1,48 @@
+"""Task handlers, their definitions, the registry, and loading tasks from files, modules
+and entry points. See docs/tasks.md."""
+
+from graphile_worker_cli.tasks.definition import (
+    TaskDefinition,
+    define_task,
+    describe_error,
+    outcome_of,
+)
+from graphile_worker_cli.tasks.handlers import (
+    NO_REPLACEMENT,
+    BatchTaskHandler,
+    TaskFailure,
+    TaskHandler,
+    TaskOutcome,
+    TaskSuccess,
+    task,
+)
+from graphile_worker_cli.tasks.loading import (
+    ENTRY_POINT_GROUP,
+    load_entry_point_tasks,
+    load_task_modules,
+    load_tasks,
+    load_tasks_directory,
+    module_tasks,
+)
+from graphile_worker_cli.tasks.registry import TaskRegistry
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "NO_REPLACEMENT",
+    "BatchTaskHandler",
+    "TaskDefinition",
+    "TaskFailure",
+    "TaskHandler",
+    "TaskOutcome",
+    "TaskRegistry",
+    "TaskSuccess",
+    "define_task",
+    "describe_error",
+    "load_entry_point_tasks",
+    "load_task_modules",
+    "load_tasks",
+    "load_tasks_directory",
+    "module_tasks",
+    "outcome_of",
+    "task",
+]

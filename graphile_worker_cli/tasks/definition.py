@@ -1,0 +1,381 @@
+"""``TaskDefinition``: one type-erased task the worker can call with a context.
+
+``define_task`` turns a handler class or a function into a definition: it works out how
+to validate the payload, whether to run in a thread, and how to read the return value.
+Calling a definition never raises (except ``asyncio.CancelledError``): every problem
+becomes a ``TaskFailure`` whose message is the job's ``last_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import typing
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import pydantic
+
+from graphile_worker_cli.context import WorkerContext
+from graphile_worker_cli.errors import TaskLoadError
+from graphile_worker_cli.tasks import handlers
+from graphile_worker_cli.tasks.handlers import TaskFailure, TaskOutcome, TaskSuccess
+
+Runner = Callable[[WorkerContext], Awaitable[TaskOutcome]]
+MAX_REPORTED_ERRORS = 5
+
+
+class TaskDefinition:
+    """A task the worker can run: ``await definition(ctx) -> TaskOutcome``."""
+
+    def __init__(
+        self, identifier: str, runner: Runner, *, source: str, handler: object, batch: bool
+    ) -> None:
+        self.identifier = identifier
+        self.source = source
+        """Where it was defined, for error messages (a file, a module, an entry point)."""
+        self.handler = handler
+        """The class or function this definition wraps."""
+        self.batch = batch
+        self._runner = runner
+
+    async def __call__(self, ctx: WorkerContext) -> TaskOutcome:
+        try:
+            return await self._runner(ctx)
+        except asyncio.CancelledError:
+            raise
+        except (Exception, SystemExit) as error:
+            return TaskFailure(describe_error(error), error=error)
+
+    def __repr__(self) -> str:
+        return f"<TaskDefinition {self.identifier!r} from {self.source}>"
+
+
+def describe_error(error: BaseException) -> str:
+    """The one-line-ish ``last_error`` for an exception: ``TypeName: message``."""
+    text = str(error).strip()
+    name = type(error).__name__
+    return f"{name}: {text}" if text else name
+
+
+def describe_validation_error(identifier: str, error: pydantic.ValidationError) -> str:
+    problems = []
+    for detail in error.errors()[:MAX_REPORTED_ERRORS]:
+        location = ".".join(str(part) for part in detail["loc"])
+        message = detail["msg"]
+        problems.append(f'field "{location}": {message}' if location else message)
+    more = error.error_count() - MAX_REPORTED_ERRORS
+    if more > 0:
+        problems.append(f"and {more} more")
+    return f'invalid payload for task "{identifier}": ' + "; ".join(problems)
+
+
+class _InvalidPayload(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _validator(identifier: str, validate: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def checked(payload: Any) -> Any:
+        try:
+            return validate(payload)
+        except pydantic.ValidationError as error:
+            raise _InvalidPayload(describe_validation_error(identifier, error)) from error
+
+    return checked
+
+
+# Results ------------------------------------------------------------------------------
+
+
+def outcome_of(identifier: str, result: object) -> TaskOutcome:
+    """What a handler's return value means for the job."""
+    if result is None or result is True or isinstance(result, TaskSuccess):
+        return TaskSuccess()
+    if isinstance(result, TaskFailure):
+        return result
+    if isinstance(result, BaseException):
+        return TaskFailure(describe_error(result), error=result)
+    if result is False:
+        return TaskFailure(f'task "{identifier}" returned False')
+    return TaskSuccess()
+
+
+def item_error(result: object) -> str | None:
+    """None if one batch item's result is a success, else its error message."""
+    if result is None or result is True or isinstance(result, TaskSuccess):
+        return None
+    if isinstance(result, TaskFailure):
+        return result.message
+    if isinstance(result, BaseException):
+        return describe_error(result)
+    if isinstance(result, str):
+        return result or "failed"
+    if result is False:
+        return "item returned False"
+    return None
+
+
+def batch_outcome(identifier: str, payload: list[Any], errors: Sequence[str | None]) -> TaskOutcome:
+    """Combine per-item errors (aligned with ``payload``) into the job's outcome; the
+    message lists every failure, as the reference's "Batch failures:" message does."""
+    failed = [(item, error) for item, error in zip(payload, errors, strict=True) if error]
+    if not failed:
+        return TaskSuccess()
+    message = "Batch failures:\n" + "\n".join(error for _, error in failed)
+    return TaskFailure(message, replacement_payload=[item for item, _ in failed])
+
+
+async def _call(function: Callable[..., Any], args: tuple[Any, ...], ctx: WorkerContext) -> Any:
+    """Await an async function, or run a sync one in a thread so the loop stays free."""
+    if _is_async(function):
+        return await function(*args)
+    ctx.bind_loop(asyncio.get_running_loop())
+    result = await asyncio.to_thread(function, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(function):
+        return True
+    call = getattr(function, "__call__", None)  # noqa: B004 - callable objects
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+# Batches ------------------------------------------------------------------------------
+
+
+async def _run_batch(
+    identifier: str,
+    payload: Any,
+    validate_item: Callable[[Any], Any],
+    run: Callable[[list[Any]], Awaitable[Any]],
+) -> TaskOutcome:
+    """Validate each item (an invalid item fails alone), run the valid ones together, and
+    fail only the items that failed. A non-array payload is a batch of one item whose
+    failure fails the job as is."""
+    single = not isinstance(payload, list)
+    raw_items: list[Any] = [payload] if single else payload
+    errors: list[str | None] = [None] * len(raw_items)
+    valid: list[tuple[int, Any]] = []
+    for index, raw in enumerate(raw_items):
+        try:
+            valid.append((index, validate_item(raw)))
+        except _InvalidPayload as error:
+            errors[index] = error.message
+    if valid:
+        results = await run([item for _, item in valid])
+        if isinstance(results, TaskFailure | BaseException) or not isinstance(results, Sequence):
+            return _not_a_sequence(identifier, results)
+        if isinstance(results, str | bytes) or len(results) != len(valid):
+            return TaskFailure(
+                f'batch task "{identifier}" returned {_count(results)} for {len(valid)} '
+                "items; expected a list with one result per item, in order"
+            )
+        for (index, _), result in zip(valid, results, strict=True):
+            errors[index] = item_error(result)
+    if single:
+        return TaskFailure(errors[0]) if errors[0] else TaskSuccess()
+    return batch_outcome(identifier, raw_items, errors)
+
+
+def _not_a_sequence(identifier: str, results: object) -> TaskOutcome:
+    if isinstance(results, TaskFailure):
+        return results
+    if isinstance(results, BaseException):
+        return TaskFailure(describe_error(results), error=results)
+    return TaskFailure(
+        f'batch task "{identifier}" returned {type(results).__name__}; '
+        "expected a list with one result per item, in order"
+    )
+
+
+def _count(results: object) -> str:
+    if isinstance(results, str | bytes):
+        return "a string"
+    count = len(results) if isinstance(results, Sequence) else 0
+    return f"{count} result" + ("" if count == 1 else "s")
+
+
+# define_task --------------------------------------------------------------------------
+
+
+def define_task(
+    obj: object,
+    identifier: str | None = None,
+    *,
+    batch: bool | None = None,
+    source: str | None = None,
+) -> TaskDefinition:
+    """A definition for a TaskHandler / BatchTaskHandler subclass or a function.
+
+    The identifier is, in order: ``identifier``, the ``@task`` mark's, the class's
+    ``IDENTIFIER``, the function's ``__name__``. ``batch`` makes a function a batch task
+    (``@task(batch=True)`` does the same).
+    """
+    where = source or _describe_source(obj)
+    if isinstance(obj, type):
+        if not handlers.is_handler_class(obj):
+            raise TaskLoadError(
+                f"{where}: {obj.__name__} is not a task; expected a TaskHandler or "
+                "BatchTaskHandler subclass, or a function"
+            )
+        name = identifier or handlers.declared_identifier(obj)
+        if not name:
+            raise TaskLoadError(f'{where}: {obj.__name__} has no IDENTIFIER (e.g. "send_email")')
+        if issubclass(obj, handlers.BatchTaskHandler):
+            return _define_batch_class(obj, name, where)
+        assert issubclass(obj, handlers.TaskHandler)
+        return _define_class(obj, name, where)
+    if callable(obj):
+        mark = handlers.task_mark(obj)
+        name = identifier or (mark.identifier if mark else None) or _function_name(obj, where)
+        is_batch = batch if batch is not None else bool(mark and mark.batch)
+        return _define_function(obj, name, where, is_batch)
+    raise TaskLoadError(
+        f"{where}: {type(obj).__name__} is not a task; expected a TaskHandler or "
+        "BatchTaskHandler subclass, or a function"
+    )
+
+
+def _describe_source(obj: object) -> str:
+    module = getattr(obj, "__module__", None) or "?"
+    name = getattr(obj, "__qualname__", None) or type(obj).__name__
+    return f"{module}.{name}"
+
+
+def _function_name(function: Callable[..., Any], where: str) -> str:
+    name = getattr(function, "__name__", None)
+    if not isinstance(name, str) or name == "<lambda>":
+        raise TaskLoadError(f"{where}: give this task an identifier")
+    return name
+
+
+def _define_class(cls: type[handlers.TaskHandler], name: str, where: str) -> TaskDefinition:
+    validate = _validator(name, cls.model_validate)
+
+    async def runner(ctx: WorkerContext) -> TaskOutcome:
+        try:
+            handler = validate(ctx.payload)
+        except _InvalidPayload as error:
+            return TaskFailure(error.message, error=error.__cause__)
+        return outcome_of(name, await _call(handler.run, (ctx,), ctx))
+
+    return TaskDefinition(name, runner, source=where, handler=cls, batch=False)
+
+
+def _define_batch_class(
+    cls: type[handlers.BatchTaskHandler], name: str, where: str
+) -> TaskDefinition:
+    validate = _validator(name, cls.model_validate)
+
+    async def runner(ctx: WorkerContext) -> TaskOutcome:
+        async def run(items: list[Any]) -> Any:
+            return await _call(cls.run_batch, (items, ctx), ctx)
+
+        return await _run_batch(name, ctx.payload, validate, run)
+
+    return TaskDefinition(name, runner, source=where, handler=cls, batch=True)
+
+
+def _define_function(
+    function: Callable[..., Any], name: str, where: str, batch: bool
+) -> TaskDefinition:
+    takes_ctx = _takes_context(function, where)
+    payload_type = _payload_annotation(function, where)
+    if batch:
+        item_type = _item_type(payload_type)
+        validate_item = _validator(name, _adapter(item_type, where))
+
+        async def batch_runner(ctx: WorkerContext) -> TaskOutcome:
+            async def run(items: list[Any]) -> Any:
+                return await _call(function, (items, ctx) if takes_ctx else (items,), ctx)
+
+            return await _run_batch(name, ctx.payload, validate_item, run)
+
+        return TaskDefinition(name, batch_runner, source=where, handler=function, batch=True)
+
+    validate = _validator(name, _adapter(payload_type, where))
+
+    async def runner(ctx: WorkerContext) -> TaskOutcome:
+        try:
+            payload = validate(ctx.payload)
+        except _InvalidPayload as error:
+            return TaskFailure(error.message, error=error.__cause__)
+        result = await _call(function, (payload, ctx) if takes_ctx else (payload,), ctx)
+        return outcome_of(name, result)
+
+    return TaskDefinition(name, runner, source=where, handler=function, batch=False)
+
+
+def _takes_context(function: Callable[..., Any], where: str) -> bool:
+    """True for ``f(payload, ctx)``, False for ``f(payload)``."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError) as error:
+        raise TaskLoadError(f"{where}: cannot inspect the task function ({error})") from None
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    variadic = any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values())
+    required = [p for p in positional if p.default is p.empty]
+    if len(required) > 2 or (not positional and not variadic):
+        raise TaskLoadError(
+            f"{where}: a task function takes (payload) or (payload, ctx); "
+            f"this one takes {signature}"
+        )
+    return len(positional) >= 2 or variadic
+
+
+def _payload_annotation(function: Callable[..., Any], where: str) -> Any:
+    """The first parameter's annotation, or Any when there is none."""
+    target = function
+    if not inspect.isfunction(target) and not inspect.ismethod(target):
+        if isinstance(target, functools.partial):
+            return Any
+        target = getattr(target, "__call__", target)  # noqa: B004
+    parameters = list(inspect.signature(function).parameters.values())
+    if not parameters or parameters[0].annotation is inspect.Parameter.empty:
+        return Any
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception as error:
+        raise TaskLoadError(
+            f"{where}: cannot resolve the payload annotation "
+            f"{parameters[0].annotation!r} ({describe_error(error)})"
+        ) from None
+    return hints.get(parameters[0].name, Any)
+
+
+def _item_type(payload_type: Any) -> Any:
+    """For a batch function annotated ``list[Item]`` (or Sequence), the item type."""
+    if payload_type is Any:
+        return Any
+    args = typing.get_args(payload_type)
+    origin = typing.get_origin(payload_type)
+    if origin is not None and args and isinstance(origin, type) and issubclass(origin, Sequence):
+        return args[0]
+    return Any
+
+
+def _adapter(annotation: Any, where: str) -> Callable[[Any], Any]:
+    if annotation is Any or annotation is object:
+        return _identity
+    try:
+        adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(annotation)
+    except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError) as error:
+        summary = str(error).splitlines()[0]
+        raise TaskLoadError(
+            f"{where}: the payload type {annotation!r} cannot be validated ({summary})"
+        ) from None
+    return adapter.validate_python
+
+
+def _identity(value: Any) -> Any:
+    return value

@@ -1,0 +1,141 @@
+"""The shapes a task can take: ``TaskHandler``, ``BatchTaskHandler``, ``@task``, and the
+outcome types ``TaskSuccess`` / ``TaskFailure``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, TypeVar, overload
+
+import pydantic
+
+if TYPE_CHECKING:
+    from graphile_worker_cli.context import WorkerContext
+
+
+class _NoReplacement:
+    """Marker: the failed job keeps its payload."""
+
+    _instance: ClassVar[_NoReplacement | None] = None
+
+    def __new__(cls) -> Self:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return "NO_REPLACEMENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NO_REPLACEMENT: Final = _NoReplacement()
+
+
+@dataclass(frozen=True)
+class TaskSuccess:
+    """The job succeeded: the worker deletes it."""
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """The job failed: ``message`` becomes its ``last_error``.
+
+    ``replacement_payload`` (batch jobs only) is the new payload: the failed items. ``error``
+    is the exception behind the failure, if any, for logs and hooks.
+    """
+
+    message: str
+    replacement_payload: Any = NO_REPLACEMENT
+    error: BaseException | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def has_replacement(self) -> bool:
+        return self.replacement_payload is not NO_REPLACEMENT
+
+
+TaskOutcome = TaskSuccess | TaskFailure
+
+
+class TaskHandler(pydantic.BaseModel):
+    """A task whose payload is this model: subclass it, set ``IDENTIFIER``, write ``run``.
+
+    ``run`` may return None/True (success), or a ``TaskFailure``, an exception instance or
+    False (failure); raising fails the job too. A plain ``def run`` runs in a thread.
+    """
+
+    IDENTIFIER: ClassVar[str]
+
+    async def run(self, ctx: WorkerContext) -> object:
+        raise NotImplementedError(f"{type(self).__name__}.run is not implemented")
+
+
+class BatchTaskHandler(pydantic.BaseModel):
+    """A task whose payload is a JSON array of these items, run together.
+
+    ``run_batch`` returns one result per item, in order: None/True for success, an
+    exception, a ``TaskFailure``, a string (the error message) or False for failure. Failed
+    items become the payload of the retry.
+    """
+
+    IDENTIFIER: ClassVar[str]
+
+    @classmethod
+    async def run_batch(cls, items: list[Self], ctx: WorkerContext) -> Sequence[object]:
+        raise NotImplementedError(f"{cls.__name__}.run_batch is not implemented")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TASK_MARK = "__gw_task__"
+
+
+@dataclass(frozen=True)
+class TaskMark:
+    """What ``@task`` records on a function."""
+
+    identifier: str | None
+    batch: bool
+
+
+@overload
+def task(identifier: F, /) -> F: ...
+@overload
+def task(identifier: str | None = None, /, *, batch: bool = False) -> Callable[[F], F]: ...
+
+
+def task(identifier: str | F | None = None, /, *, batch: bool = False) -> F | Callable[[F], F]:
+    """Mark a function as a task: ``@task``, ``@task("send_email")`` or
+    ``@task("index", batch=True)``. The function is returned unchanged (still callable in
+    tests); ``load_task_modules`` finds it, ``define_task`` reads the mark. Without an
+    identifier the function's name is used."""
+    if callable(identifier):
+        setattr(identifier, TASK_MARK, TaskMark(None, batch))
+        return identifier
+
+    def mark(function: F) -> F:
+        setattr(function, TASK_MARK, TaskMark(identifier, batch))
+        return function
+
+    return mark
+
+
+def task_mark(obj: object) -> TaskMark | None:
+    mark = getattr(obj, TASK_MARK, None)
+    return mark if isinstance(mark, TaskMark) else None
+
+
+def is_handler_class(obj: object) -> bool:
+    """A concrete subclass of TaskHandler or BatchTaskHandler (not the bases themselves)."""
+    return (
+        isinstance(obj, type)
+        and issubclass(obj, TaskHandler | BatchTaskHandler)
+        and obj not in (TaskHandler, BatchTaskHandler)
+    )
+
+
+def declared_identifier(cls: type) -> str | None:
+    """The class's ``IDENTIFIER`` if it sets one."""
+    value = getattr(cls, "IDENTIFIER", None)
+    return value if isinstance(value, str) else None
