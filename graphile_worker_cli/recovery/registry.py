@@ -1,0 +1,129 @@
+"""The ``_gw_workers`` registry: registering, heartbeating, deregistering, listing."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+
+import graphile_worker_cli
+from graphile_worker_cli import db
+from graphile_worker_cli.queries import recovery as queries
+from graphile_worker_cli.recovery.config import WorkerRecoveryConfig
+
+Executor: TypeAlias = "asyncpg.Pool | asyncpg.Connection"
+
+
+@asynccontextmanager
+async def acquire(pool_or_conn: Executor) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from a pool, or the connection itself."""
+    if isinstance(pool_or_conn, asyncpg.Pool):
+        async with pool_or_conn.acquire() as conn:
+            yield conn
+    else:
+        yield pool_or_conn
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActiveWorkerRow:
+    """A registered worker; durations in seconds, measured by the database clock."""
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    tasks: list[str]
+    started_at: datetime
+    last_heartbeat_at: datetime
+    age: float
+    heartbeat_age: float
+    heartbeat_interval: float
+    threshold: float
+    stale: bool
+    jobs_held: int
+    queues_held: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockHolderRow:
+    """A locked_by value with no registry row (a reference worker, an old gw)."""
+
+    id: str
+    jobs_held: int
+    oldest_lock_at: datetime
+
+
+async def register_worker(
+    pool_or_conn: Executor,
+    schema: str,
+    worker_id: str,
+    *,
+    heartbeat_interval: float,
+    tasks: Sequence[str] = (),
+    metadata: dict[str, Any] | None = None,
+    host: str | None = None,
+    pid: int | None = None,
+) -> bool:
+    """Add (or refresh) this worker's row; True when the row was new."""
+    async with acquire(pool_or_conn) as conn:
+        inserted = await conn.fetchval(
+            queries.register_worker(db.escape_identifier(schema)),
+            worker_id,
+            host or socket.gethostname(),
+            os.getpid() if pid is None else pid,
+            graphile_worker_cli.__version__,
+            list(tasks),
+            heartbeat_interval,
+            json.dumps(metadata or {}),
+        )
+    return bool(inserted)
+
+
+async def heartbeat(pool_or_conn: Executor, schema: str, worker_id: str) -> bool:
+    """Record that the worker is alive; False when its row is gone (it was swept)."""
+    async with acquire(pool_or_conn) as conn:
+        found = await conn.fetchval(queries.heartbeat(db.escape_identifier(schema)), worker_id)
+    return found is not None
+
+
+async def deregister_worker(pool_or_conn: Executor, schema: str, worker_id: str) -> None:
+    """Remove the worker's row (on clean exit, after its jobs were settled or returned)."""
+    async with acquire(pool_or_conn) as conn:
+        await conn.execute(queries.deregister_worker(db.escape_identifier(schema)), worker_id)
+
+
+async def list_active_workers(
+    pool_or_conn: Executor,
+    schema: str = db.DEFAULT_SCHEMA,
+    *,
+    threshold: float | None = None,
+    config: WorkerRecoveryConfig | None = None,
+) -> list[ActiveWorkerRow]:
+    """Every registered worker, with jobs held and whether a sweep would declare it dead."""
+    base = config or WorkerRecoveryConfig()
+    async with acquire(pool_or_conn) as conn:
+        records = await conn.fetch(
+            queries.list_active_workers(db.escape_identifier(schema)),
+            base.sweep_threshold if threshold is None else threshold,
+            base.resilient_sweep_threshold_multiplier,
+            list(base.resilient_job_flags),
+        )
+    return [ActiveWorkerRow(**dict(record)) for record in records]
+
+
+async def list_unregistered_lock_holders(
+    pool_or_conn: Executor, schema: str = db.DEFAULT_SCHEMA
+) -> list[LockHolderRow]:
+    """Lock holders the sweep never touches (only the 4-hour stale-lock rule applies)."""
+    async with acquire(pool_or_conn) as conn:
+        records = await conn.fetch(
+            queries.list_unregistered_lock_holders(db.escape_identifier(schema))
+        )
+    return [LockHolderRow(**dict(record)) for record in records]

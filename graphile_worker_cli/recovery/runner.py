@@ -1,0 +1,202 @@
+"""The recovery side task of a worker: register, heartbeat, sweep, deregister.
+
+The heartbeat runs on a connection of its own (when a URL is given) so that busy job
+slots or a saturated pool can never delay it, and retries after database errors at least
+once per heartbeat interval, re-registering when its row vanished. Sweeping uses the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from graphile_worker_cli import db
+from graphile_worker_cli.errors import GraphileWorkerError
+from graphile_worker_cli.recovery import registry, sweep
+from graphile_worker_cli.recovery.config import SweepStaleWorkersOptions, WorkerRecoveryConfig
+
+logger = logging.getLogger("gw.recovery")
+
+# Failures we ride out: the database restarting, a terminated backend, a network blip.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    GraphileWorkerError,
+)
+FIRST_RETRY_DELAY = 0.1
+DEREGISTER_TIMEOUT = 5.0
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds`` or until stop is set; True when stop is set."""
+    if stop.is_set():
+        return True
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max(seconds, 0.0))
+    return stop.is_set()
+
+
+class _Heart:
+    """Keeps one worker's registry row fresh."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        worker_id: str,
+        config: WorkerRecoveryConfig,
+        tasks: Sequence[str],
+        url: str | None,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.worker_id = worker_id
+        self.config = config
+        self.tasks = list(tasks)
+        self.url = url
+        self.metadata = metadata
+        self.conn: asyncpg.Connection | None = None
+        self.registered = False
+
+    async def _executor(self) -> registry.Executor:
+        if self.url is None:
+            return self.pool
+        if self.conn is None or self.conn.is_closed():
+            app_name = f"gw-recovery {self.worker_id}"[:63]
+            self.conn = await db.connect(self.url, server_settings={"application_name": app_name})
+        return self.conn
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), timeout=DEREGISTER_TIMEOUT)
+            if not conn.is_closed():
+                conn.terminate()
+
+    async def beat(self) -> None:
+        """Register if needed, else heartbeat; one database round trip either way."""
+        executor = await self._executor()
+        timeout = max(self.config.heartbeat_interval, 1.0)
+        if self.registered:
+            alive = await asyncio.wait_for(
+                registry.heartbeat(executor, self.schema, self.worker_id), timeout
+            )
+            if alive:
+                return
+            logger.error(
+                "worker %s was declared dead by a sweep (its heartbeat was late beyond the "
+                "sweep threshold); its jobs were recovered and may run again elsewhere; "
+                "registering again",
+                self.worker_id,
+                extra={"gw": {"action": "reregister", "worker_id": self.worker_id}},
+            )
+        await asyncio.wait_for(
+            registry.register_worker(
+                executor,
+                self.schema,
+                self.worker_id,
+                heartbeat_interval=self.config.heartbeat_interval,
+                tasks=self.tasks,
+                metadata=self.metadata,
+            ),
+            timeout,
+        )
+        self.registered = True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self.beat()
+            except TRANSIENT_ERRORS as error:
+                failures += 1
+                await self.close()
+                # Retry sooner than the next beat would be due: a long backoff here is what
+                # would get a live worker swept.
+                delay = min(FIRST_RETRY_DELAY * 2 ** (failures - 1), self.config.heartbeat_interval)
+                logger.warning(
+                    "heartbeat of worker %s failed (%s); retrying in %.1fs",
+                    self.worker_id,
+                    str(error).strip() or type(error).__name__,
+                    delay,
+                )
+                if await _sleep_or_stop(stop, delay * random.uniform(0.8, 1.0)):
+                    return
+                continue
+            if failures:
+                logger.info("heartbeat of worker %s restored", self.worker_id)
+            failures = 0
+            if await _sleep_or_stop(stop, self.config.heartbeat_interval):
+                return
+
+    async def deregister(self) -> None:
+        if not self.registered:
+            return
+        try:
+            executor = await asyncio.wait_for(self._executor(), DEREGISTER_TIMEOUT)
+            await asyncio.wait_for(
+                registry.deregister_worker(executor, self.schema, self.worker_id),
+                DEREGISTER_TIMEOUT,
+            )
+        except TRANSIENT_ERRORS as error:
+            # The row then goes stale and a later sweep removes it; no job is lost.
+            logger.warning("could not deregister worker %s: %s", self.worker_id, error)
+
+
+async def _sweep_loop(
+    pool: asyncpg.Pool, schema: str, config: WorkerRecoveryConfig, stop: asyncio.Event
+) -> None:
+    # Never longer than sweep_interval between sweeps, jittered so a fleet started at once
+    # does not contend for the sweep lock in step.
+    delay = config.sweep_interval * random.uniform(0.1, 0.5)
+    while not await _sleep_or_stop(stop, delay):
+        delay = config.sweep_interval * random.uniform(0.75, 1.0)
+        try:
+            options = SweepStaleWorkersOptions()
+            await asyncio.wait_for(
+                sweep.sweep_stale_workers(pool, schema, options, defaults=config),
+                timeout=max(config.sweep_interval, 10.0),
+            )
+        except TRANSIENT_ERRORS as error:
+            logger.warning("recovery sweep failed: %s", str(error).strip() or type(error).__name__)
+
+
+async def run_worker_recovery(
+    pool: asyncpg.Pool,
+    schema: str,
+    worker_id: str,
+    config: WorkerRecoveryConfig,
+    *,
+    stop: asyncio.Event,
+    tasks: Sequence[str] = (),
+    url: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Register ``worker_id``, heartbeat and sweep until ``stop`` is set, then deregister.
+
+    With ``url`` the heartbeat uses a dedicated connection to it; without, the pool. Set
+    ``stop`` only after the worker settled or returned its jobs: a deregistered worker's
+    remaining locks fall back to the 4-hour rule. Database errors never end this
+    coroutine; it returns only when ``stop`` is set.
+    """
+    if not config.enabled:
+        await stop.wait()
+        return
+    heart = _Heart(pool, schema, worker_id, config, tasks, url, metadata)
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(heart.run(stop), name=f"gw-heartbeat-{worker_id}")
+            group.create_task(_sweep_loop(pool, schema, config, stop), name="gw-sweep")
+        await heart.deregister()
+    finally:
+        await heart.close()

@@ -1,0 +1,79 @@
+"""The sweep: registered workers whose heartbeat went stale give their jobs back.
+
+One transaction, one sweeper at a time per schema (a transaction-scoped advisory lock; a
+second sweeper returns at once with ``skipped``). A dry run does the same work and rolls
+it back, so it reports exactly what a real sweep would have done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from graphile_worker_cli import db
+from graphile_worker_cli.queries import recovery as queries
+from graphile_worker_cli.recovery.config import (
+    SweepStaleWorkersOptions,
+    SweepStaleWorkersResult,
+    WorkerRecoveryConfig,
+)
+from graphile_worker_cli.recovery.registry import Executor, acquire
+
+logger = logging.getLogger("gw.recovery")
+
+
+async def sweep_stale_workers(
+    pool_or_conn: Executor,
+    schema: str = db.DEFAULT_SCHEMA,
+    options: SweepStaleWorkersOptions | None = None,
+    *,
+    defaults: WorkerRecoveryConfig | None = None,
+) -> SweepStaleWorkersResult:
+    """Recover the jobs and queues of dead registered workers and remove their rows."""
+    resolved = (options or SweepStaleWorkersOptions()).resolve(defaults)
+    async with acquire(pool_or_conn) as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            if not await conn.fetchval(queries.TRY_SWEEP_LOCK, queries.sweep_lock_key(schema)):
+                logger.debug("another sweeper holds the sweep lock; skipping this sweep")
+                await transaction.rollback()
+                return SweepStaleWorkersResult(dry_run=resolved.dry_run, skipped=True)
+            record = await conn.fetchrow(
+                queries.sweep_stale_workers(db.escape_identifier(schema)),
+                resolved.threshold,
+                resolved.resilient_sweep_threshold_multiplier,
+                list(resolved.resilient_job_flags),
+                resolved.recovery_delay,
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):  # the connection may be the thing that failed
+                await transaction.rollback()
+            raise
+        if resolved.dry_run:
+            await transaction.rollback()
+        else:
+            await transaction.commit()
+    assert record is not None
+    result = SweepStaleWorkersResult(
+        worker_ids=list(record["worker_ids"]),
+        recovered_job_ids=list(record["job_ids"]),
+        unlocked_queue_names=list(record["queue_names"]),
+        dry_run=resolved.dry_run,
+    )
+    if result.worker_ids and not resolved.dry_run:
+        logger.warning(
+            "swept %d dead worker(s) %s: recovered %d job(s), unlocked %d queue(s)",
+            len(result.worker_ids),
+            ", ".join(result.worker_ids),
+            result.recovered_count,
+            len(result.unlocked_queue_names),
+            extra={
+                "gw": {
+                    "action": "sweep",
+                    "worker_ids": result.worker_ids,
+                    "job_ids": result.recovered_job_ids,
+                }
+            },
+        )
+    return result

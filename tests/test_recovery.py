@@ -1,0 +1,412 @@
+"""Dead-worker recovery on a real database: registry, sweep rules, the heartbeat task."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from graphile_worker_cli import recovery
+from graphile_worker_cli.errors import ConfigError
+from graphile_worker_cli.queries import recovery as queries
+from tests.interop.reference import start_reference
+from tests.recovery_helpers import (
+    SCHEMA,
+    add_locked_job,
+    age_heartbeat,
+    ensure_registry,
+    eventually,
+)
+
+Sweep = recovery.SweepStaleWorkersOptions
+
+
+@pytest.fixture
+async def rconn(conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    await ensure_registry(conn)
+    yield conn
+
+
+async def register(conn: asyncpg.Connection, worker_id: str, interval: float = 1.0) -> None:
+    await recovery.register_worker(
+        conn, SCHEMA, worker_id, heartbeat_interval=interval, tasks=["recovery_task"]
+    )
+
+
+async def job_row(conn: asyncpg.Connection, job_id: int) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "select *, run_at - now() as delay from graphile_worker._private_jobs where id = $1",
+        job_id,
+    )
+    assert row is not None
+    return row
+
+
+async def registered_ids(conn: asyncpg.Connection) -> set[str]:
+    return {r["id"] for r in await conn.fetch("select id from graphile_worker._gw_workers")}
+
+
+async def test_stale_registered_worker_is_swept_and_its_jobs_recovered(
+    rconn: asyncpg.Connection,
+) -> None:
+    await register(rconn, "gw-dead")
+    await register(rconn, "gw-alive")
+    queued = await add_locked_job(rconn, "gw-dead", queue="serial", attempts=3)
+    plain = await add_locked_job(rconn, "gw-dead")
+    alive_job = await add_locked_job(rconn, "gw-alive")
+    await age_heartbeat(rconn, "gw-dead", "10 minutes")
+
+    result = await recovery.sweep_stale_workers(
+        rconn, SCHEMA, Sweep(threshold=60, recovery_delay=30)
+    )
+
+    assert result.worker_ids == ["gw-dead"]
+    assert sorted(result.recovered_job_ids) == sorted([queued, plain])
+    assert result.unlocked_queue_names == ["serial"]
+    assert not result.skipped and not result.dry_run
+    for job_id, attempts in ((queued, 2), (plain, 0)):
+        row = await job_row(rconn, job_id)
+        assert row["locked_by"] is None and row["locked_at"] is None
+        assert row["attempts"] == attempts
+        assert row["delay"].total_seconds() > 25
+        assert "gw-dead" in row["last_error"] and "recovered by sweep" in row["last_error"]
+    queue = await rconn.fetchrow(
+        "select locked_by, locked_at from graphile_worker._private_job_queues"
+        " where queue_name = 'serial'"
+    )
+    assert queue is not None and queue["locked_by"] is None and queue["locked_at"] is None
+    assert await registered_ids(rconn) == {"gw-alive"}
+    assert (await job_row(rconn, alive_job))["locked_by"] == "gw-alive"
+
+
+async def test_fresh_worker_is_not_swept(rconn: asyncpg.Connection) -> None:
+    await register(rconn, "gw-fresh")
+    job_id = await add_locked_job(rconn, "gw-fresh", locked_ago="3 hours")
+    await age_heartbeat(rconn, "gw-fresh", "5 seconds")
+
+    result = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
+
+    assert result.worker_ids == [] and result.recovered_job_ids == []
+    assert (await job_row(rconn, job_id))["locked_by"] == "gw-fresh"
+    assert await registered_ids(rconn) == {"gw-fresh"}
+
+
+async def test_threshold_is_never_below_three_heartbeat_intervals_of_the_worker(
+    rconn: asyncpg.Connection,
+) -> None:
+    await register(rconn, "gw-slow-beat", interval=100)
+    await add_locked_job(rconn, "gw-slow-beat")
+    await age_heartbeat(rconn, "gw-slow-beat", "250 seconds")
+
+    assert (await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=0))).worker_ids == []
+
+    await age_heartbeat(rconn, "gw-slow-beat", "310 seconds")
+    result = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=0))
+    assert result.worker_ids == ["gw-slow-beat"]
+
+
+async def test_unregistered_lock_holder_is_never_swept(rconn: asyncpg.Connection) -> None:
+    reference_job = await add_locked_job(rconn, "pool-xyz", queue="ref-q", locked_ago="3h59m")
+    await register(rconn, "gw-dead")
+    dead_job = await add_locked_job(rconn, "gw-dead")
+    await age_heartbeat(rconn, "gw-dead", "1 hour")
+
+    result = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=0))
+
+    assert result.worker_ids == ["gw-dead"] and result.recovered_job_ids == [dead_job]
+    row = await job_row(rconn, reference_job)
+    assert row["locked_by"] == "pool-xyz" and row["attempts"] == 1
+    queue_holder = await rconn.fetchval(
+        "select locked_by from graphile_worker._private_job_queues where queue_name = 'ref-q'"
+    )
+    assert queue_holder == "pool-xyz"
+    holders = await recovery.list_unregistered_lock_holders(rconn, SCHEMA)
+    assert [(h.id, h.jobs_held) for h in holders] == [("pool-xyz", 1)]
+
+
+async def test_remove_job_on_a_dead_workers_job_is_not_undone(rconn: asyncpg.Connection) -> None:
+    await register(rconn, "gw-dead")
+    job_id = await add_locked_job(rconn, "gw-dead", key="k1", attempts=1)
+    await rconn.execute("select graphile_worker.remove_job('k1')")
+    await age_heartbeat(rconn, "gw-dead", "1 hour")
+
+    result = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
+
+    assert result.recovered_job_ids == [job_id]
+    row = await job_row(rconn, job_id)
+    assert row["locked_by"] is None
+    assert row["attempts"] == row["max_attempts"] and row["is_available"] is False
+
+
+async def test_final_attempt_of_a_dead_worker_runs_again(rconn: asyncpg.Connection) -> None:
+    await register(rconn, "gw-dead")
+    job_id = await add_locked_job(rconn, "gw-dead", attempts=1, max_attempts=1)
+    await age_heartbeat(rconn, "gw-dead", "1 hour")
+
+    await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
+
+    row = await job_row(rconn, job_id)
+    assert row["attempts"] == 0 and row["is_available"] is True
+
+
+async def test_resilient_flag_extends_the_threshold_of_its_worker(
+    rconn: asyncpg.Connection,
+) -> None:
+    await register(rconn, "gw-resilient")
+    flagged = await add_locked_job(
+        rconn, "gw-resilient", flags=[recovery.INFRASTRUCTURE_RESILIENT_FLAG]
+    )
+    other = await add_locked_job(rconn, "gw-resilient")
+    await register(rconn, "gw-plain")
+    await add_locked_job(rconn, "gw-plain")
+    await age_heartbeat(rconn, "gw-resilient", "120 seconds")
+    await age_heartbeat(rconn, "gw-plain", "120 seconds")
+    options = Sweep(threshold=60, resilient_sweep_threshold_multiplier=5)
+
+    assert (await recovery.sweep_stale_workers(rconn, SCHEMA, options)).worker_ids == ["gw-plain"]
+
+    await age_heartbeat(rconn, "gw-resilient", "301 seconds")
+    result = await recovery.sweep_stale_workers(rconn, SCHEMA, options)
+    assert result.worker_ids == ["gw-resilient"]
+    assert sorted(result.recovered_job_ids) == sorted([flagged, other])
+
+
+def test_job_has_resilient_flag() -> None:
+    class FakeJob:
+        def __init__(self, flags: dict[str, bool] | None) -> None:
+            self.flags = flags
+
+    assert recovery.job_has_resilient_flag(FakeJob({"infrastructure_resilient": True}))
+    assert not recovery.job_has_resilient_flag(FakeJob({"other": True}))
+    assert not recovery.job_has_resilient_flag(FakeJob(None))
+
+
+async def test_dry_run_reports_but_changes_nothing(rconn: asyncpg.Connection) -> None:
+    await register(rconn, "gw-dead")
+    job_id = await add_locked_job(rconn, "gw-dead", queue="q")
+    await age_heartbeat(rconn, "gw-dead", "1 hour")
+    before = await rconn.fetch("select * from graphile_worker._private_jobs order by id")
+
+    result = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60, dry_run=True))
+
+    assert result.dry_run and result.worker_ids == ["gw-dead"]
+    assert result.recovered_job_ids == [job_id] and result.unlocked_queue_names == ["q"]
+    assert await rconn.fetch("select * from graphile_worker._private_jobs order by id") == before
+    assert await registered_ids(rconn) == {"gw-dead"}
+    assert await rconn.fetchval(
+        "select locked_by from graphile_worker._private_job_queues where queue_name = 'q'"
+    ) == "gw-dead"
+
+
+async def test_second_sweeper_skips_while_the_sweep_lock_is_held(
+    rconn: asyncpg.Connection, db_url: str
+) -> None:
+    await register(rconn, "gw-dead")
+    await add_locked_job(rconn, "gw-dead")
+    await age_heartbeat(rconn, "gw-dead", "1 hour")
+    other = await asyncpg.connect(db_url)
+    try:
+        async with other.transaction():
+            assert await other.fetchval(queries.TRY_SWEEP_LOCK, queries.sweep_lock_key(SCHEMA))
+            skipped = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
+        assert skipped.skipped and skipped.worker_ids == []
+        assert await registered_ids(rconn) == {"gw-dead"}
+        done = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
+        assert done.worker_ids == ["gw-dead"]
+    finally:
+        await other.close()
+
+
+async def test_two_concurrent_sweepers_recover_each_job_once(
+    rconn: asyncpg.Connection, db_url: str
+) -> None:
+    for n in range(5):
+        await register(rconn, f"gw-dead-{n}")
+        await add_locked_job(rconn, f"gw-dead-{n}", attempts=2)
+        await age_heartbeat(rconn, f"gw-dead-{n}", "1 hour")
+    pool = await asyncpg.create_pool(db_url, min_size=2, max_size=2)
+    try:
+        results = await asyncio.gather(
+            recovery.sweep_stale_workers(pool, SCHEMA, Sweep(threshold=60)),
+            recovery.sweep_stale_workers(pool, SCHEMA, Sweep(threshold=60)),
+        )
+    finally:
+        await pool.close()
+    swept = [w for r in results for w in r.worker_ids]
+    assert sorted(swept) == [f"gw-dead-{n}" for n in range(5)]
+    attempts = await rconn.fetch("select attempts from graphile_worker._private_jobs")
+    assert [r["attempts"] for r in attempts] == [1] * 5
+
+
+async def test_sweep_wakes_idle_workers(rconn: asyncpg.Connection, db_url: str) -> None:
+    await register(rconn, "gw-dead")
+    await add_locked_job(rconn, "gw-dead")
+    await age_heartbeat(rconn, "gw-dead", "1 hour")
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(db_url)
+    try:
+        await listener.add_listener("jobs:insert", lambda *args: heard.put_nowait(args[3]))
+        await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
+        payload = json.loads(await asyncio.wait_for(heard.get(), timeout=10))
+    finally:
+        await listener.close()
+    assert payload["count"] == 1
+
+
+async def test_list_active_workers(rconn: asyncpg.Connection) -> None:
+    await register(rconn, "gw-a")
+    await register(rconn, "gw-b")
+    await add_locked_job(rconn, "gw-a", queue="qa")
+    await add_locked_job(rconn, "gw-a")
+    await age_heartbeat(rconn, "gw-b", "2 minutes")
+
+    rows = {row.id: row for row in await recovery.list_active_workers(rconn, SCHEMA, threshold=60)}
+
+    assert set(rows) == {"gw-a", "gw-b"}
+    assert (rows["gw-a"].jobs_held, rows["gw-a"].queues_held, rows["gw-a"].stale) == (2, 1, False)
+    assert (rows["gw-b"].jobs_held, rows["gw-b"].stale) == (0, True)
+    assert rows["gw-b"].heartbeat_age >= 119
+    assert rows["gw-a"].tasks == ["recovery_task"] and rows["gw-a"].threshold == 60
+
+
+async def test_register_again_keeps_started_at_and_heartbeat_reports_missing_row(
+    rconn: asyncpg.Connection,
+) -> None:
+    assert await recovery.register_worker(rconn, SCHEMA, "gw-x", heartbeat_interval=1)
+    assert not await recovery.register_worker(rconn, SCHEMA, "gw-x", heartbeat_interval=1)
+    assert await recovery.heartbeat(rconn, SCHEMA, "gw-x")
+    await recovery.deregister_worker(rconn, SCHEMA, "gw-x")
+    assert not await recovery.heartbeat(rconn, SCHEMA, "gw-x")
+
+
+def test_config_rejects_threshold_not_above_heartbeat() -> None:
+    with pytest.raises(ConfigError, match="sweep_threshold"):
+        recovery.WorkerRecoveryConfig(heartbeat_interval=10, sweep_threshold=5)
+    with pytest.raises(ConfigError, match="heartbeat_interval"):
+        recovery.WorkerRecoveryConfig(heartbeat_interval=0)
+
+
+FAST = recovery.WorkerRecoveryConfig(
+    heartbeat_interval=0.2, sweep_interval=0.5, sweep_threshold=3, recovery_delay=0
+)
+
+
+async def heartbeat_at(conn: asyncpg.Connection, worker_id: str) -> Any:
+    return await conn.fetchval(
+        "select last_heartbeat_at from graphile_worker._gw_workers where id = $1", worker_id
+    )
+
+
+async def test_heartbeat_survives_termination_of_its_connection(
+    rconn: asyncpg.Connection, db_url: str
+) -> None:
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        recovery.run_worker_recovery(
+            pool, SCHEMA, "gw-hb", FAST, stop=stop, tasks=["t"], url=db_url
+        )
+    )
+    try:
+        async def registered() -> bool:
+            return await heartbeat_at(rconn, "gw-hb") is not None
+
+        await eventually(registered)
+        killed = await rconn.fetch(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where application_name = 'gw-recovery gw-hb'"
+        )
+        assert [r[0] for r in killed] == [True]
+        after_kill = await rconn.fetchval("select now()")
+
+        async def beats_again() -> bool:
+            beat = await heartbeat_at(rconn, "gw-hb")
+            return beat is not None and beat > after_kill
+
+        await eventually(beats_again)
+        assert not task.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+        await pool.close()
+    assert await registered_ids(rconn) == set()
+
+
+async def test_heartbeat_registers_again_when_its_row_vanished(
+    rconn: asyncpg.Connection, db_url: str
+) -> None:
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        recovery.run_worker_recovery(pool, SCHEMA, "gw-back", FAST, stop=stop, tasks=["t"])
+    )
+    try:
+        async def registered() -> bool:
+            return await heartbeat_at(rconn, "gw-back") is not None
+
+        await eventually(registered)
+        await recovery.deregister_worker(rconn, SCHEMA, "gw-back")
+        await eventually(registered)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+        await pool.close()
+
+
+async def test_running_recovery_sweeps_a_dead_worker(
+    rconn: asyncpg.Connection, db_url: str
+) -> None:
+    await register(rconn, "gw-dead")
+    job_id = await add_locked_job(rconn, "gw-dead")
+    await age_heartbeat(rconn, "gw-dead", "1 minute")
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        recovery.run_worker_recovery(pool, SCHEMA, "gw-sweeper", FAST, stop=stop)
+    )
+    try:
+        async def recovered() -> bool:
+            return (await job_row(rconn, job_id))["locked_by"] is None
+
+        await eventually(recovered)
+        assert await registered_ids(rconn) == {"gw-sweeper"}
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+        await pool.close()
+
+
+LONG_TASK = """module.exports = async (payload, helpers) => {
+  await new Promise((resolve) => setTimeout(resolve, 60000));
+};
+"""
+
+
+@pytest.mark.interop
+async def test_real_reference_worker_is_never_swept(
+    rconn: asyncpg.Connection, db_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "long_task.js").write_text(LONG_TASK)
+    job_id = await rconn.fetchval("select id from graphile_worker.add_job('long_task')")
+    reference = await start_reference(db_url, "--jobs", "1", cwd=tmp_path)
+    try:
+        async def locked() -> bool:
+            return (await job_row(rconn, job_id))["locked_by"] is not None
+
+        await eventually(locked, timeout=30)
+        await register(rconn, "gw-dead")
+        await age_heartbeat(rconn, "gw-dead", "1 hour")
+        result = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=0))
+        assert result.worker_ids == ["gw-dead"] and result.recovered_job_ids == []
+        row = await job_row(rconn, job_id)
+        assert row["locked_by"].startswith("pool-") and row["attempts"] == 1
+    finally:
+        reference.send_signal(signal.SIGKILL)
+        await reference.wait()
