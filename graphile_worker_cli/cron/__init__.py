@@ -1,0 +1,36 @@
+"""Cron: crontab files and typed schedules, and the scheduler that turns them into jobs."""
+
+from __future__ import annotations
+
+from graphile_worker_cli.cron.builder import Cron, CronBuilder, parse_cron_input
+from graphile_worker_cli.cron.clock import Clock, MockClock, SystemClock
+from graphile_worker_cli.cron.matcher import CrontabTimer
+from graphile_worker_cli.cron.parser import (
+    check_unique_ids,
+    parse_crontab,
+    parse_crontab_file,
+    parse_crontab_line,
+)
+from graphile_worker_cli.cron.types import CronJobKeyMode, Crontab, CrontabFill
+from graphile_worker_cli.errors import CrontabError
+
+JobKeyMode = CronJobKeyMode
+
+__all__ = [
+    "Clock",
+    "Cron",
+    "CronBuilder",
+    "CronJobKeyMode",
+    "Crontab",
+    "CrontabError",
+    "CrontabFill",
+    "CrontabTimer",
+    "JobKeyMode",
+    "MockClock",
+    "SystemClock",
+    "check_unique_ids",
+    "parse_cron_input",
+    "parse_crontab",
+    "parse_crontab_file",
+    "parse_crontab_line",
+]

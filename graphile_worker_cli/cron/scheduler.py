@@ -1,0 +1,202 @@
+"""The cron scheduler: register, backfill, then one tick a minute, exactly once per fleet.
+
+On (re)start every item's id is looked up in ``_private_known_crontabs``. Unknown ids are
+registered as known from now and never backfilled. Known ids are backfilled minute by
+minute over their ``fill`` period, never before their last execution (or known_since).
+Then each minute is scheduled when it starts. A timer that fires early is waited out; one
+that fires late (a stalled loop, a suspended machine, a clock jumping forward) schedules
+the minutes it missed: those at most ``LATE_GRACE`` late as ordinary ticks, older ones only
+within the item's fill (and then marked backfilled). A clock that jumps backwards is waited
+out: a minute is never scheduled twice, here or anywhere, because claiming it moves
+``last_execution`` forward only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from graphile_worker_cli.cron.clock import Clock, SystemClock
+from graphile_worker_cli.cron.matcher import ONE_MINUTE, ceil_minute, floor_minute
+from graphile_worker_cli.cron.parser import check_unique_ids
+from graphile_worker_cli.cron.types import Crontab
+from graphile_worker_cli.errors import GraphileWorkerError
+from graphile_worker_cli.queries import cron as cron_queries
+
+log = logging.getLogger("gw.cron")
+
+LATE_GRACE = timedelta(minutes=2)
+RETRY_MIN_SECONDS = 0.2
+RETRY_MAX_SECONDS = 60.0
+RETRY_MULTIPLIER = 1.5
+
+_RETRYABLE = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+    GraphileWorkerError,
+)
+
+
+def format_ts(ts: datetime) -> str:
+    """A due time the way the reference writes ``_cron.ts``: 2030-01-01T08:00:00.000Z."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def cron_payload(item: Crontab, ts: datetime, backfilled: bool) -> dict[str, Any]:
+    """The item's payload plus ``_cron: {ts, backfilled}``."""
+    return {**(item.payload or {}), "_cron": {"ts": format_ts(ts), "backfilled": backfilled}}
+
+
+def _request(item: Crontab, ts: datetime, backfilled: bool) -> cron_queries.CronJobRequest:
+    return cron_queries.CronJobRequest(
+        identifier=item.identifier,
+        task_identifier=item.task_identifier,
+        payload=cron_payload(item, ts, backfilled),
+        queue_name=item.queue_name,
+        max_attempts=item.max_attempts,
+        job_key=item.job_key,
+        priority=item.priority,
+        job_key_mode=item.job_key_mode.value if item.job_key_mode else None,
+    )
+
+
+def retry_delay(attempt: int) -> float:
+    """Capped exponential backoff with jitter (attempt counts from 1)."""
+    base = min(RETRY_MAX_SECONDS, RETRY_MIN_SECONDS * RETRY_MULTIPLIER ** (attempt - 1))
+    return base * random.uniform(0.5, 1.0)
+
+
+async def run_scheduler(
+    pool: asyncpg.Pool,
+    schema: str,
+    crontabs: Sequence[Crontab],
+    *,
+    stop: asyncio.Event,
+    clock: Clock | None = None,
+    use_prepared: bool = True,
+) -> None:
+    """Schedule ``crontabs`` until ``stop`` is set. Database errors restart it (after a
+    capped backoff), and the restart backfills what was missed within each item's fill."""
+    del use_prepared  # asyncpg's statement cache decides; kept for the documented signature
+    check_unique_ids(crontabs)
+    if not crontabs:
+        return
+    scheduler = _Scheduler(pool, schema, list(crontabs), stop, clock or SystemClock())
+    attempt = 0
+    while not stop.is_set():
+        try:
+            await scheduler.run()
+            return
+        except _RETRYABLE as error:
+            attempt = 1 if scheduler.healthy else attempt + 1
+            scheduler.healthy = False
+            delay = retry_delay(attempt)
+            log.error(
+                "cron hit an error; restarting in %.1fs (attempt %d): %s", delay, attempt, error,
+                extra={"gw": {"attempt": attempt, "error": str(error)}},
+            )
+            resume_at = scheduler.clock.now() + timedelta(seconds=delay)
+            await scheduler.clock.sleep_until(resume_at, stop)
+
+
+class _Scheduler:
+    def __init__(
+        self, pool: asyncpg.Pool, schema: str, items: list[Crontab], stop: asyncio.Event,
+        clock: Clock,
+    ) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.items = items
+        self.stop = stop
+        self.clock = clock
+        self.healthy = False
+
+    async def run(self) -> None:
+        start = self.clock.now().astimezone(UTC)
+        await self.register_and_backfill(start)
+        next_ts = ceil_minute(start)
+        while not self.stop.is_set():
+            await self.clock.sleep_until(next_ts, self.stop)
+            if self.stop.is_set():
+                return
+            now = self.clock.now().astimezone(UTC)
+            current = floor_minute(now)
+            if current < next_ts:
+                continue  # early timer or a clock that went back: wait again
+            next_ts = await self.catch_up(next_ts, now)
+            self.healthy = True
+
+    async def register_and_backfill(self, start: datetime) -> None:
+        ids = [item.identifier for item in self.items]
+        known = {
+            row.identifier: row
+            for row in await cron_queries.fetch_known_crontabs(self.pool, self.schema, ids)
+        }
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            await cron_queries.register_crontabs(self.pool, self.schema, unknown, start)
+        not_before = {
+            ident: row.last_execution or row.known_since for ident, row in known.items()
+        }
+        candidates = [item for item in self.items if item.identifier in known]
+        longest = max((item.fill.duration for item in candidates), default=timedelta(0))
+        if not longest:
+            return
+        ts = ceil_minute(start - longest)
+        while ts < start and not self.stop.is_set():
+            due = [
+                item
+                for item in candidates
+                if item.fill.duration >= start - ts
+                and ts >= not_before[item.identifier]
+                and item.matches(ts)
+            ]
+            await self.schedule(ts, [(item, True) for item in due])
+            ts += ONE_MINUTE
+
+    async def catch_up(self, next_ts: datetime, now: datetime) -> datetime:
+        """Schedule every minute from ``next_ts`` to the current one; return the next."""
+        current = floor_minute(now)
+        horizon = max([LATE_GRACE, *(item.fill.duration for item in self.items)])
+        ts = max(next_ts, ceil_minute(now - horizon))
+        if ts > next_ts:
+            log.warning(
+                "cron timer fired %s late; minutes older than each item's fill are skipped",
+                now - next_ts,
+            )
+        while ts <= current:
+            late = now - ts
+            batch: list[tuple[Crontab, bool]] = []
+            for item in self.items:
+                if not item.matches(ts):
+                    continue
+                if late <= LATE_GRACE:
+                    batch.append((item, False))
+                elif item.fill.duration >= late:
+                    batch.append((item, True))
+            await self.schedule(ts, batch)
+            ts += ONE_MINUTE
+        return current + ONE_MINUTE
+
+    async def schedule(self, ts: datetime, batch: list[tuple[Crontab, bool]]) -> None:
+        if not batch:
+            return
+        requests = [_request(item, ts, backfilled) for item, backfilled in batch]
+        claimed = await cron_queries.schedule_cron_jobs(self.pool, self.schema, requests, ts)
+        for item, backfilled in batch:
+            if item.identifier in claimed:
+                log.debug(
+                    "cron scheduled %s for %s%s", item.identifier, format_ts(ts),
+                    " (backfill)" if backfilled else "",
+                    extra={"gw": {"cron_id": item.identifier, "task": item.task_identifier,
+                                  "job_id": claimed[item.identifier], "ts": format_ts(ts),
+                                  "backfilled": backfilled}},
+                )
