@@ -82,7 +82,7 @@ def job_from_record(
 ) -> Job:
     """Build a Job from a row that has ``_private_jobs`` columns (plus, optionally,
     ``task_identifier`` and ``queue_name`` columns)."""
-    keys = record.keys()
+    keys = set(record.keys())  # asyncpg returns an iterator
     return Job(
         id=record["id"],
         task_identifier=(
