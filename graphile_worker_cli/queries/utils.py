@@ -1,0 +1,142 @@
+"""SQL of the jobs API (``utils.WorkerUtils``): adding, settling and inspecting jobs.
+
+Business rules live in the schema's own functions (``add_job``, ``add_jobs``,
+``complete_jobs``...), so Node, SQL and Python callers behave the same; these statements only
+call them and resolve the names the rows point to. Every statement is a template with
+``{s}`` for the escaped schema: call ``render(template, schema)``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from graphile_worker_cli import db
+
+
+@lru_cache(maxsize=256)
+def render(template: str, schema: str) -> str:
+    """The statement with the schema name quoted safely in place of ``{s}``."""
+    return template.replace("{s}", db.escape_identifier(schema))
+
+
+# add_job: $1 identifier, $2 payload (JSON text), $3 queue_name, $4 run_at, $5 max_attempts,
+# $6 job_key, $7 priority, $8 flags, $9 job_key_mode. Returns the job row, or a row of nulls
+# when the keyed job was locked between the function's two steps (the reference's race).
+ADD_JOB = """
+select * from {s}.add_job(
+  identifier => $1::text,
+  payload => $2::json,
+  queue_name => $3::text,
+  run_at => $4::timestamptz,
+  max_attempts => $5::int,
+  job_key => $6::text,
+  priority => $7::int,
+  flags => $8::text[],
+  job_key_mode => $9::text
+)
+"""
+
+# add_jobs: $1 JSON array of job_spec objects, $2 job_key_preserve_run_at.
+ADD_JOBS = """
+select * from {s}.add_jobs(
+  array(select json_populate_recordset(null::{s}.job_spec, $1::json)),
+  $2::boolean
+)
+"""
+
+# Names of tasks ($1 ids) and queues ($2 ids), in a statement of its own so it sees rows
+# that add_job created in the statement before.
+RESOLVE_NAMES = """
+select 'task' as kind, id, identifier as name
+from {s}._private_tasks where id = any($1::int[])
+union all
+select 'queue' as kind, id, queue_name as name
+from {s}._private_job_queues where id = any($2::int[])
+"""
+
+_WITH_NAMES = """
+select jobs.*, tasks.identifier as task_identifier, job_queues.queue_name
+from changed as jobs
+left join {s}._private_tasks as tasks on tasks.id = jobs.task_id
+left join {s}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
+order by jobs.id
+"""
+
+# complete_jobs: $1 job ids. Deletes unlocked (or stale-locked) jobs, returns them.
+COMPLETE_JOBS = (
+    "with changed as (select * from {s}.complete_jobs($1::bigint[]))" + _WITH_NAMES
+)
+
+# permanently_fail_jobs: $1 job ids, $2 reason.
+PERMANENTLY_FAIL_JOBS = (
+    "with changed as (select * from {s}.permanently_fail_jobs($1::bigint[], $2::text))"
+    + _WITH_NAMES
+)
+
+# permanently_fail_jobs with the function's default reason: $1 job ids.
+PERMANENTLY_FAIL_JOBS_DEFAULT_REASON = (
+    "with changed as (select * from {s}.permanently_fail_jobs($1::bigint[]))" + _WITH_NAMES
+)
+
+# reschedule_jobs: $1 job ids, $2 run_at, $3 priority, $4 attempts, $5 max_attempts.
+RESCHEDULE_JOBS = (
+    "with changed as (select * from {s}.reschedule_jobs($1::bigint[],"
+    " run_at => $2::timestamptz, priority => $3::int, attempts => $4::int,"
+    " max_attempts => $5::int))" + _WITH_NAMES
+)
+
+# remove_job: $1 job key. Returns the deleted (or, if locked, detached) job or nulls.
+REMOVE_JOB = "with changed as (select * from {s}.remove_job($1::text))" + _WITH_NAMES
+
+# force_unlock_workers: $1 worker ids.
+FORCE_UNLOCK_WORKERS = "select {s}.force_unlock_workers($1::text[])"
+
+# Cleanup. `not exists` instead of `not in`: a null in the subquery would make `not in`
+# match nothing at all.
+DELETE_PERMAFAILED_JOBS = """
+delete from {s}._private_jobs as jobs
+where jobs.attempts >= jobs.max_attempts
+and jobs.locked_at is null
+"""
+
+# $1 task identifiers to keep.
+GC_TASK_IDENTIFIERS = """
+delete from {s}._private_tasks as tasks
+where not exists (select 1 from {s}._private_jobs as jobs where jobs.task_id = tasks.id)
+and not exists (select 1 from unnest($1::text[]) as keep(identifier)
+                where keep.identifier = tasks.identifier)
+"""
+
+GC_JOB_QUEUES = """
+delete from {s}._private_job_queues as job_queues
+where job_queues.locked_at is null
+and not exists (select 1 from {s}._private_jobs as jobs
+                where jobs.job_queue_id = job_queues.id)
+"""
+
+_SELECT_JOBS = """
+select jobs.*, tasks.identifier as task_identifier, job_queues.queue_name
+from {s}._private_jobs as jobs
+left join {s}._private_tasks as tasks on tasks.id = jobs.task_id
+left join {s}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
+"""
+
+# get_job: $1 job id.
+GET_JOB = _SELECT_JOBS + "where jobs.id = $1::bigint"
+
+# list_jobs: $1 task identifier, $2 queue name, $3 state, $4 limit (each filter null = any).
+# States: locked (held by a worker), failed (out of attempts, not locked), scheduled
+# (available, run_at in the future), ready (available now).
+LIST_JOBS = _SELECT_JOBS + """
+where ($1::text is null or tasks.identifier = $1::text)
+and ($2::text is null or job_queues.queue_name = $2::text)
+and (
+  $3::text is null
+  or ($3::text = 'locked' and jobs.locked_at is not null)
+  or ($3::text = 'failed' and jobs.locked_at is null and jobs.attempts >= jobs.max_attempts)
+  or ($3::text = 'scheduled' and jobs.is_available and jobs.run_at > now())
+  or ($3::text = 'ready' and jobs.is_available and jobs.run_at <= now())
+)
+order by jobs.id
+limit $4::bigint
+"""
