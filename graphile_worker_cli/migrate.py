@@ -1,24 +1,345 @@
-"""SKELETON — the migrations owner replaces this. Temporarily migrates with the reference."""
+"""Migrations: the 20 steps of Graphile Worker 0.18.0's schema, then gw's own.
+
+The reference's steps live in ``sql/migrations/NNNNNN.sql`` and are recorded in the
+``migrations`` ledger exactly as the reference records them, so Node and Python workers can
+migrate the same database in any order. gw's own additions live in
+``sql/gw/NNNNNN_name.sql`` and are recorded in a separate ledger, ``_gw_migrations``: they
+never take a number in ``migrations``, so a future reference migration 21 cannot collide
+with them.
+
+Every step runs in its own transaction and inserts its ledger row first. Two processes
+migrating at once therefore never both apply a step: the second one blocks on the row, and
+when the first commits it gets a unique violation and treats the step as done.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 
-_REFERENCE = Path(__file__).parent.parent / "tests/interop/node_modules/graphile-worker/dist/cli.js"
+from graphile_worker_cli import db
+from graphile_worker_cli.errors import (
+    MigrationError,
+    SchemaTooNewError,
+    UnsupportedServerError,
+)
+
+logger = logging.getLogger("gw.migrate")
+
+LATEST_MIGRATION = 20
+BREAKING_MIGRATIONS: tuple[int, ...] = (1, 3, 11, 13, 14, 16, 19)
+MINIMUM_SERVER_VERSION_NUM = 120000
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+REFERENCE_MIGRATIONS_DIR = SQL_DIR / "migrations"
+GW_MIGRATIONS_DIR = SQL_DIR / "gw"
+
+LEDGER_TABLE = "migrations"
+GW_LEDGER_TABLE = "_gw_migrations"
+MIGRATE_CHANNEL = "worker:migrate"
+SCHEMA_PLACEHOLDER = "__SCHEMA__"
+
+_REFERENCE_FILE = re.compile(r"^(\d{6})\.sql$")
+_GW_FILE = re.compile(r"^(\d{6})_([a-z0-9_]+)\.sql$")
+
+# "Someone else created it" (a concurrent migrator won a race) and "it does not exist".
+_CLASH_CODES = frozenset({"23505", "42P06", "42P07", "42710"})
+_LOCKED_JOBS_CODE = "GWL11"
+_BOOTSTRAP_ATTEMPTS = 5
 
 
-async def migrate(conn: asyncpg.Connection, schema: str = "graphile_worker") -> None:
-    params = conn.get_settings()
-    del params
-    addr = conn._addr  # noqa: SLF001
-    db = conn._params.database  # noqa: SLF001
-    user = conn._params.user  # noqa: SLF001
-    url = f"postgres://{user}@{addr[0]}:{addr[1]}/{db}"
-    proc = await asyncio.create_subprocess_exec(
-        "node", str(_REFERENCE), "-c", url, "--schema-only",
-        env={"GRAPHILE_WORKER_SCHEMA": schema, "PATH": "/usr/bin:/usr/local/bin"},
+@dataclass(frozen=True)
+class Migration:
+    """One migration file."""
+
+    number: int
+    name: str
+    path: Path
+    breaking: bool = False
+
+    def sql(self, schema: str) -> str:
+        """The file's SQL for ``schema`` (the placeholder replaced by the quoted name)."""
+        text = self.path.read_text(encoding="utf-8")
+        return text.replace(SCHEMA_PLACEHOLDER, db.escape_identifier(schema))
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """Where a schema stands. ``None`` means no ledger (or an empty one)."""
+
+    schema: str
+    latest: int | None
+    latest_breaking: int | None
+    gw_latest: int | None
+
+    @property
+    def too_new(self) -> bool:
+        return self.latest_breaking is not None and self.latest_breaking > LATEST_MIGRATION
+
+    @property
+    def newer_non_breaking(self) -> bool:
+        return not self.too_new and self.latest is not None and self.latest > LATEST_MIGRATION
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """What one ``apply_migrations`` call did, and the status it left."""
+
+    status: MigrationStatus
+    applied: list[int] = field(default_factory=list)
+    gw_applied: list[int] = field(default_factory=list)
+
+
+def reference_migrations(directory: Path = REFERENCE_MIGRATIONS_DIR) -> list[Migration]:
+    """The reference's steps, in order, with their breaking flags."""
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _REFERENCE_FILE.match(path.name)
+        if match is None:
+            raise MigrationError(f"unexpected migration file {path.name!r} in {directory}")
+        number = int(match.group(1))
+        found.append(Migration(number, path.stem, path, number in BREAKING_MIGRATIONS))
+    numbers = [migration.number for migration in found]
+    if numbers != list(range(1, LATEST_MIGRATION + 1)):
+        raise MigrationError(f"gw's migration files are incomplete: found {numbers}")
+    return found
+
+
+def gw_migrations(directory: Path = GW_MIGRATIONS_DIR) -> list[Migration]:
+    """gw's own migrations (``NNNNNN_name.sql``), in order; zero files is fine."""
+    if not directory.is_dir():
+        return []
+    found: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = _GW_FILE.match(path.name)
+        if match is None:
+            raise MigrationError(
+                f"bad gw migration file name {path.name!r}: expected NNNNNN_name.sql"
+            )
+        number = int(match.group(1))
+        if number in found:
+            raise MigrationError(f"two gw migrations are numbered {number} in {directory}")
+        found[number] = Migration(number, match.group(2), path)
+    return [found[number] for number in sorted(found)]
+
+
+def advisory_lock_key(schema: str) -> int:
+    """The advisory lock that serialises bootstrapping a schema (a signed 64-bit int)."""
+    digest = hashlib.sha256(f"gw:migrate:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def migrate(conn: asyncpg.Connection, schema: str = db.DEFAULT_SCHEMA) -> None:
+    """Bring ``schema`` up to date: the reference's 20 steps, then gw's own."""
+    await apply_migrations(conn, schema)
+
+
+async def apply_migrations(
+    conn: asyncpg.Connection,
+    schema: str = db.DEFAULT_SCHEMA,
+    *,
+    gw_migrations_dir: Path | None = None,
+) -> MigrationResult:
+    """Migrate and report what was applied. Raises SchemaTooNewError (exit code 57) when
+    the database has a breaking migration newer than this release knows."""
+    await _check_server_version(conn)
+    gw_steps = gw_migrations(gw_migrations_dir or GW_MIGRATIONS_DIR)
+    steps = reference_migrations()
+    try:
+        await _ensure_ledgers(conn, schema)
+        before = await migration_status(conn, schema)
+        _check_not_too_new(before, gw_steps)
+        applied = await _run_steps(conn, schema, steps, before.latest, gw=False)
+        gw_applied = await _run_steps(conn, schema, gw_steps, before.gw_latest, gw=True)
+        after = await migration_status(conn, schema)
+    except asyncpg.PostgresError as error:
+        raise MigrationError(f"migrating schema {schema!r} failed: {_one_line(error)}") from error
+    if applied or gw_applied:
+        logger.info(
+            "schema %s migrated to %s (applied %d now)", schema, after.latest, len(applied)
+        )
+    return MigrationResult(after, applied, gw_applied)
+
+
+async def migration_status(
+    conn: asyncpg.Connection, schema: str = db.DEFAULT_SCHEMA
+) -> MigrationStatus:
+    """Read where ``schema`` stands without changing anything."""
+    quoted = db.escape_identifier(schema)
+    has_ledger, has_breaking, has_gw_ledger = await _ledger_shape(conn, schema)
+    latest = latest_breaking = gw_latest = None
+    if has_ledger:
+        breaking = "max(id) filter (where breaking)" if has_breaking else "null::int"
+        ledger = await conn.fetchrow(
+            f"select max(id) as latest, {breaking} as latest_breaking "
+            f"from {quoted}.{LEDGER_TABLE}"
+        )
+        assert ledger is not None
+        latest, latest_breaking = ledger["latest"], ledger["latest_breaking"]
+    if has_gw_ledger:
+        gw_latest = await conn.fetchval(f"select max(id) from {quoted}.{GW_LEDGER_TABLE}")
+    return MigrationStatus(schema, latest, latest_breaking, gw_latest)
+
+
+async def _check_server_version(conn: asyncpg.Connection) -> None:
+    version = int(await conn.fetchval("select current_setting('server_version_num')"))
+    if version < MINIMUM_SERVER_VERSION_NUM:
+        raise UnsupportedServerError(
+            f"PostgreSQL 12 or newer is required (the server reports version number {version})"
+        )
+
+
+def _check_not_too_new(status: MigrationStatus, gw_steps: Sequence[Migration]) -> None:
+    if status.too_new:
+        raise SchemaTooNewError(
+            f"schema {status.schema!r} is at migration {status.latest}, which includes "
+            f"breaking migration {status.latest_breaking}; this gw supports up to "
+            f"{LATEST_MIGRATION}. Upgrade gw, or stop running it against this database"
+        )
+    if status.newer_non_breaking:
+        logger.warning(
+            "schema %s is at migration %s, newer than this gw knows (%d); the newer "
+            "migrations are not breaking, so gw continues, but check your versions",
+            status.schema, status.latest, LATEST_MIGRATION,
+        )
+    known_gw = max((step.number for step in gw_steps), default=0)
+    if status.gw_latest is not None and status.gw_latest > known_gw:
+        logger.warning(
+            "schema %s has gw migration %s, newer than this gw knows (%d)",
+            status.schema, status.gw_latest, known_gw,
+        )
+
+
+async def _ensure_ledgers(conn: asyncpg.Connection, schema: str) -> None:
+    """Create the schema and both ledgers when missing; add the ``breaking`` column to a
+    ledger made by a release older than 0.16. Concurrent callers are serialised by an
+    advisory lock; a clash with a migrator that does not take it (the Node reference)
+    is retried."""
+    status = await _ledger_shape(conn, schema)
+    if status == (True, True, True):
+        return
+    quoted = db.escape_identifier(schema)
+    for attempt in range(_BOOTSTRAP_ATTEMPTS):
+        try:
+            async with conn.transaction():
+                await conn.execute("select pg_advisory_xact_lock($1)", advisory_lock_key(schema))
+                await conn.execute(_bootstrap_sql(quoted))
+                await conn.execute(
+                    f"update {quoted}.{LEDGER_TABLE} set breaking = true "
+                    "where id = any($1::int[]) and not breaking",
+                    list(BREAKING_MIGRATIONS),
+                )
+            return
+        except asyncpg.PostgresError as error:
+            if error.sqlstate not in _CLASH_CODES or attempt == _BOOTSTRAP_ATTEMPTS - 1:
+                raise
+
+
+async def _ledger_shape(conn: asyncpg.Connection, schema: str) -> tuple[bool, bool, bool]:
+    quoted = db.escape_identifier(schema)
+    row = await conn.fetchrow(
+        """
+        select to_regclass($1) is not null,
+               exists(select 1 from pg_attribute
+                       where attrelid = to_regclass($1) and attname = 'breaking'
+                         and not attisdropped),
+               to_regclass($2) is not null
+        """,
+        f"{quoted}.{LEDGER_TABLE}",
+        f"{quoted}.{GW_LEDGER_TABLE}",
     )
-    assert await proc.wait() == 0
+    assert row is not None
+    return bool(row[0]), bool(row[1]), bool(row[2])
+
+
+def _bootstrap_sql(quoted: str) -> str:
+    return f"""
+        create schema if not exists {quoted};
+        create table if not exists {quoted}.{LEDGER_TABLE} (
+          id int primary key,
+          ts timestamptz default now() not null
+        );
+        alter table {quoted}.{LEDGER_TABLE}
+          add column if not exists breaking boolean not null default false;
+        create table if not exists {quoted}.{GW_LEDGER_TABLE} (
+          id int primary key,
+          name text not null,
+          ts timestamptz not null default now()
+        );
+    """
+
+
+async def _run_steps(
+    conn: asyncpg.Connection,
+    schema: str,
+    steps: Sequence[Migration],
+    latest: int | None,
+    *,
+    gw: bool,
+) -> list[int]:
+    """Apply the steps newer than ``latest``; returns the numbers this call applied."""
+    applied = []
+    for step in steps:
+        if latest is not None and step.number <= latest:
+            continue
+        if await _run_step(conn, schema, step, gw=gw):
+            applied.append(step.number)
+    return applied
+
+
+async def _run_step(conn: asyncpg.Connection, schema: str, step: Migration, *, gw: bool) -> bool:
+    """Apply one step in its own transaction; False when another process already did."""
+    quoted = db.escape_identifier(schema)
+    sql = step.sql(schema)
+    recorded = False
+    try:
+        async with conn.transaction():
+            if gw:
+                await conn.execute(
+                    f"insert into {quoted}.{GW_LEDGER_TABLE} (id, name) values ($1, $2)",
+                    step.number, step.name,
+                )
+            else:
+                await conn.execute(
+                    f"insert into {quoted}.{LEDGER_TABLE} (id, breaking) values ($1, $2)",
+                    step.number, step.breaking,
+                )
+            recorded = True
+            await conn.execute(sql)
+            if not gw:
+                payload = {"migrationNumber": step.number, "breaking": step.breaking}
+                await conn.execute(
+                    "select pg_notify($1, $2)",
+                    MIGRATE_CHANNEL,
+                    json.dumps(payload, separators=(",", ":")),
+                )
+    except asyncpg.UniqueViolationError:
+        if recorded:
+            raise
+        logger.debug("migration %s of schema %s was applied by another process", step.name, schema)
+        return False
+    except asyncpg.PostgresError as error:
+        if error.sqlstate == _LOCKED_JOBS_CODE:
+            raise MigrationError(
+                f"migration 11 of schema {schema!r} cannot run while jobs are locked by "
+                "running workers (locked less than 4 hours ago): stop every worker cleanly, "
+                "or wait until their locks are older than 4 hours, then migrate again"
+            ) from error
+        kind = "gw migration" if gw else "migration"
+        raise MigrationError(
+            f"{kind} {step.name} of schema {schema!r} failed: {_one_line(error)}"
+        ) from error
+    logger.debug("applied %s %s", "gw migration" if gw else "migration", step.name)
+    return True
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
