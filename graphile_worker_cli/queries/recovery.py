@@ -107,6 +107,25 @@ group by j.locked_by
 order by min(j.locked_at), j.locked_by"""
 
 
+SCHEMA_STATE = f"""
+select
+  to_regclass($1::text || '._private_jobs') is not null as migrated,
+  to_regclass($1::text || '.{REGISTRY_TABLE}') is not null as has_registry"""
+"""$1 escaped schema. Whether the schema is migrated and has gw's worker registry."""
+
+
+@lru_cache(maxsize=64)
+def count_locked_jobs(schema: str) -> str:
+    """$1 worker ids text[]. How many jobs these workers hold."""
+    return f"select count(*)::int from {schema}._private_jobs where locked_by = any($1::text[])"
+
+
+@lru_cache(maxsize=64)
+def force_unlock_workers(schema: str) -> str:
+    """$1 worker ids text[]. The schema's own function: unlocks their jobs and queues."""
+    return f"select {schema}.force_unlock_workers($1::text[])"
+
+
 TRY_SWEEP_LOCK = "select pg_try_advisory_xact_lock($1::bigint)"
 
 
