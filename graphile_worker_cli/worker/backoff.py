@@ -1,0 +1,15 @@
+"""Capped exponential backoff with jitter, for every "the database went away, try again"."""
+
+from __future__ import annotations
+
+import random
+
+BASE_SECONDS = 0.1
+CAP_SECONDS = 30.0
+
+
+def delay(attempt: int, *, base: float = BASE_SECONDS, cap: float = CAP_SECONDS) -> float:
+    """Seconds to wait before retry number ``attempt`` (1, 2, ...): exponential, capped,
+    and jittered between half and the full value so a fleet does not retry in step."""
+    ceiling = min(cap, base * 2 ** max(0, min(attempt, 30) - 1))
+    return float(ceiling * random.uniform(0.5, 1.0))

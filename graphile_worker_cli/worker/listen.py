@@ -1,0 +1,115 @@
+"""LISTEN on ``jobs:insert`` and ``worker:migrate`` over one dedicated connection.
+
+The connection is reopened with capped, jittered backoff whenever it drops. Each time it
+is (re)established ``on_connected`` runs: notifications may have been missed meanwhile,
+so the worker should look for jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from graphile_worker_cli.errors import GraphileWorkerError
+from graphile_worker_cli.worker import backoff
+
+log = logging.getLogger("gw.worker")
+
+JOBS_INSERT = "jobs:insert"
+WORKER_MIGRATE = "worker:migrate"
+LISTEN_BACKOFF_CAP = 60.0
+
+Connect = Callable[[], Awaitable[asyncpg.Connection]]
+Release = Callable[[asyncpg.Connection], Awaitable[None]]
+
+
+def _decode(payload: str) -> dict[str, Any]:
+    try:
+        value = json.loads(payload)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class Listener:
+    """Calls ``on_insert(count)`` for each ``jobs:insert`` and ``on_migrate(number,
+    breaking)`` for each ``worker:migrate``; ``run()`` returns only when cancelled."""
+
+    def __init__(
+        self,
+        *,
+        connect: Connect,
+        release: Release,
+        on_insert: Callable[[int], None],
+        on_migrate: Callable[[int | None, bool], None],
+        on_connected: Callable[[], None],
+    ) -> None:
+        self._connect = connect
+        self._release = release
+        self._on_insert = on_insert
+        self._on_migrate = on_migrate
+        self._on_connected = on_connected
+
+    def _jobs_insert(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        count = _decode(payload).get("count", 1)
+        self._on_insert(count if isinstance(count, int) else 1)
+
+    def _worker_migrate(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        data = _decode(payload)
+        number = data.get("migrationNumber")
+        self._on_migrate(number if isinstance(number, int) else None, data.get("breaking") is True)
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._listen_once()
+                failures = 0
+                log.warning(
+                    "listen connection lost; reconnecting",
+                    extra={"gw": {"action": "listen_lost"}},
+                )
+                await asyncio.sleep(backoff.delay(1, base=0.05))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    GraphileWorkerError) as error:
+                failures += 1
+                wait = backoff.delay(failures, base=0.05, cap=LISTEN_BACKOFF_CAP)
+                log.warning(
+                    "listen connection failed (%s); retrying in %.1fs", error, wait,
+                    extra={"gw": {"action": "listen_retry", "attempt": failures}},
+                )
+                await asyncio.sleep(wait)
+
+    async def _listen_once(self) -> None:
+        conn = await self._connect()
+        lost = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _c: lost.set())
+            await conn.add_listener(JOBS_INSERT, self._jobs_insert)
+            await conn.add_listener(WORKER_MIGRATE, self._worker_migrate)
+            log.debug("listening for new jobs", extra={"gw": {"action": "listen"}})
+            self._on_connected()
+            await self._wait_until_lost(conn, lost)
+        finally:
+            if not conn.is_closed():
+                try:
+                    await conn.remove_listener(JOBS_INSERT, self._jobs_insert)
+                    await conn.remove_listener(WORKER_MIGRATE, self._worker_migrate)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    pass
+            await self._release(conn)
+
+    @staticmethod
+    async def _wait_until_lost(conn: asyncpg.Connection, lost: asyncio.Event) -> None:
+        # The termination listener fires when the server closes the socket; the periodic
+        # ping also catches a half-open connection that never sees a FIN.
+        while not lost.is_set():
+            try:
+                await asyncio.wait_for(lost.wait(), timeout=30.0)
+            except TimeoutError:
+                await asyncio.wait_for(conn.execute("select 1"), timeout=10.0)

@@ -1,0 +1,508 @@
+"""``Worker``: the loop that fetches jobs, runs them within the concurrency bound, settles
+their outcomes, and shuts down without losing or double-running anything.
+
+One loop decides when to fetch. It wakes on a ``jobs:insert`` notification, a finished
+job, the poll timer, or a shutdown request, and fetches at most as many jobs as there are
+free slots. ``self._active`` (job id -> running job) is the one source of truth for how
+many slots are taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from graphile_worker_cli import context, db, migrate, tasks
+from graphile_worker_cli.errors import DatabaseError, GraphileWorkerError, SchemaTooNewError
+from graphile_worker_cli.job import Job
+from graphile_worker_cli.queries import worker as queries
+from graphile_worker_cli.worker import backoff
+from graphile_worker_cli.worker.listen import Listener
+from graphile_worker_cli.worker.settle import Settler
+from graphile_worker_cli.worker.shutdown import ShutdownSignal, os_signal_handlers
+
+if TYPE_CHECKING:
+    from graphile_worker_cli.worker.options import WorkerOptions
+
+log = logging.getLogger("gw.worker")
+
+STALE_LOCK_FIRST_WITHIN = 60.0
+STALE_LOCK_EVERY = (480.0, 600.0)
+SETTLE_DRAIN_TIMEOUT = 15.0
+_RETRYABLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)
+# Errors no retry can fix: undefined table/function (schema not migrated), permissions...
+_FATAL = (asyncpg.exceptions.SyntaxOrAccessError,)
+
+
+@dataclass(slots=True)
+class _Running:
+    job: Job
+    task: asyncio.Task[None]
+    abort: context.AbortSignal
+
+
+class Worker:
+    """A worker ready to run; made by ``await WorkerOptions(...).init()``."""
+
+    def __init__(
+        self,
+        options: WorkerOptions,
+        pool: asyncpg.Pool,
+        *,
+        task_ids: dict[str, int],
+        worker_id: str,
+        owns_pool: bool = False,
+    ) -> None:
+        self.options = options
+        self.pool = pool
+        self.schema = options.schema
+        self.worker_id = worker_id
+        self.stopping = asyncio.Event()
+        """Set when the worker stops fetching (cron stops scheduling on it)."""
+        self.settled = asyncio.Event()
+        """Set once every running job finished or was handed back and its outcome written
+        (heartbeat/recovery side tasks stop on it: after it, this worker holds no locks)."""
+        self._owns_pool = owns_pool
+        self._task_ids = list(task_ids.values())
+        self._task_names = {task_id: name for name, task_id in task_ids.items()}
+        self._active: dict[int, _Running] = {}
+        self._settler = Settler(pool, self.schema, worker_id)
+        self._shutdown = options.shutdown_signal or ShutdownSignal()
+        self._hurry = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        self._demand = options.concurrency
+        self._orphans_possible = False
+        self._exit_error: GraphileWorkerError | None = None
+        self._started = False
+        self.jobs_run = 0
+
+    # -- public API -----------------------------------------------------------------------
+    @property
+    def concurrency(self) -> int:
+        return self.options.concurrency
+
+    @property
+    def task_count(self) -> int:
+        return len(self._task_ids)
+
+    def request_shutdown(self, reason: str = "shutdown requested") -> None:
+        """Stop gracefully; a second call cuts the grace period short. Thread-safe."""
+        self._shutdown.set(reason)
+
+    async def run(self) -> None:
+        """Run until a shutdown is requested (or a signal arrives); then wind down.
+
+        Raises ``SchemaTooNewError`` after a graceful stop caused by a breaking migration,
+        and ``GraphileWorkerError`` when a supervised side task crashed.
+        """
+        await self._run(once=False)
+
+    async def run_once(self) -> None:
+        """Run every job that is runnable now (including ones those jobs add), then return."""
+        await self._run(once=True)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def _run(self, *, once: bool) -> None:
+        if self._started:
+            raise RuntimeError("a Worker runs only once; build a new one with options.init()")
+        self._started = True
+        handlers = (
+            os_signal_handlers(self._on_os_signal)
+            if self.options.listen_os_shutdown_signals
+            else contextlib.nullcontext()
+        )
+        watcher = asyncio.get_running_loop().create_task(self._watch_shutdown())
+        try:
+            with handlers:
+                await self._supervise(once)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await self._close()
+        if self._exit_error is not None:
+            raise self._exit_error
+
+    async def _supervise(self, once: bool) -> None:
+        log.info(
+            "worker %s started: %d task(s), concurrency %d, schema %s%s",
+            self.worker_id, self.task_count, self.concurrency, self.schema,
+            " (run once)" if once else "",
+            extra={"gw": {"action": "worker_start", "worker_id": self.worker_id,
+                          "tasks": self.task_count, "concurrency": self.concurrency,
+                          "schema": self.schema}},
+        )
+        loop = asyncio.get_running_loop()
+        side: dict[asyncio.Task[None], str] = {}
+        if once:
+            await self._reset_stale_locks()
+        else:
+            for name, coroutine in self._side_tasks():
+                side[loop.create_task(coroutine, name=name)] = name
+        fetch_loop = loop.create_task(self._fetch_loop(once), name="fetch-loop")
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    {fetch_loop, *side}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if fetch_loop in done:
+                    break
+                for task in done:
+                    self._side_task_ended(side.pop(task), task)
+            fetch_loop.result()
+            await self._wind_down()
+        except BaseException:
+            fetch_loop.cancel()
+            self._shutdown.set("worker cancelled")
+            self._shutdown.set("worker cancelled")
+            self.stopping.set()
+            self._hurry.set()
+            await self._wind_down()
+            raise
+        finally:
+            self.stopping.set()
+            self.settled.set()
+            await self._stop_side_tasks(side)
+        log.info(
+            "worker %s stopped after %d job(s)", self.worker_id, self.jobs_run,
+            extra={"gw": {"action": "worker_stop", "worker_id": self.worker_id}},
+        )
+
+    def _side_tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        listener = Listener(
+            connect=self._listen_connect,
+            release=self._listen_release,
+            on_insert=self._on_jobs_inserted,
+            on_migrate=self._on_migration,
+            on_connected=self._on_listen_connected,
+        )
+        items: list[tuple[str, Coroutine[Any, Any, None]]] = [
+            ("listener", listener.run()),
+            ("stale-lock-reset", self._stale_lock_loop()),
+        ]
+        if self.options.crontabs:
+            from graphile_worker_cli.cron import scheduler
+
+            items.append((
+                "cron",
+                scheduler.run_scheduler(
+                    self.pool, self.schema, self.options.crontabs, stop=self.stopping,
+                    use_prepared=self.options.prepared_statements,
+                ),
+            ))
+        # Recovery, metrics and plugins hook in here through options.side_tasks.
+        for index, side_task in enumerate(self.options.side_tasks):
+            name = getattr(side_task, "__name__", f"side-task-{index}")
+            items.append((name, side_task(self)))
+        return items
+
+    def _side_task_ended(self, name: str, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            error: BaseException | None = asyncio.CancelledError()
+        else:
+            error = task.exception()
+        if error is None:
+            return
+        log.error(
+            "%s failed: %s; shutting down", name, error, exc_info=error,
+            extra={"gw": {"action": "side_task_failed", "side_task": name}},
+        )
+        if self._exit_error is None:
+            self._exit_error = GraphileWorkerError(f"the worker's {name} failed: {error}")
+        self.request_shutdown(f"{name} failed")
+
+    async def _stop_side_tasks(self, side: dict[asyncio.Task[None], str]) -> None:
+        if not side:
+            return
+        _done, pending = await asyncio.wait(side, timeout=5.0)
+        for task in pending:
+            task.cancel()
+        for task in side:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _close(self) -> None:
+        if self._owns_pool:
+            try:
+                await asyncio.wait_for(self.pool.close(), timeout=10.0)
+            except (TimeoutError, *_RETRYABLE):
+                self.pool.terminate()
+
+    # -- shutdown ---------------------------------------------------------------------------
+    async def _watch_shutdown(self) -> None:
+        await self._shutdown.wait()
+        log.info(
+            "stopping (%s): no new jobs will be fetched", self._shutdown.reason,
+            extra={"gw": {"action": "shutdown", "reason": self._shutdown.reason}},
+        )
+        self.stopping.set()
+        self._wakeup.set()
+        await self._shutdown.wait(times=2)
+        self._hurry.set()
+
+    def _on_os_signal(self, sig: signal.Signals) -> None:
+        if self._shutdown.is_set():
+            log.warning("received %s again: aborting running jobs now", sig.name)
+        else:
+            log.warning(
+                "received %s: finishing running jobs (up to %gs); send it again to stop now",
+                sig.name, self.options.shutdown_grace_period,
+            )
+        self._shutdown.set(f"received {sig.name}")
+
+    async def _wind_down(self) -> None:
+        """Let running jobs finish within the grace period, then abort and hand back the
+        rest without using up an attempt; finally wait for every write to land."""
+        running = [r.task for r in self._active.values()]
+        if running:
+            log.info(
+                "waiting up to %gs for %d running job(s)",
+                self.options.shutdown_grace_period, len(running),
+            )
+            hurry = asyncio.get_running_loop().create_task(self._hurry.wait())
+            everything: asyncio.Future[Any] = asyncio.gather(*running, return_exceptions=True)
+            await asyncio.wait(
+                [hurry, everything], timeout=self.options.shutdown_grace_period,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            hurry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hurry
+        left = list(self._active.values())
+        for running_job in left:
+            running_job.abort.set("worker shutdown")
+            running_job.task.cancel()
+        if left:
+            log.warning(
+                "aborted %d job(s) still running; they will be retried in %gs",
+                len(left), self.options.shutdown_interrupted_job_retry_delay,
+            )
+            await asyncio.wait([r.task for r in left], timeout=SETTLE_DRAIN_TIMEOUT)
+        unsettled = await self._settler.drain(SETTLE_DRAIN_TIMEOUT)
+        if unsettled:
+            log.error(
+                "%d job outcome(s) could not be written before exit; those jobs stay "
+                "locked by %s until the 4-hour stale-lock reset (or `gw workers unlock`)",
+                len(unsettled), self.worker_id,
+            )
+            for task in unsettled:
+                task.cancel()
+
+    # -- notifications ----------------------------------------------------------------------
+    async def _listen_connect(self) -> asyncpg.Connection:
+        if self.options.database_url:
+            return await db.connect(self.options.database_url)
+        conn: asyncpg.Connection = await self.pool.acquire()
+        return conn
+
+    async def _listen_release(self, conn: asyncpg.Connection) -> None:
+        if self.options.database_url:
+            with contextlib.suppress(*_RETRYABLE):
+                await asyncio.wait_for(conn.close(), timeout=5.0)
+            if not conn.is_closed():
+                conn.terminate()
+        else:
+            with contextlib.suppress(*_RETRYABLE):
+                await self.pool.release(conn)
+
+    def _on_jobs_inserted(self, count: int) -> None:
+        if count > 0:
+            self._demand = min(self.concurrency, self._demand + count)
+            self._wakeup.set()
+
+    def _on_listen_connected(self) -> None:
+        self._demand = self.concurrency
+        self._wakeup.set()
+
+    def _on_migration(self, number: int | None, breaking: bool) -> None:
+        if not breaking:
+            return
+        message = (
+            f"another process applied breaking migration {number} "
+            f"(this gw knows up to {migrate.LATEST_MIGRATION}); upgrade gw"
+        )
+        log.error("%s; shutting down", message)
+        if self._exit_error is None:
+            self._exit_error = SchemaTooNewError(message)
+        self.request_shutdown("breaking migration")
+
+    # -- fetching ---------------------------------------------------------------------------
+    async def _fetch_loop(self, once: bool) -> None:
+        loop = asyncio.get_running_loop()
+        poll = self.options.poll_interval
+        next_poll = loop.time() + poll
+        while not self.stopping.is_set():
+            self._wakeup.clear()
+            if not once and loop.time() >= next_poll:
+                self._demand = self.concurrency
+                next_poll = loop.time() + poll
+            want = min(self.concurrency - len(self._active), self._demand)
+            if want > 0:
+                # Consume the demand first: nudges that arrive while the fetch is in flight
+                # (a job finishing, a notification) must survive it.
+                self._demand = 0
+                jobs = await self._fetch(want)
+                for job in jobs:
+                    self._start(job)
+                if len(jobs) == want:
+                    self._demand = self.concurrency  # there may be more
+                continue
+            if once and not self._active:
+                return
+            timeout = None if once else max(0.0, next_poll - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    async def _fetch(self, want: int) -> list[Job]:
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                async with self.pool.acquire() as conn:
+                    if self._orphans_possible:
+                        await queries.return_orphans(
+                            conn, self.schema, self.worker_id, list(self._active)
+                        )
+                        self._orphans_possible = False
+                    return await queries.fetch_jobs(
+                        conn, self.schema, self.worker_id, self._task_ids, want,
+                        self.options.forbidden_flags, self._task_names,
+                    )
+            except _FATAL as error:
+                raise DatabaseError(f"fetching jobs failed: {error}") from error
+            except _RETRYABLE as error:
+                # The statement may have committed with its reply lost: the jobs it locked
+                # are ours, and get handed back before the next fetch.
+                self._orphans_possible = True
+                failures += 1
+                wait = backoff.delay(failures)
+                log.warning(
+                    "fetching jobs failed (%s); retrying in %.1fs", error, wait,
+                    extra={"gw": {"action": "fetch_retry", "attempt": failures}},
+                )
+                await self._sleep_unless_stopping(wait)
+        return []
+
+    async def _sleep_unless_stopping(self, seconds: float) -> bool:
+        """Sleep; return True early if the worker starts stopping."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- running one job --------------------------------------------------------------------
+    def _start(self, job: Job) -> None:
+        abort = context.AbortSignal()
+        task = asyncio.get_running_loop().create_task(self._run_job(job, abort))
+        self._active[job.id] = _Running(job, task, abort)
+        task.add_done_callback(lambda t: self._job_done(job.id, t))
+
+    def _job_done(self, job_id: int, task: asyncio.Task[None]) -> None:
+        self._active.pop(job_id, None)
+        self.jobs_run += 1
+        if not task.cancelled() and task.exception() is not None:
+            log.error("bug: job %d's runner raised", job_id, exc_info=task.exception())
+        self._demand = min(self.concurrency, self._demand + 1)
+        self._wakeup.set()
+
+    async def _run_job(self, job: Job, abort: context.AbortSignal) -> None:
+        loop = asyncio.get_running_loop()
+        fields: dict[str, Any] = {
+            "job_id": job.id, "task": job.task_identifier, "queue": job.queue_name,
+            "attempt": job.attempts, "max_attempts": job.max_attempts,
+        }
+        started = loop.time()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("→ job %d %s started (attempt %d/%d)", job.id, job.task_identifier,
+                      job.attempts, job.max_attempts, extra={"gw": {"action": "start", **fields}})
+        try:
+            outcome = await self._execute(job, abort)
+        except asyncio.CancelledError:
+            settle = self._settler.give_back(
+                [job.id], self.options.shutdown_interrupted_job_retry_delay
+            )
+            log.warning(
+                "↻ job %d %s interrupted by shutdown; rescheduled without using an attempt",
+                job.id, job.task_identifier, extra={"gw": {"action": "interrupted", **fields}},
+            )
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            await _shielded(settle)
+            return
+        fields["duration_ms"] = round((loop.time() - started) * 1000, 1)
+        if isinstance(outcome, tasks.TaskFailure):
+            await _shielded(self._settler.fail([_failure(job, outcome)]))
+            self._log_failure(job, outcome, fields)
+        else:
+            await _shielded(self._settler.complete([job.id]))
+            if log.isEnabledFor(logging.INFO):
+                log.info("✓ job %d %s completed in %.1fms", job.id, job.task_identifier,
+                         fields["duration_ms"], extra={"gw": {"action": "complete", **fields}})
+
+    async def _execute(self, job: Job, abort: context.AbortSignal) -> tasks.TaskOutcome:
+        try:
+            definition = self.options.tasks[job.task_identifier]
+        except KeyError:
+            return tasks.TaskFailure(f"unknown task {job.task_identifier!r}")
+        ctx = context.WorkerContext(
+            job=job, pool=self.pool, schema=self.schema, worker_id=self.worker_id,
+            extensions=self.options.extensions, abort_signal=abort,
+        )
+        try:
+            return await definition(ctx)
+        except Exception as error:  # TaskDefinition should not raise; be safe anyway
+            return tasks.TaskFailure(f"{type(error).__name__}: {error}")
+
+    @staticmethod
+    def _log_failure(job: Job, outcome: tasks.TaskFailure, fields: dict[str, Any]) -> None:
+        final = job.attempts >= job.max_attempts
+        fields = {**fields, "error": outcome.message, "final": final}
+        if final:
+            log.error("✗ job %d %s failed permanently after %d attempt(s): %s", job.id,
+                      job.task_identifier, job.attempts, outcome.message,
+                      extra={"gw": {"action": "fail", **fields}})
+        else:
+            log.warning("! job %d %s failed (attempt %d/%d), will retry: %s", job.id,
+                        job.task_identifier, job.attempts, job.max_attempts, outcome.message,
+                        extra={"gw": {"action": "fail", **fields}})
+
+    # -- stale locks ------------------------------------------------------------------------
+    async def _stale_lock_loop(self) -> None:
+        delay = random.uniform(0.0, STALE_LOCK_FIRST_WITHIN)
+        while not await self._sleep_unless_stopping(delay):
+            await self._reset_stale_locks()
+            delay = random.uniform(*STALE_LOCK_EVERY)
+
+    async def _reset_stale_locks(self) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                await queries.reset_stale_locks(conn, self.schema)
+        except _FATAL as error:
+            raise DatabaseError(f"resetting stale locks failed: {error}") from error
+        except _RETRYABLE as error:
+            log.warning("resetting stale locks failed (%s); will try again later", error)
+
+
+def _failure(job: Job, outcome: tasks.TaskFailure) -> queries.Failure:
+    replacement = outcome.replacement_payload
+    replace = replacement is not tasks.NO_REPLACEMENT
+    return queries.Failure(
+        job_id=job.id, message=outcome.message,
+        replacement_payload=replacement if replace else None, replace_payload=replace,
+    )
+
+
+async def _shielded(settle: asyncio.Task[None]) -> None:
+    """Wait for a write; if we are cancelled meanwhile, the write still completes (the
+    settler tracks it and shutdown waits for it)."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(settle)
