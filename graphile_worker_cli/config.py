@@ -261,6 +261,12 @@ def read_toml(path: Path) -> dict[str, Any]:
     for key, value in raw.items():
         canonical = _canonical_key(key)
         if canonical is None:
+            if isinstance(value, dict):
+                # A [table] header: gw's keys live at the top level of the file.
+                raise ConfigError(
+                    f"{path}: unknown table [{key}] (gw's keys go at the top level, "
+                    f"before any [table] header; known keys: {', '.join(KEYS)})"
+                )
             raise ConfigError(f"{path}: {_unknown_key_message(key)}")
         if canonical in values:
             raise ConfigError(f'{path}: key "{key}" is given twice (also as "{canonical}")')

@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from graphile_worker_cli import config
 from graphile_worker_cli.errors import EXIT_FAILURE, GraphileWorkerError
@@ -29,11 +30,19 @@ ConnectionOption = Annotated[
 ]
 SchemaOption = Annotated[
     str | None,
-    typer.Option("--schema", help="Graphile Worker schema (default graphile_worker).", show_default=False),
+    typer.Option(
+        "--schema",
+        help="Graphile Worker schema (default graphile_worker; env GRAPHILE_WORKER_SCHEMA).",
+        show_default=False,
+    ),
 ]
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", help="TOML config file (default ./worker.toml when present).", show_default=False),
+    typer.Option(
+        "--config",
+        help="TOML config file (default ./worker.toml when present).",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
@@ -44,15 +53,24 @@ stderr = Console(stderr=True)
 def load_settings(
     connection: str | None, schema: str | None, config_path: Path | None, **overrides: Any
 ) -> config.Settings:
-    """Settings from every source, with these CLI values on top (None means not given)."""
-    return config.load_settings(
-        config_path, {"database_url": connection, "schema": schema, **overrides}
-    )
+    """Settings from every source, with these CLI values on top (None means not given).
+
+    A bad value anywhere is one error line and exit code 2, never a traceback.
+    """
+    try:
+        return config.load_settings(
+            config_path, {"database_url": connection, "schema": schema, **overrides}
+        )
+    except GraphileWorkerError as error:
+        fail(error.message, error.exit_code)
 
 
 def fail(message: str, exit_code: int = EXIT_FAILURE) -> NoReturn:
     """Print one error line to stderr and exit."""
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    # The message is escaped: it may quote user text with brackets (TOML tables, lists).
+    stderr.print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True
+    )
     raise typer.Exit(exit_code)
 
 
