@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Self
 
 import asyncpg
 
-from graphile_worker_cli import db, job, migrate, payloads
+from graphile_worker_cli import db, job, migrate, payloads, recovery
 from graphile_worker_cli.errors import (
     BadInputError,
     DatabaseError,
@@ -539,6 +539,25 @@ class WorkerUtils:
             raise BadInputError(f"invalid worker ids {worker_ids!r}: expected a list of strings")
         async with self._connection(conn) as c:
             await self._fetch(c, queries.FORCE_UNLOCK_WORKERS, ids)
+
+    async def list_active_workers(
+        self, *, threshold: float | None = None, conn: asyncpg.Connection | None = None
+    ) -> list[recovery.ActiveWorkerRow]:
+        """Registered gw workers: heartbeat age, jobs held, stale or not (see ``recovery``)."""
+        async with self._connection(conn) as c:
+            with _database_errors(self._schema):
+                return await recovery.list_active_workers(c, self._schema, threshold=threshold)
+
+    async def sweep_stale_workers(
+        self,
+        options: recovery.SweepStaleWorkersOptions | None = None,
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> recovery.SweepStaleWorkersResult:
+        """Give the jobs of dead registered workers back to the queue (see ``recovery``)."""
+        async with self._connection(conn) as c:
+            with _database_errors(self._schema):
+                return await recovery.sweep_stale_workers(c, self._schema, options)
 
     # -- maintenance
 
