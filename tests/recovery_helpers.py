@@ -5,24 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import asyncpg
 
 from graphile_worker_cli import db
 
-REGISTRY_SQL = (
-    Path(__file__).resolve().parent.parent
-    / "graphile_worker_cli/sql/gw/000001_worker_registry.sql"
-)
 SCHEMA = "graphile_worker"
 
 
 async def ensure_registry(conn: asyncpg.Connection, schema: str = SCHEMA) -> None:
-    """Apply gw's registry migration unless migrate.migrate already did."""
+    """migrate.migrate creates gw's registry; make sure the test database has it."""
     qualified = f"{db.escape_identifier(schema)}._gw_workers"
-    if await conn.fetchval("select to_regclass($1)", qualified) is None:
-        await conn.execute(REGISTRY_SQL.read_text().replace("__SCHEMA__", db.escape_identifier(schema)))
+    assert await conn.fetchval("select to_regclass($1)", qualified) is not None
 
 
 async def add_locked_job(
@@ -45,7 +39,8 @@ async def add_locked_job(
     await conn.execute(
         "update graphile_worker._private_jobs set locked_by = $1,"
         " locked_at = now() - $2::text::interval, attempts = $3,"
-        " run_at = now() - $2::text::interval, updated_at = now() - $2::text::interval - interval '1 second'"
+        " run_at = now() - $2::text::interval,"
+        " updated_at = now() - $2::text::interval - interval '1 second'"
         " where id = $4",
         worker_id, locked_ago, attempts, job_id,
     )

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphile_worker_cli import recovery
+from graphile_worker_cli import migrate, recovery, utils
 from graphile_worker_cli.errors import ConfigError
 from graphile_worker_cli.queries import recovery as queries
 from tests.interop.reference import start_reference
@@ -283,6 +283,41 @@ async def test_register_again_keeps_started_at_and_heartbeat_reports_missing_row
     assert await recovery.heartbeat(rconn, SCHEMA, "gw-x")
     await recovery.deregister_worker(rconn, SCHEMA, "gw-x")
     assert not await recovery.heartbeat(rconn, SCHEMA, "gw-x")
+
+
+async def test_worker_utils_delegates(rconn: asyncpg.Connection, db_url: str) -> None:
+    await register(rconn, "gw-dead")
+    await add_locked_job(rconn, "gw-dead")
+    await age_heartbeat(rconn, "gw-dead", "1 hour")
+    async with await utils.WorkerUtils.connect(db_url) as worker_utils:
+        listed = await worker_utils.list_active_workers(threshold=60)
+        assert [(row.id, row.stale, row.jobs_held) for row in listed] == [("gw-dead", True, 1)]
+        result = await worker_utils.sweep_stale_workers(Sweep(threshold=60))
+    assert result.worker_ids == ["gw-dead"] and len(result.recovered_job_ids) == 1
+
+
+async def test_registry_in_an_odd_schema_name(empty_db_url: str) -> None:
+    schema = 'odd "name"'
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        await migrate.migrate(conn, schema)
+        assert await conn.fetchval(
+            "select count(*) from pg_tables where schemaname = $1 and tablename = '_gw_workers'",
+            schema,
+        ) == 1
+        assert await conn.fetchval(
+            'select count(*) from "odd ""name""".migrations where id > 20'
+        ) == 0
+        await recovery.register_worker(conn, schema, "gw-odd", heartbeat_interval=1)
+        await conn.execute(
+            'update "odd ""name"""._gw_workers'
+            " set last_heartbeat_at = now() - interval '1 hour'"
+        )
+        assert [r.id for r in await recovery.list_active_workers(conn, schema)] == ["gw-odd"]
+        result = await recovery.sweep_stale_workers(conn, schema, Sweep(threshold=60))
+        assert result.worker_ids == ["gw-odd"]
+    finally:
+        await conn.close()
 
 
 def test_config_rejects_threshold_not_above_heartbeat() -> None:
