@@ -66,6 +66,14 @@ class MockClock:
                 future.set_result(None)
         self._signal()
 
+    def wake_early(self) -> None:
+        """Wake every sleeper without moving the time (a timer that fires too soon)."""
+        sleepers, self._sleepers = self._sleepers, []
+        for _, future in sleepers:
+            if not future.done():
+                future.set_result(None)
+        self._signal()
+
     def advance(self, delta: timedelta) -> None:
         self.set(self._now + delta)
 

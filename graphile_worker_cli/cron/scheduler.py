@@ -26,7 +26,7 @@ from graphile_worker_cli.cron.clock import Clock, SystemClock
 from graphile_worker_cli.cron.matcher import ONE_MINUTE, ceil_minute, floor_minute
 from graphile_worker_cli.cron.parser import check_unique_ids
 from graphile_worker_cli.cron.types import Crontab
-from graphile_worker_cli.errors import GraphileWorkerError
+from graphile_worker_cli.errors import CrontabError
 from graphile_worker_cli.queries import cron as cron_queries
 
 log = logging.getLogger("gw.cron")
@@ -36,13 +36,10 @@ RETRY_MIN_SECONDS = 0.2
 RETRY_MAX_SECONDS = 60.0
 RETRY_MULTIPLIER = 1.5
 
-_RETRYABLE = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-    TimeoutError,
-    GraphileWorkerError,
-)
+# Errors that mean a bug in gw rather than trouble with the database: these propagate.
+# Everything else (driver errors, including asyncpg's internal client errors after a
+# dropped connection, network errors, timeouts) restarts the scheduler after a backoff.
+_BUGS = (TypeError, AttributeError, NameError, AssertionError, LookupError, CrontabError)
 
 
 def format_ts(ts: datetime) -> str:
@@ -95,7 +92,9 @@ async def run_scheduler(
         try:
             await scheduler.run()
             return
-        except _RETRYABLE as error:
+        except Exception as error:
+            if isinstance(error, _BUGS):
+                raise
             attempt = 1 if scheduler.healthy else attempt + 1
             scheduler.healthy = False
             delay = retry_delay(attempt)

@@ -1,0 +1,327 @@
+"""The cron scheduler on a real database, driven by a MockClock (no real minutes waited)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from graphile_worker_cli import db
+from graphile_worker_cli.cron import Crontab, MockClock, parse_crontab
+from graphile_worker_cli.cron.scheduler import run_scheduler
+
+SCHEMA = "graphile_worker"
+T0 = datetime(2030, 1, 6, 12, 0, 30, tzinfo=UTC)  # a Sunday, 30 s into the minute
+
+
+def at(hour: int, minute: int, day: int = 6) -> datetime:
+    return datetime(2030, 1, day, hour, minute, tzinfo=UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.create_pool(db_url, min_size=1, max_size=3)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def scheduling(
+    pool: asyncpg.Pool, crontabs: list[Crontab], clock: MockClock
+) -> AsyncIterator[asyncio.Task[None]]:
+    """Run a scheduler until the block ends; on entry it has registered and backfilled."""
+    stop = asyncio.Event()
+    before = clock.sleepers
+    task = asyncio.create_task(run_scheduler(pool, SCHEMA, crontabs, stop=stop, clock=clock))
+    try:
+        await clock.wait_for_sleepers(before + 1)
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def step(clock: MockClock, to: datetime, sleepers: int = 1) -> None:
+    """Move the clock and wait until every scheduler has done its work and sleeps again."""
+    clock.set(to)
+    await clock.wait_for_sleepers(sleepers)
+
+
+async def cron_jobs(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "select t.identifier as task, p.payload, j.run_at, j.queue_name, j.priority, "
+        "j.max_attempts, j.key, j.revision "
+        "from graphile_worker.jobs j join graphile_worker._private_jobs p using (id) "
+        "join graphile_worker._private_tasks t on t.id = p.task_id "
+        "order by j.run_at, t.identifier"
+    )
+    jobs = []
+    for row in rows:
+        job = dict(row)
+        job["payload"] = json.loads(row["payload"])
+        jobs.append(job)
+    return jobs
+
+
+def stamps(jobs: list[dict[str, Any]], task: str | None = None) -> list[tuple[str, bool]]:
+    return [
+        (job["payload"]["_cron"]["ts"], job["payload"]["_cron"]["backfilled"])
+        for job in jobs
+        if task is None or job["task"] == task
+    ]
+
+
+async def set_known(
+    conn: asyncpg.Connection, identifier: str, known_since: datetime,
+    last_execution: datetime | None,
+) -> None:
+    await conn.execute(
+        "insert into graphile_worker._private_known_crontabs values ($1, $2, $3)",
+        identifier, known_since, last_execution,
+    )
+
+
+# -- registration and backfill --------------------------------------------------------------
+
+
+async def test_new_item_is_registered_and_never_backfilled(
+    pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    clock = MockClock(T0)
+    items = parse_crontab("* * * * * tick ?fill=1w")
+    async with scheduling(pool, items, clock):
+        row = await conn.fetchrow("select * from graphile_worker._private_known_crontabs")
+        assert row is not None
+        assert (row["identifier"], row["known_since"], row["last_execution"]) == ("tick", T0, None)
+        assert await cron_jobs(conn) == []
+        await step(clock, at(12, 1))
+        jobs = await cron_jobs(conn)
+    assert stamps(jobs) == [(iso(at(12, 1)), False)]
+    assert jobs[0]["run_at"] == at(12, 1)
+
+
+async def test_backfill_fills_due_minutes_of_the_fill_period_only(
+    pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    # Known since 3 hours ago, last run 2 hours ago, fill 1h: the last hour is filled.
+    await set_known(conn, "every5", T0 - timedelta(hours=3), at(10, 0))
+    # Last run 20 minutes ago: filled from there on, not from an hour ago.
+    await set_known(conn, "recent", T0 - timedelta(hours=3), at(11, 40))
+    items = parse_crontab(
+        "*/5 * * * * report ?id=every5&fill=1h {kind: 'five'}\n"
+        "*/5 * * * * report ?id=recent&fill=1h\n"
+    )
+    clock = MockClock(T0)
+    async with scheduling(pool, items, clock):
+        jobs = await cron_jobs(conn)
+    five = [j for j in jobs if j["payload"].get("kind") == "five"]
+    recent = [j for j in jobs if "kind" not in j["payload"]]
+    assert stamps(five) == [(iso(at(11, m)), True) for m in range(5, 60, 5)] + [
+        (iso(at(12, 0)), True)
+    ]
+    assert [j["run_at"] for j in five] == [at(11, m) for m in range(5, 60, 5)] + [at(12, 0)]
+    assert stamps(recent) == [(iso(at(11, m)), True) for m in (45, 50, 55)] + [
+        (iso(at(12, 0)), True)
+    ]
+    last = await conn.fetch(
+        "select identifier, last_execution from graphile_worker._private_known_crontabs "
+        "order by identifier"
+    )
+    assert [(r["identifier"], r["last_execution"]) for r in last] == [
+        ("every5", at(12, 0)), ("recent", at(12, 0)),
+    ]
+
+
+async def test_backfill_is_keyed_by_id_not_by_task_identifier(
+    pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    # A row named after the task exists; the item's id is new, so nothing is backfilled.
+    await set_known(conn, "mailer", T0 - timedelta(hours=3), at(10, 0))
+    await set_known(conn, "known_id", T0 - timedelta(hours=3), at(11, 57))
+    items = parse_crontab(
+        "* * * * * mailer ?id=new_id&fill=1h {which: 'new'}\n"
+        "* * * * * mailer ?id=known_id&fill=1h {which: 'known'}\n"
+    )
+    clock = MockClock(T0)
+    async with scheduling(pool, items, clock):
+        jobs = await cron_jobs(conn)
+        known_since = await conn.fetchval(
+            "select known_since from graphile_worker._private_known_crontabs "
+            "where identifier = 'new_id'"
+        )
+    assert known_since == T0
+    assert [(j["payload"]["which"], *stamps([j])[0]) for j in jobs] == [
+        ("known", iso(at(11, 58)), True),
+        ("known", iso(at(11, 59)), True),
+        ("known", iso(at(12, 0)), True),
+    ]
+
+
+# -- ticks, payloads, options ---------------------------------------------------------------
+
+
+async def test_tick_adds_job_with_payload_and_options(
+    pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    items = parse_crontab(
+        "* * * * * send/digest ?max=3&queue=mail&priority=-2&jobKey=digest"
+        " {to: 'ops', _cron: 'overwritten'}"
+    )
+    clock = MockClock(T0)
+    async with scheduling(pool, items, clock):
+        await step(clock, at(12, 1))
+        first = await cron_jobs(conn)
+        await step(clock, at(12, 2))
+        second = await cron_jobs(conn)
+    assert len(first) == 1
+    job = first[0]
+    assert job["task"] == "send/digest"
+    assert job["payload"] == {"to": "ops", "_cron": {"ts": iso(at(12, 1)), "backfilled": False}}
+    assert (job["queue_name"], job["priority"], job["max_attempts"], job["key"]) == (
+        "mail", -2, 3, "digest",
+    )
+    # jobKey (mode replace): the second tick replaced the same job, run_at included.
+    assert len(second) == 1
+    assert second[0]["revision"] == 1
+    assert second[0]["run_at"] == at(12, 2)
+
+
+async def test_day_of_week_zero_fires_on_sunday_in_utc_whatever_the_local_zone(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 2030-01-06 is a Sunday in UTC; in Pacific/Kiritimati (UTC+14) it is already Monday.
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
+    time.tzset()
+    try:
+        items = parse_crontab(
+            "1 12 * * 0 on_sunday\n1 12 * * 1 on_monday\n"
+            "2 2 * * 1 local_monday ?tz=Pacific/Kiritimati\n"
+        )
+        clock = MockClock(T0)
+        async with scheduling(pool, items, clock):
+            await step(clock, at(12, 1))
+            await step(clock, at(12, 2))
+            jobs = await cron_jobs(conn)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert [(j["task"], j["run_at"]) for j in jobs] == [
+        ("on_sunday", at(12, 1)), ("local_monday", at(12, 2)),
+    ]
+    assert os.environ.get("TZ") is None
+
+
+# -- late, early and jumping clocks ---------------------------------------------------------
+
+
+async def test_forward_jump_catches_up_within_fill_and_not_beyond(
+    pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    items = parse_crontab("* * * * * filled ?fill=5m\n* * * * * unfilled\n")
+    clock = MockClock(T0)
+    async with scheduling(pool, items, clock):
+        await step(clock, at(12, 1))
+        await step(clock, at(12, 11) + timedelta(seconds=30))  # jumps 10.5 minutes
+        jobs = await cron_jobs(conn)
+    # Up to 2 minutes late is an ordinary tick; older minutes only within the fill (5m).
+    assert stamps(jobs, "filled") == [
+        (iso(at(12, 1)), False),
+        (iso(at(12, 7)), True),
+        (iso(at(12, 8)), True),
+        (iso(at(12, 9)), True),
+        (iso(at(12, 10)), False),
+        (iso(at(12, 11)), False),
+    ]
+    assert stamps(jobs, "unfilled") == [
+        (iso(at(12, 1)), False), (iso(at(12, 10)), False), (iso(at(12, 11)), False),
+    ]
+
+
+async def test_backward_jump_and_early_timer_never_schedule_twice(
+    pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    items = parse_crontab("* * * * * tick\n")
+    clock = MockClock(T0)
+    async with scheduling(pool, items, clock):
+        await step(clock, at(12, 1))
+        await step(clock, at(11, 50))  # the clock goes back 11 minutes
+        await step(clock, at(11, 59) + timedelta(seconds=59))
+        clock.wake_early()  # a timer that fires before its minute
+        await clock.wait_for_sleepers(1)
+        assert stamps(await cron_jobs(conn)) == [(iso(at(12, 1)), False)]
+        await step(clock, at(12, 2))
+        jobs = await cron_jobs(conn)
+    assert stamps(jobs) == [(iso(at(12, 1)), False), (iso(at(12, 2)), False)]
+
+
+async def test_restarts_after_database_error_and_backfills_the_gap(
+    pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    items = parse_crontab("* * * * * tick ?fill=5m\n")
+    clock = MockClock(T0)
+    async with scheduling(pool, items, clock) as task:
+        await step(clock, at(12, 1))
+        # Kill every connection of the scheduler's pool: the next tick fails.
+        await conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where datname = current_database() and pid <> pg_backend_pid()"
+        )
+        await step(clock, at(12, 2))  # the tick fails; it now waits out its backoff
+        await step(clock, at(12, 3))  # restart: backfills 12:02, then ticks 12:03
+        assert not task.done()
+        jobs = await cron_jobs(conn)
+    assert stamps(jobs) == [
+        (iso(at(12, 1)), False), (iso(at(12, 2)), True), (iso(at(12, 3)), False),
+    ]
+
+
+# -- exactly once ---------------------------------------------------------------------------
+
+
+async def test_three_schedulers_schedule_each_tick_exactly_once(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    await set_known(conn, "every", T0 - timedelta(days=1), at(11, 30))
+    items = parse_crontab(
+        "* * * * * every ?fill=1h\n*/3 * * * * third ?fill=1h\n0 * * * * hourly\n"
+    )
+    clock = MockClock(T0)
+    pools = [await db.create_pool(db_url, min_size=1, max_size=2) for _ in range(3)]
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(run_scheduler(p, SCHEMA, items, stop=stop, clock=clock))
+        for p in pools
+    ]
+    try:
+        await clock.wait_for_sleepers(3)
+        for minute in range(1, 31):
+            await step(clock, at(12, 0) + timedelta(minutes=minute, seconds=1), sleepers=3)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        for p in pools:
+            await p.close()
+    jobs = await cron_jobs(conn)
+    every = stamps(jobs, "every")
+    assert every == [(iso(at(11, m)), True) for m in range(31, 60)] + [
+        (iso(at(12, 0)), True)
+    ] + [(iso(at(12, m)), False) for m in range(1, 31)]
+    assert stamps(jobs, "third") == [(iso(at(12, m)), False) for m in range(3, 31, 3)]
+    assert stamps(jobs, "hourly") == []
+    # Any duplicate would show up as a repeated (task, ts) pair.
+    pairs = [(j["task"], j["payload"]["_cron"]["ts"]) for j in jobs]
+    assert len(pairs) == len(set(pairs))
