@@ -8,16 +8,19 @@ with ``WorkerOptions.add_extension``, and the signal that fires when the job mus
 from __future__ import annotations
 
 import asyncio
-import importlib
+import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
 from graphile_worker_cli import job as jobs
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import utils as worker_utils
 
 T = TypeVar("T")
 
@@ -207,7 +210,7 @@ class WorkerContext:
         else:
             self.logger = logger
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._utils: Any = None
+        self._utils: worker_utils.WorkerUtils | None = None
 
     # Job fields -------------------------------------------------------------------------
 
@@ -252,10 +255,14 @@ class WorkerContext:
 
     # Database -----------------------------------------------------------------------------
 
-    def _worker_utils(self) -> Any:
+    @property
+    def utils(self) -> worker_utils.WorkerUtils:
+        """A ``WorkerUtils`` on the worker's pool and schema (every scheduling and admin
+        operation: add_raw_job, add_batch_job, remove_job, ...)."""
         if self._utils is None:
-            # Imported on first use: utils sits above this layer (it imports job, queries).
-            utils = importlib.import_module("graphile_worker_cli.utils")
+            # Imported on first use: utils sits in the layer above this one.
+            from graphile_worker_cli import utils
+
             self._utils = utils.WorkerUtils(self.pool, schema=self.schema)
         return self._utils
 
@@ -268,21 +275,19 @@ class WorkerContext:
         conn: asyncpg.Connection | None = None,
     ) -> jobs.Job:
         """Queue another job (same database and schema as this worker)."""
-        job: jobs.Job = await self._worker_utils().add_job(identifier, payload, spec, conn=conn)
-        return job
+        return await self.utils.add_job(identifier, payload, spec, conn=conn)
 
     async def add_jobs(
         self,
-        specs: Sequence[Any],
+        specs: Sequence[worker_utils.JobInput],
         *,
         conn: asyncpg.Connection | None = None,
         job_key_preserve_run_at: bool = False,
     ) -> list[jobs.Job]:
         """Queue several jobs in one statement (see ``WorkerUtils.add_jobs``)."""
-        added: list[jobs.Job] = await self._worker_utils().add_jobs(
+        return await self.utils.add_jobs(
             specs, conn=conn, job_key_preserve_run_at=job_key_preserve_run_at
         )
-        return added
 
     async def query(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run one SQL statement on the worker's pool and return its rows."""
@@ -300,14 +305,19 @@ class WorkerContext:
         """From a sync handler running in a thread, run ``awaitable`` (e.g.
         ``ctx.add_job(...)``) on the worker's loop and wait for its result."""
         loop = self._loop
-        if loop is None:
-            raise RuntimeError("run_coroutine is for sync handlers run by the worker")
         try:
-            running = asyncio.get_running_loop()
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is loop:
-            raise RuntimeError("run_coroutine would block the event loop; use await instead")
+        problem = None
+        if loop is None:
+            problem = "run_coroutine is for sync handlers run by the worker"
+        elif running is loop:
+            problem = "run_coroutine would block the event loop; use await instead"
+        if problem is not None or loop is None:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never to be awaited: no "never awaited" warning
+            raise RuntimeError(problem)
 
         async def call() -> T:
             return await awaitable
