@@ -1,9 +1,437 @@
-"""SKELETON — replaced by the owner of this command group."""
+"""``gw add-job``, ``gw jobs list|show|complete|fail|reschedule|remove``, ``gw cleanup``.
+
+Thin: each command parses its options, makes one ``WorkerUtils`` call and prints the
+result, a table for people or JSON with ``--json``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+
+from graphile_worker_cli import config, durations, embedded, job, migrate, payloads, utils
+from graphile_worker_cli.cli import common
+from graphile_worker_cli.errors import (
+    EXIT_FAILURE,
+    BadInputError,
+    DatabaseError,
+    SchemaTooNewError,
+)
+
+jobs_app = typer.Typer(
+    name="jobs", help="Inspect and manage queued jobs.", no_args_is_help=True
+)
+
+RunAtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--run-at",
+        help="When to run: ISO 8601, e.g. 2030-01-31T09:00:00Z (no offset means UTC).",
+        show_default=False,
+    ),
+]
+DelayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--delay", help=f"Run after this delay: {durations.DURATION_HELP}.", show_default=False
+    ),
+]
+PriorityOption = Annotated[
+    int | None,
+    typer.Option("--priority", help="Lower runs first (default 0).", show_default=False),
+]
+MaxAttemptsOption = Annotated[
+    int | None,
+    typer.Option("--max-attempts", help="Attempts before giving up (default 25).",
+                 show_default=False),
+]
+JobIdsArgument = Annotated[list[int], typer.Argument(help="Job ids.", show_default=False)]
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("add-job")(add_job_command)
+    app.command("cleanup")(cleanup_command)
+    app.add_typer(jobs_app)
+
+
+# --- plumbing -------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _worker_utils(settings: config.Settings) -> AsyncIterator[utils.WorkerUtils]:
+    """WorkerUtils on a one-connection pool, after checking the schema is usable."""
+    async with embedded.database_url(settings) as url, await utils.WorkerUtils.connect(
+        url, schema=settings.schema_name, max_size=1
+    ) as worker_utils:
+        async with worker_utils.pool.acquire() as conn:
+            await _check_schema(conn, settings.schema_name)
+        yield worker_utils
+
+
+async def _check_schema(conn: Any, schema: str) -> None:
+    status = await migrate.migration_status(conn, schema)
+    if status.latest is None:
+        raise DatabaseError(
+            f"schema {schema!r} has no Graphile Worker migrations: check --schema, "
+            "or run `gw migrate`"
+        )
+    if status.too_new:
+        raise SchemaTooNewError(
+            f"schema {schema!r} has breaking migration {status.latest_breaking}, newer than "
+            f"this gw knows ({migrate.LATEST_MIGRATION}); upgrade gw"
+        )
+
+
+def parse_time(value: str, option: str = "--run-at") -> datetime:
+    """An ISO 8601 time; without an offset it is taken as UTC."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise BadInputError(
+            f"invalid {option} {value!r}: expected an ISO 8601 time like 2030-01-31T09:00:00Z"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _when(run_at: str | None, delay: str | None) -> datetime | None:
+    if run_at is not None and delay is not None:
+        raise BadInputError("give either --run-at or --delay, not both")
+    if run_at is not None:
+        return parse_time(run_at)
+    if delay is not None:
+        try:
+            seconds = durations.parse_duration(delay)
+        except BadInputError as error:
+            raise BadInputError(f"option --delay: {error.message}") from None
+        return datetime.now(UTC) + timedelta(seconds=seconds)
+    return None
+
+
+def job_to_dict(record: job.Job, now: datetime | None = None) -> dict[str, Any]:
+    """A job as JSON-ready values (times in ISO 8601), with its state."""
+    values = dataclasses.asdict(record)
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            values[name] = value.isoformat()
+    values["state"] = utils.job_state(record, now or datetime.now(UTC)).value
+    return values
+
+
+def _print_jobs(records: list[job.Job], title: str) -> None:
+    now = datetime.now(UTC)
+    table = Table(title=title, title_justify="left")
+    for column in ("id", "state", "prio", "run at (UTC)", "tries", "task", "queue", "key"):
+        table.add_column(column, overflow="fold")
+    table.add_column("locked by", overflow="fold", max_width=16)
+    table.add_column("last error", overflow="fold", max_width=24)
+    for record in records:
+        table.add_row(
+            str(record.id),
+            utils.job_state(record, now).value,
+            str(record.priority),
+            record.run_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            f"{record.attempts}/{record.max_attempts}",
+            record.task_identifier,
+            record.queue_name or "",
+            record.key or "",
+            record.locked_by or "",
+            (record.last_error or "").splitlines()[0][:60] if record.last_error else "",
+        )
+    common.stdout.print(table)
+
+
+def _report(
+    records: list[job.Job], ids: list[int], verb: str, json_output: bool
+) -> None:
+    """Print what changed; jobs that were not touched are an error line and exit 1."""
+    if json_output:
+        common.print_json([job_to_dict(record) for record in records])
+    else:
+        done = ", ".join(str(record.id) for record in records) or "none"
+        common.stdout.print(f"{verb} {len(records)} job(s): {done}", highlight=False)
+    untouched = sorted(set(ids) - {record.id for record in records})
+    if untouched:
+        listed = ", ".join(str(job_id) for job_id in untouched)
+        common.fail(
+            f"job(s) {listed} not {verb}: no such job, or locked by a worker", EXIT_FAILURE
+        )
+
+
+# --- gw add-job -----------------------------------------------------------------------------
+
+
+def add_job_command(
+    identifier: Annotated[str, typer.Argument(help="Task identifier.", show_default=False)],
+    payload: Annotated[
+        str | None,
+        typer.Argument(help="JSON object or array (default {}); - reads standard input.",
+                       show_default=False),
+    ] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", help="Named queue: its jobs run one at a time.",
+                                 show_default=False),
+    ] = None,
+    run_at: RunAtOption = None,
+    delay: DelayOption = None,
+    max_attempts: MaxAttemptsOption = None,
+    job_key: Annotated[
+        str | None, typer.Option("--job-key", help="Unique key to replace or remove the job.",
+                                 show_default=False),
+    ] = None,
+    job_key_mode: Annotated[
+        str | None,
+        typer.Option("--job-key-mode", help="replace (default), preserve_run_at, unsafe_dedupe.",
+                     show_default=False),
+    ] = None,
+    priority: PriorityOption = None,
+    flag: Annotated[
+        list[str] | None,
+        typer.Option("--flag", help="A flag workers may refuse (repeatable).", show_default=False),
+    ] = None,
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
+) -> None:
+    """Queue a job and print its id."""
+    settings = common.load_settings(connection, schema, config)
+
+    async def add() -> job.Job:
+        text = sys.stdin.read() if payload == "-" else payload
+        value = payloads.parse_json_text(text) if text is not None else {}
+        if job_key_mode is not None and job_key is None:
+            raise BadInputError("--job-key-mode needs --job-key")
+        spec = job.JobSpec(
+            queue_name=queue,
+            run_at=_when(run_at, delay),
+            max_attempts=max_attempts,
+            job_key=job_key,
+            job_key_mode=utils.job_key_mode(job_key_mode),
+            priority=priority,
+            flags=tuple(flag) if flag else None,
+        )
+        async with _worker_utils(settings) as worker_utils:
+            return await worker_utils.add_raw_job(identifier, value, spec)
+
+    added = common.run(add())
+    if json_output:
+        common.print_json(job_to_dict(added))
+    else:
+        sys.stdout.write(f"{added.id}\n")
+
+
+# --- gw jobs ... ----------------------------------------------------------------------------
+
+
+@jobs_app.command("list")
+def list_command(
+    task: Annotated[str | None, typer.Option("--task", help="Only this task identifier.",
+                                             show_default=False)] = None,
+    queue: Annotated[str | None, typer.Option("--queue", help="Only this queue.",
+                                              show_default=False)] = None,
+    state: Annotated[
+        str | None,
+        typer.Option("--state", help="ready, scheduled, locked or failed.", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many jobs.", min=0)] = 100,
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
+) -> None:
+    """List jobs in id order."""
+    settings = common.load_settings(connection, schema, config)
+
+    async def fetch() -> list[job.Job]:
+        async with _worker_utils(settings) as worker_utils:
+            return await worker_utils.list_jobs(task=task, queue=queue, state=state, limit=limit)
+
+    records = common.run(fetch())
+    if json_output:
+        common.print_json([job_to_dict(record) for record in records])
+    elif not records:
+        common.stdout.print("no jobs", highlight=False)
+    else:
+        _print_jobs(records, f"jobs in schema {settings.schema_name}")
+
+
+@jobs_app.command("show")
+def show_command(
+    job_id: Annotated[int, typer.Argument(help="Job id.", show_default=False)],
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
+) -> None:
+    """Show one job, payload included."""
+    settings = common.load_settings(connection, schema, config)
+
+    async def fetch() -> job.Job:
+        async with _worker_utils(settings) as worker_utils:
+            return await worker_utils.get_job(job_id)
+
+    values = job_to_dict(common.run(fetch()))
+    if json_output:
+        common.print_json(values)
+        return
+    payload = values.pop("payload")
+    values["flags"] = ", ".join(values["flags"]) if values["flags"] else None
+    width = max(len(name) for name in values)
+    for name, value in values.items():
+        common.stdout.print(f"{name:<{width}}  {'' if value is None else value}",
+                            highlight=False, markup=False, soft_wrap=True)
+    common.stdout.print(f"{'payload':<{width}}", highlight=False)
+    common.stdout.print_json(data=payload)
+
+
+@jobs_app.command("complete")
+def complete_command(
+    job_ids: JobIdsArgument,
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
+) -> None:
+    """Mark jobs as done (deletes them). Jobs a worker holds are left alone."""
+    settings = common.load_settings(connection, schema, config)
+
+    async def complete() -> list[job.Job]:
+        async with _worker_utils(settings) as worker_utils:
+            return await worker_utils.complete_jobs(job_ids)
+
+    _report(common.run(complete()), job_ids, "completed", json_output)
+
+
+@jobs_app.command("fail")
+def fail_command(
+    job_ids: JobIdsArgument,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Stored as last_error.", show_default=False)
+    ] = None,
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
+) -> None:
+    """Fail jobs for good: they will not run again. Jobs a worker holds are left alone."""
+    settings = common.load_settings(connection, schema, config)
+
+    async def fail() -> list[job.Job]:
+        async with _worker_utils(settings) as worker_utils:
+            return await worker_utils.permanently_fail_jobs(job_ids, reason)
+
+    _report(common.run(fail()), job_ids, "failed", json_output)
+
+
+@jobs_app.command("reschedule")
+def reschedule_command(
+    job_ids: JobIdsArgument,
+    run_at: RunAtOption = None,
+    delay: DelayOption = None,
+    priority: PriorityOption = None,
+    attempts: Annotated[
+        int | None, typer.Option("--attempts", help="Set the attempt count (0 = fresh).",
+                                 show_default=False),
+    ] = None,
+    max_attempts: MaxAttemptsOption = None,
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
+) -> None:
+    """Change when and how jobs run. Jobs a worker holds are left alone."""
+    settings = common.load_settings(connection, schema, config)
+
+    async def reschedule() -> list[job.Job]:
+        options = utils.RescheduleJobOptions(
+            run_at=_when(run_at, delay), priority=priority, attempts=attempts,
+            max_attempts=max_attempts,
+        )
+        if options == utils.RescheduleJobOptions():
+            raise BadInputError(
+                "nothing to change: give --run-at, --delay, --priority, --attempts "
+                "or --max-attempts"
+            )
+        async with _worker_utils(settings) as worker_utils:
+            return await worker_utils.reschedule_jobs(job_ids, options)
+
+    _report(common.run(reschedule()), job_ids, "rescheduled", json_output)
+
+
+@jobs_app.command("remove")
+def remove_command(
+    job_key: Annotated[str, typer.Argument(help="Job key.", show_default=False)],
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
+) -> None:
+    """Remove the job with this key. A job a worker holds loses its key instead, and will
+    not run again after the current attempt."""
+    settings = common.load_settings(connection, schema, config)
+
+    async def remove() -> job.Job | None:
+        async with _worker_utils(settings) as worker_utils:
+            return await worker_utils.remove_job(job_key)
+
+    removed = common.run(remove())
+    if removed is None:
+        common.fail(f"no job with key {job_key!r}", EXIT_FAILURE)
+    if json_output:
+        common.print_json(job_to_dict(removed))
+    elif removed.locked_at is not None:
+        common.stdout.print(
+            f"job {removed.id} is locked by {removed.locked_by}: its key was removed and it "
+            "will not run again after this attempt", highlight=False, markup=False,
+        )
+    else:
+        common.stdout.print(f"removed job {removed.id}", highlight=False)
+
+
+# --- gw cleanup -----------------------------------------------------------------------------
+
+
+def cleanup_command(
+    task: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--task",
+            help="GC_TASK_IDENTIFIERS, GC_JOB_QUEUES or DELETE_PERMAFAILED_JOBS (repeatable; "
+            "default: the two GC tasks).",
+            show_default=False,
+        ),
+    ] = None,
+    keep_task: Annotated[
+        list[str] | None,
+        typer.Option("--keep-task", help="Task identifier GC_TASK_IDENTIFIERS keeps "
+                     "(repeatable).", show_default=False),
+    ] = None,
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
+) -> None:
+    """Delete unused task identifiers and queues, and permanently failed jobs."""
+    settings = common.load_settings(connection, schema, config)
+
+    async def cleanup() -> dict[utils.CleanupTask, int]:
+        tasks = [utils.cleanup_task(name) for name in task] if task else None
+        async with _worker_utils(settings) as worker_utils:
+            if tasks is None:
+                return await worker_utils.cleanup(task_identifiers_to_keep=keep_task or ())
+            return await worker_utils.cleanup(tasks, keep_task or ())
+
+    deleted = common.run(cleanup())
+    if json_output:
+        common.print_json({name.value: count for name, count in deleted.items()})
+        return
+    for name, count in deleted.items():
+        common.stdout.print(f"{name.value}: deleted {count}", highlight=False)
