@@ -1,9 +1,80 @@
-"""SKELETON — replaced by the owner of this command group."""
+"""``gw migrate``: bring the Graphile Worker schema up to date (or show where it stands)."""
 
 from __future__ import annotations
 
+import logging
+from typing import Annotated
+
 import typer
+
+from graphile_worker_cli import config, db, embedded, logs, migrate
+from graphile_worker_cli.cli import common
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("migrate")(migrate_command)
+
+
+def migrate_command(
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config: common.ConfigOption = None,
+    status: Annotated[
+        bool, typer.Option("--status", help="Only show the schema's migration, change nothing.")
+    ] = False,
+    json_output: common.JsonOption = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
+) -> None:
+    """Migrate the schema to Graphile Worker 0.18.0's (20 migrations), then gw's own.
+
+    Exit code 57 when the database has a breaking migration newer than this gw knows.
+    """
+    settings = common.load_settings(connection, schema, config)
+    logs.configure(
+        fmt=settings.log_format,
+        level=logs.level_from_verbosity(verbose, 0, default=settings.log_level),
+    )
+    if verbose == 0:
+        # the summary line on stdout already says what the migrate logger would say
+        logging.getLogger(migrate.logger.name).setLevel(logging.WARNING)
+    name = settings.schema_name
+    result = common.run(_migrate(settings, only_status=status))
+    if json_output:
+        common.print_json(_as_dict(result))
+        return
+    common.stdout.print(_summary(name, result), highlight=False, markup=False, soft_wrap=True)
+
+
+async def _migrate(
+    settings: config.Settings, *, only_status: bool
+) -> migrate.MigrationResult:
+    async with embedded.database_url(settings) as url, db.connection(url) as conn:
+        if only_status:
+            return migrate.MigrationResult(
+                await migrate.migration_status(conn, settings.schema_name)
+            )
+        return await migrate.apply_migrations(conn, settings.schema_name)
+
+
+def _summary(schema: str, result: migrate.MigrationResult) -> str:
+    status = result.status
+    if status.latest is None:
+        return f"Schema {schema} is not migrated (gw supports up to {migrate.LATEST_MIGRATION})"
+    line = f"Schema {schema} is at migration {status.latest} (applied {len(result.applied)} now)"
+    if status.gw_latest is not None:
+        line += f"; gw migrations at {status.gw_latest} (applied {len(result.gw_applied)} now)"
+    return line
+
+
+def _as_dict(result: migrate.MigrationResult) -> dict[str, object]:
+    status = result.status
+    return {
+        "schema": status.schema,
+        "migration": status.latest,
+        "latest_breaking": status.latest_breaking,
+        "gw_migration": status.gw_latest,
+        "applied": result.applied,
+        "gw_applied": result.gw_applied,
+        "supported": migrate.LATEST_MIGRATION,
+    }
