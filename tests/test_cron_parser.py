@@ -1,0 +1,306 @@
+"""The crontab format: every field form, every option, every error with its message."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from graphile_worker_cli.cron import (
+    CronJobKeyMode,
+    CrontabError,
+    CrontabFill,
+    CrontabTimer,
+    json5,
+    parse_crontab,
+    parse_crontab_file,
+)
+
+
+def one(line: str) -> object:
+    [item] = parse_crontab(line, source="crontab")
+    return item
+
+
+def timer(fields: str) -> CrontabTimer:
+    return CrontabTimer.parse(fields.split())
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(CrontabError) as info:
+        parse_crontab(text, source="crontab")
+    return info.value.message
+
+
+# -- time fields ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("*", tuple(range(60))),
+        ("*/15", (0, 15, 30, 45)),
+        ("*/7", (0, 7, 14, 21, 28, 35, 42, 49, 56)),
+        ("5", (5,)),
+        ("10-13", (10, 11, 12, 13)),
+        ("1,2,30-31,*/20", (0, 1, 2, 20, 30, 31, 40)),
+        ("59,0", (0, 59)),
+    ],
+)
+def test_minute_field_forms(field: str, expected: tuple[int, ...]) -> None:
+    assert timer(f"{field} * * * *").minutes == expected
+
+
+def test_field_ranges_and_sunday_seven() -> None:
+    t = timer("0 0-23 1-31 1-12 0-6")
+    assert t.hours == tuple(range(24))
+    assert (t.days, t.months) == (tuple(range(1, 32)), tuple(range(1, 13)))
+    assert timer("* * * * 7").dows == (0,)
+    assert timer("* * * * 5-7").dows == (0, 5, 6)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("60 * * * * t", "crontab:1: minute field '60': value 60 is out of range; expected 0-59"),
+        ("* 24 * * * t", "crontab:1: hour field '24': value 24 is out of range; expected 0-23"),
+        ("* * 0 * * t",
+         "crontab:1: day of month field '0': value 0 is out of range; expected 1-31"),
+        ("* * 32 * * t",
+         "crontab:1: day of month field '32': value 32 is out of range; expected 1-31"),
+        ("* * * 13 * t", "crontab:1: month field '13': value 13 is out of range; expected 1-12"),
+        ("* * * 0 * t", "crontab:1: month field '0': value 0 is out of range; expected 1-12"),
+        ("* * * * 8 t", "crontab:1: day of week field '8': value 8 is out of range; expected 0-6"),
+        ("*/0 * * * * t", "crontab:1: minute field '*/0': step in '*/0' must be at least 1"),
+        ("5-5 * * * * t",
+         "crontab:1: minute field '5-5': range '5-5' must go from a smaller to a larger number"),
+        ("1-5/2 * * * * t",
+         "crontab:1: minute field '1-5/2': '1-5/2' is not valid; expected a number, a range a-b, "
+         "* or */n (or a comma list of those)"),
+        ("* 1,,2 * * * t",
+         "crontab:1: hour field '1,,2': '' is not valid; expected a number, a range a-b, "
+         "* or */n (or a comma list of those)"),
+        ("MON * * * * t",
+         "crontab:1: minute field 'MON' is not valid; expected a number, a range a-b, "
+         "* or */n (or a comma list of those)"),
+        ("* * * * t",
+         "crontab:1: expected 5 time fields (minute hour day month weekday) and a task "
+         "identifier, found 5 parts"),
+    ],
+)
+def test_field_errors(line: str, message: str) -> None:
+    assert error_of(line) == message
+
+
+def test_error_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "crontab"
+    path.write_text("# jobs\n\n0 4 * * * ok\n0 4 * * * bad ?max=x\n")
+    with pytest.raises(CrontabError) as info:
+        parse_crontab_file(path)
+    assert info.value.message == (
+        f"{path}:4: option max: invalid max 'x': expected a whole number from 1 to 32767"
+    )
+    assert info.value.exit_code == 2
+
+
+def test_missing_file_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(CrontabError, match=r"crontab file '.*nope' not found"):
+        parse_crontab_file(tmp_path / "nope")
+
+
+# -- matching ------------------------------------------------------------------------------
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+def test_day_of_week_zero_is_sunday() -> None:
+    sunday = utc(2030, 1, 6, 9, 0)
+    t = timer("0 9 * * 0")
+    assert t.matches(sunday)
+    assert not t.matches(sunday + timedelta(days=1))
+    assert timer("0 9 * * 7").matches(sunday)
+    assert timer("0 9 * * 1-5").matches(sunday + timedelta(days=1))
+    assert not timer("0 9 * * 1-5").matches(sunday)
+
+
+def test_day_of_month_or_day_of_week_when_both_restricted() -> None:
+    t = timer("0 0 13 * 5")  # the 13th, or any Friday
+    assert t.matches(utc(2030, 2, 13, 0, 0))  # a Wednesday
+    assert t.matches(utc(2030, 2, 1, 0, 0))  # a Friday
+    assert not t.matches(utc(2030, 2, 2, 0, 0))
+    only_day = timer("0 0 13 * *")
+    assert not only_day.matches(utc(2030, 2, 1, 0, 0))
+
+
+def test_matching_is_utc_whatever_the_process_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert time.localtime(0).tm_hour == 9  # the process really is in Tokyo
+        t = timer("30 23 * * 0")
+        assert t.matches(utc(2030, 1, 6, 23, 30))  # Sunday 23:30 UTC (Monday in Tokyo)
+        assert not t.matches(utc(2030, 1, 6, 14, 30))  # Sunday 23:30 in Tokyo
+        [item] = parse_crontab("30 23 * * 0 t")
+        assert item.next_runs(utc(2030, 1, 1), 1) == [utc(2030, 1, 6, 23, 30)]
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_tz_option_matches_local_time_across_dst() -> None:
+    [item] = parse_crontab("0 9 * * * t ?tz=Europe/Paris")
+    assert item.tz == ZoneInfo("Europe/Paris")
+    assert item.matches(utc(2030, 1, 15, 8, 0))  # winter: UTC+1
+    assert item.matches(utc(2030, 7, 15, 7, 0))  # summer: UTC+2
+    assert not item.matches(utc(2030, 7, 15, 9, 0))
+    runs = item.next_runs(utc(2030, 3, 30, 12, 0), 2)  # DST starts 2030-03-31
+    assert runs == [utc(2030, 3, 31, 7, 0), utc(2030, 4, 1, 7, 0)]
+
+
+def test_next_runs() -> None:
+    [item] = parse_crontab("*/20 9 * * 1 t")
+    assert item.next_runs(utc(2030, 1, 6, 12, 0), 5) == [
+        utc(2030, 1, 7, 9, 0), utc(2030, 1, 7, 9, 20), utc(2030, 1, 7, 9, 40),
+        utc(2030, 1, 14, 9, 0), utc(2030, 1, 14, 9, 20),
+    ]
+    [leap] = parse_crontab("0 0 29 2 * t")
+    assert leap.next_runs(utc(2030, 1, 1), 1) == [utc(2032, 2, 29, 0, 0)]
+
+
+# -- the command: task, options, payload ----------------------------------------------------
+
+
+def test_plain_line_defaults() -> None:
+    [item] = parse_crontab("  0 4 * * *   tasks/cleanup:all  ")
+    assert item.task_identifier == item.identifier == "tasks/cleanup:all"
+    assert item.pattern == "0 4 * * *"
+    assert item.fill == CrontabFill()
+    assert (item.max_attempts, item.queue_name, item.priority, item.job_key) == (None,) * 4
+    assert (item.job_key_mode, item.payload, item.tz) == (None, None, None)
+
+
+def test_every_option() -> None:
+    [item] = parse_crontab(
+        "0 4 * * * send ?id=nightly-send_1&fill=1w2d3h4m5s&max=5&queue=mail:eu&priority=-3"
+        "&jobKey=send+nightly%21&jobKeyMode=preserve_run_at&tz=America/New_York"
+    )
+    assert item.identifier == "nightly-send_1"
+    assert item.fill.duration == timedelta(weeks=1, days=2, hours=3, minutes=4, seconds=5)
+    assert str(item.fill) == "1w2d3h4m5s"
+    assert (item.max_attempts, item.queue_name, item.priority) == (5, "mail:eu", -3)
+    assert item.job_key == "send nightly!"
+    assert item.job_key_mode is CronJobKeyMode.PRESERVE_RUN_AT
+    assert item.tz == ZoneInfo("America/New_York")
+
+
+def test_job_key_defaults_to_replace_mode() -> None:
+    [item] = parse_crontab("* * * * * t ?jobKey=k")
+    assert item.job_key_mode is CronJobKeyMode.REPLACE
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("nope=1", "unsupported option 'nope'; expected one of id, fill, max, queue, priority, "
+         "jobKey, jobKeyMode, tz"),
+        ("max=1&max=2", "option 'max' is given more than once"),
+        ("id=9lives", "option id: invalid id '9lives': expected a letter or _ then letters, "
+         "digits, - or _"),
+        ("id=", "option id: invalid id '': expected a letter or _ then letters, digits, - or _"),
+        ("fill=1y", "option fill: invalid fill '1y': expected a period like 1h, 30m or "
+         "4w3d2h1m30s (units s, m, h, d, w)"),
+        ("fill", "option fill: invalid fill '': expected a period like 1h, 30m or "
+         "4w3d2h1m30s (units s, m, h, d, w)"),
+        ("max=0", "option max: invalid max 0: expected a whole number from 1 to 32767"),
+        ("max=40000", "option max: invalid max 40000: expected a whole number from 1 to 32767"),
+        ("max=-1", "option max: invalid max -1: expected a whole number from 1 to 32767"),
+        ("queue=a/b", "option queue: invalid queue 'a/b': expected up to 128 letters, digits, "
+         "-, _ or :"),
+        ("priority=1.5", "option priority: invalid priority '1.5': expected a whole number from "
+         "-32768 to 32767"),
+        ("priority=99999", "option priority: invalid priority 99999: expected a whole number "
+         "from -32768 to 32767"),
+        ("jobKey=", "option jobKey: invalid jobKey '': expected 1 to 512 characters"),
+        ("jobKeyMode=unsafe_dedupe", "option jobKeyMode: invalid jobKeyMode 'unsafe_dedupe': "
+         "expected replace or preserve_run_at"),
+        ("tz=Nowhere/City", "option tz: invalid tz 'Nowhere/City': expected an IANA time zone "
+         "name like Europe/Paris"),
+    ],
+)
+def test_option_errors(options: str, message: str) -> None:
+    assert error_of(f"* * * * * t ?{options}") == f"crontab:1: {message}"
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("9task", "task identifier '9task' is not valid; expected a letter or _ followed by "
+         "letters, digits, _, -, : or /"),
+        ("t junk", "cannot read 'junk' after the task identifier; expected ?options (no "
+         "spaces) and/or a {JSON object} payload"),
+        ("t ?id=a b", "cannot read '?id=a b' after the task identifier; expected ?options (no "
+         "spaces) and/or a {JSON object} payload"),
+        ("t {a: 1", "payload '{a: 1' is not valid; expected a {JSON object}"),
+        ("t {a: }", "payload is not valid JSON5: expected a value at character 5"),
+        ("t {'a': 1} {}", "payload is not valid JSON5: unexpected text after the value at "
+         "character 10"),
+        ("t {a: NaN}", "payload numbers must be finite (no Infinity or NaN)"),
+    ],
+)
+def test_command_errors(command: str, message: str) -> None:
+    assert error_of(f"* * * * * {command}") == f"crontab:1: {message}"
+
+
+def test_duplicate_ids_are_errors() -> None:
+    text = "* * * * * a\n# same task, distinct id: fine\n* * * * * a ?id=a2\n\n0 * * * * a\n"
+    assert error_of(text) == (
+        "crontab:5: duplicate id 'a' (first used on line 1); expected a unique ?id=... for each "
+        "item"
+    )
+    assert error_of("* * * * * a ?id=x\n* * * * * b ?id=x") == (
+        "crontab:2: duplicate id 'x' (first used on line 1); expected a unique ?id=... for each "
+        "item"
+    )
+
+
+def test_comments_blank_lines_and_crlf() -> None:
+    text = "# header\r\n\r\n   # indented comment\r\n0 1 * * * first\r\n\t\r\n2 3 * * * second\r\n"
+    items = parse_crontab(text)
+    assert [i.task_identifier for i in items] == ["first", "second"]
+    assert parse_crontab("") == []
+    assert parse_crontab("# only a comment\n") == []
+
+
+def test_json5_payload() -> None:
+    [item] = parse_crontab(
+        "* * * * * t ?id=x {unquoted: 'single', \"double\": \"q\\\"\", trailing: [1, 2,], "
+        "hex: 0x1F, half: .5, plus: +3, neg: -2e2, /* comment */ nested: {n: null, b: true},}"
+    )
+    assert item.payload == {
+        "unquoted": "single", "double": 'q"', "trailing": [1, 2], "hex": 31, "half": 0.5,
+        "plus": 3, "neg": -200.0, "nested": {"n": None, "b": True},
+    }
+    [strict] = parse_crontab('* * * * * t {"a": [1, {"b": "c"}], "d": false}')
+    assert strict.payload == {"a": [1, {"b": "c"}], "d": False}
+
+
+def test_json5_reader_details() -> None:
+    assert json5.loads("{a: 'x\\ty\\u0041\\x42'}") == {"a": "x\tyAB"}
+    assert json5.loads("// c\n[1, // two\n 2]") == [1, 2]
+    with pytest.raises(json5.JSON5Error, match="unterminated string"):
+        json5.loads("{a: 'x}")
+
+
+def test_fill_phrases() -> None:
+    assert CrontabFill.parse("90s").duration == timedelta(seconds=90)
+    assert CrontabFill.parse("1h30m").duration == timedelta(minutes=90)
+    assert CrontabFill.parse("2m1m").duration == timedelta(minutes=3)
+    assert CrontabFill.hours(2) == CrontabFill.parse("2h")
+    for bad in ("", "1", "h", "1H", "1h 2m", "-1h"):
+        with pytest.raises(CrontabError, match="invalid fill"):
+            CrontabFill.parse(bad)
