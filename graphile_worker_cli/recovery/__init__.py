@@ -24,6 +24,7 @@ from graphile_worker_cli.recovery.registry import (
     list_active_workers,
     list_unregistered_lock_holders,
     register_worker,
+    registry_exists,
 )
 from graphile_worker_cli.recovery.runner import run_worker_recovery
 from graphile_worker_cli.recovery.sweep import sweep_stale_workers
@@ -42,6 +43,7 @@ __all__ = [
     "list_active_workers",
     "list_unregistered_lock_holders",
     "register_worker",
+    "registry_exists",
     "run_worker_recovery",
     "sweep_stale_workers",
 ]

@@ -60,6 +60,13 @@ class LockHolderRow:
     oldest_lock_at: datetime
 
 
+async def registry_exists(pool_or_conn: Executor, schema: str) -> bool:
+    """Whether ``schema`` has gw's worker registry (``migrate.migrate`` creates it)."""
+    async with acquire(pool_or_conn) as conn:
+        state = await conn.fetchrow(queries.SCHEMA_STATE, db.escape_identifier(schema))
+    return bool(state is not None and state["has_registry"])
+
+
 async def register_worker(
     pool_or_conn: Executor,
     schema: str,

@@ -56,6 +56,7 @@ class _Heart:
         tasks: Sequence[str],
         url: str | None,
         metadata: dict[str, Any] | None,
+        prepared_statements: bool,
     ) -> None:
         self.pool = pool
         self.schema = schema
@@ -64,6 +65,7 @@ class _Heart:
         self.tasks = list(tasks)
         self.url = url
         self.metadata = metadata
+        self.prepared_statements = prepared_statements
         self.conn: asyncpg.Connection | None = None
         self.registered = False
 
@@ -72,7 +74,10 @@ class _Heart:
             return self.pool
         if self.conn is None or self.conn.is_closed():
             app_name = f"gw-recovery {self.worker_id}"[:63]
-            self.conn = await db.connect(self.url, server_settings={"application_name": app_name})
+            extra: dict[str, Any] = {} if self.prepared_statements else {"statement_cache_size": 0}
+            self.conn = await db.connect(
+                self.url, server_settings={"application_name": app_name}, **extra
+            )
         return self.conn
 
     async def close(self) -> None:
@@ -181,6 +186,7 @@ async def run_worker_recovery(
     tasks: Sequence[str] = (),
     url: str | None = None,
     metadata: dict[str, Any] | None = None,
+    prepared_statements: bool = True,
 ) -> None:
     """Register ``worker_id``, heartbeat and sweep until ``stop`` is set, then deregister.
 
@@ -192,7 +198,7 @@ async def run_worker_recovery(
     if not config.enabled:
         await stop.wait()
         return
-    heart = _Heart(pool, schema, worker_id, config, tasks, url, metadata)
+    heart = _Heart(pool, schema, worker_id, config, tasks, url, metadata, prepared_statements)
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(heart.run(stop), name=f"gw-heartbeat-{worker_id}")
