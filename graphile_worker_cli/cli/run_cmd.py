@@ -73,6 +73,34 @@ def run_command(
                      help="How long running jobs may finish after a stop signal (default 30s).",
                      show_default=False),
     ] = None,
+    heartbeat_interval: Annotated[
+        str | None,
+        typer.Option("--heartbeat-interval",
+                     help="How often this worker records that it is alive (default 10s).",
+                     show_default=False),
+    ] = None,
+    sweep_interval: Annotated[
+        str | None,
+        typer.Option("--sweep-interval",
+                     help="How often to look for dead workers (default 30s).",
+                     show_default=False),
+    ] = None,
+    sweep_threshold: Annotated[
+        str | None,
+        typer.Option("--sweep-threshold",
+                     help="Heartbeat age after which a gw worker is dead (default 60s).",
+                     show_default=False),
+    ] = None,
+    recovery_delay: Annotated[
+        str | None,
+        typer.Option("--recovery-delay",
+                     help="Delay before jobs of a dead worker run again (default 0s).",
+                     show_default=False),
+    ] = None,
+    no_worker_recovery: Annotated[
+        bool, typer.Option("--no-worker-recovery",
+                           help="No heartbeats and no sweeping of dead workers.")
+    ] = False,
     log_format: Annotated[
         str | None,
         typer.Option("--log-format", help="auto, rich, plain or json.", show_default=False),
@@ -93,6 +121,11 @@ def run_command(
         crontab=crontab,
         shutdown_grace_period=shutdown_grace_period,
         log_format=log_format,
+        heartbeat_interval=heartbeat_interval,
+        sweep_interval=sweep_interval,
+        sweep_threshold=sweep_threshold,
+        recovery_delay=recovery_delay,
+        worker_recovery=False if no_worker_recovery else None,
     )
     logs.configure(
         fmt=settings.log_format,

@@ -140,6 +140,10 @@ class WorkerOptions:
                 "no tasks defined: register at least one with define_job(...) "
                 "(or pass --tasks DIR / --tasks-module MODULE to gw run)"
             )
+        if self.worker_recovery:
+            from graphile_worker_cli import recovery
+
+            recovery.WorkerRecoveryConfig.from_settings(self)  # ConfigError when inconsistent
         if self.pg_pool is None and not self.database_url:
             raise ConfigError(
                 "no database: set database_url (or DATABASE_URL) or pass pg_pool"
@@ -167,11 +171,34 @@ class WorkerOptions:
                 task_ids = await queries.ensure_tasks(
                     conn, self.schema, self.tasks.identifiers()
                 )
+                worker_id = self.worker_id or new_worker_id()
+                if self.worker_recovery:
+                    await _register_for_recovery(self, conn, worker_id)
         except BaseException:
             if owns_pool:
                 await pool.close()
             raise
         return Worker(
-            self, pool, task_ids=task_ids, worker_id=self.worker_id or new_worker_id(),
+            self, pool, task_ids=task_ids, worker_id=worker_id,
             owns_pool=owns_pool,
         )
+
+
+async def _register_for_recovery(
+    options: WorkerOptions, conn: asyncpg.Connection, worker_id: str
+) -> None:
+    """Register before the first fetch, so no job is ever locked by an unregistered gw id
+    (those keep the 4-hour rule). Without the registry table, run without recovery."""
+    from graphile_worker_cli import recovery
+
+    if not await recovery.registry_exists(conn, options.schema):
+        log.warning(
+            "schema %s has no gw worker registry (run `gw migrate`): dead-worker recovery "
+            "is off for this worker", options.schema,
+        )
+        options.worker_recovery = False
+        return
+    await recovery.register_worker(
+        conn, options.schema, worker_id,
+        heartbeat_interval=options.heartbeat_interval, tasks=options.tasks.identifiers(),
+    )

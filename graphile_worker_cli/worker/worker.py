@@ -147,6 +147,8 @@ class Worker:
         else:
             for name, coroutine in self._side_tasks():
                 side[loop.create_task(coroutine, name=name)] = name
+        if self.options.worker_recovery:  # --once too: its jobs must not look abandoned
+            side[loop.create_task(self._recovery(), name="recovery")] = "recovery"
         fetch_loop = loop.create_task(self._fetch_loop(once), name="fetch-loop")
         try:
             while True:
@@ -203,6 +205,18 @@ class Worker:
             name = getattr(side_task, "__name__", f"side-task-{index}")
             items.append((name, side_task(self)))
         return items
+
+    def _recovery(self) -> Coroutine[Any, Any, None]:
+        from graphile_worker_cli import recovery
+
+        # Stops on `settled`: until then this worker may still hold locks.
+        return recovery.run_worker_recovery(
+            self.pool, self.schema, self.worker_id,
+            recovery.WorkerRecoveryConfig.from_settings(self.options),
+            stop=self.settled, tasks=list(self._task_names.values()),
+            url=self.options.database_url,
+            prepared_statements=self.options.prepared_statements,
+        )
 
     def _side_task_ended(self, name: str, task: asyncio.Task[None]) -> None:
         if task.cancelled():
