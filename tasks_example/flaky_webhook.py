@@ -2,7 +2,7 @@
 Each failure is stored as the job's last_error and the job runs again after
 exp(attempts) seconds (about 3 s, then 7 s).
 
-    gw jobs add flaky_webhook '{"url": "https://example.com/hook", "succeed_on_attempt": 3}'
+    gw add-job flaky_webhook '{"url": "https://example.com/hook", "succeed_on_attempt": 3}'
 """
 
 from __future__ import annotations

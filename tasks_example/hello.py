@@ -2,7 +2,7 @@
 in a thread pool, so blocking code (time.sleep, a sync HTTP client) does not stall the
 worker; it checks the abort signal so a shutdown can stop it early.
 
-    gw jobs add hello '{"name": "Ada"}'
+    gw add-job hello '{"name": "Ada"}'
 """
 
 from __future__ import annotations

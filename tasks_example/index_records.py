@@ -2,7 +2,7 @@
 gets its own result, and only the records that failed are retried (as the job's new
 payload).
 
-    gw jobs add index_records '[{"id": 1, "title": "Intro"}, {"id": 2, "title": ""}]'
+    gw add-job index_records '[{"id": 1, "title": "Intro"}, {"id": 2, "title": ""}]'
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Task "resize_image": a plain async function whose payload is a dataclass (validated,
 so ``"width": "640"`` becomes 640 and ``"width": "wide"`` fails the job).
 
-    gw jobs add resize_image '{"path": "uploads/cat.png", "width": 640}'
+    gw add-job resize_image '{"path": "uploads/cat.png", "width": 640}'
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Task "send_email": a typed payload. The model is the payload; a job whose payload does
 not validate fails with a clear last_error (e.g. ``field "to": Field required``).
 
-    gw jobs add send_email '{"to": "ada@example.com", "subject": "Welcome"}'
+    gw add-job send_email '{"to": "ada@example.com", "subject": "Welcome"}'
 """
 
 from __future__ import annotations

@@ -631,3 +631,10 @@ async def test_tasks_example_tasks_run(identifier: str, payload: Any, succeeds: 
             "Batch failures:\nValueError: record 2 has an empty title",
             replacement_payload=[{"id": 2, "title": ""}],
         )
+
+
+async def test_run_task_from_worker_ctx_runs_a_handler_once() -> None:
+    ctx = make_context(make_job({"mode": "raise"}, identifier="failing"))
+    assert await tasks.run_task_from_worker_ctx(Failing, ctx) == TaskFailure(
+        "ValueError: smtp said no"
+    )

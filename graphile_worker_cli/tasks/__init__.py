@@ -6,6 +6,7 @@ from graphile_worker_cli.tasks.definition import (
     define_task,
     describe_error,
     outcome_of,
+    run_task_from_worker_ctx,
 )
 from graphile_worker_cli.tasks.handlers import (
     NO_REPLACEMENT,
@@ -44,5 +45,6 @@ __all__ = [
     "load_tasks_directory",
     "module_tasks",
     "outcome_of",
+    "run_task_from_worker_ctx",
     "task",
 ]

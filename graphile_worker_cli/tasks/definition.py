@@ -379,3 +379,9 @@ def _adapter(annotation: Any, where: str) -> Callable[[Any], Any]:
 
 def _identity(value: Any) -> Any:
     return value
+
+
+async def run_task_from_worker_ctx(handler: object, ctx: WorkerContext) -> TaskOutcome:
+    """Run a handler class or function for ``ctx``'s job once, outside a registry (the
+    seed's helper of the same name; handy in tests)."""
+    return await define_task(handler, ctx.task_identifier)(ctx)

@@ -139,13 +139,12 @@ def _declared_identifier(obj: object) -> str | None:
 
 def _defined_tasks(module: types.ModuleType) -> list[object]:
     """Handler classes and @task functions defined in ``module`` itself (not imported)."""
-    found: list[object] = []
+    found: dict[int, object] = {}  # by identity: one object may have several names
     for value in vars(module).values():
-        if getattr(value, "__module__", None) != module.__name__ or value in found:
-            continue
-        if handlers.is_handler_class(value) or handlers.task_mark(value) is not None:
-            found.append(value)
-    return found
+        is_task = handlers.is_handler_class(value) or handlers.task_mark(value) is not None
+        if is_task and getattr(value, "__module__", None) == module.__name__:
+            found.setdefault(id(value), value)
+    return list(found.values())
 
 
 # Modules ------------------------------------------------------------------------------
