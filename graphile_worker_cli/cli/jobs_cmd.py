@@ -129,7 +129,9 @@ def _print_jobs(records: list[job.Job], title: str) -> None:
     now = datetime.now(UTC)
     table = Table(title=title, title_justify="left")
     for column in ("id", "state", "prio", "run at (UTC)", "tries", "task", "queue", "key"):
-        table.add_column(column, overflow="fold")
+        # Short columns never wrap; the long ones fold on a narrow terminal.
+        short = column in ("id", "state", "prio", "tries")
+        table.add_column(column, overflow="fold", no_wrap=short)
     table.add_column("locked by", overflow="fold", max_width=16)
     table.add_column("last error", overflow="fold", max_width=24)
     for record in records:
