@@ -638,3 +638,46 @@ async def test_run_task_from_worker_ctx_runs_a_handler_once() -> None:
     assert await tasks.run_task_from_worker_ctx(Failing, ctx) == TaskFailure(
         "ValueError: smtp said no"
     )
+
+
+def test_handler_class_without_run_is_a_load_error() -> None:
+    class NoRun(TaskHandler):
+        IDENTIFIER = "no_run"
+
+    class NoRunBatch(BatchTaskHandler):
+        IDENTIFIER = "no_run_batch"
+
+    with pytest.raises(TaskLoadError, match="NoRun does not define run"):
+        define_task(NoRun)
+    with pytest.raises(TaskLoadError, match="NoRunBatch does not define run_batch"):
+        define_task(NoRunBatch)
+
+
+async def test_exception_with_a_broken_str_still_fails_cleanly() -> None:
+    class Weird(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    async def raises_weird(payload: Any) -> None:
+        raise Weird()
+
+    assert await run(raises_weird, {}) == TaskFailure("Weird: <message unavailable>")
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (None, 'batch task "whole" returned NoneType; expected a list with one result per item'),
+        ("oops", 'batch task "whole" returned str; expected a list with one result per item'),
+        (TaskFailure("index offline"), "index offline"),
+        (TimeoutError("index slow"), "TimeoutError: index slow"),
+    ],
+)
+async def test_batch_returning_no_list_fails_the_whole_job(returned: object, message: str) -> None:
+    @tasks.task("whole", batch=True)
+    async def whole(items: list[Any], ctx: WorkerContext) -> object:
+        return returned
+
+    outcome = await run(whole, [1, 2], identifier="whole")
+    assert isinstance(outcome, TaskFailure) and outcome.message.startswith(message)
+    assert outcome.replacement_payload is NO_REPLACEMENT

@@ -4,8 +4,6 @@ and entry points. See docs/tasks.md."""
 from graphile_worker_cli.tasks.definition import (
     TaskDefinition,
     define_task,
-    describe_error,
-    outcome_of,
     run_task_from_worker_ctx,
 )
 from graphile_worker_cli.tasks.handlers import (
@@ -25,6 +23,7 @@ from graphile_worker_cli.tasks.loading import (
     load_tasks_directory,
     module_tasks,
 )
+from graphile_worker_cli.tasks.outcomes import describe_error, outcome_of
 from graphile_worker_cli.tasks.registry import TaskRegistry
 
 __all__ = [

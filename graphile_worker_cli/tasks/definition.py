@@ -19,11 +19,10 @@ import pydantic
 
 from graphile_worker_cli.context import WorkerContext
 from graphile_worker_cli.errors import TaskLoadError
-from graphile_worker_cli.tasks import handlers
+from graphile_worker_cli.tasks import handlers, outcomes
 from graphile_worker_cli.tasks.handlers import TaskFailure, TaskOutcome, TaskSuccess
 
 Runner = Callable[[WorkerContext], Awaitable[TaskOutcome]]
-MAX_REPORTED_ERRORS = 5
 
 
 class TaskDefinition:
@@ -46,29 +45,10 @@ class TaskDefinition:
         except asyncio.CancelledError:
             raise
         except (Exception, SystemExit) as error:
-            return TaskFailure(describe_error(error), error=error)
+            return TaskFailure(outcomes.describe_error(error), error=error)
 
     def __repr__(self) -> str:
         return f"<TaskDefinition {self.identifier!r} from {self.source}>"
-
-
-def describe_error(error: BaseException) -> str:
-    """The one-line-ish ``last_error`` for an exception: ``TypeName: message``."""
-    text = str(error).strip()
-    name = type(error).__name__
-    return f"{name}: {text}" if text else name
-
-
-def describe_validation_error(identifier: str, error: pydantic.ValidationError) -> str:
-    problems = []
-    for detail in error.errors()[:MAX_REPORTED_ERRORS]:
-        location = ".".join(str(part) for part in detail["loc"])
-        message = detail["msg"]
-        problems.append(f'field "{location}": {message}' if location else message)
-    more = error.error_count() - MAX_REPORTED_ERRORS
-    if more > 0:
-        problems.append(f"and {more} more")
-    return f'invalid payload for task "{identifier}": ' + "; ".join(problems)
 
 
 class _InvalidPayload(Exception):
@@ -82,50 +62,9 @@ def _validator(identifier: str, validate: Callable[[Any], Any]) -> Callable[[Any
         try:
             return validate(payload)
         except pydantic.ValidationError as error:
-            raise _InvalidPayload(describe_validation_error(identifier, error)) from error
+            raise _InvalidPayload(outcomes.describe_validation_error(identifier, error)) from error
 
     return checked
-
-
-# Results ------------------------------------------------------------------------------
-
-
-def outcome_of(identifier: str, result: object) -> TaskOutcome:
-    """What a handler's return value means for the job."""
-    if result is None or result is True or isinstance(result, TaskSuccess):
-        return TaskSuccess()
-    if isinstance(result, TaskFailure):
-        return result
-    if isinstance(result, BaseException):
-        return TaskFailure(describe_error(result), error=result)
-    if result is False:
-        return TaskFailure(f'task "{identifier}" returned False')
-    return TaskSuccess()
-
-
-def item_error(result: object) -> str | None:
-    """None if one batch item's result is a success, else its error message."""
-    if result is None or result is True or isinstance(result, TaskSuccess):
-        return None
-    if isinstance(result, TaskFailure):
-        return result.message
-    if isinstance(result, BaseException):
-        return describe_error(result)
-    if isinstance(result, str):
-        return result or "failed"
-    if result is False:
-        return "item returned False"
-    return None
-
-
-def batch_outcome(identifier: str, payload: list[Any], errors: Sequence[str | None]) -> TaskOutcome:
-    """Combine per-item errors (aligned with ``payload``) into the job's outcome; the
-    message lists every failure, as the reference's "Batch failures:" message does."""
-    failed = [(item, error) for item, error in zip(payload, errors, strict=True) if error]
-    if not failed:
-        return TaskSuccess()
-    message = "Batch failures:\n" + "\n".join(error for _, error in failed)
-    return TaskFailure(message, replacement_payload=[item for item, _ in failed])
 
 
 async def _call(function: Callable[..., Any], args: tuple[Any, ...], ctx: WorkerContext) -> Any:
@@ -169,36 +108,14 @@ async def _run_batch(
             errors[index] = error.message
     if valid:
         results = await run([item for _, item in valid])
-        if isinstance(results, TaskFailure | BaseException) or not isinstance(results, Sequence):
-            return _not_a_sequence(identifier, results)
-        if isinstance(results, str | bytes) or len(results) != len(valid):
-            return TaskFailure(
-                f'batch task "{identifier}" returned {_count(results)} for {len(valid)} '
-                "items; expected a list with one result per item, in order"
-            )
+        problem = outcomes.check_batch_results(identifier, results, len(valid))
+        if problem is not None:
+            return problem
         for (index, _), result in zip(valid, results, strict=True):
-            errors[index] = item_error(result)
+            errors[index] = outcomes.item_error(result)
     if single:
         return TaskFailure(errors[0]) if errors[0] else TaskSuccess()
-    return batch_outcome(identifier, raw_items, errors)
-
-
-def _not_a_sequence(identifier: str, results: object) -> TaskOutcome:
-    if isinstance(results, TaskFailure):
-        return results
-    if isinstance(results, BaseException):
-        return TaskFailure(describe_error(results), error=results)
-    return TaskFailure(
-        f'batch task "{identifier}" returned {type(results).__name__}; '
-        "expected a list with one result per item, in order"
-    )
-
-
-def _count(results: object) -> str:
-    if isinstance(results, str | bytes):
-        return "a string"
-    count = len(results) if isinstance(results, Sequence) else 0
-    return f"{count} result" + ("" if count == 1 else "s")
+    return outcomes.batch_outcome(identifier, raw_items, errors)
 
 
 # define_task --------------------------------------------------------------------------
@@ -228,8 +145,12 @@ def define_task(
         if not name:
             raise TaskLoadError(f'{where}: {obj.__name__} has no IDENTIFIER (e.g. "send_email")')
         if issubclass(obj, handlers.BatchTaskHandler):
+            if not _overrides(obj, handlers.BatchTaskHandler, "run_batch"):
+                raise TaskLoadError(f"{where}: {obj.__name__} does not define run_batch")
             return _define_batch_class(obj, name, where)
         assert issubclass(obj, handlers.TaskHandler)
+        if not _overrides(obj, handlers.TaskHandler, "run"):
+            raise TaskLoadError(f"{where}: {obj.__name__} does not define run")
         return _define_class(obj, name, where)
     if callable(obj):
         mark = handlers.task_mark(obj)
@@ -240,6 +161,12 @@ def define_task(
         f"{where}: {type(obj).__name__} is not a task; expected a TaskHandler or "
         "BatchTaskHandler subclass, or a function"
     )
+
+
+def _overrides(cls: type, base: type, name: str) -> bool:
+    """Whether a class between ``cls`` and ``base`` defines ``name``."""
+    below_base = cls.__mro__[: cls.__mro__.index(base)]
+    return any(name in vars(klass) for klass in below_base)
 
 
 def _describe_source(obj: object) -> str:
@@ -263,7 +190,7 @@ def _define_class(cls: type[handlers.TaskHandler], name: str, where: str) -> Tas
             handler = validate(ctx.payload)
         except _InvalidPayload as error:
             return TaskFailure(error.message, error=error.__cause__)
-        return outcome_of(name, await _call(handler.run, (ctx,), ctx))
+        return outcomes.outcome_of(name, await _call(handler.run, (ctx,), ctx))
 
     return TaskDefinition(name, runner, source=where, handler=cls, batch=False)
 
@@ -307,7 +234,7 @@ def _define_function(
         except _InvalidPayload as error:
             return TaskFailure(error.message, error=error.__cause__)
         result = await _call(function, (payload, ctx) if takes_ctx else (payload,), ctx)
-        return outcome_of(name, result)
+        return outcomes.outcome_of(name, result)
 
     return TaskDefinition(name, runner, source=where, handler=function, batch=False)
 
@@ -348,7 +275,7 @@ def _payload_annotation(function: Callable[..., Any], where: str) -> Any:
     except Exception as error:
         raise TaskLoadError(
             f"{where}: cannot resolve the payload annotation "
-            f"{parameters[0].annotation!r} ({describe_error(error)})"
+            f"{parameters[0].annotation!r} ({outcomes.describe_error(error)})"
         ) from None
     return hints.get(parameters[0].name, Any)
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from graphile_worker_cli.errors import TaskLoadError
 from graphile_worker_cli.tasks import handlers
-from graphile_worker_cli.tasks.definition import TaskDefinition, define_task, describe_error
+from graphile_worker_cli.tasks.definition import TaskDefinition, define_task
+from graphile_worker_cli.tasks.outcomes import describe_error
 from graphile_worker_cli.tasks.registry import TaskRegistry
 
 ENTRY_POINT_GROUP = "graphile_worker.tasks"
