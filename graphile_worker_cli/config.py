@@ -143,9 +143,7 @@ class Settings(BaseSettings):
 
 
 # TOML / display key for each field ("schema" is the one that differs from the field name).
-KEY_BY_FIELD = {
-    name: (info.alias or name) for name, info in Settings.model_fields.items()
-}
+KEY_BY_FIELD = {name: (info.alias or name) for name, info in Settings.model_fields.items()}
 FIELD_BY_KEY = {key: name for name, key in KEY_BY_FIELD.items()}
 KEYS = list(FIELD_BY_KEY)
 DURATION_KEYS = frozenset(
@@ -157,7 +155,6 @@ DURATION_KEYS = frozenset(
 _KEY_ALIASES = {"schema_name": "schema"}
 # Generic environment variables, read before the GW_ ones (which win when both are set).
 _GENERIC_ENV = {"DATABASE_URL": "database_url", "GRAPHILE_WORKER_SCHEMA": "schema"}
-
 
 
 def _adapter(info: FieldInfo) -> TypeAdapter[Any]:
@@ -398,4 +395,3 @@ class _EnvironmentSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return {FIELD_BY_KEY[key]: value for key, value in read_environment().items()}
-

@@ -58,7 +58,12 @@ def test_common_options_override_everything(tmp_path: Path) -> None:
     other = tmp_path / "other.toml"
     other.write_text('schema = "from_file"\nconcurrency = 4\n')
     output = show_json(
-        "-c", "postgres://u:pw@h/db", "--schema", "from_flag", "--config", str(other),
+        "-c",
+        "postgres://u:pw@h/db",
+        "--schema",
+        "from_flag",
+        "--config",
+        str(other),
         env={"GRAPHILE_WORKER_SCHEMA": "from_env"},
     )
     assert output["config_file"] == str(other)
@@ -68,7 +73,7 @@ def test_common_options_override_everything(tmp_path: Path) -> None:
 
 
 def test_table_for_people_shows_values_sources_and_the_file(tmp_path: Path) -> None:
-    (tmp_path / "worker.toml").write_text('shutdown_grace_period = 90\n')
+    (tmp_path / "worker.toml").write_text("shutdown_grace_period = 90\n")
     result = CliRunner().invoke(
         app, ["config", "show"], env={"DATABASE_URL": "postgres://a:secret@h/db", "COLUMNS": "200"}
     )

@@ -93,7 +93,8 @@ def test_values_from_each_source_are_parsed(
     )
     monkeypatch.setenv("GW_FORBIDDEN_FLAGS", "slow, big")
     monkeypatch.setenv("GW_HEARTBEAT_INTERVAL", "5m")
-    monkeypatch.setenv("GW_MIGRATE", "false")
+    monkeypatch.setenv("GW_MIGRATE", "off")
+    monkeypatch.setenv("GW_PLUGINS", '["pkg.mod:Plugin", "other:P"]')
     settings = config.load_settings(toml_file, {"sweep_interval": "1h", "metrics_port": 9100})
     assert settings.poll_interval == 0.25
     assert settings.concurrency == 3
@@ -103,6 +104,7 @@ def test_values_from_each_source_are_parsed(
     assert settings.forbidden_flags == ["slow", "big"]
     assert settings.heartbeat_interval == 300.0
     assert settings.migrate is False
+    assert settings.plugins == ["pkg.mod:Plugin", "other:P"]
     assert settings.sweep_interval == 3600.0
     assert settings.metrics_port == 9100
     assert settings.config_file == toml_file
@@ -211,7 +213,7 @@ def test_invalid_toml_syntax_names_the_file_and_the_line(tmp_path: Path) -> None
     ("variable", "value", "expected"),
     [
         ("GW_CONCURRENCY", "ten", 'expected an integer >= 1, got "ten"'),
-        ("GW_POLL_INTERVAL", "soon", 'expected a duration like 250ms'),
+        ("GW_POLL_INTERVAL", "soon", "expected a duration like 250ms"),
         ("GW_MIGRATE", "perhaps", 'expected true or false, got "perhaps"'),
         ("GW_METRICS_PORT", "0", "expected a port number from 1 to 65535"),
         ("GW_LOG_LEVEL", "loud", 'expected one of "debug", "info", "warning", "error"'),
@@ -263,8 +265,9 @@ def test_every_key_is_in_the_example_and_the_docs_and_the_example_holds_the_defa
     # With every commented-out "# key = value" line enabled, the example still holds
     # exactly the defaults (the None defaults are the commented ones).
     enabled = "\n".join(
-        line[2:] if line.startswith("# ") and " = " in line and line[2:].split(" ")[0] in
-        config.KEYS else line
+        line[2:]
+        if line.startswith("# ") and " = " in line and line[2:].split(" ")[0] in config.KEYS
+        else line
         for line in text.splitlines()
     )
     settings = config.load_settings(write(tmp_path / "example.toml", text), {})

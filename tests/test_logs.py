@@ -34,8 +34,11 @@ def test_json_lines_carry_the_structured_fields() -> None:
     stream = io.StringIO()
     logs.configure(fmt="json", level="info", stream=stream)
     log = logging.getLogger("gw.worker")
-    log.info("job %s completed", 42, extra={"gw": {"job_id": 42, "task": "send_email",
-                                                    "duration_ms": 12.5}})
+    log.info(
+        "job %s completed",
+        42,
+        extra={"gw": {"job_id": 42, "task": "send_email", "duration_ms": 12.5}},
+    )
     log.warning("plain warning")
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert len(lines) == 2
