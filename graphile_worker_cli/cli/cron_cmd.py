@@ -1,9 +1,154 @@
-"""SKELETON — replaced by the owner of this command group."""
+"""``gw cron check FILE`` and ``gw cron list``: validate a crontab, show known crontabs."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
 import typer
+from rich.table import Table
+
+from graphile_worker_cli import config, cron, db, embedded
+from graphile_worker_cli.cli import common
+from graphile_worker_cli.errors import EXIT_USAGE, CrontabError, DatabaseError
+from graphile_worker_cli.queries import cron as cron_queries
+
+cron_app = typer.Typer(help="Crontab tools: validate a file, list known crontabs.")
+
+CountOption = Annotated[
+    int, typer.Option("--count", "-n", min=1, max=100, help="How many next run times to show.")
+]
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.add_typer(cron_app, name="cron")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _load(path: Path) -> list[cron.Crontab]:
+    try:
+        return cron.parse_crontab_file(path)
+    except CrontabError as error:
+        common.fail(error.message, EXIT_USAGE)
+
+
+def _describe(item: cron.Crontab, runs: list[datetime]) -> dict[str, Any]:
+    return {
+        "id": item.identifier,
+        "task": item.task_identifier,
+        "pattern": item.pattern,
+        "options": item.options_text(),
+        "tz": item.tz.key if item.tz else None,
+        "payload": item.payload,
+        "next_runs": [_iso(ts) for ts in runs],
+    }
+
+
+@cron_app.command("check")
+def check_command(
+    file: Annotated[Path, typer.Argument(help="The crontab file to validate.")],
+    count: CountOption = 5,
+    json_output: common.JsonOption = False,
+) -> None:
+    """Validate a crontab file and print each item's next run times (UTC).
+
+    Exit code 2, with the line that is wrong, when the file is not valid.
+    """
+    items = _load(file)
+    now = datetime.now(UTC)
+    described = [_describe(item, item.next_runs(now, count)) for item in items]
+    if json_output:
+        common.print_json({"file": str(file), "items": described})
+        return
+    out = common.stdout
+    noun = "item" if len(items) == 1 else "items"
+    out.print(f"{file}: {len(items)} {noun}, valid", highlight=False, markup=False)
+    for item, info in zip(items, described, strict=True):
+        options = f" ?{info['options']}" if info["options"] else ""
+        out.print(
+            f"\n{item.identifier}: {item.pattern} {item.task_identifier}{options}",
+            highlight=False, markup=False, soft_wrap=True,
+        )
+        for ts in item.next_runs(now, count):
+            local = f"  ({ts.astimezone(item.tz):%Y-%m-%d %H:%M %Z})" if item.tz else ""
+            out.print(f"  {_iso(ts)}{local}", highlight=False, markup=False)
+        if not info["next_runs"]:
+            out.print("  never (no matching date in the next 8 years)", markup=False)
+
+
+@cron_app.command("list")
+def list_command(
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config_path: common.ConfigOption = None,
+    crontab: Annotated[
+        Path | None,
+        typer.Option(
+            "--crontab", help="Crontab file for next run times (default: config, ./crontab).",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: common.JsonOption = False,
+) -> None:
+    """Show the crontabs the database knows: id, known since, last execution, next run."""
+    settings = common.load_settings(connection, schema, config_path)
+    path = crontab or settings.crontab or (Path("crontab") if Path("crontab").is_file() else None)
+    items = {item.identifier: item for item in _load(path)} if path else {}
+    rows = common.run(_fetch(settings))
+    now = datetime.now(UTC)
+    listed = []
+    for row in rows:
+        item = items.get(row.identifier)
+        runs = item.next_runs(now, 1) if item else []
+        listed.append({
+            "id": row.identifier,
+            "known_since": _iso(row.known_since),
+            "last_execution": _iso(row.last_execution),
+            "next_run": _iso(runs[0]) if runs else None,
+            "in_crontab": item is not None,
+        })
+    known = {row.identifier for row in rows}
+    unregistered = [i for i in items if i not in known]
+    if json_output:
+        common.print_json({"crontabs": listed, "not_yet_known": unregistered})
+        return
+    _print_table(listed, unregistered, with_next=bool(items))
+
+
+def _print_table(listed: list[dict[str, Any]], unregistered: list[str], with_next: bool) -> None:
+    if not listed:
+        common.stdout.print("No known crontabs.", markup=False)
+    else:
+        table = Table("id", "known since", "last execution", box=None, pad_edge=False)
+        if with_next:
+            table.add_column("next run")
+        for entry in listed:
+            cells = [entry["id"], entry["known_since"], entry["last_execution"] or "never"]
+            if with_next:
+                cells.append(entry["next_run"] or "not in crontab")
+            table.add_row(*cells)
+        common.stdout.print(table)
+    for identifier in unregistered:
+        common.stdout.print(
+            f"{identifier}: in the crontab, not known yet (a worker registers it on start)",
+            highlight=False, markup=False,
+        )
+
+
+async def _fetch(settings: config.Settings) -> list[cron_queries.KnownCrontab]:
+    async with embedded.database_url(settings) as url, db.connection(url) as conn:
+        try:
+            return await cron_queries.fetch_known_crontabs(conn, settings.schema_name)
+        except asyncpg.UndefinedTableError:
+            raise DatabaseError(
+                f"schema {settings.schema_name!r} has no Graphile Worker tables; "
+                "run gw migrate (or start a worker) first"
+            ) from None

@@ -1,0 +1,108 @@
+"""``gw cron check`` and ``gw cron list`` as a user runs them: a real process and database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+async def gw(*args: str, cwd: Path | None = None) -> Result:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["COLUMNS"] = "200"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "graphile_worker_cli", *args, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())
+
+
+CRONTAB = """\
+# two items
+0 4 * * 0 send/report ?id=weekly&fill=1h {to: 'ops'}
+30 9 * * * tick ?tz=Europe/Paris
+"""
+
+
+async def test_check_prints_next_runs(tmp_path: Path) -> None:
+    path = tmp_path / "crontab"
+    path.write_text(CRONTAB)
+    result = await gw("cron", "check", str(path), "--json", "-n", "3")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    weekly, tick = data["items"]
+    assert (weekly["id"], weekly["task"]) == ("weekly", "send/report")
+    assert weekly["payload"] == {"to": "ops"}
+    assert len(weekly["next_runs"]) == 3
+    for ts in weekly["next_runs"]:
+        moment = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ")
+        assert (moment.isoweekday(), moment.hour, moment.minute) == (7, 4, 0)  # Sundays, UTC
+    assert tick["tz"] == "Europe/Paris"
+    text = await gw("cron", "check", str(path))
+    assert text.code == 0
+    assert text.out.startswith(f"{path}: 2 items, valid")
+    assert "weekly: 0 4 * * 0 send/report ?id=weekly&fill=1h" in text.out
+
+
+async def test_check_reports_the_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "crontab"
+    path.write_text("0 4 * * * ok\n\n0 25 * * * bad\n")
+    result = await gw("cron", "check", str(path))
+    assert result.code == 2
+    assert result.out == ""
+    assert " ".join(result.err.split()) == (
+        f"error: {path}:3: hour field '25': value 25 is out of range; expected 0-23"
+    )
+    missing = await gw("cron", "check", str(tmp_path / "nope"))
+    assert missing.code == 2
+    assert "not found" in missing.err
+
+
+async def test_list_shows_known_crontabs(
+    tmp_path: Path, db_url: str, conn: asyncpg.Connection
+) -> None:
+    await conn.execute(
+        "insert into graphile_worker._private_known_crontabs values "
+        "('weekly', '2030-01-01T00:00Z', '2030-01-05T04:00Z'), ('gone', '2029-01-01T00:00Z', null)"
+    )
+    (tmp_path / "crontab").write_text(CRONTAB)
+    result = await gw("cron", "list", "-c", db_url, "--json", cwd=tmp_path)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    rows = {row["id"]: row for row in data["crontabs"]}
+    assert rows["weekly"]["known_since"] == "2030-01-01T00:00:00Z"
+    assert rows["weekly"]["last_execution"] == "2030-01-05T04:00:00Z"
+    next_run = datetime.strptime(rows["weekly"]["next_run"], "%Y-%m-%dT%H:%M:%SZ")
+    assert next_run.replace(tzinfo=UTC) > datetime.now(UTC)
+    assert (next_run.isoweekday(), next_run.hour) == (7, 4)
+    assert rows["gone"] == {
+        "id": "gone", "known_since": "2029-01-01T00:00:00Z", "last_execution": None,
+        "next_run": None, "in_crontab": False,
+    }
+    assert data["not_yet_known"] == ["tick"]
+    table = await gw("cron", "list", "-c", db_url, cwd=tmp_path)
+    assert table.code == 0, table.err
+    assert "weekly" in table.out and "never" in table.out
+    assert "tick: in the crontab, not known yet" in table.out
+
+
+async def test_list_on_an_unmigrated_database(empty_db_url: str) -> None:
+    result = await gw("cron", "list", "-c", empty_db_url)
+    assert result.code == 1
+    assert "run gw migrate" in result.err
+    assert "Traceback" not in result.err
