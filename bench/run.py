@@ -1,0 +1,221 @@
+"""The one benchmark command: gw against the reference, same run, same machine.
+
+    .venv/bin/python -m bench [--quick] [--jobs N] [--concurrency N] [--json PATH]
+    .venv/bin/python bench/run.py ...        (the same)
+
+It builds its own databases on GW_BENCH_DATABASE_URL's server (default the local
+127.0.0.1:5432), drops them at the end, prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `bench` and `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rich.console import Console
+
+from bench import databases, measures, profiles, sides
+from bench.report import Figure, Row, print_table, write_json
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
+console = Console(stderr=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke check")
+    parser.add_argument("--jobs", type=int, help="jobs drained and enqueued per measurement")
+    parser.add_argument("--latency-samples", type=int, help="jobs timed for latency")
+    parser.add_argument("--concurrency", type=int, default=profiles.DEFAULT_CONCURRENCY)
+    parser.add_argument("--repeats", type=int, help="best of N for the cheap measurements")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
+    parser.add_argument(
+        "--only", help="comma-separated row keys (drain_defaults, drain_tuned, latency_defaults,"
+        " latency_tuned, enqueue, once_empty, idle_rss, processes)",
+    )
+    args = parser.parse_args(argv)
+    for name in ("jobs", "latency_samples", "concurrency", "repeats"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    return args
+
+
+def sizes_from(args: argparse.Namespace) -> profiles.Sizes:
+    sizes = profiles.QUICK if args.quick else profiles.FULL
+    if args.jobs:
+        sizes = replace(sizes, drain_jobs=args.jobs, enqueue_jobs=args.jobs)
+    if args.latency_samples:
+        sizes = replace(sizes, latency_samples=args.latency_samples)
+    if args.repeats:
+        sizes = replace(sizes, repeats=args.repeats)
+    return sizes
+
+
+Measure = Callable[[], Awaitable[list[Row]]]
+
+
+def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> dict[str, Measure]:
+    """Every row group by key, in the order they run."""
+    n = ctx.sizes.drain_jobs
+
+    def drain_rows(profile: str) -> Measure:
+        async def go() -> list[Row]:
+            reference = await measures.drain(ctx, ref, profile)
+            mine = await measures.drain(ctx, gw, profile)
+            title = f"drain {n:,} no-op jobs, {profile}"
+            return [Row(f"drain_{profile}", title, "jobs/s", "higher", mine, reference)]
+        return go
+
+    def latency_rows(profile: str) -> Measure:
+        async def go() -> list[Row]:
+            ref50, ref99 = await measures.latency(ctx, ref, profile)
+            gw50, gw99 = await measures.latency(ctx, gw, profile)
+            title = f"add_job → handler start, {profile}"
+            return [
+                Row(f"latency_p50_{profile}", f"{title}, p50", "ms", "lower", gw50, ref50),
+                Row(f"latency_p99_{profile}", f"{title}, p99", "ms", "lower", gw99, ref99),
+            ]
+        return go
+
+    async def enqueue() -> list[Row]:
+        bare = await measures.enqueue_bare(ctx)
+        utils = await measures.enqueue_utils(ctx)
+        size = ctx.sizes
+        title = f"bulk enqueue {size.enqueue_jobs:,} jobs, batches of {size.enqueue_batch}"
+        return [Row("enqueue", title, "jobs/s", "higher", utils, bare, "SQL add_jobs")]
+
+    async def once_empty() -> list[Row]:
+        reference = await measures.once_empty(ctx, ref)
+        mine = await measures.once_empty(ctx, gw)
+        title = "--once on an empty queue, start to exit"
+        return [Row("once_empty", title, "s", "lower", mine, reference)]
+
+    async def idle_rss() -> list[Row]:
+        reference = await measures.idle_rss(ctx, ref)
+        mine = await measures.idle_rss(ctx, gw)
+        return [Row("idle_rss", "idle worker RSS (process tree)", "MiB", "lower",
+                    _mib(mine), _mib(reference))]
+
+    async def processes() -> list[Row]:
+        title = f"CPU-bound handler ({ctx.sizes.cpu_jobs:,} jobs), --processes 2"
+        if gw.unavailable or profiles.PROCESSES_FLAG not in gw.flags:
+            note = gw.unavailable or f"n/a: `gw run` has no {profiles.PROCESSES_FLAG} yet"
+            return [Row("processes", title, "jobs/s", "higher", Figure.missing(note),
+                        Figure.missing(note), "--processes 1")]
+        payload = f"json_build_object('loops', {ctx.sizes.cpu_loops})"
+        runs = {}
+        for count in (1, 2):
+            runs[count] = await measures.drain(
+                ctx, gw, "defaults", identifier="bench_cpu", jobs=ctx.sizes.cpu_jobs,
+                payload_sql=payload, extra=(profiles.PROCESSES_FLAG, str(count)),
+                label=f"cpu{count}",
+            )
+        return [Row("processes", title, "jobs/s", "higher", runs[2], runs[1], "--processes 1")]
+
+    return {
+        "drain_defaults": drain_rows("defaults"),
+        "drain_tuned": drain_rows("tuned"),
+        "latency_defaults": latency_rows("defaults"),
+        "latency_tuned": latency_rows("tuned"),
+        "enqueue": enqueue,
+        "once_empty": once_empty,
+        "idle_rss": idle_rss,
+        "processes": processes,
+    }
+
+
+def _mib(figure: Figure) -> Figure:
+    if figure.value is None:
+        return figure
+    return replace(figure, value=figure.value / 1024)
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        return result.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+async def run(args: argparse.Namespace) -> int:
+    sizes = sizes_from(args)
+    only = set(args.only.split(",")) if args.only else None
+    dbs = databases.Databases(databases.admin_url())
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="gwbench-") as tmp:
+        gw = sides.GwSide(Path(tmp))
+        ref = sides.ReferenceSide(Path(tmp))
+        await asyncio.to_thread(gw.detect)
+        await asyncio.to_thread(ref.detect)
+        ctx = measures.Context(dbs, sizes, args.concurrency)
+        rows: list[Row] = []
+        try:
+            for key, measure in plan(ctx, gw, ref).items():
+                if only is not None and not any(key.startswith(k) for k in only):
+                    continue
+                console.log(f"measuring {key} ...")
+                rows.extend(await measure())
+        finally:
+            await dbs.close()
+    meta: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench", *(sys.argv[1:])]),
+        "mode": "quick" if args.quick else "full",
+        "run_id": dbs.run_id,
+        "concurrency": args.concurrency,
+        "sizes": asdict(sizes),
+        "profiles": {"gw": profiles.GW_PROFILES, "reference": profiles.REFERENCE_PROFILES},
+        "gw_missing_flags": {p: gw.profile_args(p)[1] for p in profiles.PROFILES},
+        "gw_unavailable": gw.unavailable,
+        "machine": {
+            "cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "node": _version(["node", "--version"]),
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+        },
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    title = f"gw vs graphile-worker 0.18.0 — {meta['mode']}, concurrency {args.concurrency}"
+    print_table(rows, Console(width=max(140, Console().width)), title)
+    write_json(args.json, rows, meta)
+    console.log(f"wrote {args.json} in {meta['seconds']} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(run(args))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        console.log("interrupted; databases dropped")
+        return 130
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
