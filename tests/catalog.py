@@ -161,14 +161,14 @@ async def dump_catalog(
     result["types"] = [r for r in rows(await conn.fetch(_TYPES, nsp)) if keep(r[0])]
     result["functions"] = [r for r in rows(await conn.fetch(_FUNCTIONS, nsp)) if keep(r[0])]
     ledger_exists = await conn.fetchval("select to_regclass($1) is not null", f"{nsp}.migrations")
-    result["ledger"] = (
-        [
-            tuple(r)
-            for r in await conn.fetch(f"select id, breaking from {nsp}.migrations order by id")
-        ]
-        if ledger_exists
-        else None
-    )
+    result["ledger"] = None
+    if ledger_exists:
+        # releases before 0.16 made a ledger without the breaking column
+        ledger = await conn.fetch(
+            f"select id, (to_jsonb(m) ->> 'breaking')::boolean from {nsp}.migrations as m "
+            "order by id"
+        )
+        result["ledger"] = [tuple(r) for r in ledger]
     return result
 
 
