@@ -119,12 +119,15 @@ class Settings(BaseSettings):
 
     @property
     def config_file(self) -> Path | None:
-        """The TOML file these settings were read from, if any."""
+        """The TOML file ``load_settings`` read these settings from, if any."""
         return self._config_file
 
     @property
     def sources(self) -> dict[str, str]:
-        """Where each key's value came from: default, file, env or cli."""
+        """Where each key's value came from: default, file, env or cli.
+
+        Recorded by ``load_settings``; settings built directly report "default" throughout.
+        """
         return {name: self._sources.get(name, SOURCE_DEFAULT) for name in KEYS}
 
     def redacted(self) -> dict[str, Any]:
