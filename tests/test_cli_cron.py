@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -105,4 +106,55 @@ async def test_list_on_an_unmigrated_database(empty_db_url: str) -> None:
     result = await gw("cron", "list", "-c", empty_db_url)
     assert result.code == 1
     assert "run gw migrate" in result.err
+    assert "Traceback" not in result.err
+
+
+async def test_gw_run_schedules_the_crontab(
+    tmp_path: Path, db_url: str, conn: asyncpg.Connection
+) -> None:
+    """The scheduler runs inside ``gw run``: a known item is backfilled within its fill."""
+    now = datetime.now(UTC)
+    last = now.replace(second=0, microsecond=0) - timedelta(minutes=10)
+    await conn.execute(
+        "insert into graphile_worker._private_known_crontabs values ('ticker', $1, $2)",
+        now - timedelta(days=1), last,
+    )
+    (tmp_path / "crontab").write_text("* * * * * cli_tick ?id=ticker&fill=5m\n")
+    # The worker needs a task; it is not cli_tick, so the cron jobs stay in the table.
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "unrelated.py").write_text(
+        "def task(payload, ctx):\n    return None\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "graphile_worker_cli", "run", "-c", db_url, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
+    )
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        count = 0
+        while asyncio.get_running_loop().time() < deadline and count < 5:
+            count = await conn.fetchval("select count(*) from graphile_worker._private_jobs")
+            await asyncio.sleep(0.1)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, output.decode()
+    rows = await conn.fetch(
+        "select payload, run_at from graphile_worker._private_jobs order by run_at"
+    )
+    first = json.loads(rows[0]["payload"])["_cron"]
+    assert first["backfilled"] is True
+    # fill=5m: the oldest backfilled minute is at most 5 minutes before the start.
+    assert rows[0]["run_at"] >= now - timedelta(minutes=5, seconds=1)
+    assert rows[0]["run_at"] > last
+    assert len({row["run_at"] for row in rows}) == len(rows)
+
+
+async def test_gw_run_with_a_bad_crontab_exits_2(tmp_path: Path, db_url: str) -> None:
+    (tmp_path / "crontab").write_text("* * * * * t ?bogus=1\n")
+    result = await gw("run", "-c", db_url, cwd=tmp_path)
+    assert result.code == 2
+    assert "crontab:1: unsupported option 'bogus'" in result.err
     assert "Traceback" not in result.err
