@@ -26,7 +26,7 @@ from tests.conftest import (
     unique_name,
     with_database,
 )
-from tests.interop.reference import run_reference
+from tests.interop.reference import reference_command, reference_env, run_reference
 
 pytestmark = pytest.mark.interop
 
@@ -125,6 +125,25 @@ async def test_odd_schema_name_equals_the_reference(
     reference_odd = await catalog_of(reference_url, ODD_SCHEMA)
     assert diff_catalogs(reference_odd, await catalog_of(gw_url, ODD_SCHEMA)) == []
     assert diff_catalogs(reference_catalog, reference_odd) == []
+
+
+async def test_gw_and_reference_migrating_at_once(
+    empty_db_url: str, reference_catalog: dict[str, Any]
+) -> None:
+    """Two Node and two gw migrators race on an empty database: schema and ledger-table
+    creation clash, then the ledger rows decide who applies each step."""
+    node = [reference_command("-c", empty_db_url, "--schema-only")] * 2
+    ours = [[GW, "migrate", "-c", empty_db_url]] * 2
+    processes = [
+        await asyncio.create_subprocess_exec(
+            *command, env=reference_env(), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        for command in (node[0], ours[0], node[1], ours[1])
+    ]
+    outputs = [await asyncio.wait_for(p.communicate(), 60) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], outputs
+    assert diff_catalogs(reference_catalog, await catalog_of(empty_db_url)) == []
 
 
 # --- upgrades from databases older releases left ----------------------------------------------
