@@ -107,7 +107,7 @@ class SyncWorkerUtils:
         self.close()
 
     def add_job(
-        self, identifier: str, payload: Any = None, spec: job.JobSpec | None = None
+        self, identifier: utils.TaskName, payload: Any = None, spec: job.JobSpec | None = None
     ) -> job.Job:
         return self._call(self._utils.add_job, identifier, payload, spec)
 
@@ -117,7 +117,7 @@ class SyncWorkerUtils:
         return self._call(self._utils.add_raw_job, identifier, payload, spec)
 
     def add_batch_job(
-        self, identifier: str, items: Sequence[Any], spec: job.JobSpec | None = None
+        self, identifier: utils.TaskName, items: Sequence[Any], spec: job.JobSpec | None = None
     ) -> job.Job:
         return self._call(self._utils.add_batch_job, identifier, items, spec)
 

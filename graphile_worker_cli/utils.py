@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self
 
 import asyncpg
 
@@ -33,8 +33,17 @@ MAX_IDENTIFIER_LENGTH = 128
 MAX_JOB_KEY_LENGTH = 512
 SMALLINT_MIN, SMALLINT_MAX = -32768, 32767
 
+class Identified(Protocol):
+    """A task handler (class or instance) that names its task: ``IDENTIFIER``."""
+
+    IDENTIFIER: ClassVar[str]
+
+
+TaskName = str | Identified | type[Identified]
+"""A task identifier, or a handler (class or instance) whose IDENTIFIER is used."""
+
 # (identifier, payload) or (identifier, payload, spec), or a RawJobSpec.
-JobInput = tuple[str, Any] | tuple[str, Any, job.JobSpec | None] | job.RawJobSpec
+JobInput = tuple[TaskName, Any] | tuple[TaskName, Any, job.JobSpec | None] | job.RawJobSpec
 
 
 class CleanupTask(enum.StrEnum):
@@ -87,6 +96,19 @@ class RescheduleJobOptions:
 
 
 # --- input checks -------------------------------------------------------------------------
+
+
+def _task_name(task: Any) -> str:
+    """The identifier of a task given by name or by handler."""
+    if isinstance(task, str):
+        return _check_identifier(task)
+    identifier = getattr(task, "IDENTIFIER", None)
+    if identifier is None:
+        raise BadInputError(
+            f"invalid task {task!r}: expected an identifier string or a task handler "
+            "with an IDENTIFIER"
+        )
+    return _check_identifier(identifier)
 
 
 def _check_identifier(identifier: Any, what: str = "task identifier") -> str:
@@ -307,14 +329,20 @@ class WorkerUtils:
 
     async def add_job(
         self,
-        identifier: str,
+        identifier: TaskName,
         payload: Any = None,
         spec: job.JobSpec | None = None,
         *,
         conn: asyncpg.Connection | None = None,
     ) -> job.Job:
-        """Queue one job. ``payload``: a pydantic model, a dataclass, or JSON-like values."""
-        return await self._add_job(identifier, payloads.to_json(payload), spec, conn)
+        """Queue one job. ``payload``: a pydantic model, a dataclass, or JSON-like values.
+
+        ``identifier`` may also be a task handler instance (a ``TaskHandler`` model): its
+        ``IDENTIFIER`` names the task and the instance is the payload, as in
+        ``await utils.add_job(SendEmail(to="a@example.com"))``."""
+        if not isinstance(identifier, str | type) and payload is None:
+            payload = identifier
+        return await self._add_job(_task_name(identifier), payloads.to_json(payload), spec, conn)
 
     async def add_raw_job(
         self,
@@ -329,7 +357,7 @@ class WorkerUtils:
 
     async def add_batch_job(
         self,
-        identifier: str,
+        identifier: TaskName,
         items: Sequence[Any],
         spec: job.JobSpec | None = None,
         *,
@@ -348,7 +376,9 @@ class WorkerUtils:
                 "a batch job cannot use job key mode unsafe_dedupe (its items would be "
                 "dropped); expected replace or preserve_run_at"
             )
-        return await self._add_job(identifier, payloads.to_json(list(items)), checked, conn)
+        return await self._add_job(
+            _task_name(identifier), payloads.to_json(list(items)), checked, conn
+        )
 
     async def _add_job(
         self,
@@ -657,7 +687,7 @@ def _bulk_item(item: Any, *, raw: bool) -> tuple[str, str, job.JobSpec]:
         expected = "RawJobSpec" if raw else "(identifier, payload[, spec]) or RawJobSpec"
         raise BadInputError(f"invalid job {item!r}: expected {expected}")
     text = payloads.raw_to_json(payload) if raw else payloads.to_json(payload)
-    return _check_identifier(identifier), text, _check_spec(spec)
+    return _task_name(identifier), text, _check_spec(spec)
 
 
 def _bulk_preserve_run_at(specs: list[tuple[str, str, job.JobSpec]], preserve: bool) -> bool:

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import pydantic
@@ -584,3 +584,72 @@ async def test_get_job_and_list_jobs(utils: wu.WorkerUtils, conn: asyncpg.Connec
     assert states == ["ready", "scheduled", "locked", "failed"]
     with pytest.raises(BadInputError, match="ready, scheduled, locked, failed"):
         await utils.list_jobs(state="done")
+
+
+async def test_task_handlers_name_their_task(utils: wu.WorkerUtils) -> None:
+    class Notify(pydantic.BaseModel):
+        IDENTIFIER: ClassVar[str] = "notify"
+        user: int
+
+    job = await utils.add_job(Notify(user=3), spec=JobSpec(priority=1))
+    assert (job.task_identifier, job.payload, job.priority) == ("notify", {"user": 3}, 1)
+    batch = await utils.add_batch_job(Notify, [Notify(user=1), Notify(user=2)])
+    assert (batch.task_identifier, batch.payload) == ("notify", [{"user": 1}, {"user": 2}])
+    (bulk,) = await utils.add_jobs([(Notify, {"user": 9})])
+    assert bulk.task_identifier == "notify"
+    with pytest.raises(BadInputError, match="IDENTIFIER"):
+        await utils.add_job(object())  # type: ignore[arg-type]
+
+
+async def test_unsafe_dedupe_of_an_existing_job_sends_no_notification(
+    utils: wu.WorkerUtils, conn: asyncpg.Connection
+) -> None:
+    await utils.add_job("t", {}, JobSpec(job_key="k"))
+    heard: asyncio.Queue[int] = asyncio.Queue()
+    await conn.add_listener(
+        "jobs:insert", lambda *args: heard.put_nowait(json.loads(args[3])["count"])
+    )
+    dedupe = JobSpec(job_key="k", job_key_mode=JobKeyMode.UNSAFE_DEDUPE)
+    await utils.add_job("t", {}, dedupe)
+    await utils.add_jobs([("t", {}), ("t", {}), ("t", {})])
+    # Notifications arrive in order: had the dedupe notified, a count of 1 would come first.
+    assert await asyncio.wait_for(heard.get(), 10) == 3
+
+
+async def test_add_jobs_key_race_retries_the_missing_jobs(
+    db_url: str, utils: wu.WorkerUtils, conn: asyncpg.Connection
+) -> None:
+    """Regression: add_jobs silently returned fewer jobs than asked when a worker locked a
+    keyed job between the function's detach step and its insert."""
+    (old,) = await utils.add_jobs([("t", {"v": 1}, JobSpec(job_key="race"))])
+    worker = await asyncpg.connect(db_url)
+    try:
+        tx = worker.transaction()
+        await tx.start()
+        await worker.execute(
+            "update graphile_worker._private_jobs set locked_at = now(), "
+            "locked_by = 'worker-a', attempts = 1 where id = $1", old.id,
+        )
+        adding = asyncio.create_task(utils.add_jobs([
+            ("t", {"v": 2}, JobSpec(job_key="race")), ("t", {"other": True}),
+        ]))
+        await wait_until_blocked(worker, worker.get_server_pid())
+        await tx.commit()
+        jobs = await adding
+    finally:
+        await worker.close()
+    assert sorted(json.dumps(job.payload) for job in jobs) == ['{"other": true}', '{"v": 2}']
+    assert old.id not in {job.id for job in jobs}
+    assert await conn.fetchval("select count(*) from graphile_worker._private_jobs") == 3
+
+
+async def test_reschedule_with_options_object(utils: wu.WorkerUtils) -> None:
+    job = await utils.add_job("t", {})
+    at = datetime(2035, 1, 1, tzinfo=UTC)
+    options = wu.RescheduleJobOptions(run_at=at, priority=5, max_attempts=2)
+    (moved,) = await utils.reschedule_jobs([job.id], options, priority=6)
+    assert (moved.run_at, moved.priority, moved.max_attempts) == (at, 6, 2)
+    with pytest.raises(BadInputError, match="attempts -1"):
+        await utils.reschedule_jobs([job.id], attempts=-1)
+    with pytest.raises(BadInputError, match="job id"):
+        await utils.reschedule_jobs(["7"], priority=1)  # type: ignore[list-item]
