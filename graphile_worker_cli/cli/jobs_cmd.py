@@ -263,6 +263,10 @@ def list_command(
         common.stdout.print("no jobs", highlight=False)
     else:
         _print_jobs(records, f"jobs in schema {settings.schema_name}")
+        if len(records) == limit:
+            common.stderr.print(
+                f"showing the first {limit} jobs; use --limit for more", highlight=False
+            )
 
 
 @jobs_app.command("show")
