@@ -141,3 +141,16 @@ def test_next_runs_of_a_typed_schedule() -> None:
     assert item.next_runs(start, 2) == [
         datetime(2030, 1, 7, 14, 30, tzinfo=UTC), datetime(2030, 1, 14, 14, 30, tzinfo=UTC),
     ]
+
+
+def test_with_cron_on_worker_options() -> None:
+    from graphile_worker_cli.worker.options import WorkerOptions
+
+    options = (
+        WorkerOptions()
+        .with_cron(Cron.daily_at(SendEmail, 8, 0).fill(CrontabFill.hours(1)))
+        .with_cron("0 4 * * * cleanup ?fill=1d\n*/5 * * * * ping")
+    )
+    assert [c.identifier for c in options.crontabs] == ["send_email", "cleanup", "ping"]
+    with pytest.raises(CrontabError, match=r"<with_cron>:1: minute field"):
+        WorkerOptions().with_cron("61 * * * * t")

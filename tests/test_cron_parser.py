@@ -304,3 +304,13 @@ def test_fill_phrases() -> None:
     for bad in ("", "1", "h", "1H", "1h 2m", "-1h"):
         with pytest.raises(CrontabError, match="invalid fill"):
             CrontabFill.parse(bad)
+
+
+def test_tz_wall_clock_across_dst_changes() -> None:
+    # Europe/Paris: 2030-03-31 02:00 -> 03:00 (02:30 never happens),
+    # 2030-10-27 03:00 -> 02:00 (02:30 happens twice).
+    [item] = parse_crontab("30 2 * * * t ?tz=Europe/Paris")
+    spring = item.next_runs(utc(2030, 3, 30, 12, 0), 2)
+    assert spring == [utc(2030, 4, 1, 0, 30), utc(2030, 4, 2, 0, 30)]
+    autumn = item.next_runs(utc(2030, 10, 26, 12, 0), 3)
+    assert autumn == [utc(2030, 10, 27, 0, 30), utc(2030, 10, 27, 1, 30), utc(2030, 10, 28, 1, 30)]
