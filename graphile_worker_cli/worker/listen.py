@@ -15,7 +15,6 @@ from typing import Any
 
 import asyncpg
 
-from graphile_worker_cli.errors import GraphileWorkerError
 from graphile_worker_cli.worker import backoff
 
 log = logging.getLogger("gw.worker")
@@ -75,8 +74,7 @@ class Listener:
                     extra={"gw": {"action": "listen_lost"}},
                 )
                 await asyncio.sleep(backoff.delay(1, base=0.05))
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                    GraphileWorkerError) as error:
+            except backoff.TRANSIENT_ERRORS as error:
                 failures += 1
                 wait = backoff.delay(failures, base=0.05, cap=LISTEN_BACKOFF_CAP)
                 log.warning(
@@ -100,7 +98,7 @@ class Listener:
                 try:
                     await conn.remove_listener(JOBS_INSERT, self._jobs_insert)
                     await conn.remove_listener(WORKER_MIGRATE, self._worker_migrate)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                except backoff.TRANSIENT_ERRORS:
                     pass
             await self._release(conn)
 

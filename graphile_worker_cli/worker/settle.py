@@ -46,7 +46,7 @@ class Settler:
                 if failures:
                     log.info("%s settled after %d retries", what, failures)
                 return
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except backoff.TRANSIENT_ERRORS as error:
                 failures += 1
                 wait = backoff.delay(failures)
                 log.warning(

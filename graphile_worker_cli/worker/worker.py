@@ -37,7 +37,7 @@ log = logging.getLogger("gw.worker")
 STALE_LOCK_FIRST_WITHIN = 60.0
 STALE_LOCK_EVERY = (480.0, 600.0)
 SETTLE_DRAIN_TIMEOUT = 15.0
-_RETRYABLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)
+_RETRYABLE = backoff.TRANSIENT_ERRORS
 # Errors no retry can fix: undefined table/function (schema not migrated), permissions...
 _FATAL = (asyncpg.exceptions.SyntaxOrAccessError,)
 
