@@ -117,11 +117,20 @@ class _Scheduler:
         self.stop = stop
         self.clock = clock
         self.healthy = False
+        # The first minute not yet scheduled. It survives a restart, so a minute lost to a
+        # short database outage is still caught up (late-timer rules) even without fill.
+        self.resume_at: datetime | None = None
 
     async def run(self) -> None:
         start = self.clock.now().astimezone(UTC)
         await self.register_and_backfill(start)
         next_ts = ceil_minute(start)
+        if self.resume_at is not None:
+            next_ts = min(next_ts, self.resume_at)
+        log.info(
+            "cron scheduling %d item%s from %s", len(self.items),
+            "" if len(self.items) == 1 else "s", format_ts(next_ts),
+        )
         while not self.stop.is_set():
             await self.clock.sleep_until(next_ts, self.stop)
             if self.stop.is_set():
@@ -130,7 +139,7 @@ class _Scheduler:
             current = floor_minute(now)
             if current < next_ts:
                 continue  # early timer or a clock that went back: wait again
-            next_ts = await self.catch_up(next_ts, now)
+            next_ts = self.resume_at = await self.catch_up(next_ts, now)
             self.healthy = True
 
     async def register_and_backfill(self, start: datetime) -> None:
@@ -183,6 +192,7 @@ class _Scheduler:
                     batch.append((item, True))
             await self.schedule(ts, batch)
             ts += ONE_MINUTE
+            self.resume_at = ts
         return current + ONE_MINUTE
 
     async def schedule(self, ts: datetime, batch: list[tuple[Crontab, bool]]) -> None:
