@@ -53,6 +53,7 @@ _GW_FILE = re.compile(r"^(\d{6})_([a-z0-9_]+)\.sql$")
 _CLASH_CODES = frozenset({"23505", "42P06", "42P07", "42710"})
 _LOCKED_JOBS_CODE = "GWL11"
 _BOOTSTRAP_ATTEMPTS = 5
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 @dataclass(frozen=True)
@@ -149,17 +150,17 @@ async def apply_migrations(
 ) -> MigrationResult:
     """Migrate and report what was applied. Raises SchemaTooNewError (exit code 57) when
     the database has a breaking migration newer than this release knows."""
-    await _check_server_version(conn)
     gw_steps = gw_migrations(gw_migrations_dir or GW_MIGRATIONS_DIR)
     steps = reference_migrations()
     try:
+        await _check_server_version(conn)
         await _ensure_ledgers(conn, schema)
-        before = await migration_status(conn, schema)
+        before = await _read_status(conn, schema)
         _check_not_too_new(before, gw_steps)
         applied = await _run_steps(conn, schema, steps, before.latest, gw=False)
         gw_applied = await _run_steps(conn, schema, gw_steps, before.gw_latest, gw=True)
-        after = await migration_status(conn, schema)
-    except asyncpg.PostgresError as error:
+        after = await _read_status(conn, schema)
+    except _DRIVER_ERRORS as error:
         raise MigrationError(f"migrating schema {schema!r} failed: {_one_line(error)}") from error
     if applied or gw_applied:
         logger.info(
@@ -172,6 +173,15 @@ async def migration_status(
     conn: asyncpg.Connection, schema: str = db.DEFAULT_SCHEMA
 ) -> MigrationStatus:
     """Read where ``schema`` stands without changing anything."""
+    try:
+        return await _read_status(conn, schema)
+    except _DRIVER_ERRORS as error:
+        raise MigrationError(
+            f"reading the migration status of schema {schema!r} failed: {_one_line(error)}"
+        ) from error
+
+
+async def _read_status(conn: asyncpg.Connection, schema: str) -> MigrationStatus:
     quoted = db.escape_identifier(schema)
     has_ledger, has_breaking, has_gw_ledger = await _ledger_shape(conn, schema)
     latest = latest_breaking = gw_latest = None
@@ -320,12 +330,12 @@ async def _run_step(conn: asyncpg.Connection, schema: str, step: Migration, *, g
                     MIGRATE_CHANNEL,
                     json.dumps(payload, separators=(",", ":")),
                 )
-    except asyncpg.UniqueViolationError:
-        if recorded:
-            raise
-        logger.debug("migration %s of schema %s was applied by another process", step.name, schema)
-        return False
     except asyncpg.PostgresError as error:
+        if not recorded and isinstance(error, asyncpg.UniqueViolationError):
+            logger.debug(
+                "migration %s of schema %s was applied by another process", step.name, schema
+            )
+            return False
         if error.sqlstate == _LOCKED_JOBS_CODE:
             raise MigrationError(
                 f"migration 11 of schema {schema!r} cannot run while jobs are locked by "
