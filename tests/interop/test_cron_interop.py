@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from graphile_worker_cli import db
-from graphile_worker_cli.cron import MockClock, parse_crontab_file
+from graphile_worker_cli.cron import CrontabError, MockClock, parse_crontab, parse_crontab_file
 from graphile_worker_cli.cron.matcher import floor_minute
 from graphile_worker_cli.cron.scheduler import format_ts, run_scheduler
 from tests.interop import reference
@@ -117,3 +117,97 @@ async def test_gw_schedulers_and_reference_schedule_each_minute_exactly_once(
             "origin": "crontab", "n": 1, "_cron": {"ts": ts, "backfilled": backfilled},
         }
         assert format_ts(row["run_at"]) == ts
+
+
+# The reference's own parser, called on each line; prints what it made of them as JSON.
+PARSE_WITH_REFERENCE = """\
+import { parseCrontab } from %(module)s;
+const lines = JSON.parse(process.argv[2]);
+console.log(JSON.stringify(lines.map((line) => {
+  try {
+    const [item] = parseCrontab(line);
+    return { ok: true, match: item.match.parsedCronMatch, task: item.task,
+             identifier: item.identifier, options: item.options, payload: item.payload };
+  } catch (e) {
+    return { ok: false, error: e.message };
+  }
+})));
+"""
+
+AGREED_LINES = [
+    "* * * * * t",
+    "*/7 0-23 1,15,31 */5 7 a/b:c-d_e",
+    "59,0,30-31 23 * 2 0-6 task",
+    "0 4 * * 5-7 t ?id=_x-1&fill=4w3d2h1m30s&max=7&queue=q-1_:x&priority=-3",
+    "* * * * * t ?jobKey=a+b%21&jobKeyMode=preserve_run_at",
+    "* * * * * t ?jobKey=k",
+    "* * * * * t ?jobKeyMode=replace",
+    "* * * * * t {a: 1, 'b': [1, 2,], \"c\": {d: null}, e: .5, f: 0x10, // c\n}",
+    "* * * * * t ?fill=1m {}",
+    # rejected by both
+    "60 * * * * t",
+    "* 24 * * * t",
+    "* * 0 * * t",
+    "* * * 13 * t",
+    "* * * * 8 t",
+    "*/0 * * * * t",
+    "5-5 * * * * t",
+    "1-5/2 * * * * t",
+    "* * * * t",
+    "* * * * * 9t",
+    "* * * * * t ?nope=1",
+    "* * * * * t ?id=a&id=b",
+    "* * * * * t ?id=1a",
+    "* * * * * t ?fill=1y",
+    "* * * * * t ?fill",
+    "* * * * * t ?max=x",
+    "* * * * * t ?queue=a/b",
+    "* * * * * t ?priority=1.5",
+    "* * * * * t ?jobKeyMode=unsafe_dedupe",
+    "* * * * * t {a: }",
+    "* * * * * t junk",
+    "* * * * * t [1]",
+]
+# Accepted by the reference but rejected by gw when read (they fail later there).
+GW_STRICTER = ["* * * * * t ?max=0", "* * * * * t ?jobKey=", "* * * * * t ?priority=99999"]
+
+
+async def test_parser_agrees_with_the_reference(tmp_path: Path) -> None:
+    module = reference.NODE_MODULES / "graphile-worker" / "dist" / "crontab.js"
+    script = tmp_path / "parse.mjs"
+    script.write_text(PARSE_WITH_REFERENCE % {"module": json.dumps(str(module))})
+    lines = AGREED_LINES + GW_STRICTER
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(script), json.dumps(lines),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    results = json.loads(out)
+    for line, ref in zip(lines, results, strict=True):
+        try:
+            [item] = parse_crontab(line)
+        except CrontabError as error:
+            if line in GW_STRICTER:
+                assert ref["ok"], f"{line!r}: the reference rejects it too"
+            else:
+                assert not ref["ok"], f"{line!r}: gw rejects ({error}), the reference accepts"
+            continue
+        assert line not in GW_STRICTER, f"{line!r}: gw accepts it"
+        assert ref["ok"], f"{line!r}: gw accepts, the reference says {ref['error']}"
+        match = ref["match"]
+        timer = item.timer
+        assert list(timer.minutes) == match["minutes"], line
+        assert list(timer.hours) == match["hours"], line
+        assert list(timer.days) == match["dates"], line
+        assert list(timer.months) == match["months"], line
+        assert list(timer.dows) == match["dows"], line
+        assert (item.task_identifier, item.identifier) == (ref["task"], ref["identifier"])
+        options = ref["options"]
+        assert item.fill.duration.total_seconds() * 1000 == options["backfillPeriod"], line
+        assert item.max_attempts == options.get("maxAttempts"), line
+        assert item.queue_name == options.get("queueName"), line
+        assert item.priority == options.get("priority"), line
+        assert item.job_key == options.get("jobKey"), line
+        assert item.job_key_mode == options.get("jobKeyMode"), line
+        assert item.payload == ref["payload"], line
