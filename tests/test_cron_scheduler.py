@@ -329,3 +329,34 @@ async def test_three_schedulers_schedule_each_tick_exactly_once(
     # Any duplicate would show up as a repeated (task, ts) pair.
     pairs = [(j["task"], j["payload"]["_cron"]["ts"]) for j in jobs]
     assert len(pairs) == len(set(pairs))
+
+
+async def test_odd_schema_name(db_url: str, conn: asyncpg.Connection) -> None:
+    from graphile_worker_cli import migrate
+
+    schema = 'odd "name"'
+    await migrate.migrate(conn, schema)
+    quoted = db.escape_identifier(schema)
+    await conn.execute(
+        f"insert into {quoted}._private_known_crontabs values ('tick', $1, $2)",
+        T0 - timedelta(hours=1), at(11, 58),
+    )
+    pool = await db.create_pool(db_url, min_size=1, max_size=2)
+    clock = MockClock(T0)
+    stop = asyncio.Event()
+    items = parse_crontab("* * * * * tick ?fill=1h")
+    task = asyncio.create_task(run_scheduler(pool, schema, items, stop=stop, clock=clock))
+    try:
+        await clock.wait_for_sleepers(1)
+        await step(clock, at(12, 1))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await pool.close()
+    rows = await conn.fetch(f"select payload from {quoted}._private_jobs order by run_at")
+    assert [json.loads(r["payload"])["_cron"] for r in rows] == [
+        {"ts": iso(at(11, 59)), "backfilled": True},
+        {"ts": iso(at(12, 0)), "backfilled": True},
+        {"ts": iso(at(12, 1)), "backfilled": False},
+    ]
+    assert await conn.fetchval("select count(*) from graphile_worker._private_jobs") == 0
