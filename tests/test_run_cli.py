@@ -1,0 +1,288 @@
+"""``gw run`` as a real process: real signals, real exit codes, real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+S = "graphile_worker"
+
+LONG_TASK = """
+import asyncio
+import pathlib
+
+
+async def task(payload, ctx):
+    await ctx.query("insert into started (job_id) values ($1)", ctx.job_id)
+    release = pathlib.Path(payload["release"])
+    while not release.exists():
+        await asyncio.sleep(0.02)
+"""
+
+QUICK_TASK = """
+async def task(payload, ctx):
+    await ctx.query("insert into started (job_id) values ($1)", ctx.job_id)
+"""
+
+
+def gw_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "graphile_worker_cli", *args]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("GW_") and k not in ("DATABASE_URL", "GRAPHILE_WORKER_SCHEMA")}
+    env.update(extra)
+    return env
+
+
+def write_tasks(root: Path, files: dict[str, str]) -> Path:
+    tasks_dir = root / "tasks"
+    for name, text in files.items():
+        path = tasks_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return tasks_dir
+
+
+class Gw:
+    """A running ``gw run`` whose stderr is collected line by line."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        assert process.stderr is not None
+        self._reader = asyncio.create_task(self._read(process.stderr))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        async for raw in stream:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    async def wait_for_line(self, fragment: str, timeout: float = 20.0) -> None:
+        await wait_until(lambda: _true(any(fragment in line for line in self.lines)), timeout,
+                         lambda: f"no line with {fragment!r} in:\n{self.output}")
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.process.send_signal(sig)
+
+    async def exit_code(self, timeout: float = 30.0) -> int:
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        await self._reader
+        return code
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout: float = 20.0,
+    describe: Callable[[], str] = lambda: "",
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s. {describe()}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def start_gw(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Gw]]]:
+    started: list[Gw] = []
+
+    async def start(*args: str, env: dict[str, str] | None = None) -> Gw:
+        process = await asyncio.create_subprocess_exec(
+            *gw_command("run", *args), cwd=tmp_path, env=env or clean_env(),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        gw = Gw(process)
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        if gw.process.returncode is None:
+            gw.process.kill()
+            await gw.process.wait()
+
+
+@pytest.fixture
+async def started_table(conn: asyncpg.Connection) -> asyncpg.Connection:
+    await conn.execute("create table started (job_id bigint primary key)")
+    return conn
+
+
+async def started_count(conn: asyncpg.Connection) -> int:
+    count: int = await conn.fetchval("select count(*) from started")
+    return count
+
+
+async def add_job(conn: asyncpg.Connection, identifier: str, payload: str, **kw: str) -> int:
+    extra = "".join(f", {key} := '{value}'" for key, value in kw.items())
+    job_id: int = await conn.fetchval(
+        f"select id from {S}.add_job($1, $2::json{extra})", identifier, payload
+    )
+    return job_id
+
+
+async def test_sigterm_lets_a_running_job_finish_within_grace(
+    db_url: str, started_table: asyncpg.Connection, tmp_path: Path,
+    start_gw: Callable[..., Awaitable[Gw]],
+) -> None:
+    conn = started_table
+    tasks_dir = write_tasks(tmp_path, {"long.py": LONG_TASK})
+    release = tmp_path / "release"
+    job_id = await add_job(conn, "long", f'{{"release": "{release}"}}')
+    gw = await start_gw("-c", db_url, "--tasks", str(tasks_dir), "--shutdown-grace-period", "60s")
+    await wait_until(lambda: _positive(started_count(conn)), describe=lambda: gw.output)
+    gw.signal(signal.SIGTERM)
+    await gw.wait_for_line("received SIGTERM")
+    # Still running: the lock is held while the job waits for its release file.
+    assert await conn.fetchval(
+        f"select locked_by from {S}._private_jobs where id = $1", job_id
+    ) is not None
+    release.touch()
+    assert await gw.exit_code() == 0, gw.output
+    assert await conn.fetchval(f"select count(*) from {S}._private_jobs") == 0
+
+
+async def _positive(value: Awaitable[int]) -> bool:
+    return await value > 0
+
+
+async def test_sigterm_past_grace_aborts_and_reschedules_without_using_an_attempt(
+    db_url: str, started_table: asyncpg.Connection, tmp_path: Path,
+    start_gw: Callable[..., Awaitable[Gw]],
+) -> None:
+    conn = started_table
+    tasks_dir = write_tasks(tmp_path, {"long.py": LONG_TASK})
+    job_id = await add_job(conn, "long", f'{{"release": "{tmp_path / "never"}"}}',
+                           queue_name="serial")
+    gw = await start_gw(
+        "-c", db_url, "--tasks", str(tasks_dir), "--shutdown-grace-period", "300ms",
+        env=clean_env(GW_SHUTDOWN_INTERRUPTED_JOB_RETRY_DELAY="1h"),
+    )
+    await wait_until(lambda: _positive(started_count(conn)), describe=lambda: gw.output)
+    gw.signal(signal.SIGTERM)
+    assert await gw.exit_code() == 0, gw.output
+    row = await conn.fetchrow(f"select * from {S}._private_jobs where id = $1", job_id)
+    assert (row["attempts"], row["locked_by"], row["locked_at"]) == (0, None, None)
+    assert row["run_at"] > await conn.fetchval("select now() + interval '50 minutes'")
+    assert await conn.fetchval(f"select locked_by from {S}._private_job_queues") is None
+    assert "interrupted" in gw.output
+
+
+async def test_second_signal_cuts_the_grace_period_short(
+    db_url: str, started_table: asyncpg.Connection, tmp_path: Path,
+    start_gw: Callable[..., Awaitable[Gw]],
+) -> None:
+    conn = started_table
+    tasks_dir = write_tasks(tmp_path, {"long.py": LONG_TASK})
+    await add_job(conn, "long", f'{{"release": "{tmp_path / "never"}"}}')
+    gw = await start_gw("-c", db_url, "--tasks", str(tasks_dir), "--shutdown-grace-period", "1h")
+    await wait_until(lambda: _positive(started_count(conn)), describe=lambda: gw.output)
+    gw.signal(signal.SIGINT)
+    await gw.wait_for_line("received SIGINT")
+    gw.signal(signal.SIGINT)
+    assert await gw.exit_code() == 0, gw.output
+    assert await conn.fetchval(f"select attempts from {S}._private_jobs") == 0
+
+
+async def test_once_drains_the_queue_and_exits_zero(
+    db_url: str, started_table: asyncpg.Connection, tmp_path: Path,
+    start_gw: Callable[..., Awaitable[Gw]],
+) -> None:
+    conn = started_table
+    tasks_dir = write_tasks(tmp_path, {"quick.py": QUICK_TASK, "sub/quick.py": QUICK_TASK})
+    for _ in range(5):
+        await add_job(conn, "quick", "{}")
+        await add_job(conn, "sub/quick", "{}")
+    gw = await start_gw("-c", db_url, "--tasks", str(tasks_dir), "--once", "-j", "3")
+    assert await gw.exit_code() == 0, gw.output
+    assert await started_count(conn) == 10
+    assert await conn.fetchval(f"select count(*) from {S}._private_jobs") == 0
+    assert "2 task(s), concurrency 3, schema graphile_worker" in gw.output
+    assert "worker gw-" in gw.output
+
+
+async def test_breaking_migration_from_another_process_exits_57(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path,
+    start_gw: Callable[..., Awaitable[Gw]],
+) -> None:
+    tasks_dir = write_tasks(tmp_path, {"quick.py": QUICK_TASK})
+    gw = await start_gw("-c", db_url, "--tasks", str(tasks_dir), "--no-migrate")
+    await gw.wait_for_line("started:")
+    await wait_until(lambda: _listening(conn), describe=lambda: gw.output)
+    await conn.execute(
+        """select pg_notify('worker:migrate', '{"migrationNumber": 21, "breaking": true}')"""
+    )
+    assert await gw.exit_code() == 57, gw.output
+    assert "breaking migration 21" in gw.output
+
+
+async def _listening(conn: asyncpg.Connection) -> bool:
+    count: int = await conn.fetchval(
+        "select count(*) from pg_stat_activity where datname = current_database() "
+        "and query like 'LISTEN%'"
+    )
+    return count > 0
+
+
+def run_gw(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        gw_command("run", *args), cwd=tmp_path, env=clean_env(), capture_output=True,
+        text=True, timeout=60,
+    )
+
+
+def test_task_file_that_fails_to_import_is_named(db_url: str, tmp_path: Path) -> None:
+    tasks_dir = write_tasks(tmp_path, {"ok.py": QUICK_TASK, "broken.py": "import nowhere_x\n"})
+    result = run_gw(tmp_path, "-c", db_url, "--tasks", str(tasks_dir), "--once")
+    assert result.returncode == 2, result.stderr
+    assert "broken.py" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_tasks_directory(db_url: str, tmp_path: Path) -> None:
+    result = run_gw(tmp_path, "-c", db_url, "--tasks", str(tmp_path / "nope"), "--once")
+    assert result.returncode == 2
+    assert "nope" in result.stderr and "does not exist" in result.stderr
+
+
+def test_no_tasks_at_all(db_url: str, tmp_path: Path) -> None:
+    result = run_gw(tmp_path, "-c", db_url, "--once")
+    assert result.returncode == 2
+    assert "no tasks found" in result.stderr and "--tasks DIR" in result.stderr
+
+
+def test_conflicting_identifiers(db_url: str, tmp_path: Path) -> None:
+    tasks_dir = write_tasks(tmp_path, {"same.py": QUICK_TASK})
+    (tmp_path / "mytasks.py").write_text(textwrap.dedent("""
+        from graphile_worker_cli.tasks import task
+
+        @task("same")
+        async def same(payload):
+            return None
+    """))
+    result = subprocess.run(
+        gw_command("run", "-c", db_url, "--tasks", str(tasks_dir), "--tasks-module", "mytasks",
+                   "--once"),
+        cwd=tmp_path, env=clean_env(PYTHONPATH=str(tmp_path)), capture_output=True, text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "same" in result.stderr and "defined twice" in result.stderr
