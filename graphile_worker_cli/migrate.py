@@ -68,7 +68,12 @@ class Migration:
     def sql(self, schema: str) -> str:
         """The file's SQL for ``schema`` (the placeholder replaced by the quoted name)."""
         text = self.path.read_text(encoding="utf-8")
-        return text.replace(SCHEMA_PLACEHOLDER, db.escape_identifier(schema))
+        quoted = db.escape_identifier(schema)
+        if "$$" in quoted:
+            # The schema name would end the $$-quoted function bodies early: use a tag
+            # that occurs neither in the name nor in the file.
+            text = text.replace("$$", _dollar_tag(quoted, text))
+        return text.replace(SCHEMA_PLACEHOLDER, quoted)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,13 @@ class MigrationResult:
     status: MigrationStatus
     applied: list[int] = field(default_factory=list)
     gw_applied: list[int] = field(default_factory=list)
+
+
+def _dollar_tag(*texts: str) -> str:
+    number = 0
+    while any(f"$gw_body{number}$" in text for text in texts):
+        number += 1
+    return f"$gw_body{number}$"
 
 
 def reference_migrations(directory: Path = REFERENCE_MIGRATIONS_DIR) -> list[Migration]:

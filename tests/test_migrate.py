@@ -131,6 +131,16 @@ async def test_odd_schema_name_gets_the_same_catalog(empty_conn: asyncpg.Connect
     assert job is not None and json.loads(job["payload"]) == {"a": 1}
 
 
+async def test_schema_name_with_dollar_quotes_works(empty_conn: asyncpg.Connection) -> None:
+    await migrate.migrate(empty_conn, SCHEMA)
+    await migrate.migrate(empty_conn, "a$$b$gw_body0$")
+    plain = await dump_catalog(empty_conn, SCHEMA, include_gw=True)
+    dollar = await dump_catalog(empty_conn, "a$$b$gw_body0$", include_gw=True)
+    assert diff_catalogs(plain, dollar) == []
+    job = await empty_conn.fetchrow('select * from "a$$b$gw_body0$".add_job($1)', "t")
+    assert job is not None and job["key"] is None
+
+
 async def test_concurrent_migrators_apply_each_step_exactly_once(empty_db_url: str) -> None:
     connections = [await asyncpg.connect(empty_db_url) for _ in range(4)]
     try:
