@@ -272,15 +272,18 @@ async def test_restarts_after_database_error_and_backfills_the_gap(
     pool: asyncpg.Pool, conn: asyncpg.Connection
 ) -> None:
     items = parse_crontab("* * * * * tick ?fill=5m\n* * * * * nofill\n")
+    table = "graphile_worker._private_known_crontabs"
     clock = MockClock(T0)
     async with scheduling(pool, items, clock) as task:
         await step(clock, at(12, 1))
-        # Kill every connection of the scheduler's pool: the next tick fails.
-        await conn.execute(
-            "select pg_terminate_backend(pid) from pg_stat_activity "
-            "where datname = current_database() and pid <> pg_backend_pid()"
-        )
+        # The database starts failing every cron statement.
+        await conn.execute(f"alter table {table} rename to known_crontabs_away")
         await step(clock, at(12, 2))  # the tick fails; it now waits out its backoff
+        await step(clock, at(12, 2) + timedelta(seconds=30))  # the restart fails too
+        assert not task.done()
+        await conn.execute(
+            "alter table graphile_worker.known_crontabs_away rename to _private_known_crontabs"
+        )
         await step(clock, at(12, 3))  # restart: backfills 12:02, then ticks 12:03
         assert not task.done()
         jobs = await cron_jobs(conn)
@@ -291,6 +294,24 @@ async def test_restarts_after_database_error_and_backfills_the_gap(
     assert stamps(jobs, "nofill") == [
         (iso(at(12, 1)), False), (iso(at(12, 2)), False), (iso(at(12, 3)), False),
     ]
+
+
+async def test_survives_its_connections_being_killed(
+    pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    items = parse_crontab("* * * * * tick ?fill=5m\n")
+    clock = MockClock(T0)
+    async with scheduling(pool, items, clock) as task:
+        await step(clock, at(12, 1))
+        await conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where datname = current_database() and pid <> pg_backend_pid()"
+        )
+        await step(clock, at(12, 2))  # may fail (then it backs off) or reconnect at once
+        await step(clock, at(12, 3))
+        assert not task.done()
+        jobs = await cron_jobs(conn)
+    assert [ts for ts, _ in stamps(jobs)] == [iso(at(12, m)) for m in (1, 2, 3)]
 
 
 # -- exactly once ---------------------------------------------------------------------------
