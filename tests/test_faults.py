@@ -8,6 +8,7 @@ Every wait is a poll of the database with a deadline. Recovery settings are smal
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import random
 import shutil
@@ -17,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -207,7 +209,7 @@ async def test_reference_worker_job_is_never_swept_by_gw_workers(
 @pytest.fixture
 async def private_pg() -> AsyncIterator[tuple[str, Path, str | None]]:
     """A PostgreSQL server of this test's own (pgserver), to restart at will."""
-    import pgserver
+    pgserver: Any = importlib.import_module("pgserver")  # the [dev] extra; untyped
 
     # Not under tmp_path: as root, pgserver runs the server as its own user, which cannot
     # enter pytest's private temporary directory.
@@ -222,7 +224,7 @@ async def private_pg() -> AsyncIterator[tuple[str, Path, str | None]]:
 
 
 async def restart_postgres(data: Path, user: str | None) -> None:
-    import pgserver
+    pgserver: Any = importlib.import_module("pgserver")
 
     await asyncio.to_thread(
         pgserver.pg_ctl, ["-w", "-m", "fast", "restart"], pgdata=data, user=user, timeout=60
