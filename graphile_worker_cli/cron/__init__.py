@@ -13,19 +13,26 @@ from graphile_worker_cli.cron.parser import (
 )
 from graphile_worker_cli.cron.types import CronJobKeyMode, Crontab, CrontabFill
 from graphile_worker_cli.errors import CrontabError
+from graphile_worker_cli.queries.cron import KnownCrontab
 
 JobKeyMode = CronJobKeyMode
+CrontabParseError = CrontabError
+CronInput = str | Cron | Crontab
+"""What ``WorkerOptions.with_cron`` accepts."""
 
 __all__ = [
     "Clock",
     "Cron",
     "CronBuilder",
+    "CronInput",
     "CronJobKeyMode",
     "Crontab",
     "CrontabError",
     "CrontabFill",
+    "CrontabParseError",
     "CrontabTimer",
     "JobKeyMode",
+    "KnownCrontab",
     "MockClock",
     "SystemClock",
     "check_unique_ids",
