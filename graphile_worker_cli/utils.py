@@ -194,8 +194,9 @@ _NOT_MIGRATED = {"3F000", "42P01", "42883", "42704"}  # no schema / table / func
 
 
 @contextmanager
-def _database_errors(schema: str) -> Iterator[None]:
-    """Translate driver errors into gw's, each one line."""
+def database_errors(schema: str) -> Iterator[None]:
+    """Translate driver errors raised inside the block into gw's errors, each one line
+    (``BadInputError`` for values the database refused, ``DatabaseError`` otherwise)."""
     try:
         yield
     except asyncpg.PostgresError as error:
@@ -287,7 +288,7 @@ class WorkerUtils:
         if conn is not None:
             yield conn
             return
-        with _database_errors(self._schema):
+        with database_errors(self._schema):
             acquired = await self._pool.acquire()
         try:
             yield acquired
@@ -297,7 +298,7 @@ class WorkerUtils:
     async def _fetch(
         self, conn: asyncpg.Connection, template: str, *args: Any
     ) -> list[asyncpg.Record]:
-        with _database_errors(self._schema):
+        with database_errors(self._schema):
             rows: list[asyncpg.Record] = await conn.fetch(
                 queries.render(template, self._schema), *args
             )
@@ -575,7 +576,7 @@ class WorkerUtils:
     ) -> list[recovery.ActiveWorkerRow]:
         """Registered gw workers: heartbeat age, jobs held, stale or not (see ``recovery``)."""
         async with self._connection(conn) as c:
-            with _database_errors(self._schema):
+            with database_errors(self._schema):
                 return await recovery.list_active_workers(c, self._schema, threshold=threshold)
 
     async def sweep_stale_workers(
@@ -586,7 +587,7 @@ class WorkerUtils:
     ) -> recovery.SweepStaleWorkersResult:
         """Give the jobs of dead registered workers back to the queue (see ``recovery``)."""
         async with self._connection(conn) as c:
-            with _database_errors(self._schema):
+            with database_errors(self._schema):
                 return await recovery.sweep_stale_workers(c, self._schema, options)
 
     # -- maintenance
@@ -612,7 +613,7 @@ class WorkerUtils:
         async with self._connection(conn) as c:
             for task, template, args in statements:
                 if task in chosen:
-                    with _database_errors(self._schema):
+                    with database_errors(self._schema):
                         status = await c.execute(queries.render(template, self._schema), *args)
                     deleted[task] = int(status.split()[-1])
         return deleted
@@ -620,7 +621,7 @@ class WorkerUtils:
     async def migrate(self, *, conn: asyncpg.Connection | None = None) -> None:
         """Bring the schema up to date (raises SchemaTooNewError for a newer database)."""
         async with self._connection(conn) as c:
-            with _database_errors(self._schema):
+            with database_errors(self._schema):
                 await migrate.migrate(c, self._schema)
 
     # -- reading

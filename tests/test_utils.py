@@ -142,7 +142,7 @@ async def test_bad_identifier_is_bad_input(utils: wu.WorkerUtils) -> None:
 
 async def test_database_bad_key_mode_error_is_translated(conn: asyncpg.Connection) -> None:
     with pytest.raises(BadInputError, match="unknown job key mode: expected one of replace"):  # noqa: SIM117
-        with wu._database_errors(SCHEMA):
+        with wu.database_errors(SCHEMA):
             await conn.execute(
                 "select graphile_worker.add_job('t', job_key => 'k', job_key_mode => 'nope')"
             )

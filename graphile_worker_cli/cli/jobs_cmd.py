@@ -71,8 +71,9 @@ async def _worker_utils(settings: config.Settings) -> AsyncIterator[utils.Worker
     async with embedded.database_url(settings) as url, await utils.WorkerUtils.connect(
         url, schema=settings.schema_name, max_size=1
     ) as worker_utils:
-        async with worker_utils.pool.acquire() as conn:
-            await _check_schema(conn, settings.schema_name)
+        with utils.database_errors(settings.schema_name):
+            async with worker_utils.pool.acquire() as conn:
+                await _check_schema(conn, settings.schema_name)
         yield worker_utils
 
 
