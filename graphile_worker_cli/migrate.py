@@ -49,7 +49,7 @@ SCHEMA_PLACEHOLDER = "__SCHEMA__"
 _REFERENCE_FILE = re.compile(r"^(\d{6})\.sql$")
 _GW_FILE = re.compile(r"^(\d{6})_([a-z0-9_]+)\.sql$")
 
-# "Someone else created it" (a concurrent migrator won a race) and "it does not exist".
+# "Someone else created it": a concurrent migrator won the race to create the schema or ledger.
 _CLASH_CODES = frozenset({"23505", "42P06", "42P07", "42710"})
 _LOCKED_JOBS_CODE = "GWL11"
 _BOOTSTRAP_ATTEMPTS = 5

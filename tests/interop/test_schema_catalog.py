@@ -146,6 +146,78 @@ async def test_gw_and_reference_migrating_at_once(
     assert diff_catalogs(reference_catalog, await catalog_of(empty_db_url)) == []
 
 
+# --- every intermediate step -----------------------------------------------------------------
+
+REFERENCE_SQL = REPO_ROOT / "tests/interop/node_modules/graphile-worker/sql"
+
+
+def reference_step_sql(number: int) -> str:
+    """The reference's own text of step ``number`` (run, never copied), for the default
+    schema."""
+    text = (REFERENCE_SQL / f"{number:06d}.sql").read_text()
+    return text.replace(":GRAPHILE_WORKER_SCHEMA", SCHEMA)
+
+
+def gw_step_sql(number: int) -> str:
+    return migrate.reference_migrations()[number - 1].sql(SCHEMA)
+
+
+LEDGER = f"""
+create schema {SCHEMA};
+create table {SCHEMA}.migrations (
+  id int primary key, ts timestamptz not null default now(), breaking boolean not null default false
+)
+"""
+
+
+async def apply_steps(conn: asyncpg.Connection, numbers: range, ours: bool) -> None:
+    for number in numbers:
+        async with conn.transaction():
+            await conn.execute(
+                f"insert into {SCHEMA}.migrations (id, breaking) values ($1, $2)",
+                number, number in migrate.BREAKING_MIGRATIONS,
+            )
+            await conn.execute(gw_step_sql(number) if ours else reference_step_sql(number))
+
+
+async def test_every_intermediate_step_leaves_the_reference_catalog(make_db: Any) -> None:
+    """After each step n, gw's schema equals what the reference's step n leaves, so a
+    database stopped anywhere by either side continues correctly with the other."""
+    ours_url, theirs_url = await make_db(), await make_db()
+    ours, theirs = await asyncpg.connect(ours_url), await asyncpg.connect(theirs_url)
+    try:
+        for conn in (ours, theirs):
+            await conn.execute(LEDGER)
+        for number in range(1, 21):
+            await apply_steps(ours, range(number, number + 1), ours=True)
+            await apply_steps(theirs, range(number, number + 1), ours=False)
+            difference = diff_catalogs(
+                await dump_catalog(theirs, SCHEMA), await dump_catalog(ours, SCHEMA)
+            )
+            assert difference == [], f"after step {number}: {difference}"
+    finally:
+        await ours.close()
+        await theirs.close()
+
+
+@pytest.mark.parametrize("switch_at", [2, 7, 11, 16])
+async def test_steps_mix_in_either_order(
+    make_db: Any, reference_catalog: dict[str, Any], switch_at: int
+) -> None:
+    """gw's steps up to n then the reference's, and the other way round."""
+    for gw_first in (True, False):
+        url = await make_db()
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(LEDGER)
+            await apply_steps(conn, range(1, switch_at + 1), ours=gw_first)
+            await apply_steps(conn, range(switch_at + 1, 21), ours=not gw_first)
+            catalog = await dump_catalog(conn, SCHEMA)
+        finally:
+            await conn.close()
+        assert diff_catalogs(reference_catalog, catalog) == [], (gw_first, switch_at)
+
+
 # --- upgrades from databases older releases left ----------------------------------------------
 
 
