@@ -53,6 +53,17 @@ async def insert_jobs(url: str, identifier: str, count: int, payload_sql: str) -
             await conn.fetchval(statement, identifier, start, end)
 
 
+async def transactions(url: str) -> int:
+    """Transactions committed or rolled back in this database so far (flushed at backend
+    exit, so read it after the worker stopped)."""
+    async with connection(url) as conn:
+        value = await conn.fetchval(
+            "select xact_commit + xact_rollback from pg_stat_database"
+            " where datname = current_database()"
+        )
+    return int(value or 0)
+
+
 async def count_jobs(url: str) -> tuple[int, int]:
     """(jobs left, jobs that failed at least once)."""
     async with connection(url) as conn:
@@ -79,6 +90,7 @@ async def drain(
     count = jobs if jobs is not None else ctx.sizes.drain_jobs
     async with ctx.dbs.fresh(side.name, label) as url:
         await insert_jobs(url, identifier, count, payload_sql)
+        xacts_before = await transactions(url)
         command = side.command(
             url, profile=profile, concurrency=ctx.concurrency, once=True, extra=extra,
         )
@@ -86,12 +98,11 @@ async def drain(
             command.argv, env=command.env, cwd=command.cwd, timeout=max(60.0, count / 100),
         )
         left, failed = await count_jobs(url)
+        xacts = await transactions(url) - xacts_before
     if not result.ok or left or failed:
         return Figure.missing(f"{left} jobs left, {failed} failed; {result.tail()}")
-    return Figure(
-        count / result.seconds, side.partial_note(profile),
-        {"seconds": result.seconds, "jobs": count},
-    )
+    detail = {"seconds": result.seconds, "jobs": count, "transactions_per_job": xacts / count}
+    return Figure(count / result.seconds, side.partial_note(profile), detail)
 
 
 async def once_empty(ctx: Context, side: sides.Side) -> Figure:

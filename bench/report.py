@@ -79,6 +79,9 @@ def _cell(figure: Figure, unit: str, notes: _Notes) -> str:
     seconds = figure.detail.get("seconds")
     if figure.value is not None and seconds is not None and unit == "jobs/s":
         text += f" ({seconds:.2f} s)"
+    per_job = figure.detail.get("transactions_per_job")
+    if figure.value is not None and per_job is not None:
+        text += f"\n[dim]{per_job:.2f} xact/job[/dim]"
     return text + notes.mark(figure.note)
 
 
