@@ -320,6 +320,33 @@ async def test_registry_in_an_odd_schema_name(empty_db_url: str) -> None:
         await conn.close()
 
 
+async def test_deregister_keeps_the_row_while_the_worker_holds_locks(
+    rconn: asyncpg.Connection,
+) -> None:
+    await register(rconn, "gw-stuck")
+    job_id = await add_locked_job(rconn, "gw-stuck")
+    assert not await recovery.deregister_worker(rconn, SCHEMA, "gw-stuck")
+    assert await registered_ids(rconn) == {"gw-stuck"}
+    await rconn.execute(
+        "update graphile_worker._private_jobs set locked_by = null, locked_at = null"
+        " where id = $1", job_id,
+    )
+    assert await recovery.deregister_worker(rconn, SCHEMA, "gw-stuck")
+    assert await registered_ids(rconn) == set()
+
+
+async def test_a_sweeper_never_sweeps_itself(rconn: asyncpg.Connection) -> None:
+    await register(rconn, "gw-me")
+    await add_locked_job(rconn, "gw-me")
+    await age_heartbeat(rconn, "gw-me", "1 hour")
+    mine = await recovery.sweep_stale_workers(
+        rconn, SCHEMA, Sweep(threshold=60), sweeper_id="gw-me"
+    )
+    assert mine.worker_ids == []
+    other = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
+    assert other.worker_ids == ["gw-me"]
+
+
 def test_config_rejects_threshold_not_above_heartbeat() -> None:
     with pytest.raises(ConfigError, match="sweep_threshold"):
         recovery.WorkerRecoveryConfig(heartbeat_interval=10, sweep_threshold=5)

@@ -59,8 +59,22 @@ returning id"""
 
 @lru_cache(maxsize=64)
 def deregister_worker(schema: str) -> str:
-    """$1 id."""
-    return f"delete from {schema}.{REGISTRY_TABLE} where id = $1"
+    """$1 id. Only when the worker holds no job or queue lock any more: otherwise the row
+    stays, goes stale, and a sweep recovers what is still locked. Returns ``held``, the
+    number of jobs and queues still locked by the worker (0: the row is gone)."""
+    return f"""
+with held as (
+  select
+    (select count(*) from {schema}._private_jobs where locked_by = $1) as jobs,
+    (select count(*) from {schema}._private_job_queues where locked_by = $1) as queues
+),
+removed as (
+  delete from {schema}.{REGISTRY_TABLE} as w
+  using held
+  where w.id = $1 and held.jobs = 0 and held.queues = 0
+  returning w.id
+)
+select (jobs + queues)::int as held from held"""
 
 
 def _effective_threshold(schema: str) -> str:
@@ -132,7 +146,8 @@ TRY_SWEEP_LOCK = "select pg_try_advisory_xact_lock($1::bigint)"
 @lru_cache(maxsize=64)
 def sweep_stale_workers(schema: str) -> str:
     """$1 threshold seconds, $2 resilient multiplier, $3 resilient flags text[],
-    $4 recovery delay seconds. Run inside the transaction holding the sweep lock.
+    $4 recovery delay seconds, $5 the sweeping worker's own id (never swept; may be null).
+    Run inside the transaction holding the sweep lock.
 
     Dead = registered and heartbeat older than its effective threshold. Their jobs are
     unlocked with the unfinished attempt given back (except jobs detached by
@@ -146,6 +161,7 @@ with dead as (
   select w.id, w.last_heartbeat_at
   from {schema}.{REGISTRY_TABLE} as w
   where w.last_heartbeat_at < now() - {_effective_threshold(schema)}
+    and w.id is distinct from $5::text
   for update of w skip locked
 ),
 recovered_jobs as (

@@ -100,10 +100,18 @@ async def heartbeat(pool_or_conn: Executor, schema: str, worker_id: str) -> bool
     return found is not None
 
 
-async def deregister_worker(pool_or_conn: Executor, schema: str, worker_id: str) -> None:
-    """Remove the worker's row (on clean exit, after its jobs were settled or returned)."""
+async def deregister_worker(pool_or_conn: Executor, schema: str, worker_id: str) -> bool:
+    """Remove the worker's row on clean exit; True when removed.
+
+    A worker that still holds locks (an outcome it could not write) keeps its row: it goes
+    stale and a sweep recovers those jobs, instead of leaving them to the 4-hour rule.
+    """
     async with acquire(pool_or_conn) as conn:
-        await conn.execute(queries.deregister_worker(db.escape_identifier(schema)), worker_id)
+        record = await conn.fetchrow(
+            queries.deregister_worker(db.escape_identifier(schema)), worker_id
+        )
+    assert record is not None
+    return bool(record["held"] == 0)
 
 
 async def list_active_workers(

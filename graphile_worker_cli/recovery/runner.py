@@ -149,17 +149,26 @@ class _Heart:
             return
         try:
             executor = await asyncio.wait_for(self._executor(), DEREGISTER_TIMEOUT)
-            await asyncio.wait_for(
+            removed = await asyncio.wait_for(
                 registry.deregister_worker(executor, self.schema, self.worker_id),
                 DEREGISTER_TIMEOUT,
             )
+            if not removed:
+                logger.warning(
+                    "worker %s still holds locks at exit; its registry row stays so that "
+                    "a sweep recovers those jobs once the row is stale", self.worker_id,
+                )
         except TRANSIENT_ERRORS as error:
             # The row then goes stale and a later sweep removes it; no job is lost.
             logger.warning("could not deregister worker %s: %s", self.worker_id, error)
 
 
 async def _sweep_loop(
-    pool: asyncpg.Pool, schema: str, config: WorkerRecoveryConfig, stop: asyncio.Event
+    pool: asyncpg.Pool,
+    schema: str,
+    worker_id: str,
+    config: WorkerRecoveryConfig,
+    stop: asyncio.Event,
 ) -> None:
     # Never longer than sweep_interval between sweeps, jittered so a fleet started at once
     # does not contend for the sweep lock in step.
@@ -169,7 +178,9 @@ async def _sweep_loop(
         try:
             options = SweepStaleWorkersOptions()
             await asyncio.wait_for(
-                sweep.sweep_stale_workers(pool, schema, options, defaults=config),
+                sweep.sweep_stale_workers(
+                    pool, schema, options, defaults=config, sweeper_id=worker_id
+                ),
                 timeout=max(config.sweep_interval, 10.0),
             )
         except TRANSIENT_ERRORS as error:
@@ -202,7 +213,7 @@ async def run_worker_recovery(
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(heart.run(stop), name=f"gw-heartbeat-{worker_id}")
-            group.create_task(_sweep_loop(pool, schema, config, stop), name="gw-sweep")
+            group.create_task(_sweep_loop(pool, schema, worker_id, config, stop), name="gw-sweep")
         await heart.deregister()
     finally:
         await heart.close()

@@ -28,8 +28,12 @@ async def sweep_stale_workers(
     options: SweepStaleWorkersOptions | None = None,
     *,
     defaults: WorkerRecoveryConfig | None = None,
+    sweeper_id: str | None = None,
 ) -> SweepStaleWorkersResult:
-    """Recover the jobs and queues of dead registered workers and remove their rows."""
+    """Recover the jobs and queues of dead registered workers and remove their rows.
+
+    ``sweeper_id``: the id of the worker sweeping, which knows it is alive and so never
+    sweeps itself (even when its own heartbeat is lagging)."""
     resolved = (options or SweepStaleWorkersOptions()).resolve(defaults)
     async with acquire(pool_or_conn) as conn:
         transaction = conn.transaction()
@@ -45,6 +49,7 @@ async def sweep_stale_workers(
                 resolved.resilient_sweep_threshold_multiplier,
                 list(resolved.resilient_job_flags),
                 resolved.recovery_delay,
+                sweeper_id,
             )
         except BaseException:
             with contextlib.suppress(Exception):  # the connection may be the thing that failed
