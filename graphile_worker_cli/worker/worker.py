@@ -200,7 +200,7 @@ class Worker:
                     use_prepared=self.options.prepared_statements,
                 ),
             ))
-        # Recovery, metrics and plugins hook in here through options.side_tasks.
+        # Metrics and plugins hook in here through options.side_tasks.
         for index, side_task in enumerate(self.options.side_tasks):
             name = getattr(side_task, "__name__", f"side-task-{index}")
             items.append((name, side_task(self)))
@@ -247,7 +247,7 @@ class Worker:
         if self._owns_pool:
             try:
                 await asyncio.wait_for(self.pool.close(), timeout=10.0)
-            except (TimeoutError, *_RETRYABLE):
+            except _RETRYABLE:
                 self.pool.terminate()
 
     # -- shutdown ---------------------------------------------------------------------------
