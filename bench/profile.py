@@ -61,7 +61,8 @@ async def profile(args: argparse.Namespace, spy: str) -> int:
                 print(note, file=sys.stderr)
                 return 1
             async with dbs.fresh("gw", "profile") as url:
-                await measures.insert_jobs(url, "bench_noop", args.jobs, "json_build_object('i', i)")
+                payload = "json_build_object('i', i)"
+                await measures.insert_jobs(url, "bench_noop", args.jobs, payload)
                 command = gw.command(
                     url, profile=args.profile, concurrency=args.concurrency, once=True
                 )
