@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from graphile_worker_cli.cli import (
+    admin_cmd,
     config_cmd,
     cron_cmd,
     jobs_cmd,
@@ -21,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (run_cmd, migrate_cmd, jobs_cmd, config_cmd, cron_cmd, workers_cmd):
+for module in (run_cmd, migrate_cmd, jobs_cmd, config_cmd, cron_cmd, workers_cmd, admin_cmd):
     module.register(app)
 
 

@@ -1,0 +1,466 @@
+// gw admin page: plain JavaScript, no framework, no build step.
+// Text from the database is only ever put in the page with textContent.
+"use strict";
+
+const POLL_MS = 4000;
+const state = {
+  session: null,
+  paused: false,
+  filters: { state: "", task: "", queue: "", key: "", error: "" },
+  offset: 0,
+  limit: 50,
+  total: 0,
+  pageIds: [],
+  selected: new Set(),
+  detailId: null,
+  timer: null,
+};
+
+const $ = (sel) => document.querySelector(sel);
+const $$ = (sel) => Array.from(document.querySelectorAll(sel));
+// Read-only pages have no write controls at all, so wiring skips what is not there.
+const on = (sel, type, handler) => { const node = $(sel); if (node) node.addEventListener(type, handler); };
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+// --- talking to the API
+
+class ApiError extends Error {}
+
+async function api(path, options = {}) {
+  const init = { credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (options.body !== undefined) {
+    init.method = "POST";
+    init.headers["Content-Type"] = "application/json";
+    init.headers["X-CSRF-Token"] = state.session ? state.session.csrf_token : "";
+    init.body = JSON.stringify(options.body);
+  }
+  const response = await fetch("api/" + path, init);
+  let data = null;
+  try { data = await response.json(); } catch (_) { data = null; }
+  if (!response.ok) {
+    throw new ApiError((data && data.error) || `${response.status} ${response.statusText}`);
+  }
+  return data;
+}
+
+function toast(message, bad) {
+  const node = $("#toast");
+  node.textContent = message;
+  node.classList.toggle("bad", Boolean(bad));
+  node.classList.remove("hidden");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => node.classList.add("hidden"), bad ? 8000 : 4000);
+}
+
+// --- formatting
+
+function ago(iso) {
+  if (!iso) return "";
+  const seconds = Math.round((Date.parse(iso) - Date.now()) / 1000);
+  const abs = Math.abs(seconds);
+  const text = abs < 60 ? `${abs}s` : abs < 3600 ? `${Math.round(abs / 60)}m`
+    : abs < 86400 ? `${Math.round(abs / 3600)}h` : `${Math.round(abs / 86400)}d`;
+  return seconds > 0 ? `in ${text}` : `${text} ago`;
+}
+
+function time(iso) {
+  return iso ? el("span", { title: iso }, ago(iso)) : el("span", { class: "muted" }, "–");
+}
+
+function stateBadge(name) {
+  return el("span", { class: `state state-${name}` }, name);
+}
+
+function fill(tbody, rows, empty, columns) {
+  tbody.replaceChildren(...(rows.length ? rows
+    : [el("tr", {}, el("td", { colspan: columns, class: "muted" }, empty))]));
+}
+
+// --- sections
+
+async function loadOverview() {
+  const data = await api("overview");
+  for (const key of ["ready", "scheduled", "locked", "failed", "total"]) {
+    $(`#count-${key}`).textContent = data.counts[key];
+  }
+  const row = (name, c) => el("tr", {}, el("td", {}, name || "(none)"),
+    ...["ready", "scheduled", "locked", "failed"].map((k) => el("td", { class: "num" }, c[k])));
+  fill($("#by-task tbody"), data.by_task.map((c) => row(c.task, c)), "no jobs", 5);
+  fill($("#by-queue tbody"), data.by_queue.map((c) => row(c.queue, c)), "no queued jobs", 5);
+}
+
+function jobQuery() {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(state.filters)) if (value) params.set(key, value);
+  params.set("limit", state.limit);
+  params.set("offset", state.offset);
+  return params.toString();
+}
+
+async function loadJobs() {
+  let data;
+  try {
+    data = await api("jobs?" + jobQuery());
+    $("#jobs-error").classList.add("hidden");
+  } catch (error) {
+    $("#jobs-error").textContent = error.message;
+    $("#jobs-error").classList.remove("hidden");
+    return;
+  }
+  state.total = data.total;
+  state.pageIds = data.jobs.map((job) => job.id);
+  const focused = document.activeElement && document.activeElement.dataset
+    ? document.activeElement.dataset.focusKey : null;
+  const writable = !state.session.read_only;
+  const rows = data.jobs.map((job) => {
+    const checked = state.selected.has(job.id);
+    return el("tr", { class: checked ? "sel" : "", dataset: { id: job.id } },
+      writable ? el("td", {}, el("input", {
+        type: "checkbox", checked, "aria-label": `Select job ${job.id}`,
+        dataset: { focusKey: `check-${job.id}` },
+        onchange: (event) => toggleSelect(job.id, event.target.checked),
+      })) : null,
+      el("td", {}, el("button", {
+        type: "button", class: "link", dataset: { focusKey: `open-${job.id}` },
+        onclick: () => openDetail(job.id), title: "Show details",
+      }, job.id)),
+      el("td", {}, job.task),
+      el("td", {}, job.queue || ""),
+      el("td", {}, stateBadge(job.state)),
+      el("td", { class: "num" }, `${job.attempts}/${job.max_attempts}`),
+      el("td", {}, time(job.run_at)),
+      el("td", {}, job.key || ""),
+      el("td", { class: "err", title: job.last_error || "" }, job.last_error || ""),
+    );
+  });
+  fill($("#job-table tbody"), rows, "no jobs match", writable ? 9 : 8);
+  const first = data.total ? state.offset + 1 : 0;
+  $("#page-info").textContent =
+    `${first}–${state.offset + data.jobs.length} of ${data.total}`;
+  $("#prev").disabled = state.offset === 0;
+  $("#next").disabled = state.offset + data.jobs.length >= data.total;
+  if (focused) {
+    const again = document.querySelector(`[data-focus-key="${focused}"]`);
+    if (again) again.focus();
+  }
+  updateSelection();
+}
+
+async function loadQueues() {
+  const data = await api("queues");
+  fill($("#queue-table tbody"), data.queues.map((q) => el("tr", {},
+    el("td", {}, q.queue), el("td", { class: "num" }, q.job_count),
+    el("td", {}, q.locked_by || ""), el("td", {}, time(q.locked_at)),
+  )), "no queues", 4);
+}
+
+async function loadWorkers() {
+  const data = await api("workers");
+  const rows = data.workers.map((w) => el("tr", {},
+    el("td", { title: w.tasks.join(", ") }, w.id),
+    el("td", {}, `${w.host}/${w.pid}`),
+    el("td", {}, time(w.last_heartbeat_at)),
+    el("td", { class: "num" }, w.jobs_held),
+    el("td", { class: w.stale ? "stale" : "" }, w.stale ? "stale" : "alive"),
+  ));
+  for (const holder of data.unregistered_lock_holders) {
+    rows.push(el("tr", {}, el("td", {}, holder.id), el("td", { class: "muted" }, "not registered"),
+      el("td", {}, time(holder.oldest_lock_at)), el("td", { class: "num" }, holder.jobs_held),
+      el("td", { class: "muted" }, "4h lock rule")));
+  }
+  fill($("#worker-table tbody"), rows, "no workers", 5);
+}
+
+async function loadCrontabs() {
+  const data = await api("crontabs");
+  const rows = data.crontabs.map((c) => el("tr", {},
+    el("td", { title: c.pattern ? `${c.pattern} ${c.task}` : "" }, c.id),
+    el("td", {}, time(c.last_execution)),
+    el("td", {}, c.next_run ? time(c.next_run)
+      : el("span", { class: "muted" }, data.crontab_loaded ? "not in crontab" : "no crontab loaded")),
+  ));
+  for (const id of data.not_yet_known) {
+    rows.push(el("tr", {}, el("td", {}, id), el("td", { class: "muted" }, "not known yet"),
+      el("td", {}, "")));
+  }
+  fill($("#cron-table tbody"), rows, "no known crontabs", 3);
+}
+
+async function refresh() {
+  const results = await Promise.allSettled(
+    [loadOverview(), loadJobs(), loadQueues(), loadWorkers(), loadCrontabs()]);
+  const failed = results.find((r) => r.status === "rejected");
+  $("#updated").textContent = failed
+    ? `refresh failed: ${failed.reason.message}`
+    : `updated ${new Date().toLocaleTimeString()}${state.paused ? " (paused)" : ""}`;
+  if (state.detailId !== null) await loadDetail(state.detailId, true);
+}
+
+function schedule() {
+  clearInterval(state.timer);
+  state.timer = state.paused ? null : setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);
+  $("#pause").textContent = state.paused ? "Resume" : "Pause";
+  $("#pause").setAttribute("aria-pressed", String(state.paused));
+}
+
+// --- selection and actions
+
+function toggleSelect(id, on) {
+  if (on) state.selected.add(id); else state.selected.delete(id);
+  const row = document.querySelector(`#job-table tr[data-id="${id}"]`);
+  if (row) row.classList.toggle("sel", on);
+  updateSelection();
+}
+
+function updateSelection() {
+  if (state.session.read_only) return;
+  $("#selected-count").textContent = `${state.selected.size} selected`;
+  for (const button of $$("[data-bulk]")) button.disabled = state.selected.size === 0;
+  const all = state.pageIds.length > 0 && state.pageIds.every((id) => state.selected.has(id));
+  $("#select-page").checked = all;
+}
+
+function selectPage(on) {
+  for (const id of state.pageIds) if (on) state.selected.add(id); else state.selected.delete(id);
+  for (const box of $$("#job-table tbody input[type=checkbox]")) box.checked = on;
+  for (const row of $$("#job-table tbody tr")) row.classList.toggle("sel", on);
+  updateSelection();
+}
+
+const ACTION_NAMES = {
+  run_now: "run now", complete: "complete", fail: "permanently fail", reschedule: "reschedule",
+};
+
+function summarize(action, result) {
+  const skipped = result.skipped.length
+    ? `; ${result.skipped.length} skipped (locked or gone)` : "";
+  return `${ACTION_NAMES[action]}: ${result.changed.length} job(s)${skipped}`;
+}
+
+async function bulk(action) {
+  const ids = Array.from(state.selected);
+  if (!ids.length) return;
+  const body = { action, ids };
+  if (action === "reschedule") {
+    const local = $("#bulk-run-at").value;
+    if (!local) { toast("pick a time to reschedule to", true); $("#bulk-run-at").focus(); return; }
+    body.run_at = new Date(local).toISOString();
+  }
+  if ((action === "complete" || action === "fail")
+      && !confirm(`${ACTION_NAMES[action]} ${ids.length} job(s)?`)) return;
+  try {
+    const result = await api("jobs/actions", { body });
+    toast(summarize(action, result));
+    state.selected.clear();
+  } catch (error) { toast(error.message, true); }
+  await refresh();
+}
+
+async function jobAction(id, action) {
+  if ((action === "complete" || action === "fail")
+      && !confirm(`${ACTION_NAMES[action]} job ${id}?`)) return;
+  try {
+    const result = await api(`jobs/${id}/${action.replace("_", "-")}`, { body: {} });
+    toast(`job ${id}: ` + summarize(action, result));
+  } catch (error) { toast(error.message, true); }
+  await refresh();
+}
+
+// --- detail panel
+
+async function loadDetail(id, quiet) {
+  let job;
+  try { job = await api(`jobs/${id}`); } catch (error) {
+    if (quiet) {
+      $("#detail-h").textContent = `Job ${id} (gone)`;
+      if ($("#detail-actions")) $("#detail-actions").classList.add("hidden");
+      return;
+    }
+    toast(error.message, true);
+    return;
+  }
+  $("#detail-h").textContent = `Job ${job.id}`;
+  if ($("#detail-actions")) $("#detail-actions").classList.remove("hidden");
+  const fields = [
+    ["task", job.task], ["queue", job.queue || "–"], ["state", stateBadge(job.state)],
+    ["attempts", `${job.attempts} of ${job.max_attempts}`], ["priority", job.priority],
+    ["run at", job.run_at], ["key", job.key || "–"], ["locked by", job.locked_by || "–"],
+    ["locked at", job.locked_at || "–"], ["created", job.created_at],
+    ["updated", job.updated_at], ["revision", job.revision],
+    ["flags", job.flags.length ? job.flags.join(", ") : "–"],
+  ];
+  $("#detail-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  $("#detail-error").textContent = job.last_error || "(none)";
+  $("#detail-payload").textContent = JSON.stringify(job.payload, null, 2);
+}
+
+async function openDetail(id) {
+  state.detailId = id;
+  state.returnFocus = document.activeElement;
+  $("#detail").classList.remove("hidden");
+  await loadDetail(id, false);
+  $("#detail").focus();
+}
+
+function closeDetail() {
+  state.detailId = null;
+  $("#detail").classList.add("hidden");
+  if (state.returnFocus && document.body.contains(state.returnFocus)) state.returnFocus.focus();
+}
+
+// --- maintenance
+
+async function maintenance(operation, body) {
+  const out = $("#m-result");
+  try {
+    const result = await api(`maintenance/${operation}`, { body });
+    out.textContent = JSON.stringify(result, null, 2);
+    toast(`${operation}: done`);
+  } catch (error) {
+    out.textContent = error.message;
+    toast(error.message, true);
+  }
+  out.classList.remove("hidden");
+  await refresh();
+}
+
+// --- wiring
+
+function applyFilters(changes) {
+  Object.assign(state.filters, changes);
+  for (const [key, value] of Object.entries(state.filters)) $(`#filter-${key}`).value = value;
+  for (const tile of $$(".tile")) tile.classList.toggle("active", tile.dataset.state === state.filters.state);
+  state.offset = 0;
+  loadJobs();
+}
+
+function wire() {
+  on("#filters", "submit", (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    applyFilters(Object.fromEntries(["state", "task", "queue", "key", "error"]
+      .map((k) => [k, String(form.get(k) || "").trim()])));
+  });
+  on("#filter-clear", "click", () =>
+    applyFilters({ state: "", task: "", queue: "", key: "", error: "" }));
+  on("#filter-state", "change", (event) => applyFilters({ state: event.target.value }));
+  for (const tile of $$(".tile")) {
+    tile.addEventListener("click", () => applyFilters({ state: tile.dataset.state }));
+  }
+  on("#prev", "click", () => page(-1));
+  on("#next", "click", () => page(1));
+  on("#select-page", "change", (event) => selectPage(event.target.checked));
+  for (const button of $$("[data-bulk]")) {
+    button.addEventListener("click", () => bulk(button.dataset.bulk));
+  }
+  for (const button of $$("[data-action]")) {
+    button.addEventListener("click", () => jobAction(state.detailId, button.dataset.action));
+  }
+  on("#remove-key", "submit", async (event) => {
+    event.preventDefault();
+    const key = $("#remove-key-input").value.trim();
+    if (!key || !confirm(`remove the job with key ${key}?`)) return;
+    try {
+      const result = await api("jobs/remove-by-key", { body: { key } });
+      toast(`removed job ${result.removed} (key ${key})`);
+      $("#remove-key-input").value = "";
+    } catch (error) { toast(error.message, true); }
+    await refresh();
+  });
+  on("#detail-close", "click", closeDetail);
+  on("#pause", "click", togglePause);
+  on("#refresh", "click", refresh);
+  on("#help-toggle", "click", () => $("#help").classList.toggle("hidden"));
+  on("#m-migrate", "click", () => maintenance("migrate", {}));
+  on("#m-cleanup", "click", () => maintenance("cleanup", {
+    tasks: $$("input[name=cleanup]:checked").map((box) => box.value),
+  }));
+  on("#m-unlock", "click", () => {
+    const ids = $("#m-unlock-ids").value.split(/[\s,]+/).filter(Boolean);
+    if (!ids.length) { toast("enter the worker ids to unlock", true); return; }
+    if (confirm(`force unlock ${ids.join(", ")}? Only do this for workers that are dead.`)) {
+      maintenance("force-unlock", { worker_ids: ids });
+    }
+  });
+  on("#m-sweep", "click", () => {
+    const body = { dry_run: $("#m-sweep-dry").checked };
+    const threshold = $("#m-sweep-threshold").value;
+    if (threshold !== "") body.threshold = Number(threshold);
+    maintenance("sweep", body);
+  });
+  document.addEventListener("keydown", onKey);
+}
+
+function page(direction) {
+  const next = state.offset + direction * state.limit;
+  if (next < 0 || (direction > 0 && next >= state.total)) return;
+  state.offset = next;
+  loadJobs();
+}
+
+function togglePause() {
+  state.paused = !state.paused;
+  schedule();
+  $("#updated").textContent = state.paused ? "paused" : "live";
+}
+
+function onKey(event) {
+  const typing = event.target.closest("input, select, textarea");
+  if (event.key === "Escape") {
+    if (state.detailId !== null) closeDetail();
+    else if (typing) event.target.blur();
+    return;
+  }
+  if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+  const actions = {
+    "/": () => $("#filter-error").focus(),
+    r: refresh,
+    p: togglePause,
+    "?": () => $("#help").classList.toggle("hidden"),
+    "[": () => page(-1),
+    "]": () => page(1),
+    a: () => { if (!state.session.read_only) selectPage(!$("#select-page").checked); },
+  };
+  const action = actions[event.key];
+  if (action) {
+    event.preventDefault();
+    action();
+  }
+}
+
+async function start() {
+  try {
+    state.session = await api("session");
+  } catch (error) {
+    $("#meta").textContent = `cannot reach the API: ${error.message}`;
+    return;
+  }
+  const s = state.session;
+  $("#meta").textContent = `schema ${s.schema}` + (s.database ? ` · ${s.database}` : "");
+  document.body.classList.toggle("read-only", s.read_only);
+  $("#ro-badge").classList.toggle("hidden", !s.read_only);
+  if (s.read_only) {
+    // Not only hidden: write controls are taken out of the page.
+    for (const node of $$(".write")) node.remove();
+  }
+  wire();
+  await refresh();
+  schedule();
+}
+
+document.addEventListener("DOMContentLoaded", start);

@@ -1,0 +1,107 @@
+"""Read queries of the admin dashboard: counts by state, filtered job pages, queues.
+
+The dashboard changes jobs only through ``WorkerUtils`` (the schema's own functions); these
+statements only read. Templates use ``{s}`` for the escaped schema: ``render(template, schema)``.
+A job's state follows the same rules as ``utils.JobState``: locked (held by a worker), failed
+(out of attempts), scheduled (available, run_at in the future), ready (available now).
+"""
+
+from __future__ import annotations
+
+from graphile_worker_cli.queries.utils import render
+
+__all__ = [
+    "COUNT_JOBS",
+    "JOB_STATES",
+    "LIST_JOBS",
+    "LOCK_HOLDERS",
+    "NOW",
+    "OVERVIEW",
+    "QUEUES",
+    "render",
+]
+
+_STATE = """
+case
+  when jobs.locked_at is not null then 'locked'
+  when jobs.attempts >= jobs.max_attempts then 'failed'
+  when jobs.run_at > now() then 'scheduled'
+  else 'ready'
+end
+"""
+
+# Counts per (task, queue, state); the caller sums them up by task, by queue and overall.
+OVERVIEW = f"""
+select tasks.identifier as task_identifier, job_queues.queue_name,
+       {_STATE} as state, count(*)::bigint as count
+from {{s}}._private_jobs as jobs
+left join {{s}}._private_tasks as tasks on tasks.id = jobs.task_id
+left join {{s}}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
+group by 1, 2, 3
+order by 1, 2, 3
+"""
+
+# Filters, each null = any: $1 state, $2 task identifier, $3 queue name, $4 job key,
+# $5 text in last_error (a LIKE pattern, already escaped, matched case-insensitively).
+_FILTERS = f"""
+where ($1::text is null or ({_STATE}) = $1::text)
+and ($2::text is null or tasks.identifier = $2::text)
+and ($3::text is null or job_queues.queue_name = $3::text)
+and ($4::text is null or jobs.key = $4::text)
+and ($5::text is null or jobs.last_error ilike $5::text escape '\\')
+"""
+
+_FROM_JOBS = """
+from {s}._private_jobs as jobs
+left join {s}._private_tasks as tasks on tasks.id = jobs.task_id
+left join {s}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
+"""
+
+# One page of jobs, newest first, without payloads (they can be large; the detail view
+# loads one): filters $1-$5 as above, $6 limit, $7 offset.
+LIST_JOBS = (
+    f"""
+select jobs.id, tasks.identifier as task_identifier, job_queues.queue_name,
+       jobs.priority, jobs.run_at, jobs.attempts, jobs.max_attempts, jobs.last_error,
+       jobs.created_at, jobs.updated_at, jobs.key, jobs.locked_at, jobs.locked_by,
+       jobs.revision, jobs.flags, {_STATE} as state
+"""
+    + _FROM_JOBS
+    + _FILTERS
+    + """
+order by jobs.id desc
+limit $6::bigint offset $7::bigint
+"""
+)
+
+# How many jobs match filters $1-$5.
+COUNT_JOBS = "select count(*)::bigint" + _FROM_JOBS + _FILTERS
+
+# The state of each of these jobs ($1 ids); ids with no job are absent.
+JOB_STATES = f"""
+select jobs.id, {_STATE} as state
+from {{s}}._private_jobs as jobs
+where jobs.id = any($1::bigint[])
+"""
+
+# Every queue with its lock and how many jobs point at it.
+QUEUES = """
+select job_queues.queue_name, job_queues.locked_at, job_queues.locked_by,
+       count(jobs.id)::bigint as job_count
+from {s}._private_job_queues as job_queues
+left join {s}._private_jobs as jobs on jobs.job_queue_id = job_queues.id
+group by job_queues.id
+order by job_queues.queue_name
+"""
+
+# Every worker id that holds a job lock, registered or not (Node workers never register).
+LOCK_HOLDERS = """
+select jobs.locked_by as id, count(*)::bigint as jobs_held, min(jobs.locked_at) as oldest_lock_at
+from {s}._private_jobs as jobs
+where jobs.locked_by is not null
+group by jobs.locked_by
+order by min(jobs.locked_at), jobs.locked_by
+"""
+
+# The database clock: "run now" means now as the workers (which compare with now()) see it.
+NOW = "select now()"
