@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from graphile_worker_cli import sync
-from graphile_worker_cli.errors import BadInputError, DatabaseConnectError
+from graphile_worker_cli.errors import BadInputError, DatabaseConnectError, GraphileWorkerError
 from graphile_worker_cli.job import JobSpec
 
 
@@ -90,3 +90,15 @@ async def test_sync_errors_are_gw_errors(db_url: str) -> None:
         await asyncio.to_thread(
             in_plain_thread, lambda: sync.SyncWorkerUtils.connect("postgres://127.0.0.1:1/x")
         )
+
+
+async def test_an_instance_from_before_a_fork_refuses_to_work(db_url: str) -> None:
+    gw = await asyncio.to_thread(sync.SyncWorkerUtils.connect, db_url)
+    real_pid = gw._runner.pid
+    try:
+        gw._runner.pid = real_pid + 1_000_000  # as seen from a forked child
+        with pytest.raises(GraphileWorkerError, match="before the process forked"):
+            await asyncio.to_thread(gw.add_job, "t", {})
+    finally:
+        gw._runner.pid = real_pid
+        await asyncio.to_thread(gw.close)

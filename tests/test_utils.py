@@ -653,3 +653,21 @@ async def test_reschedule_with_options_object(utils: wu.WorkerUtils) -> None:
         await utils.reschedule_jobs([job.id], attempts=-1)
     with pytest.raises(BadInputError, match="job id"):
         await utils.reschedule_jobs(["7"], priority=1)  # type: ignore[list-item]
+
+
+async def test_odd_schema_name(db_url: str, conn: asyncpg.Connection) -> None:
+    odd = 'odd "name"'
+    async with await wu.WorkerUtils.connect(db_url, schema=odd, max_size=2) as utils:
+        await utils.migrate()
+        job = await utils.add_job("t", {"x": 1}, JobSpec(queue_name="q", job_key="k"))
+        (bulk,) = await utils.add_jobs([("u", {})])
+        assert [j.id for j in await utils.list_jobs(state="ready")] == [job.id, bulk.id]
+        assert (await utils.get_job(job.id)).queue_name == "q"
+        assert [j.id for j in await utils.reschedule_jobs([job.id], priority=2)] == [job.id]
+        assert [j.id for j in await utils.permanently_fail_jobs([bulk.id])] == [bulk.id]
+        assert (await utils.remove_job("k")) is not None
+        await utils.force_unlock_workers(["nobody"])
+        deleted = await utils.cleanup(list(wu.CleanupTask))
+        assert deleted[wu.CleanupTask.DELETE_PERMAFAILED_JOBS] == 1
+    assert await conn.fetchval('select count(*) from "odd ""name"""._private_tasks') == 0
+    assert await conn.fetchval("select count(*) from graphile_worker._private_jobs") == 0
