@@ -95,6 +95,8 @@ async def run_scheduler(
         except Exception as error:
             if isinstance(error, _BUGS):
                 raise
+            if stop.is_set():
+                return  # shutting down: the pool may be closing under us
             attempt = 1 if scheduler.healthy else attempt + 1
             scheduler.healthy = False
             delay = retry_delay(attempt)
