@@ -96,14 +96,18 @@ claimed as (
     where known.last_execution is null or known.last_execution < excluded.last_execution
   returning known.identifier
 )
-select wanted.identifier, added.id as job_id
-from wanted
-join claimed on claimed.identifier = wanted.identifier
-cross join lateral {quoted}.add_job(
-  wanted.task, wanted.payload, wanted.queue_name, $9::timestamptz, wanted.max_attempts,
-  wanted.job_key, wanted.priority, null::text[], wanted.job_key_mode
+select added.identifier, (added.job).id as job_id
+from (
+  -- add_job sits in the select list, after the join: it runs only for claimed ids
+  -- (a volatile target list also keeps this subquery from being flattened).
+  select wanted.identifier, {quoted}.add_job(
+    wanted.task, wanted.payload, wanted.queue_name, $9::timestamptz, wanted.max_attempts,
+    wanted.job_key, wanted.priority, null::text[], wanted.job_key_mode
+  ) as job
+  from wanted
+  join claimed on claimed.identifier = wanted.identifier
+  order by wanted.position
 ) as added
-order by wanted.position
 """
 
 
