@@ -64,20 +64,21 @@ def check_command(
     """
     items = _load(file)
     now = datetime.now(UTC)
-    described = [_describe(item, item.next_runs(now, count)) for item in items]
+    runs = [item.next_runs(now, count) for item in items]
+    described = [_describe(item, item_runs) for item, item_runs in zip(items, runs, strict=True)]
     if json_output:
         common.print_json({"file": str(file), "items": described})
         return
     out = common.stdout
     noun = "item" if len(items) == 1 else "items"
     out.print(f"{file}: {len(items)} {noun}, valid", highlight=False, markup=False)
-    for item, info in zip(items, described, strict=True):
+    for item, info, item_runs in zip(items, described, runs, strict=True):
         options = f" ?{info['options']}" if info["options"] else ""
         out.print(
             f"\n{item.identifier}: {item.pattern} {item.task_identifier}{options}",
             highlight=False, markup=False, soft_wrap=True,
         )
-        for ts in item.next_runs(now, count):
+        for ts in item_runs:
             local = f"  ({ts.astimezone(item.tz):%Y-%m-%d %H:%M %Z})" if item.tz else ""
             out.print(f"  {_iso(ts)}{local}", highlight=False, markup=False)
         if not info["next_runs"]:
