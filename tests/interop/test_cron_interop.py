@@ -141,6 +141,9 @@ AGREED_LINES = [
     "0 4 * * 5-7 t ?id=_x-1&fill=4w3d2h1m30s&max=7&queue=q-1_:x&priority=-3",
     "* * * * * t ?jobKey=a+b%21&jobKeyMode=preserve_run_at",
     "* * * * * t ?jobKey=k",
+    "* * * * * t ?jobKey=a=b&",
+    "* * * * * t ?jobKey=%zz%41",
+    "\t0  1\t* * *   t   ?id=spaced   {a: 'b c'}  ",
     "* * * * * t ?jobKeyMode=replace",
     "* * * * * t {a: 1, 'b': [1, 2,], \"c\": {d: null}, e: .5, f: 0x10, // c\n}",
     "* * * * * t ?fill=1m {}",
@@ -167,6 +170,8 @@ AGREED_LINES = [
     "* * * * * t {a: }",
     "* * * * * t junk",
     "* * * * * t [1]",
+    "* * * * * t ?",
+    "* * * * * t ?id=x {a: 1} trailing",
 ]
 # Accepted by the reference but rejected by gw when read (they fail later there).
 GW_STRICTER = ["* * * * * t ?max=0", "* * * * * t ?jobKey=", "* * * * * t ?priority=99999"]
