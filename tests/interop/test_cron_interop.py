@@ -216,3 +216,58 @@ async def test_parser_agrees_with_the_reference(tmp_path: Path) -> None:
         assert item.job_key == options.get("jobKey"), line
         assert item.job_key_mode == options.get("jobKeyMode"), line
         assert item.payload == ref["payload"], line
+
+
+MATCH_WITH_REFERENCE = """\
+import { readFileSync } from "fs";
+import { parseCrontab } from %(module)s;
+const { lines, stamps } = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const items = parseCrontab(lines.join("\\n"));
+console.log(JSON.stringify(items.map((item) => stamps.map((ms) => {
+  const d = new Date(ms);
+  return item.match({ min: d.getUTCMinutes(), hour: d.getUTCHours(), date: d.getUTCDate(),
+                      month: d.getUTCMonth() + 1, dow: d.getUTCDay() });
+}))));
+"""
+
+
+async def test_matching_agrees_with_the_reference(tmp_path: Path) -> None:
+    lines = [
+        "* * * * * every ?id=a",
+        "0 9 * * 0 sunday ?id=b",
+        "*/20 8-18 * * 1-5 office ?id=c",
+        "0 0 13 * 5 either ?id=d",
+        "30 12 1,15 * * twice ?id=e",
+        "0 0 * 2 7 feb_sundays ?id=f",
+        "5 4 29 2 * leap ?id=g",
+        "0,30 */6 1-7 */3 6 mixed ?id=h",
+    ]
+    # Every 37 minutes over about 3 years: all weekdays, hours and month ends come round.
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    stamps = [start + timedelta(minutes=37 * i) for i in range(45_000)]
+    # Plus midnight, 09:00 and 04:05 of every day of those years (the rarer patterns).
+    for day in range(365 * 3 + 1):
+        midnight = start + timedelta(days=day)
+        stamps += [midnight, midnight + timedelta(hours=9), midnight + timedelta(minutes=245)]
+    module = reference.NODE_MODULES / "graphile-worker" / "dist" / "crontab.js"
+    script = tmp_path / "match.mjs"
+    script.write_text(MATCH_WITH_REFERENCE % {"module": json.dumps(str(module))})
+    arguments = tmp_path / "args.json"
+    arguments.write_text(
+        json.dumps({"lines": lines, "stamps": [int(s.timestamp() * 1000) for s in stamps]})
+    )
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(script), str(arguments),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    expected = json.loads(out)
+    items = parse_crontab("\n".join(lines))
+    for item, reference_matches in zip(items, expected, strict=True):
+        ours = [item.matches(ts) for ts in stamps]
+        assert any(ours), item.identifier
+        mismatches = [
+            ts for ts, a, b in zip(stamps, ours, reference_matches, strict=True) if a != b
+        ]
+        assert mismatches == [], f"{item.identifier}: first mismatch at {mismatches[:1]}"
