@@ -296,6 +296,7 @@ SOAK_JOBS = int(os.environ.get("GW_SOAK_JOBS", "2000"))
 SOAK_WORKERS = int(os.environ.get("GW_SOAK_WORKERS", "3"))
 SOAK_KILLS = int(os.environ.get("GW_SOAK_KILLS", str(max(4, SOAK_JOBS // 500))))
 SOAK_MAX_SLEEP = float(os.environ.get("GW_SOAK_MAX_SLEEP", "0.2"))
+SOAK_KILL_GAP = tuple(float(x) for x in os.environ.get("GW_SOAK_KILL_GAP", "0.5,3").split(","))
 UNSETTLED = (
     "select count(*) from graphile_worker._private_jobs"
     " where attempts < max_attempts or locked_at is not null"
@@ -340,7 +341,8 @@ async def seconds_until_released(pool: asyncpg.Pool, worker_id: str, since: floa
 async def test_soak_random_kills_every_job_accounted_for(
     fconn: asyncpg.Connection, db_url: str, tmp_path: Path
 ) -> None:
-    """GW_SOAK_JOBS=100000 scales this up (see docs/reliability.md)."""
+    """GW_SOAK_JOBS, GW_SOAK_WORKERS, GW_SOAK_KILLS, GW_SOAK_KILL_GAP (seconds "min,max"),
+    GW_SOAK_MAX_SLEEP and GW_SOAK_SEED scale it (see docs/reliability.md)."""
     rng = random.Random(int(os.environ.get("GW_SOAK_SEED", "6")))
     tasks = write_tasks(tmp_path)
     log = tmp_path / "workers.log"
@@ -353,7 +355,7 @@ async def test_soak_random_kills_every_job_accounted_for(
     releases: list[asyncio.Task[float]] = []
     try:
         while len(kills) < SOAK_KILLS and await fconn.fetchval(UNSETTLED) > 8 * SOAK_WORKERS:
-            await asyncio.sleep(rng.uniform(0.5, 3.0))  # a random moment to pull the plug
+            await asyncio.sleep(rng.uniform(*SOAK_KILL_GAP))  # a random moment to pull the plug
             alive = [w for w in workers if w.proc.returncode is None]
             victim = rng.choice(alive)
             victim_id = await worker_id_of(fconn, victim.pid)
