@@ -1,0 +1,182 @@
+"""The dashboard in a real headless Chromium: counts, finding and retrying a failed job, a
+bulk action, read-only mode. The first test saves docs/admin.png for the docs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from playwright.async_api import Browser, Dialog, Page, expect
+
+from graphile_worker_cli import admin, cron, recovery, utils
+from graphile_worker_cli.job import JobSpec
+from graphile_worker_cli.queries import cron as cron_queries
+from tests.browser.conftest import serve
+from tests.conftest import REPO_ROOT
+
+SCREENSHOT = REPO_ROOT / "docs" / "admin.png"
+CRONTAB = "*/15 * * * * send_digest ?queue=mail\n0 3 * * * nightly_cleanup\n"
+
+
+@dataclass
+class Seeded:
+    utils: utils.WorkerUtils
+    declined: int
+    cleanup_ids: list[int]
+
+
+@pytest.fixture
+async def worker_utils(db_url: str) -> AsyncIterator[utils.WorkerUtils]:
+    async with await utils.WorkerUtils.connect(db_url) as u:
+        yield u
+
+
+@pytest.fixture
+async def seeded(worker_utils: utils.WorkerUtils, db_url: str) -> Seeded:
+    """5 ready, 3 scheduled, 1 locked, 2 failed jobs; a live worker; a known crontab."""
+    u = worker_utils
+    for n in range(4):
+        await u.add_job("send_email", {"to": f"user{n}@example.com"}, JobSpec(queue_name="mail"))
+    later = datetime.now(UTC) + timedelta(minutes=30)
+    cleanup_ids = [
+        (await u.add_job("purge_cache", {"bucket": n}, JobSpec(run_at=later))).id
+        for n in range(3)
+    ]
+    declined = await u.add_job("charge_card", {"order": 1042, "amount": "19.90"},
+                               JobSpec(queue_name="billing"))
+    await u.permanently_fail_jobs([declined.id], "PaymentError: card declined (code 51)")
+    timeout = await u.add_job("resize_image", {"path": "a.png"})
+    await u.permanently_fail_jobs([timeout.id], "TimeoutError: upstream took longer than 30s")
+    running = await u.add_job("resize_image", {"path": "b.png"})
+    await u.add_job("resize_image", {"path": "c.png"})
+    conn = await asyncpg.connect(db_url)
+    try:
+        await recovery.register_worker(conn, "graphile_worker", "worker-7f3a",
+                                       heartbeat_interval=10.0, tasks=["resize_image"])
+        await conn.execute(
+            "update graphile_worker._private_jobs set locked_at = now(), "
+            "locked_by = 'worker-7f3a' where id = $1",
+            running.id,
+        )
+        await cron_queries.register_crontabs(conn, "graphile_worker", ["send_digest"],
+                                             datetime.now(UTC) - timedelta(days=1))
+    finally:
+        await conn.close()
+    return Seeded(u, declined.id, cleanup_ids)
+
+
+async def _accept(dialog: Dialog) -> None:
+    await dialog.accept()
+
+
+async def open_page(browser: Browser, url: str) -> Page:
+    page = await browser.new_page(viewport={"width": 1440, "height": 900})
+    page.on("dialog", _accept)
+    await page.goto(url)
+    return page
+
+
+async def test_overview_shows_the_counts_of_seeded_jobs(browser: Browser, seeded: Seeded) -> None:
+    app = admin.create_app(seeded.utils, crontabs=cron.parse_crontab(CRONTAB))
+    async with serve(app) as url:
+        page = await open_page(browser, url)
+        for state, count in (("ready", 5), ("scheduled", 3), ("locked", 1), ("failed", 2),
+                             ("total", 11)):
+            await expect(page.locator(f"#count-{state}")).to_have_text(str(count))
+        by_task = page.locator("#by-task tbody tr", has_text="purge_cache")
+        await expect(by_task.locator("td").nth(2)).to_have_text("3")
+        await expect(page.locator("#job-table tbody tr")).to_have_count(11)
+        await expect(page.locator("#worker-table")).to_contain_text("worker-7f3a")
+        await expect(page.locator("#queue-table")).to_contain_text("billing")
+        await expect(page.locator("#cron-table")).to_contain_text("send_digest")
+        await expect(page.locator("#cron-table")).to_contain_text("in ")  # a next run time
+        # clicking a tile filters the table by that state
+        await page.locator(".tile[data-state=failed]").click()
+        await expect(page.locator("#job-table tbody tr")).to_have_count(2)
+        await page.locator(".tile[data-state='']").click()
+        await expect(page.locator("#job-table tbody tr")).to_have_count(11)
+        await page.locator("#job-table tbody tr", has_text="card declined").locator(
+            "input[type=checkbox]").check()
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOT))
+        assert SCREENSHOT.stat().st_size > 10_000
+
+
+async def test_failed_job_found_by_error_text_and_retried(
+    browser: Browser, seeded: Seeded
+) -> None:
+    async with serve(admin.create_app(seeded.utils)) as url:
+        page = await open_page(browser, url)
+        await expect(page.locator("#count-failed")).to_have_text("2")
+        await page.locator("body").press("/")  # the search shortcut
+        await expect(page.locator("#filter-error")).to_be_focused()
+        await page.keyboard.type("Card Declined")
+        await page.keyboard.press("Enter")
+        rows = page.locator("#job-table tbody tr")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first).to_contain_text("charge_card")
+        await rows.first.get_by_role("button", name=str(seeded.declined)).click()
+        detail = page.locator("#detail")
+        await expect(detail.locator("#detail-error")).to_have_text(
+            "PaymentError: card declined (code 51)")
+        await expect(detail.locator("#detail-payload")).to_contain_text('"order": 1042')
+        await detail.get_by_role("button", name="Run now / retry").click()
+        await expect(page.locator("#toast")).to_contain_text("run now: 1 job(s)")
+        await expect(detail.locator("#detail-fields")).to_contain_text("0 of 25")
+        await expect(page.locator("#count-failed")).to_have_text("1")
+        retried = await seeded.utils.get_job(seeded.declined)
+        assert retried.attempts == 0 and retried.run_at <= datetime.now(UTC)
+        await page.keyboard.press("Escape")
+        await expect(detail).to_be_hidden()
+
+
+async def test_bulk_complete_from_the_page(browser: Browser, seeded: Seeded) -> None:
+    async with serve(admin.create_app(seeded.utils)) as url:
+        page = await open_page(browser, url)
+        await page.locator("#filter-task").fill("purge_cache")
+        await page.locator("#filter-task").press("Enter")
+        await expect(page.locator("#job-table tbody tr")).to_have_count(3)
+        await page.locator("#select-page").check()
+        await expect(page.locator("#selected-count")).to_have_text("3 selected")
+        await page.locator("[data-bulk=complete]").click()  # confirm() is accepted
+        await expect(page.locator("#toast")).to_contain_text("complete: 3 job(s)")
+        await expect(page.locator("#job-table tbody")).to_contain_text("no jobs match")
+        await expect(page.locator("#count-total")).to_have_text("8")
+        left = await seeded.utils.list_jobs(task="purge_cache")
+        assert left == []
+
+
+async def test_read_only_mode_hides_and_refuses_writes(
+    browser: Browser, seeded: Seeded
+) -> None:
+    async with serve(admin.create_app(seeded.utils, read_only=True)) as url:
+        page = await open_page(browser, url)
+        await expect(page.locator("#ro-badge")).to_be_visible()
+        await expect(page.locator("#count-failed")).to_have_text("2")
+        await expect(page.locator("#job-table tbody tr")).to_have_count(11)
+        for hidden in ("#bulk", "#maintenance", "#select-page", "#detail-actions",
+                       "#job-table tbody input[type=checkbox]"):
+            await expect(page.locator(hidden)).to_have_count(0)
+        await page.locator("#job-table").get_by_role("button", name=str(seeded.declined)).click()
+        await expect(page.locator("#detail-error")).to_contain_text("card declined")
+        await expect(page.get_by_role("button", name=re.compile("Run now"))).to_have_count(0)
+        # a write forged from the page itself, CSRF token and all, is refused
+        status = await page.evaluate(
+            """async (id) => {
+                const session = await (await fetch("api/session")).json();
+                const response = await fetch(`api/jobs/${id}/run-now`, {
+                    method: "POST", body: "{}",
+                    headers: {"Content-Type": "application/json",
+                              "X-CSRF-Token": session.csrf_token},
+                });
+                return [response.status, (await response.json()).error];
+            }""",
+            seeded.declined,
+        )
+        assert status == [403, "the dashboard is read-only: writes are disabled"]
+        job = await seeded.utils.get_job(seeded.declined)
+        assert job.attempts == job.max_attempts
