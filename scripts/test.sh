@@ -8,6 +8,10 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev,embedded]'
 npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+# The admin dashboard's browser tests drive Debian's chromium (Playwright never downloads one).
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
 .venv/bin/python -m ruff check graphile_worker_cli tests bench
 .venv/bin/python -m mypy
 .venv/bin/python -m pytest "$@"
