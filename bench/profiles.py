@@ -55,6 +55,7 @@ class Sizes:
     cpu_jobs: int
     cpu_loops: int  # iterations of the CPU-bound handler's loop
     repeats: int  # cheap measurements (once on an empty queue, enqueue) keep the best of these
+    drain_repeats: int = 1  # drains alternate the sides this many times and keep each best
 
 
 FULL = Sizes(
