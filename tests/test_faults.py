@@ -418,3 +418,30 @@ async def test_soak_random_kills_every_job_accounted_for(
         f"max {max(measured, default=0):.2f}s mean {sum(measured) / max(len(measured), 1):.2f}s; "
         f"total {elapsed:.1f}s"
     )
+
+
+async def test_no_worker_recovery_means_no_registry_row(
+    fconn: asyncpg.Connection, db_url: str, tmp_path: Path
+) -> None:
+    tasks = write_tasks(tmp_path)
+    log = tmp_path / "worker.log"
+    worker = await GwProcess.start(db_url, tasks, log, "--no-worker-recovery", hold=True)
+    try:
+        await add_jobs(fconn, 1, '{"hold": true}')
+        await wait_for(fconn, "select count(*) = 1 from fault_runs", what="job held", log=log)
+        assert await fconn.fetchval("select count(*) from graphile_worker._gw_workers") == 0
+    finally:
+        await worker.kill()
+
+
+async def test_inconsistent_recovery_settings_are_refused(
+    fconn: asyncpg.Connection, db_url: str, tmp_path: Path
+) -> None:
+    tasks = write_tasks(tmp_path)
+    log = tmp_path / "worker.log"
+    worker = await GwProcess.start(
+        db_url, tasks, log, "--heartbeat-interval", "10s", "--sweep-threshold", "5s"
+    )
+    code = await asyncio.wait_for(worker.proc.wait(), timeout=30)
+    assert code == 2
+    assert "sweep_threshold" in log.read_text() and "Traceback" not in log.read_text()
