@@ -28,6 +28,15 @@ async def task(payload, ctx):
         await asyncio.sleep(0.02)
 """
 
+SYNC_STUCK_TASK = """
+import time
+
+
+def task(payload, ctx):
+    ctx.run_coroutine(ctx.query("insert into started (job_id) values ($1)", ctx.job_id))
+    time.sleep(600)
+"""
+
 QUICK_TASK = """
 async def task(payload, ctx):
     await ctx.query("insert into started (job_id) values ($1)", ctx.job_id)
@@ -184,6 +193,21 @@ async def test_sigterm_past_grace_aborts_and_reschedules_without_using_an_attemp
     assert row["run_at"] > await conn.fetchval("select now() + interval '50 minutes'")
     assert await conn.fetchval(f"select locked_by from {S}._private_job_queues") is None
     assert "interrupted" in gw.output
+
+
+async def test_aborted_sync_handler_does_not_keep_the_process_alive(
+    db_url: str, started_table: asyncpg.Connection, tmp_path: Path,
+    start_gw: Callable[..., Awaitable[Gw]],
+) -> None:
+    conn = started_table
+    tasks_dir = write_tasks(tmp_path, {"stuck.py": SYNC_STUCK_TASK})
+    await add_job(conn, "stuck", "{}")
+    gw = await start_gw("-c", db_url, "--tasks", str(tasks_dir), "--shutdown-grace-period", "100ms")
+    await wait_until(lambda: _positive(started_count(conn)), describe=lambda: gw.output)
+    gw.signal(signal.SIGTERM)
+    # The handler sleeps for 10 minutes in its thread; the process must not wait for it.
+    assert await gw.exit_code(timeout=30) == 0, gw.output
+    assert await conn.fetchval(f"select attempts from {S}._private_jobs") == 0
 
 
 async def test_second_signal_cuts_the_grace_period_short(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ import typer
 from graphile_worker_cli import config, embedded, logs, tasks
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import EXIT_USAGE, BadInputError
-from graphile_worker_cli.worker import WorkerOptions
+from graphile_worker_cli.worker import WorkerOptions, threads
 
 log = logging.getLogger("gw.worker")
 
@@ -170,6 +171,10 @@ def load_crontabs(settings: config.Settings) -> list[Any]:
 async def run_worker(
     settings: config.Settings, registry: tasks.TaskRegistry, crontabs: list[Any], *, once: bool
 ) -> None:
+    # Sync handlers aborted at shutdown must not keep the process alive.
+    asyncio.get_running_loop().set_default_executor(
+        threads.DaemonThreadExecutor(max(settings.concurrency + 4, 8))
+    )
     async with embedded.database_url(settings) as url:
         options = WorkerOptions.from_settings(
             settings, registry, database_url=url, crontabs=crontabs

@@ -37,6 +37,8 @@ log = logging.getLogger("gw.worker")
 STALE_LOCK_FIRST_WITHIN = 60.0
 STALE_LOCK_EVERY = (480.0, 600.0)
 SETTLE_DRAIN_TIMEOUT = 15.0
+SIDE_TASK_STOP_TIMEOUT = 5.0
+LISTENER = "listener"
 _RETRYABLE = backoff.TRANSIENT_ERRORS
 # Errors no retry can fix: undefined table/function (schema not migrated), permissions...
 _FATAL = (asyncpg.exceptions.SyntaxOrAccessError,)
@@ -187,7 +189,7 @@ class Worker:
             on_connected=self._on_listen_connected,
         )
         items: list[tuple[str, Coroutine[Any, Any, None]]] = [
-            ("listener", listener.run()),
+            (LISTENER, listener.run()),
             ("stale-lock-reset", self._stale_lock_loop()),
         ]
         if self.options.crontabs:
@@ -236,7 +238,12 @@ class Worker:
     async def _stop_side_tasks(self, side: dict[asyncio.Task[None], str]) -> None:
         if not side:
             return
-        _done, pending = await asyncio.wait(side, timeout=5.0)
+        # The listener only ends when cancelled; the others return once they see
+        # stopping/settled (recovery deregisters first), so give them a moment.
+        for task, name in side.items():
+            if name == LISTENER:
+                task.cancel()
+        _done, pending = await asyncio.wait(side, timeout=SIDE_TASK_STOP_TIMEOUT)
         for task in pending:
             task.cancel()
         for task in side:
