@@ -310,3 +310,22 @@ def test_conflicting_identifiers(db_url: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 2, result.stderr
     assert "same" in result.stderr and "defined twice" in result.stderr
+
+
+def test_invalid_crontab_is_named(db_url: str, tmp_path: Path) -> None:
+    tasks_dir = write_tasks(tmp_path, {"quick.py": QUICK_TASK})
+    crontab = tmp_path / "my.crontab"
+    crontab.write_text("* * * * * quick\n61 * * * * quick\n")
+    result = run_gw(tmp_path, "-c", db_url, "--tasks", str(tasks_dir), "--crontab", str(crontab))
+    assert result.returncode == 2, result.stderr
+    assert "my.crontab" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_default_crontab_file_in_the_working_directory_is_loaded(
+    db_url: str, tmp_path: Path
+) -> None:
+    tasks_dir = write_tasks(tmp_path, {"quick.py": QUICK_TASK})
+    (tmp_path / "crontab").write_text("not a crontab line\n")
+    result = run_gw(tmp_path, "-c", db_url, "--tasks", str(tasks_dir), "--once")
+    assert result.returncode == 2, result.stderr
+    assert "crontab" in result.stderr

@@ -512,3 +512,26 @@ async def test_odd_schema_name(pg_admin_url: str) -> None:
             await c.close()
     finally:
         await drop_database(pg_admin_url, name)
+
+
+async def test_cron_runs_as_a_supervised_side_task(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    async def tick(payload: Any) -> None:
+        return None
+
+    worker = await (
+        make_options(db_url).define_job(tick, "tick").with_cron("0 4 * * * tick ?id=nightly")
+        .init()
+    )
+    runner = asyncio.create_task(worker.run())
+
+    async def known() -> bool:
+        count: int = await conn.fetchval(
+            f"select count(*) from {S}._private_known_crontabs where identifier = 'nightly'"
+        )
+        return count == 1
+
+    await wait_until(known)
+    worker.request_shutdown()
+    await asyncio.wait_for(runner, 20)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from graphile_worker_cli import config, embedded, logs, tasks
+from graphile_worker_cli import config, cron, embedded, logs, tasks
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import EXIT_USAGE, BadInputError
 from graphile_worker_cli.worker import WorkerOptions, threads
@@ -153,23 +153,18 @@ def load_registry(settings: config.Settings) -> tasks.TaskRegistry:
     return tasks.load_tasks(directory, settings.tasks_modules)
 
 
-def load_crontabs(settings: config.Settings) -> list[Any]:
+def load_crontabs(settings: config.Settings) -> list[cron.Crontab]:
     path = settings.crontab
     if path is None:
         if not DEFAULT_CRONTAB.is_file():
             return []
         path = DEFAULT_CRONTAB
-    from graphile_worker_cli import cron
-
-    parse = getattr(cron, "parse_crontab_file", None)
-    if parse is None:  # the cron module is not there yet
-        log.warning("crontab %s ignored: this build has no cron support", path)
-        return []
-    return list(parse(path))
+    return list(cron.parse_crontab_file(path))
 
 
 async def run_worker(
-    settings: config.Settings, registry: tasks.TaskRegistry, crontabs: list[Any], *, once: bool
+    settings: config.Settings, registry: tasks.TaskRegistry, crontabs: list[cron.Crontab], *,
+    once: bool,
 ) -> None:
     # Sync handlers aborted at shutdown must not keep the process alive.
     asyncio.get_running_loop().set_default_executor(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from graphile_worker_cli import context, db, migrate
+from graphile_worker_cli import context, cron, db, migrate
 from graphile_worker_cli import tasks as gw_tasks
 from graphile_worker_cli.errors import BadInputError, ConfigError
 from graphile_worker_cli.queries import worker as queries
@@ -52,7 +52,7 @@ class WorkerOptions:
     migrate: bool = True
     tasks: gw_tasks.TaskRegistry = field(default_factory=lambda: gw_tasks.TaskRegistry())
     extensions: context.Extensions = field(default_factory=lambda: context.Extensions())
-    crontabs: list[Any] = field(default_factory=list)
+    crontabs: list[cron.Crontab] = field(default_factory=list)
     worker_id: str | None = None
     # Throughput (issue 4) and recovery (issue 6) settings; the loop reads what it supports.
     local_queue_size: int = 0
@@ -92,8 +92,6 @@ class WorkerOptions:
 
     def with_cron(self, item: Any) -> WorkerOptions:
         """Add crontab lines (text) or a ``cron.Cron`` item to schedule."""
-        from graphile_worker_cli import cron
-
         self.crontabs.extend(cron.parse_cron_input(item))
         return self
 
