@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import re
+import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -458,3 +462,32 @@ def test_gw_admin_refuses_public_bind_without_auth() -> None:
     bad = _gw("--basic-auth", "nopassword")
     assert bad.returncode == 2
     assert "expected user:password" in bad.stderr and "Traceback" not in bad.stderr
+
+
+async def test_gw_admin_serves_until_terminated(db_url: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "graphile_worker_cli", "admin", "--port", "0", "--read-only",
+        "-c", db_url.replace("postgres@", "postgres:hidden@"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None
+        banner = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", banner)
+        assert found, banner
+        assert "(read-only)" in banner
+        base = found.group(0)
+
+        def get(path: str) -> dict[str, Any]:
+            with urllib.request.urlopen(base + path, timeout=10) as response:
+                return dict(json.load(response))
+
+        session = await asyncio.to_thread(get, "api/session")
+        assert session["read_only"] is True
+        assert session["database"] is not None and "hidden" not in session["database"]
+        overview = await asyncio.to_thread(get, "api/overview")
+        assert overview["counts"]["total"] == 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 30)
+    assert code == 0

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from graphile_worker_cli import config, cron, db, embedded
 from graphile_worker_cli.cli import common
-from graphile_worker_cli.errors import EXIT_USAGE, BadInputError, CrontabError
+from graphile_worker_cli.errors import (
+    EXIT_USAGE,
+    BadInputError,
+    CrontabError,
+    GraphileWorkerError,
+)
 
 if TYPE_CHECKING:
+    import uvicorn
+    from starlette.applications import Starlette
+
     from graphile_worker_cli.admin import AdminAuth
 
 TOKEN_ENV = "GW_ADMIN_TOKEN"
@@ -107,8 +118,6 @@ async def _serve(
     read_only: bool,
     crontabs: list[cron.Crontab],
 ) -> None:
-    import uvicorn
-
     from graphile_worker_cli import admin, utils
 
     async with (
@@ -119,19 +128,52 @@ async def _serve(
             worker_utils, settings.schema_name, read_only=read_only, auth=auth,
             crontabs=crontabs, database_label=db.redact_url(url),
         )
-        server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-        )
+        sock = listen(host, port)
+        server = _server(app)
+        bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         mode = " (read-only)" if read_only else ""
         common.stderr.print(
-            f"gw admin{mode}: http://{shown}:{port}/ · schema {settings.schema_name} · "
+            f"gw admin{mode}: http://{shown}:{bound}/ · schema {settings.schema_name} · "
             f"auth {auth.describe()}",
             highlight=False, markup=False, soft_wrap=True,
         )
         try:
-            await server.serve()
-        except SystemExit:  # uvicorn exits when it cannot bind
-            server.started = False
-        if not server.started:
-            raise BadInputError(f"could not listen on {host}:{port} (in use or not allowed)")
+            await server.serve(sockets=[sock])
+        finally:
+            sock.close()
+
+
+def _server(app: Starlette) -> uvicorn.Server:
+    import uvicorn  # the admin extra: imported only when the dashboard is served
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # SIGINT/SIGTERM are how the dashboard is meant to stop: shut down, exit 0.
+            # (uvicorn would re-raise the signal afterwards: a traceback for Ctrl-C.)
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    return Server(uvicorn.Config(app, log_level="warning", access_log=False))
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, or one clear error line (port in use, no such host)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as error:
+        raise GraphileWorkerError(f"cannot listen on {host}:{port}: {error}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)  # connections wait in the backlog until uvicorn serves them
+    except OSError as error:
+        sock.close()
+        reason = error.strerror or str(error)
+        raise GraphileWorkerError(f"cannot listen on {host}:{port}: {reason}") from None
+    return sock
