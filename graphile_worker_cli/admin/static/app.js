@@ -294,6 +294,11 @@ async function loadDetail(id, quiet) {
     toast(error.message, true);
     return;
   }
+  // Polling re-reads the job; leave the panel alone (and any text selected in it) when
+  // nothing changed.
+  const stamp = JSON.stringify(job);
+  if (quiet && stamp === state.detailStamp) return;
+  state.detailStamp = stamp;
   $("#detail-h").textContent = `Job ${job.id}`;
   if ($("#detail-actions")) $("#detail-actions").classList.remove("hidden");
   const fields = [
@@ -311,6 +316,7 @@ async function loadDetail(id, quiet) {
 
 async function openDetail(id) {
   state.detailId = id;
+  state.detailStamp = null;
   state.returnFocus = document.activeElement;
   $("#detail").classList.remove("hidden");
   await loadDetail(id, false);
