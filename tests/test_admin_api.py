@@ -226,6 +226,13 @@ def test_bulk_actions_and_remove_by_key(api: TestClient, seeded: Seeded) -> None
                         json={"action": "run_now", "ids": [*seeded.ready, seeded.failed]})
     assert response.json()["changed"] == sorted([*seeded.ready, seeded.failed])
     assert api.get("/api/overview").json()["counts"]["failed"] == 0
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    response = api.post("/api/jobs/actions", headers=headers, json={
+        "action": "reschedule", "ids": seeded.ready, "run_at": tomorrow, "max_attempts": 3,
+    })
+    assert response.json()["changed"] == sorted(seeded.ready)
+    assert api.get("/api/jobs?state=scheduled").json()["total"] == 3
+    assert {job(api, i)["max_attempts"] for i in seeded.ready} == {3}
     response = api.post("/api/jobs/actions", headers=headers,
                         json={"action": "complete", "ids": seeded.ready})
     assert response.json()["changed"] == sorted(seeded.ready)

@@ -54,7 +54,9 @@ def _zero() -> dict[str, int]:
 class AdminService:
     """The dashboard's operations on one schema, through one WorkerUtils."""
 
-    def __init__(self, worker_utils: utils.WorkerUtils, crontabs: Sequence[cron.Crontab] = ()):
+    def __init__(
+        self, worker_utils: utils.WorkerUtils, crontabs: Sequence[cron.Crontab] = ()
+    ) -> None:
         self.utils = worker_utils
         self.schema = worker_utils.schema
         self.crontabs = {item.identifier: item for item in crontabs}
