@@ -148,6 +148,23 @@ def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> d
     }
 
 
+def _add_rate_after_startup(rows: list[Row]) -> None:
+    """Drain rates with each side's `--once` start-up time taken out (JSON detail only)."""
+    startup = next((row for row in rows if row.key == "once_empty"), None)
+    if startup is None:
+        return
+    for row in rows:
+        if not row.key.startswith("drain_"):
+            continue
+        for figure, empty in ((row.gw, startup.gw), (row.baseline, startup.baseline)):
+            seconds = figure.detail.get("seconds")
+            if figure.value is None or empty.value is None or not seconds:
+                continue
+            net = seconds - empty.value
+            if net > 0:
+                figure.detail["jobs_per_s_after_startup"] = figure.detail["jobs"] / net
+
+
 def _best(old: Figure, new: Figure) -> Figure:
     """The higher of two throughput figures; any failed run wins, so none goes unseen."""
     if old.value is None and old.note != "not run":
@@ -192,6 +209,7 @@ async def run(args: argparse.Namespace) -> int:
                 rows.extend(await measure())
         finally:
             await dbs.close()
+    _add_rate_after_startup(rows)
     meta: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench", *(sys.argv[1:])]),
