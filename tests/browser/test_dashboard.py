@@ -104,6 +104,12 @@ async def test_overview_shows_the_counts_of_seeded_jobs(browser: Browser, seeded
         SCREENSHOT.parent.mkdir(exist_ok=True)
         await page.screenshot(path=str(SCREENSHOT))
         assert SCREENSHOT.stat().st_size > 10_000
+        # live refresh: a job added now shows up without reloading the page
+        await seeded.utils.add_job("send_email", {"to": "late@example.com"})
+        await expect(page.locator("#count-total")).to_have_text("12", timeout=15_000)
+        await page.locator("body").press("p")  # pause
+        await expect(page.locator("#pause")).to_have_attribute("aria-pressed", "true")
+        await expect(page.locator("#pause")).to_have_text("Resume")
 
 
 async def test_failed_job_found_by_error_text_and_retried(

@@ -426,7 +426,9 @@ function togglePause() {
 }
 
 function onKey(event) {
-  const typing = event.target.closest("input, select, textarea");
+  // Shortcuts stay out of the way while typing (but work on a focused checkbox or button).
+  const typing = event.target.closest(
+    "select, textarea, input:not([type=checkbox]):not([type=radio]):not([type=button])");
   if (event.key === "Escape") {
     if (state.detailId !== null) closeDetail();
     else if (typing) event.target.blur();
