@@ -261,7 +261,7 @@ async def test_breaking_migration_from_another_process_exits_57(
 async def _listening(conn: asyncpg.Connection) -> bool:
     count: int = await conn.fetchval(
         "select count(*) from pg_stat_activity where datname = current_database() "
-        "and query like 'LISTEN%'"
+        "and state = 'idle' and query like 'LISTEN %jobs:insert%'"
     )
     return count > 0
 

@@ -269,27 +269,40 @@ async def test_jobs_added_by_jobs_run_in_the_same_once_run(
     assert ran == [0, 1, 2, 3, 4, 5]
 
 
-async def test_notification_wakes_an_idle_worker(db_url: str, conn: asyncpg.Connection) -> None:
+@pytest.mark.parametrize("own_pool", [False, True], ids=["url", "pg_pool"])
+async def test_notification_wakes_an_idle_worker(
+    db_url: str, conn: asyncpg.Connection, own_pool: bool
+) -> None:
     done = asyncio.Event()
 
     async def ping(payload: Any) -> None:
         done.set()
 
-    # A poll interval far beyond the test timeout: only LISTEN can deliver the job in time.
-    worker = await make_options(db_url, poll_interval=3600).define_job(ping, "ping").init()
-    runner = asyncio.create_task(worker.run())
-    await wait_until(lambda: _listening(conn))
-    await add_job(conn, "ping", {})
-    await asyncio.wait_for(done.wait(), 20)
-    worker.request_shutdown()
-    await runner
-    await wait_until(lambda: _no_jobs(conn))
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4) if own_pool else None
+    try:
+        # A poll interval far beyond the test timeout: only LISTEN can deliver the job.
+        settings: dict[str, Any] = (
+            {"pg_pool": pool, "database_url": None} if own_pool else {}
+        )
+        worker = await make_options(db_url, poll_interval=3600, **settings).define_job(
+            ping, "ping").init()
+        runner = asyncio.create_task(worker.run())
+        await wait_until(lambda: _listening(conn))
+        await add_job(conn, "ping", {})
+        await asyncio.wait_for(done.wait(), 20)
+        worker.request_shutdown()
+        await runner
+        await wait_until(lambda: _no_jobs(conn))
+    finally:
+        if pool is not None:
+            assert not pool._closed  # the worker leaves a pool it was given open
+            await pool.close()
 
 
 async def _listening(conn: asyncpg.Connection) -> bool:
     count: int = await conn.fetchval(
         "select count(*) from pg_stat_activity where datname = current_database() "
-        "and query like 'LISTEN%'"
+        "and state = 'idle' and query like 'LISTEN %jobs:insert%'"
     )
     return count > 0
 

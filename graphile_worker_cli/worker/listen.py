@@ -88,8 +88,9 @@ class Listener:
         lost = asyncio.Event()
         try:
             conn.add_termination_listener(lambda _c: lost.set())
-            await conn.add_listener(JOBS_INSERT, self._jobs_insert)
+            # jobs:insert last: once it is listened to, both channels are.
             await conn.add_listener(WORKER_MIGRATE, self._worker_migrate)
+            await conn.add_listener(JOBS_INSERT, self._jobs_insert)
             log.debug("listening for new jobs", extra={"gw": {"action": "listen"}})
             self._on_connected()
             await self._wait_until_lost(conn, lost)

@@ -371,6 +371,10 @@ class Worker:
                 # (a job finishing, a notification) must survive it.
                 self._demand = 0
                 jobs = await self._fetch(want)
+                if jobs and self.stopping.is_set():
+                    # Fetched, never started: hand them back with their attempt restored.
+                    await _shielded(self._settler.give_back([job.id for job in jobs]))
+                    return
                 for job in jobs:
                     self._start(job)
                 if len(jobs) == want:
