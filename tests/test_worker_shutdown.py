@@ -65,3 +65,23 @@ def test_backoff_is_capped_and_jittered(attempt: int) -> None:
     for _ in range(50):
         value = backoff.delay(attempt)
         assert ceiling / 2 <= value <= ceiling
+
+
+def test_os_signal_handlers_off_the_main_thread_leave_signals_alone() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    errors: list[BaseException] = []
+
+    async def inside() -> None:
+        with os_signal_handlers(lambda sig: None):
+            assert signal.getsignal(signal.SIGTERM) is before
+
+    def run() -> None:
+        try:
+            asyncio.run(inside())
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    assert errors == []

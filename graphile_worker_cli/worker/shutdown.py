@@ -86,14 +86,19 @@ def os_signal_handlers(
     handlers on the way out. Must be entered on the running loop's thread."""
     loop = asyncio.get_running_loop()
     previous: dict[signal.Signals, object] = {}
-    for sig in signals:
-        previous[sig] = signal.getsignal(sig)
-        loop.add_signal_handler(sig, on_signal, sig)
+    if threading.current_thread() is not threading.main_thread():
+        log.warning("not on the main thread: OS signals are left to the application")
+        signals = ()
+    try:
+        for sig in signals:
+            previous[sig] = signal.getsignal(sig)
+            loop.add_signal_handler(sig, on_signal, sig)
+    except NotImplementedError:  # event loops without signal support (Windows)
+        log.warning("this event loop cannot handle OS signals; use request_shutdown()")
     try:
         yield
     finally:
-        for sig in signals:
+        for sig, old in previous.items():
             loop.remove_signal_handler(sig)
-            old = previous[sig]
             if old is not None:
                 signal.signal(sig, old)  # type: ignore[arg-type]
