@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -329,3 +330,31 @@ def test_default_crontab_file_in_the_working_directory_is_loaded(
     result = run_gw(tmp_path, "-c", db_url, "--tasks", str(tasks_dir), "--once")
     assert result.returncode == 2, result.stderr
     assert "crontab" in result.stderr
+
+
+def test_json_logs_carry_structured_job_fields(db_url: str, tmp_path: Path) -> None:
+    failing = "async def task(payload):\n    raise ValueError('nope')\n"
+    tasks_dir = write_tasks(tmp_path, {"fails.py": failing})
+    subprocess.run(
+        ["psql", db_url, "-qc", f"select {S}.add_job('fails', queue_name := 'jq')"],
+        check=True, capture_output=True,
+    )
+    result = run_gw(tmp_path, "-c", db_url, "--tasks", str(tasks_dir), "--once",
+                    "--log-format", "json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    start = next(line for line in lines if line.get("action") == "worker_start")
+    assert start["worker_id"].startswith("gw-") and start["concurrency"] == 10
+    fail = next(line for line in lines if line.get("action") == "fail")
+    assert (fail["task"], fail["queue"], fail["attempt"], fail["error"]) == (
+        "fails", "jq", 1, "ValueError: nope")
+
+
+def test_quiet_hides_job_lines(db_url: str, tmp_path: Path) -> None:
+    tasks_dir = write_tasks(tmp_path, {"ok.py": "async def task(payload):\n    return None\n"})
+    subprocess.run(
+        ["psql", db_url, "-qc", f"select {S}.add_job('ok')"], check=True, capture_output=True
+    )
+    result = run_gw(tmp_path, "-c", db_url, "--tasks", str(tasks_dir), "--once", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "completed" not in result.stderr and "started:" not in result.stderr
