@@ -74,6 +74,10 @@ class WorkerOptions:
         self.tasks.add(gw_tasks.define_task(obj, identifier))
         return self
 
+    def define_batch_job(self, obj: Any, identifier: str | None = None) -> WorkerOptions:
+        """The seed's name for registering a ``BatchTaskHandler`` (same as define_job)."""
+        return self.define_job(obj, identifier)
+
     def define_jobs(self, *objs: Any) -> WorkerOptions:
         for obj in objs:
             self.define_job(obj)
