@@ -60,7 +60,47 @@ _EXPORTS: dict[str, str] = {
     "GraphileWorkerError": "errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "INFRASTRUCTURE_RESILIENT_FLAG",
+    "AbortSignal",
+    "ActiveWorkerRow",
+    "BatchTaskHandler",
+    "CleanupTask",
+    "Cron",
+    "CronBuilder",
+    "CronJobKeyMode",
+    "Crontab",
+    "CrontabFill",
+    "Extensions",
+    "GraphileWorkerError",
+    "Job",
+    "JobKeyMode",
+    "JobSpec",
+    "RawJobSpec",
+    "RescheduleJobOptions",
+    "ShutdownSignal",
+    "SweepStaleWorkersOptions",
+    "SweepStaleWorkersResult",
+    "SyncWorkerUtils",
+    "TaskDefinition",
+    "TaskFailure",
+    "TaskHandler",
+    "TaskOutcome",
+    "TaskRegistry",
+    "TaskSuccess",
+    "Worker",
+    "WorkerContext",
+    "WorkerOptions",
+    "WorkerRecoveryConfig",
+    "WorkerUtils",
+    "define_task",
+    "escape_identifier",
+    "job_has_resilient_flag",
+    "migrate",
+    "parse_crontab",
+    "run_task_from_worker_ctx",
+    "task",
+]
 
 
 def __getattr__(name: str) -> Any:
