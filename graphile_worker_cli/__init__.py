@@ -53,8 +53,8 @@ _EXPORTS: dict[str, str] = {
     "ActiveWorkerRow": "recovery",
     "INFRASTRUCTURE_RESILIENT_FLAG": "recovery",
     "job_has_resilient_flag": "recovery",
-    # database
-    "migrate": "migrate",
+    # database (the migrate() function lives in graphile_worker_cli.migrate: a submodule
+    # and a root attribute of one name would shadow each other)
     "escape_identifier": "db",
     # errors
     "GraphileWorkerError": "errors",
@@ -96,7 +96,6 @@ __all__ = [
     "define_task",
     "escape_identifier",
     "job_has_resilient_flag",
-    "migrate",
     "parse_crontab",
     "run_task_from_worker_ctx",
     "task",
