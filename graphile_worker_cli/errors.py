@@ -76,3 +76,15 @@ class JobNotFoundError(GraphileWorkerError):
 class JobKeyRaceError(DatabaseError):
     """add_job with a job key returned no row: another transaction changed that key at the
     same moment. Retrying the call is safe."""
+
+
+class PluginLoadError(BadInputError):
+    """A hook plugin named in the configuration could not be loaded."""
+
+
+class JobScheduleFailedError(GraphileWorkerError):
+    """A BeforeJobSchedule hook refused to add the job."""
+
+
+class JobScheduleSkippedError(GraphileWorkerError):
+    """A BeforeJobSchedule hook skipped the job: nothing was added."""
