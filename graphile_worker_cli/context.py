@@ -20,6 +20,7 @@ import asyncpg
 from graphile_worker_cli import job as jobs
 
 if TYPE_CHECKING:
+    from graphile_worker_cli import hooks as worker_hooks
     from graphile_worker_cli import utils as worker_utils
 
 T = TypeVar("T")
@@ -198,8 +199,11 @@ class WorkerContext:
         extensions: Extensions,
         abort_signal: AbortSignal,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        hooks: worker_hooks.HookRegistry | None = None,
     ) -> None:
         self.job = job
+        self.hooks = hooks
+        """The worker's hooks; ``utils``/``add_job`` run its BeforeJobSchedule hooks."""
         self.pool = pool
         self.schema = schema
         self.worker_id = worker_id
@@ -263,7 +267,7 @@ class WorkerContext:
             # Imported on first use: utils sits in the layer above this one.
             from graphile_worker_cli import utils
 
-            self._utils = utils.WorkerUtils(self.pool, schema=self.schema)
+            self._utils = utils.WorkerUtils(self.pool, schema=self.schema, hooks=self.hooks)
         return self._utils
 
     async def add_job(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
@@ -19,13 +20,14 @@ from typing import Any, ClassVar, Protocol, Self
 
 import asyncpg
 
-from graphile_worker_cli import db, job, migrate, payloads, recovery
+from graphile_worker_cli import db, hooks, job, migrate, payloads, recovery
 from graphile_worker_cli.errors import (
     BadInputError,
     DatabaseError,
     GraphileWorkerError,
     JobKeyRaceError,
     JobNotFoundError,
+    JobScheduleSkippedError,
 )
 from graphile_worker_cli.queries import utils as queries
 
@@ -239,19 +241,32 @@ class WorkerUtils:
     key_race_retries: ClassVar[int] = 5
     """How many times add_job tries again when a keyed job was locked mid-call."""
 
-    def __init__(self, pool: asyncpg.Pool, *, schema: str = db.DEFAULT_SCHEMA) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        schema: str = db.DEFAULT_SCHEMA,
+        hooks: hooks.HookRegistry | None = None,
+    ) -> None:
         db.escape_identifier(schema)  # rejects an empty or NUL-containing name now
         self._pool = pool
         self._schema = schema
         self._owns_pool = False
+        self.hooks = hooks
+        """BeforeJobSchedule / JobScheduled hooks run on every add path (None: no hooks)."""
 
     @classmethod
     async def connect(
-        cls, url: str, *, schema: str = db.DEFAULT_SCHEMA, max_size: int = 10
+        cls,
+        url: str,
+        *,
+        schema: str = db.DEFAULT_SCHEMA,
+        max_size: int = 10,
+        hooks: hooks.HookRegistry | None = None,
     ) -> WorkerUtils:
         """A WorkerUtils with a pool of its own, closed by ``close()``."""
         pool = await db.create_pool(url, min_size=1, max_size=max_size)
-        utils = cls(pool, schema=schema)
+        utils = cls(pool, schema=schema, hooks=hooks)
         utils._owns_pool = True
         return utils
 
@@ -390,6 +405,12 @@ class WorkerUtils:
     ) -> job.Job:
         _check_identifier(identifier)
         spec = _check_spec(spec)
+        registry = self.hooks
+        started = 0
+        if registry is not None and registry.active:
+            started = time.time_ns()
+            if hooks.BeforeJobSchedule in registry.events:
+                payload_json = await _scheduled_payload(registry, identifier, payload_json, spec)
         args = (
             identifier,
             payload_json,
@@ -406,13 +427,28 @@ class WorkerUtils:
             for _ in range(tries):
                 rows = await self._fetch(c, queries.ADD_JOB, *args)
                 if rows and rows[0]["id"] is not None:
-                    return await self._added_job(c, rows[0], identifier, spec)
+                    added = await self._added_job(c, rows[0], identifier, spec)
+                    if started:
+                        await self._scheduled(c, [added], started)
+                    return added
         if spec.job_key is None:
             raise DatabaseError(f"add_job for task {identifier!r} returned no job")
         raise JobKeyRaceError(
             f"add_job for task {identifier!r} with job key {spec.job_key!r} returned no job "
             f"{tries} times: a worker kept locking that job at the same moment; retry later"
         )
+
+    async def _scheduled(
+        self, conn: asyncpg.Connection, added: list[job.Job], started_ns: int
+    ) -> None:
+        registry = self.hooks
+        if registry is None or hooks.JobScheduled not in registry.events:
+            return
+        for item in added:
+            await registry.emit(
+                hooks.JobScheduled,
+                hooks.JobScheduledContext(item, conn, self._schema, started_ns),
+            )
 
     async def _added_job(
         self, conn: asyncpg.Connection, row: asyncpg.Record, identifier: str, spec: job.JobSpec
@@ -456,6 +492,12 @@ class WorkerUtils:
         conn: asyncpg.Connection | None,
         job_key_preserve_run_at: bool,
     ) -> list[job.Job]:
+        registry = self.hooks
+        started = 0
+        if registry is not None and registry.active:
+            started = time.time_ns()
+            if hooks.BeforeJobSchedule in registry.events:
+                specs = await _scheduled_specs(registry, specs)
         if not specs:
             return []
         preserve = _bulk_preserve_run_at(specs, job_key_preserve_run_at)
@@ -476,7 +518,10 @@ class WorkerUtils:
                 # Only keyed jobs can be missing: locked by a worker between the two steps.
                 pending = [s for s in pending if s[2].job_key not in returned | {None}]
                 if not pending:
-                    return await self._resolve(c, added)
+                    resolved = await self._resolve(c, added)
+                    if started:
+                        await self._scheduled(c, resolved, started)
+                    return resolved
         missing = ", ".join(repr(spec.job_key) for _, _, spec in pending)
         raise JobKeyRaceError(
             f"add_jobs returned no job for job key(s) {missing} after "
@@ -689,6 +734,32 @@ def _bulk_item(item: Any, *, raw: bool) -> tuple[str, str, job.JobSpec]:
         raise BadInputError(f"invalid job {item!r}: expected {expected}")
     text = payloads.raw_to_json(payload) if raw else payloads.to_json(payload)
     return _task_name(identifier), text, _check_spec(spec)
+
+
+async def _scheduled_payload(
+    registry: hooks.HookRegistry, identifier: str, payload_json: str, spec: job.JobSpec
+) -> str:
+    """The payload JSON after the BeforeJobSchedule hooks (which see JSON values)."""
+    context = hooks.BeforeJobScheduleContext(identifier, json.loads(payload_json), spec)
+    payload = await registry.before_job_schedule(context)
+    if payload is context.payload:
+        return payload_json
+    return payloads.to_json(payload)
+
+
+async def _scheduled_specs(
+    registry: hooks.HookRegistry, specs: list[tuple[str, str, job.JobSpec]]
+) -> list[tuple[str, str, job.JobSpec]]:
+    """Bulk items after the BeforeJobSchedule hooks: skipped items are left out; a
+    refusal raises for the whole call (nothing is added)."""
+    kept = []
+    for identifier, payload_json, spec in specs:
+        try:
+            text = await _scheduled_payload(registry, identifier, payload_json, spec)
+        except JobScheduleSkippedError:
+            continue
+        kept.append((identifier, text, spec))
+    return kept
 
 
 def _bulk_preserve_run_at(specs: list[tuple[str, str, job.JobSpec]], preserve: bool) -> bool:

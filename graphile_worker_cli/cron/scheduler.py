@@ -17,16 +17,22 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from graphile_worker_cli import hooks, job
 from graphile_worker_cli.cron.clock import Clock, SystemClock
 from graphile_worker_cli.cron.matcher import ONE_MINUTE, ceil_minute, floor_minute
 from graphile_worker_cli.cron.parser import check_unique_ids
 from graphile_worker_cli.cron.types import Crontab
-from graphile_worker_cli.errors import CrontabError
+from graphile_worker_cli.errors import (
+    CrontabError,
+    JobScheduleFailedError,
+    JobScheduleSkippedError,
+)
 from graphile_worker_cli.queries import cron as cron_queries
 
 log = logging.getLogger("gw.cron")
@@ -65,6 +71,14 @@ def _request(item: Crontab, ts: datetime, backfilled: bool) -> cron_queries.Cron
     )
 
 
+def _spec(request: cron_queries.CronJobRequest, ts: datetime) -> job.JobSpec:
+    return job.JobSpec(
+        queue_name=request.queue_name, run_at=ts, max_attempts=request.max_attempts,
+        job_key=request.job_key, priority=request.priority,
+        job_key_mode=job.JobKeyMode(request.job_key_mode) if request.job_key_mode else None,
+    )
+
+
 def retry_delay(attempt: int) -> float:
     """Capped exponential backoff with jitter (attempt counts from 1)."""
     base = min(RETRY_MAX_SECONDS, RETRY_MIN_SECONDS * RETRY_MULTIPLIER ** (attempt - 1))
@@ -79,14 +93,20 @@ async def run_scheduler(
     stop: asyncio.Event,
     clock: Clock | None = None,
     use_prepared: bool = True,
+    hooks: hooks.HookRegistry | None = None,
 ) -> None:
     """Schedule ``crontabs`` until ``stop`` is set. Database errors restart it (after a
-    capped backoff), and the restart backfills what was missed within each item's fill."""
+    capped backoff), and the restart backfills what was missed within each item's fill.
+
+    ``hooks``: CronTick and CronJobScheduled are emitted, and BeforeJobSchedule may change
+    an item's payload, skip it or refuse it (that minute then gets no job from this
+    worker, and is not claimed by it)."""
     del use_prepared  # asyncpg's statement cache decides; kept for the documented signature
     check_unique_ids(crontabs)
     if not crontabs:
         return
     scheduler = _Scheduler(pool, schema, list(crontabs), stop, clock or SystemClock())
+    scheduler.hooks = hooks if hooks is not None and hooks.active else None
     attempt = 0
     while not stop.is_set():
         try:
@@ -119,6 +139,7 @@ class _Scheduler:
         self.stop = stop
         self.clock = clock
         self.healthy = False
+        self.hooks: hooks.HookRegistry | None = None
         # The first minute not yet scheduled. It survives a restart, so a minute lost to a
         # short database outage is still caught up (late-timer rules) even without fill.
         self.resume_at: datetime | None = None
@@ -201,9 +222,15 @@ class _Scheduler:
         if not batch:
             return
         requests = [_request(item, ts, backfilled) for item, backfilled in batch]
+        if self.hooks is not None:
+            batch, requests = await self._intercept(ts, batch, requests)
         claimed = await cron_queries.schedule_cron_jobs(self.pool, self.schema, requests, ts)
         for item, backfilled in batch:
             if item.identifier in claimed:
+                if self.hooks is not None:
+                    await self.hooks.emit(hooks.CronJobScheduled, hooks.CronJobScheduledContext(
+                        item, ts, claimed[item.identifier], backfilled
+                    ))
                 log.debug(
                     "cron scheduled %s for %s%s", item.identifier, format_ts(ts),
                     " (backfill)" if backfilled else "",
@@ -211,3 +238,34 @@ class _Scheduler:
                                   "job_id": claimed[item.identifier], "ts": format_ts(ts),
                                   "backfilled": backfilled}},
                 )
+
+    async def _intercept(
+        self,
+        ts: datetime,
+        batch: list[tuple[Crontab, bool]],
+        requests: list[cron_queries.CronJobRequest],
+    ) -> tuple[list[tuple[Crontab, bool]], list[cron_queries.CronJobRequest]]:
+        """CronTick, then BeforeJobSchedule for each item: the items that remain."""
+        assert self.hooks is not None
+        await self.hooks.emit(
+            hooks.CronTick, hooks.CronTickContext(ts, tuple(item for item, _ in batch))
+        )
+        if hooks.BeforeJobSchedule not in self.hooks.events:
+            return batch, requests
+        kept: list[tuple[tuple[Crontab, bool], cron_queries.CronJobRequest]] = []
+        for entry, request in zip(batch, requests, strict=True):
+            context = hooks.BeforeJobScheduleContext(
+                request.task_identifier, request.payload, _spec(request, ts)
+            )
+            try:
+                payload = await self.hooks.before_job_schedule(context)
+            except JobScheduleSkippedError:
+                log.info("cron item %s at %s skipped by a hook", request.identifier,
+                         format_ts(ts))
+                continue
+            except JobScheduleFailedError as error:
+                log.error("cron item %s at %s not scheduled: %s", request.identifier,
+                          format_ts(ts), error)
+                continue
+            kept.append((entry, replace(request, payload=payload)))
+        return [entry for entry, _ in kept], [request for _, request in kept]

@@ -203,6 +203,8 @@ class JobScheduledContext:
     job: jobs.Job
     conn: asyncpg.Connection
     schema: str
+    started_ns: int
+    """``time.time_ns()`` when the add call began (for spans)."""
 
 
 # --- cron ----------------------------------------------------------------------------------
