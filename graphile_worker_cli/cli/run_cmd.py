@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from graphile_worker_cli import config, cron, embedded, logs, tasks
+from graphile_worker_cli import config, cron, db, embedded, logs, migrate, tasks
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import EXIT_USAGE, BadInputError
 from graphile_worker_cli.worker import WorkerOptions, threads
+from graphile_worker_cli.worker import processes as processes_mod
+
+T = TypeVar("T")
 
 log = logging.getLogger("gw.worker")
 
@@ -102,6 +108,47 @@ def run_command(
         bool, typer.Option("--no-worker-recovery",
                            help="No heartbeats and no sweeping of dead workers.")
     ] = False,
+    local_queue_size: Annotated[
+        int | None,
+        typer.Option("--local-queue-size",
+                     help="Jobs fetched at once and kept ready for free slots; 0 = off "
+                          "(default 0).", show_default=False),
+    ] = None,
+    local_queue_ttl: Annotated[
+        str | None,
+        typer.Option("--local-queue-ttl",
+                     help="Hand back local-queue jobs not started within this (default 60s).",
+                     show_default=False),
+    ] = None,
+    local_queue_refetch_delay: Annotated[
+        str | None,
+        typer.Option("--local-queue-refetch-delay",
+                     help="After a short fetch, wait about this long before the next one "
+                          "(default 0s).", show_default=False),
+    ] = None,
+    complete_job_batch_delay: Annotated[
+        str | None,
+        typer.Option("--complete-job-batch-delay",
+                     help="Collect completions this long, then write them in one statement "
+                          "(default 0s: what finished meanwhile still goes together).",
+                     show_default=False),
+    ] = None,
+    fail_job_batch_delay: Annotated[
+        str | None,
+        typer.Option("--fail-job-batch-delay",
+                     help="Collect failures this long, then write them in one statement "
+                          "(default 0s).", show_default=False),
+    ] = None,
+    no_prepared_statements: Annotated[
+        bool, typer.Option("--no-prepared-statements",
+                           help="Do not cache prepared statements (PgBouncer transaction mode).")
+    ] = False,
+    processes: Annotated[
+        int | None,
+        typer.Option("--processes",
+                     help="Worker processes run under one supervisor (default 1).",
+                     show_default=False),
+    ] = None,
     log_format: Annotated[
         str | None,
         typer.Option("--log-format", help="auto, rich, plain or json.", show_default=False),
@@ -127,6 +174,13 @@ def run_command(
         sweep_threshold=sweep_threshold,
         recovery_delay=recovery_delay,
         worker_recovery=False if no_worker_recovery else None,
+        local_queue_size=local_queue_size,
+        local_queue_ttl=local_queue_ttl,
+        local_queue_refetch_delay=local_queue_refetch_delay,
+        complete_job_batch_delay=complete_job_batch_delay,
+        fail_job_batch_delay=fail_job_batch_delay,
+        prepared_statements=False if no_prepared_statements else None,
+        processes=processes,
     )
     logs.configure(
         fmt=settings.log_format,
@@ -139,10 +193,45 @@ def run_command(
         common.fail(error.message, error.exit_code)
     if len(registry) == 0:
         common.fail(NO_TASKS, EXIT_USAGE)
+    supervised = os.environ.get(processes_mod.CHILD_ENV) is not None
+    if supervised:
+        # A child of `--processes N`: the supervisor resolved the URL and migrated.
+        url = os.environ.get(processes_mod.CHILD_URL_ENV) or settings.database_url
+        settings = settings.model_copy(update={"database_url": url, "migrate": False})
     try:
-        common.run(run_worker(settings, registry, crontabs, once=once))
+        if settings.processes > 1 and not supervised:
+            code = common.run(run_supervisor(settings, sys.argv[1:]))
+            raise typer.Exit(code)
+        _run(run_worker(settings, registry, crontabs, once=once))
     except KeyboardInterrupt:
         common.fail("interrupted", 130)
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``common.run`` on uvloop when it is installed (a faster event loop for the hot path)."""
+    try:
+        import uvloop
+    except ImportError:
+        return common.run(coroutine)
+    policy = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        return common.run(coroutine)
+    finally:
+        asyncio.set_event_loop_policy(policy)
+
+
+async def run_supervisor(settings: config.Settings, argv: list[str]) -> int:
+    """Resolve the database, migrate once, then run ``settings.processes`` children."""
+    async with embedded.database_url(settings) as url:
+        if settings.migrate:
+            async with db.connection(url) as conn:
+                await migrate.migrate(conn, settings.schema_name)
+        env = {**os.environ, processes_mod.CHILD_URL_ENV: url}
+        supervisor = processes_mod.Supervisor(
+            processes_mod.child_command(argv), env, settings.processes
+        )
+        return await supervisor.run()
 
 
 def load_registry(settings: config.Settings) -> tasks.TaskRegistry:

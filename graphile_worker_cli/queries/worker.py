@@ -30,6 +30,8 @@ class Failure:
     message: str
     replacement_payload: Any = None
     replace_payload: bool = False
+    attempts: int | None = None
+    """The attempt that failed: the write only applies while the row still has it."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -95,7 +97,8 @@ update {queues} as q set locked_by = null, locked_at = null
   from done where q.id = done.job_queue_id and q.locked_by = $1::text
 """
     if name == "fail":
-        # $1 worker id, $2 job ids, $3 messages, $4 replacement payloads (null: keep)
+        # $1 worker id, $2 job ids, $3 messages, $4 replacement payloads (null: keep),
+        # $5 attempt numbers (null: any)
         return f"""
 with failed as (
   update {jobs} as jobs
@@ -105,8 +108,10 @@ with failed as (
          locked_by = null,
          locked_at = null,
          payload = coalesce(f.payload, jobs.payload)
-    from unnest($2::bigint[], $3::text[], $4::json[]) as f(id, message, payload)
+    from unnest($2::bigint[], $3::text[], $4::json[], $5::int[])
+         as f(id, message, payload, attempts)
    where jobs.id = f.id and jobs.locked_by = $1::text
+     and (f.attempts is null or jobs.attempts = f.attempts)
   returning jobs.job_queue_id
 )
 update {queues} as q set locked_by = null, locked_at = null
@@ -202,7 +207,7 @@ async def fail_jobs(
     ]
     await conn.execute(
         _sql("fail", schema), worker_id, [f.job_id for f in failures],
-        [f.message for f in failures], payloads,
+        [f.message for f in failures], payloads, [f.attempts for f in failures],
     )
 
 

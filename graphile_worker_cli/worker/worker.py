@@ -2,9 +2,12 @@
 their outcomes, and shuts down without losing or double-running anything.
 
 One loop decides when to fetch. It wakes on a ``jobs:insert`` notification, a finished
-job, the poll timer, or a shutdown request, and fetches at most as many jobs as there are
-free slots. ``self._active`` (job id -> running job) is the one source of truth for how
-many slots are taken.
+job, the poll timer, or a shutdown request, and fetches as many jobs as there are free
+slots — or, with a local queue (``local_queue_size`` > 0), up to that many at once, kept in
+``self._queue`` and handed to slots as they free up without another round trip. Jobs left
+in the local queue past ``local_queue_ttl``, and all of them at shutdown, are handed back
+with their attempt restored. ``self._active`` (job id -> running job) is the one source of
+truth for how many slots are taken; outcomes go to the ``Settler``, which batches them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import contextlib
 import logging
 import random
 import signal
+import time
+from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -76,7 +81,16 @@ class Worker:
         self._task_ids = list(task_ids.values())
         self._task_names = {task_id: name for name, task_id in task_ids.items()}
         self._active: dict[int, _Running] = {}
-        self._settler = Settler(pool, self.schema, worker_id)
+        self._settler = Settler(
+            pool, self.schema, worker_id,
+            complete_delay=options.complete_job_batch_delay,
+            fail_delay=options.fail_job_batch_delay,
+            on_landed=self._on_outcomes_landed,
+        )
+        self._queue: deque[tuple[Job, float]] = deque()
+        """The local queue: jobs locked by this worker, not started yet, with fetch time."""
+        self._queue_size = max(0, options.local_queue_size)
+        self._fetch_not_before = 0.0
         self._shutdown = options.shutdown_signal or ShutdownSignal()
         self._hurry = asyncio.Event()
         self._wakeup = asyncio.Event()
@@ -307,15 +321,16 @@ class Worker:
                 len(left), self.options.shutdown_interrupted_job_retry_delay,
             )
             await asyncio.wait([r.task for r in left], timeout=SETTLE_DRAIN_TIMEOUT)
+        if self._queue:
+            self._hand_back_queue()
         unsettled = await self._settler.drain(SETTLE_DRAIN_TIMEOUT)
         if unsettled:
             log.error(
                 "%d job outcome(s) could not be written before exit; those jobs stay "
-                "locked by %s until the 4-hour stale-lock reset (or `gw workers unlock`)",
-                len(unsettled), self.worker_id,
+                "locked by %s until recovery or the 4-hour stale-lock reset "
+                "(or `gw workers unlock`)",
+                unsettled, self.worker_id,
             )
-            for task in unsettled:
-                task.cancel()
 
     # -- notifications ----------------------------------------------------------------------
     async def _listen_connect(self) -> asyncpg.Connection:
@@ -362,29 +377,64 @@ class Worker:
         next_poll = loop.time() + poll
         while not self.stopping.is_set():
             self._wakeup.clear()
-            if not once and loop.time() >= next_poll:
+            now = loop.time()
+            if not once and now >= next_poll:
                 self._demand = self.concurrency
-                next_poll = loop.time() + poll
-            want = min(self.concurrency - len(self._active), self._demand)
+                next_poll = now + poll
+            if self._queue:
+                self._expire_queue(now)
+            want = 0 if self._queue else min(self.concurrency - len(self._active), self._demand)
+            if want > 0 and now < self._fetch_not_before:
+                await self._sleep_unless_stopping(self._fetch_not_before - now)
+                continue
             if want > 0:
                 # Consume the demand first: nudges that arrive while the fetch is in flight
                 # (a job finishing, a notification) must survive it.
                 self._demand = 0
-                jobs = await self._fetch(want)
+                ask = max(want, self._queue_size)
+                jobs = await self._fetch(ask)
                 if jobs and self.stopping.is_set():
                     # Fetched, never started: hand them back with their attempt restored.
                     await _shielded(self._settler.give_back([job.id for job in jobs]))
                     return
-                for job in jobs:
-                    self._start(job)
-                if len(jobs) == want:
+                if len(jobs) == ask:
                     self._demand = self.concurrency  # there may be more
+                elif self._queue_size and self.options.local_queue_refetch_delay > 0:
+                    delay = self.options.local_queue_refetch_delay * random.uniform(0.5, 1.5)
+                    self._fetch_not_before = loop.time() + delay
+                fetched_at = loop.time()
+                self._queue.extend((job, fetched_at) for job in jobs)
+                self._fill_slots()
                 continue
-            if once and not self._active:
+            if once and not self._active and not self._queue and not self._settler.busy():
                 return
-            timeout = None if once else max(0.0, next_poll - loop.time())
+            wake_at = None if once else next_poll
+            if self._queue:
+                expiry = self._queue[0][1] + self.options.local_queue_ttl
+                wake_at = expiry if wake_at is None else min(wake_at, expiry)
+            timeout = None if wake_at is None else max(0.0, wake_at - loop.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    def _expire_queue(self, now: float) -> None:
+        """Hand back jobs that waited in the local queue longer than the TTL."""
+        ttl = self.options.local_queue_ttl
+        expired: list[int] = []
+        while self._queue and self._queue[0][1] + ttl <= now:
+            expired.append(self._queue.popleft()[0].id)
+        if expired:
+            log.info(
+                "handing back %d job(s) that waited longer than %gs in the local queue",
+                len(expired), ttl, extra={"gw": {"action": "local_queue_ttl"}},
+            )
+            self._settler.give_back(expired)
+
+    def _hand_back_queue(self) -> None:
+        ids = [job.id for job, _ in self._queue]
+        self._queue.clear()
+        log.info("handing back %d job(s) not started", len(ids),
+                 extra={"gw": {"action": "local_queue_return", "count": len(ids)}})
+        self._settler.give_back(ids)
 
     async def _fetch(self, want: int) -> list[Job]:
         failures = 0
@@ -392,9 +442,9 @@ class Worker:
             try:
                 async with self.pool.acquire() as conn:
                     if self._orphans_possible:
-                        await queries.return_orphans(
-                            conn, self.schema, self.worker_id, list(self._active)
-                        )
+                        keep = [*self._active, *(job.id for job, _ in self._queue),
+                                *self._settler.unsettled_ids()]
+                        await queries.return_orphans(conn, self.schema, self.worker_id, keep)
                         self._orphans_possible = False
                     return await queries.fetch_jobs(
                         conn, self.schema, self.worker_id, self._task_ids, want,
@@ -424,30 +474,43 @@ class Worker:
         return True
 
     # -- running one job --------------------------------------------------------------------
+    def _fill_slots(self) -> None:
+        queue = self._queue
+        free = self.concurrency - len(self._active)
+        while free > 0 and queue and not self.stopping.is_set():
+            self._start(queue.popleft()[0])
+            free -= 1
+
     def _start(self, job: Job) -> None:
         abort = context.AbortSignal()
         task = asyncio.get_running_loop().create_task(self._run_job(job, abort))
         self._active[job.id] = _Running(job, task, abort)
         task.add_done_callback(lambda t: self._job_done(job.id, t))
 
+    def _on_outcomes_landed(self, count: int) -> None:
+        # Their named queues are unlocked now: jobs behind them may be runnable.
+        self._demand = min(self.concurrency, self._demand + count)
+        self._wakeup.set()
+
     def _job_done(self, job_id: int, task: asyncio.Task[None]) -> None:
         self._active.pop(job_id, None)
         self.jobs_run += 1
         if not task.cancelled() and task.exception() is not None:
             log.error("bug: job %d's runner raised", job_id, exc_info=task.exception())
+        if self._queue:
+            if not self.stopping.is_set():
+                self._start(self._queue.popleft()[0])
+            return
         self._demand = min(self.concurrency, self._demand + 1)
         self._wakeup.set()
 
     async def _run_job(self, job: Job, abort: context.AbortSignal) -> None:
-        loop = asyncio.get_running_loop()
-        fields: dict[str, Any] = {
-            "job_id": job.id, "task": job.task_identifier, "queue": job.queue_name,
-            "attempt": job.attempts, "max_attempts": job.max_attempts,
-        }
-        started = loop.time()
-        if log.isEnabledFor(logging.DEBUG):
+        debug = log.isEnabledFor(logging.DEBUG)
+        started = time.monotonic()
+        if debug:
             log.debug("→ job %d %s started (attempt %d/%d)", job.id, job.task_identifier,
-                      job.attempts, job.max_attempts, extra={"gw": {"action": "start", **fields}})
+                      job.attempts, job.max_attempts,
+                      extra={"gw": {"action": "start", **_fields(job)}})
         try:
             outcome = await self._execute(job, abort)
         except asyncio.CancelledError:
@@ -456,22 +519,26 @@ class Worker:
             )
             log.warning(
                 "↻ job %d %s interrupted by shutdown; rescheduled without using an attempt",
-                job.id, job.task_identifier, extra={"gw": {"action": "interrupted", **fields}},
+                job.id, job.task_identifier,
+                extra={"gw": {"action": "interrupted", **_fields(job)}},
             )
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
             await _shielded(settle)
             return
-        fields["duration_ms"] = round((loop.time() - started) * 1000, 1)
-        if isinstance(outcome, tasks.TaskFailure):
-            await _shielded(self._settler.fail([_failure(job, outcome)]))
-            self._log_failure(job, outcome, fields)
+        if not isinstance(outcome, tasks.TaskFailure):
+            self._settler.complete(job.id)
+            if debug:
+                duration = round((time.monotonic() - started) * 1000, 1)
+                log.debug("✓ job %d %s completed in %.1fms", job.id, job.task_identifier,
+                          duration, extra={"gw": {"action": "complete", **_fields(job),
+                                                  "duration_ms": duration}})
         else:
-            await _shielded(self._settler.complete([job.id]))
-            if log.isEnabledFor(logging.INFO):
-                log.info("✓ job %d %s completed in %.1fms", job.id, job.task_identifier,
-                         fields["duration_ms"], extra={"gw": {"action": "complete", **fields}})
+            self._settler.fail(_failure(job, outcome))
+            fields = _fields(job)
+            fields["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+            self._log_failure(job, outcome, fields)
 
     async def _execute(self, job: Job, abort: context.AbortSignal) -> tasks.TaskOutcome:
         try:
@@ -517,12 +584,20 @@ class Worker:
             log.warning("resetting stale locks failed (%s); will try again later", error)
 
 
+def _fields(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.id, "task": job.task_identifier, "queue": job.queue_name,
+        "attempt": job.attempts, "max_attempts": job.max_attempts,
+    }
+
+
 def _failure(job: Job, outcome: tasks.TaskFailure) -> queries.Failure:
     replacement = outcome.replacement_payload
     replace = replacement is not tasks.NO_REPLACEMENT
     return queries.Failure(
         job_id=job.id, message=outcome.message,
         replacement_payload=replacement if replace else None, replace_payload=replace,
+        attempts=job.attempts,
     )
 
 
