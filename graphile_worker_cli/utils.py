@@ -633,7 +633,9 @@ class WorkerUtils:
         """Give the jobs of dead registered workers back to the queue (see ``recovery``)."""
         async with self._connection(conn) as c:
             with database_errors(self._schema):
-                return await recovery.sweep_stale_workers(c, self._schema, options)
+                return await recovery.sweep_stale_workers(
+                    c, self._schema, options, hooks=self.hooks
+                )
 
     # -- maintenance
 

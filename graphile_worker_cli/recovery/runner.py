@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -20,6 +20,9 @@ from graphile_worker_cli import db
 from graphile_worker_cli.errors import GraphileWorkerError
 from graphile_worker_cli.recovery import registry, sweep
 from graphile_worker_cli.recovery.config import SweepStaleWorkersOptions, WorkerRecoveryConfig
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import hooks as gw_hooks
 
 logger = logging.getLogger("gw.recovery")
 
@@ -169,6 +172,7 @@ async def _sweep_loop(
     worker_id: str,
     config: WorkerRecoveryConfig,
     stop: asyncio.Event,
+    hooks: gw_hooks.HookRegistry | None = None,
 ) -> None:
     # Never longer than sweep_interval between sweeps, jittered so a fleet started at once
     # does not contend for the sweep lock in step.
@@ -179,7 +183,8 @@ async def _sweep_loop(
             options = SweepStaleWorkersOptions()
             await asyncio.wait_for(
                 sweep.sweep_stale_workers(
-                    pool, schema, options, defaults=config, sweeper_id=worker_id
+                    pool, schema, options, defaults=config, sweeper_id=worker_id,
+                    hooks=hooks,
                 ),
                 timeout=max(config.sweep_interval, 10.0),
             )
@@ -198,6 +203,7 @@ async def run_worker_recovery(
     url: str | None = None,
     metadata: dict[str, Any] | None = None,
     prepared_statements: bool = True,
+    hooks: gw_hooks.HookRegistry | None = None,
 ) -> None:
     """Register ``worker_id``, heartbeat and sweep until ``stop`` is set, then deregister.
 
@@ -213,7 +219,9 @@ async def run_worker_recovery(
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(heart.run(stop), name=f"gw-heartbeat-{worker_id}")
-            group.create_task(_sweep_loop(pool, schema, worker_id, config, stop), name="gw-sweep")
+            group.create_task(
+                _sweep_loop(pool, schema, worker_id, config, stop, hooks), name="gw-sweep"
+            )
         await heart.deregister()
     finally:
         await heart.close()

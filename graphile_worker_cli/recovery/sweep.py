@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from graphile_worker_cli import db
 from graphile_worker_cli.queries import recovery as queries
@@ -18,6 +19,9 @@ from graphile_worker_cli.recovery.config import (
     WorkerRecoveryConfig,
 )
 from graphile_worker_cli.recovery.registry import Executor, acquire
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import hooks as gw_hooks
 
 logger = logging.getLogger("gw.recovery")
 
@@ -29,11 +33,17 @@ async def sweep_stale_workers(
     *,
     defaults: WorkerRecoveryConfig | None = None,
     sweeper_id: str | None = None,
+    hooks: gw_hooks.HookRegistry | None = None,
 ) -> SweepStaleWorkersResult:
     """Recover the jobs and queues of dead registered workers and remove their rows.
 
     ``sweeper_id``: the id of the worker sweeping, which knows it is alive and so never
-    sweeps itself (even when its own heartbeat is lagging)."""
+    sweeps itself (even when its own heartbeat is lagging). ``hooks``: JobRecovery
+    interceptors decide per job (in the sweep's transaction); WorkerRecovered is emitted
+    after a sweep that recovered something."""
+    from graphile_worker_cli.hooks import recovery as hook_recovery
+
+    intercept = hooks is not None and hook_recovery.intercepts(hooks)
     resolved = (options or SweepStaleWorkersOptions()).resolve(defaults)
     async with acquire(pool_or_conn) as conn:
         transaction = conn.transaction()
@@ -43,6 +53,10 @@ async def sweep_stale_workers(
                 logger.debug("another sweeper holds the sweep lock; skipping this sweep")
                 await transaction.rollback()
                 return SweepStaleWorkersResult(dry_run=resolved.dry_run, skipped=True)
+            before = (
+                await hook_recovery.snapshot(conn, schema, resolved, sweeper_id)
+                if intercept else []
+            )
             record = await conn.fetchrow(
                 queries.sweep_stale_workers(db.escape_identifier(schema)),
                 resolved.threshold,
@@ -51,6 +65,10 @@ async def sweep_stale_workers(
                 resolved.recovery_delay,
                 sweeper_id,
             )
+            if intercept and record is not None and hooks is not None:
+                await hook_recovery.apply(
+                    conn, schema, hooks, before, set(record["job_ids"]), sweeper_id or ""
+                )
         except BaseException:
             with contextlib.suppress(Exception):  # the connection may be the thing that failed
                 await transaction.rollback()
@@ -81,4 +99,6 @@ async def sweep_stale_workers(
                 }
             },
         )
+    if hooks is not None and result.worker_ids and not resolved.dry_run:
+        await hook_recovery.recovered(hooks, sweeper_id or "", result)
     return result

@@ -1,0 +1,83 @@
+"""JobRecovery and WorkerRecovered around a sweep (called by ``recovery.sweep``).
+
+The sweep statement recovers every job of a dead worker the default way. With JobRecovery
+handlers, the jobs are read first (same transaction, under the sweep lock), and each
+non-default decision is applied on top of the default right after the statement, still
+in the transaction: nobody ever sees the intermediate state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from graphile_worker_cli import db, job
+from graphile_worker_cli.hooks import events, results
+from graphile_worker_cli.hooks.registry import HookRegistry
+from graphile_worker_cli.queries import hooks as queries
+
+if TYPE_CHECKING:
+    from graphile_worker_cli.recovery.config import ResolvedSweepConfig, SweepStaleWorkersResult
+
+
+def intercepts(hooks: HookRegistry) -> bool:
+    return events.JobRecovery in hooks.events
+
+
+async def snapshot(
+    conn: asyncpg.Connection, schema: str, config: ResolvedSweepConfig, sweeper_id: str | None
+) -> list[job.Job]:
+    rows = await conn.fetch(
+        queries.jobs_of_dead_workers(db.escape_identifier(schema)),
+        config.threshold,
+        config.resilient_sweep_threshold_multiplier,
+        list(config.resilient_job_flags),
+        sweeper_id,
+    )
+    return [job.job_from_record(row) for row in rows]
+
+
+async def apply(
+    conn: asyncpg.Connection,
+    schema: str,
+    hooks: HookRegistry,
+    before: list[job.Job],
+    recovered: set[int],
+    sweeper_id: str,
+) -> None:
+    quoted = db.escape_identifier(schema)
+    for locked in before:
+        if locked.id not in recovered or locked.locked_by is None:
+            continue
+        decision = await hooks.job_recovery(
+            events.JobRecoveryContext(locked, sweeper_id, locked.locked_by)
+        )
+        action = decision.action
+        if action is results.RecoveryAction.RESCHEDULE:
+            await conn.execute(
+                queries.recovery_reschedule(quoted), locked.id, decision.run_at,
+                decision.attempts,
+            )
+        elif action is results.RecoveryAction.FAIL_WITH_BACKOFF:
+            await conn.execute(
+                queries.recovery_fail_with_backoff(quoted), locked.id, locked.attempts
+            )
+        elif action is results.RecoveryAction.SKIP:
+            await conn.execute(
+                queries.recovery_skip(quoted), locked.id, locked.locked_by, locked.locked_at,
+                locked.attempts, locked.run_at, locked.last_error,
+            )
+
+
+async def recovered(
+    hooks: HookRegistry, sweeper_id: str, result: SweepStaleWorkersResult
+) -> None:
+    if events.WorkerRecovered not in hooks.events:
+        return
+    await hooks.emit(
+        events.WorkerRecovered,
+        events.WorkerRecoveredContext(
+            sweeper_id, tuple(result.worker_ids), tuple(result.recovered_job_ids)
+        ),
+    )
