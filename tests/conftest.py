@@ -1,8 +1,9 @@
 """The test bed: a real PostgreSQL for every database test.
 
 Server: ``GW_TEST_DATABASE_URL`` if set, else the local server at 127.0.0.1:5432 if it
-answers, else an embedded pgserver instance. Each test that asks for ``db_url`` gets its own
-database cloned from a template that gw migrated once per session, and dropped afterwards.
+answers, else an embedded pgserver instance (``GW_TEST_EMBEDDED=1`` forces that one).
+Each test that asks for ``db_url`` gets its own database cloned from a template that gw
+migrated once per session, and dropped afterwards.
 ``empty_db_url`` gives a database with nothing in it.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from graphile_worker_cli import migrate
+from graphile_worker_cli import embedded, migrate
 
 DEFAULT_LOCAL_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 SCHEMA = "graphile_worker"
@@ -40,22 +43,26 @@ def with_database(url: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     """A URL to a maintenance database on a server where we may create databases."""
     explicit = os.environ.get("GW_TEST_DATABASE_URL")
     if explicit:
         yield explicit
         return
-    if _local_server_answers():
+    if _local_server_answers() and not os.environ.get("GW_TEST_EMBEDDED"):
         yield DEFAULT_LOCAL_URL
         return
-    import pgserver  # the [dev] extra installs it
-
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    # No server here: start an embedded one (the [dev] extra installs pgserver). Its data
+    # dir must not be under pytest's 0700 tmp folder: as root, pgserver runs PostgreSQL as
+    # another user that needs to reach it.
+    data_dir = Path(tempfile.mkdtemp(prefix="gw-test-pg-")) / "pgdata"
+    data_dir.parent.chmod(0o755)
+    url = embedded.start(data_dir)
     try:
-        yield server.get_uri()
+        yield url
     finally:
-        server.cleanup()
+        embedded.stop(data_dir)
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 async def create_database(admin_url: str, name: str, template: str | None = None) -> str:
