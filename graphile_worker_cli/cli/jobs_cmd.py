@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from graphile_worker_cli import config, durations, embedded, job, migrate, payloads, utils
@@ -126,28 +127,39 @@ def job_to_dict(record: job.Job, now: datetime | None = None) -> dict[str, Any]:
     return values
 
 
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _print_jobs(records: list[job.Job], title: str) -> None:
     now = datetime.now(UTC)
-    table = Table(title=title, title_justify="left")
-    for column in ("id", "state", "prio", "run at (UTC)", "tries", "task", "queue", "key"):
-        # Short columns never wrap; the long ones fold on a narrow terminal.
-        short = column in ("id", "state", "prio", "tries")
-        table.add_column(column, overflow="fold", no_wrap=short)
-    table.add_column("locked by", overflow="fold", max_width=16)
-    table.add_column("last error", overflow="fold", max_width=24)
-    for record in records:
-        table.add_row(
-            str(record.id),
-            utils.job_state(record, now).value,
-            str(record.priority),
-            record.run_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            f"{record.attempts}/{record.max_attempts}",
-            record.task_identifier,
-            record.queue_name or "",
-            record.key or "",
-            record.locked_by or "",
-            (record.last_error or "").splitlines()[0][:60] if record.last_error else "",
-        )
+    rows = [
+        {
+            "id": str(record.id),
+            "state": utils.job_state(record, now).value,
+            "prio": str(record.priority),
+            "run at (UTC)": record.run_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            "tries": f"{record.attempts}/{record.max_attempts}",
+            "task": _cut(record.task_identifier, 24),
+            "queue": _cut(record.queue_name or "", 16),
+            "key": _cut(record.key or "", 16),
+            "locked by": _cut(record.locked_by or "", 22),
+            "last error": _cut((record.last_error or "").split("\n", 1)[0], 60),
+        }
+        for record in records
+    ]
+    # One line per job (`gw jobs show ID` prints one in full): optional columns that are
+    # empty for every row are left out, text is cut here, and only the last error may wrap
+    # (rich hides whole no-wrap columns when a table is wider than the terminal).
+    optional = ("queue", "key", "locked by", "last error")
+    columns = [name for name in (rows[0] if rows else {}) if name not in optional or any(
+        row[name] for row in rows
+    )]
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in columns:
+        table.add_column(name, no_wrap=name != "last error", min_width=min(len(name), 12))
+    for row in rows:
+        table.add_row(*(row[name] for name in columns))
     common.stdout.print(table)
 
 
