@@ -125,6 +125,8 @@ class JobFailContext:
     duration: float
     replacement_payload: Any = None
     """For a batch job that partly failed: the failed items the retry will run."""
+    ran: bool = True
+    """False when a BeforeJobRun hook failed the job before its handler ran."""
 
 
 @dataclass(frozen=True, slots=True)
