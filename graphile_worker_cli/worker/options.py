@@ -137,6 +137,16 @@ class WorkerOptions:
             raise ConfigError(f"max_pg_conn must be at least 1 (got {self.max_pg_conn})")
         if self.shutdown_grace_period < 0 or self.shutdown_interrupted_job_retry_delay < 0:
             raise ConfigError("shutdown durations must not be negative")
+        if self.local_queue_size < 0:
+            raise ConfigError(
+                f"local_queue_size must be 0 (off) or more (got {self.local_queue_size})"
+            )
+        if self.local_queue_ttl <= 0:
+            raise ConfigError(f"local_queue_ttl must be positive (got {self.local_queue_ttl})")
+        for name in ("local_queue_refetch_delay", "complete_job_batch_delay",
+                     "fail_job_batch_delay"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative (got {getattr(self, name)})")
         if len(self.tasks) == 0:
             raise BadInputError(
                 "no tasks defined: register at least one with define_job(...) "

@@ -60,7 +60,7 @@ class _Batcher(Generic[T]):
         delay: float,
         write: Callable[..., Awaitable[None]],
         job_id: Callable[[T], int],
-        on_landed: Callable[[int], None],
+        on_landed: Callable[[list[int]], None],
     ) -> None:
         self._on_landed = on_landed
         self._pool = pool
@@ -101,7 +101,7 @@ class _Batcher(Generic[T]):
                 await _write_until_landed(self._pool, what, write)
                 self.statements += 1
                 self._in_flight = []
-                self._on_landed(len(batch))
+                self._on_landed([self._job_id(item) for item in batch])
         finally:
             self._task = None
 
@@ -128,7 +128,7 @@ class Settler:
         *,
         complete_delay: float = 0.0,
         fail_delay: float = 0.0,
-        on_landed: Callable[[int], None] = lambda count: None,
+        on_landed: Callable[[list[int]], None] = lambda ids: None,
     ) -> None:
         self._pool = pool
         self._schema = schema

@@ -44,7 +44,9 @@ STALE_LOCK_EVERY = (480.0, 600.0)
 SETTLE_DRAIN_TIMEOUT = 15.0
 SIDE_TASK_STOP_TIMEOUT = 5.0
 LISTENER = "listener"
+LOW_WATER_FRACTION = 0.5
 _RETRYABLE = backoff.TRANSIENT_ERRORS
+_JOB_LOG = logging.getLogger(context.JOB_LOGGER_NAME)  # looked up once, not per job
 # Errors no retry can fix: undefined table/function (schema not migrated), permissions...
 _FATAL = (asyncpg.exceptions.SyntaxOrAccessError,)
 
@@ -90,7 +92,11 @@ class Worker:
         self._queue: deque[tuple[Job, float]] = deque()
         """The local queue: jobs locked by this worker, not started yet, with fetch time."""
         self._queue_size = max(0, options.local_queue_size)
+        self._low_water = self._queue_size * LOW_WATER_FRACTION
+        """Refill the local queue (in the background) once it holds this few jobs."""
         self._fetch_not_before = 0.0
+        self._serial_unsettled: set[int] = set()
+        """Jobs of named queues whose outcome is not written yet (their queue is locked)."""
         self._shutdown = options.shutdown_signal or ShutdownSignal()
         self._hurry = asyncio.Event()
         self._wakeup = asyncio.Event()
@@ -383,7 +389,13 @@ class Worker:
                 next_poll = now + poll
             if self._queue:
                 self._expire_queue(now)
-            want = 0 if self._queue else min(self.concurrency - len(self._active), self._demand)
+            if self._queue:
+                # All slots are busy; top the queue up before it runs dry.
+                want = 0
+                if self._demand and len(self._queue) <= self._low_water:
+                    want = self._queue_size - len(self._queue)
+            else:
+                want = min(self.concurrency - len(self._active), self._demand)
             if want > 0 and now < self._fetch_not_before:
                 await self._sleep_unless_stopping(self._fetch_not_before - now)
                 continue
@@ -391,7 +403,7 @@ class Worker:
                 # Consume the demand first: nudges that arrive while the fetch is in flight
                 # (a job finishing, a notification) must survive it.
                 self._demand = 0
-                ask = max(want, self._queue_size)
+                ask = want if self._queue else max(want, self._queue_size)
                 jobs = await self._fetch(ask)
                 if jobs and self.stopping.is_set():
                     # Fetched, never started: hand them back with their attempt restored.
@@ -487,19 +499,26 @@ class Worker:
         self._active[job.id] = _Running(job, task, abort)
         task.add_done_callback(lambda t: self._job_done(job.id, t))
 
-    def _on_outcomes_landed(self, count: int) -> None:
-        # Their named queues are unlocked now: jobs behind them may be runnable.
-        self._demand = min(self.concurrency, self._demand + count)
-        self._wakeup.set()
+    def _on_outcomes_landed(self, job_ids: list[int]) -> None:
+        if self._serial_unsettled:
+            # Named queues unlocked by these outcomes: jobs behind them may be runnable.
+            unlocked = self._serial_unsettled.intersection(job_ids)
+            if unlocked:
+                self._serial_unsettled.difference_update(unlocked)
+                self._demand = min(self.concurrency, self._demand + len(unlocked))
+        self._wakeup.set()  # --once also waits for the last outcomes to land
 
     def _job_done(self, job_id: int, task: asyncio.Task[None]) -> None:
         self._active.pop(job_id, None)
         self.jobs_run += 1
         if not task.cancelled() and task.exception() is not None:
             log.error("bug: job %d's runner raised", job_id, exc_info=task.exception())
-        if self._queue:
+        queue = self._queue
+        if queue:
             if not self.stopping.is_set():
-                self._start(self._queue.popleft()[0])
+                self._start(queue.popleft()[0])
+                if self._demand and len(queue) <= self._low_water:
+                    self._wakeup.set()
             return
         self._demand = min(self.concurrency, self._demand + 1)
         self._wakeup.set()
@@ -527,6 +546,8 @@ class Worker:
                 current.uncancel()
             await _shielded(settle)
             return
+        if job.job_queue_id is not None:
+            self._serial_unsettled.add(job.id)
         if not isinstance(outcome, tasks.TaskFailure):
             self._settler.complete(job.id)
             if debug:
@@ -547,7 +568,7 @@ class Worker:
             return tasks.TaskFailure(f"unknown task {job.task_identifier!r}")
         ctx = context.WorkerContext(
             job=job, pool=self.pool, schema=self.schema, worker_id=self.worker_id,
-            extensions=self.options.extensions, abort_signal=abort,
+            extensions=self.options.extensions, abort_signal=abort, logger=_JOB_LOG,
         )
         try:
             return await definition(ctx)
