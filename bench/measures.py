@@ -163,23 +163,33 @@ async def idle_rss(ctx: Context, side: sides.Side) -> Figure:
             return Figure.missing(str(error))
 
 
-async def _produce(
-    conn: asyncpg.Connection, count: int, rate: float, first: int
-) -> list[tuple[int, object]]:
-    """Add ``count`` latency jobs one at a time at ``rate`` per second; (id, created_at)."""
+@dataclass
+class _Target:
+    """One side's long-running worker and the producer's connection to its database."""
+
+    side: sides.Side
+    worker: procs.Running
+    conn: asyncpg.Connection
+    added: list[tuple[int, object]]
+    error: str = ""
+
+
+async def _produce(targets: list[_Target], count: int, rate: float, first: int) -> None:
+    """Add ``count`` latency jobs to each target, one at a time at ``rate`` per second per
+    target; targets take turns going first, so neither side gets the quieter moment."""
     statement = f"select id, created_at from {S}.add_job('bench_latency', $1::json)"
-    added: list[tuple[int, object]] = []
     interval = 1.0 / rate
     due = time.perf_counter()
     for i in range(first, first + count):
-        row = await conn.fetchrow(statement, json.dumps({"i": i}))
-        assert row is not None
-        added.append((row["id"], row["created_at"]))
+        order = targets if i % 2 == 0 else targets[::-1]
+        for target in order:
+            row = await target.conn.fetchrow(statement, json.dumps({"i": i}))
+            assert row is not None
+            target.added.append((row["id"], row["created_at"]))
         due += interval
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-    return added
 
 
 async def _wait_started(conn: asyncpg.Connection, count: int, worker: procs.Running) -> None:
@@ -204,33 +214,68 @@ from (select extract(epoch from l.started_at - e.enqueued_at) * 1000 as ms
 WARMUP_JOBS = 20
 
 
-async def latency(ctx: Context, side: sides.Side, profile: str) -> tuple[Figure, Figure]:
-    """p50 and p99 (ms) from add_job's now() to the handler's first line, at low load."""
-    if note := _unavailable(side, profile):
-        return Figure.missing(note), Figure.missing(note)
-    samples = ctx.sizes.latency_samples
-    async with ctx.dbs.fresh(side.name, f"latency_{profile}") as url:
+async def _start_target(
+    stack: contextlib.AsyncExitStack, ctx: Context, side: sides.Side, profile: str
+) -> _Target:
+    url = await stack.enter_async_context(ctx.dbs.fresh(side.name, f"latency_{profile}"))
+    worker = await stack.enter_async_context(
+        running_worker(url, side, profile, ctx.concurrency)
+    )
+    conn = await stack.enter_async_context(connection(url))
+    return _Target(side, worker, conn, [])
+
+
+async def _wait_all(targets: list[_Target], count: int) -> None:
+    for target in targets:
+        if target.error:
+            continue
         try:
-            async with (
-                running_worker(url, side, profile, ctx.concurrency) as worker,
-                connection(url) as conn,
-            ):
-                await _produce(conn, WARMUP_JOBS, ctx.sizes.latency_rate, 0)
-                await _wait_started(conn, WARMUP_JOBS, worker)
-                await conn.execute("truncate public.bench_latency")
-                added = await _produce(conn, samples, ctx.sizes.latency_rate, WARMUP_JOBS)
-                await _wait_started(conn, samples, worker)
-                await conn.copy_records_to_table(
-                    "bench_enqueued", records=added, schema_name="public"
-                )
-                row = await conn.fetchrow(LATENCY_SQL)
+            await _wait_started(target.conn, count, target.worker)
         except RuntimeError as error:
-            return Figure.missing(str(error)), Figure.missing(str(error))
+            target.error = str(error)
+
+
+async def latency(
+    ctx: Context, profile: str, *pair: sides.Side
+) -> dict[str, tuple[Figure, Figure]]:
+    """p50 and p99 (ms) from add_job's now() to the handler's first line, at low load, for
+    each side; the sides' workers run at the same time and get their jobs in turns."""
+    results: dict[str, tuple[Figure, Figure]] = {}
+    samples = ctx.sizes.latency_samples
+    async with contextlib.AsyncExitStack() as stack:
+        targets: list[_Target] = []
+        for side in pair:
+            if note := _unavailable(side, profile):
+                results[side.name] = Figure.missing(note), Figure.missing(note)
+                continue
+            try:
+                targets.append(await _start_target(stack, ctx, side, profile))
+            except RuntimeError as error:
+                results[side.name] = Figure.missing(str(error)), Figure.missing(str(error))
+        await _produce(targets, WARMUP_JOBS, ctx.sizes.latency_rate, 0)
+        await _wait_all(targets, WARMUP_JOBS)
+        for target in targets:
+            target.added.clear()
+            await target.conn.execute("truncate public.bench_latency")
+        await _produce(targets, samples, ctx.sizes.latency_rate, WARMUP_JOBS)
+        await _wait_all(targets, samples)
+        for target in targets:
+            results[target.side.name] = await _percentiles(ctx, target, profile)
+    return results
+
+
+async def _percentiles(ctx: Context, target: _Target, profile: str) -> tuple[Figure, Figure]:
+    if target.error:
+        return Figure.missing(target.error), Figure.missing(target.error)
+    await target.conn.copy_records_to_table(
+        "bench_enqueued", records=target.added, schema_name="public"
+    )
+    row = await target.conn.fetchrow(LATENCY_SQL)
     assert row is not None
     detail = {
         "max_ms": float(row["max"]), "samples": row["n"], "rate_per_s": ctx.sizes.latency_rate,
     }
-    note = side.partial_note(profile)
+    note = target.side.partial_note(profile)
     return Figure(float(row["p50"]), note, detail), Figure(float(row["p99"]), note, detail)
 
 

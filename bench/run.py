@@ -92,8 +92,9 @@ def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> d
 
     def latency_rows(profile: str) -> Measure:
         async def go() -> list[Row]:
-            ref50, ref99 = await measures.latency(ctx, ref, profile)
-            gw50, gw99 = await measures.latency(ctx, gw, profile)
+            figures = await measures.latency(ctx, profile, ref, gw)
+            ref50, ref99 = figures[ref.name]
+            gw50, gw99 = figures[gw.name]
             title = f"add_job → handler start, {profile}"
             return [
                 Row(f"latency_p50_{profile}", f"{title}, p50", "ms", "lower", gw50, ref50),
