@@ -67,6 +67,7 @@ FULL = Sizes(
     cpu_jobs=2_000,
     cpu_loops=50_000,
     repeats=3,
+    drain_repeats=2,
 )
 
 QUICK = Sizes(

@@ -82,6 +82,9 @@ def _cell(figure: Figure, unit: str, notes: _Notes) -> str:
     per_job = figure.detail.get("transactions_per_job")
     if figure.value is not None and per_job is not None:
         text += f"\n[dim]{per_job:.2f} xact/job[/dim]"
+    net = figure.detail.get("jobs_per_s_after_startup")
+    if figure.value is not None and net is not None:
+        text += f"\n[dim]{net:,.0f} jobs/s net of start-up[/dim]"
     return text + notes.mark(figure.note)
 
 

@@ -122,7 +122,7 @@ def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> d
                     _mib(mine), _mib(reference))]
 
     async def processes() -> list[Row]:
-        title = f"CPU-bound handler ({ctx.sizes.cpu_jobs:,} jobs), --processes 2"
+        title = f"CPU-bound jobs ({ctx.sizes.cpu_jobs:,}), --processes 2"
         if gw.unavailable or profiles.PROCESSES_FLAG not in gw.flags:
             note = gw.unavailable or f"n/a: `gw run` has no {profiles.PROCESSES_FLAG} yet"
             return [Row("processes", title, "jobs/s", "higher", Figure.missing(note),
