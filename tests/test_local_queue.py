@@ -62,6 +62,15 @@ async def test_shutdown_hands_back_unstarted_jobs_with_attempts_restored(
     )
     assert locked == 10  # two running, eight waiting in the local queue
     worker.request_shutdown()
+
+    async def handed_back() -> bool:
+        count: int = await conn.fetchval(
+            f"select count(*) from {S}._private_jobs where locked_by is null and attempts = 0"
+        )
+        return count == 8
+
+    await wait_until(handed_back)  # while the two running jobs are still running
+    assert not run.done()
     release.set()
     await asyncio.wait_for(run, 30)
     rows = await conn.fetch(f"select attempts, locked_by, locked_at from {S}._private_jobs")

@@ -95,6 +95,7 @@ class Worker:
         self._low_water = self._queue_size * LOW_WATER_FRACTION
         """Refill the local queue (in the background) once it holds this few jobs."""
         self._fetch_not_before = 0.0
+        self._refill = True
         self._serial_unsettled: set[int] = set()
         """Jobs of named queues whose outcome is not written yet (their queue is locked)."""
         self._shutdown = options.shutdown_signal or ShutdownSignal()
@@ -302,6 +303,8 @@ class Worker:
     async def _wind_down(self) -> None:
         """Let running jobs finish within the grace period, then abort and hand back the
         rest without using up an attempt; finally wait for every write to land."""
+        if self._queue:
+            self._hand_back_queue()  # at once: other workers may take them meanwhile
         running = [r.task for r in self._active.values()]
         if running:
             log.info(
@@ -327,8 +330,6 @@ class Worker:
                 len(left), self.options.shutdown_interrupted_job_retry_delay,
             )
             await asyncio.wait([r.task for r in left], timeout=SETTLE_DRAIN_TIMEOUT)
-        if self._queue:
-            self._hand_back_queue()
         unsettled = await self._settler.drain(SETTLE_DRAIN_TIMEOUT)
         if unsettled:
             log.error(
@@ -392,7 +393,7 @@ class Worker:
             if self._queue:
                 # All slots are busy; top the queue up before it runs dry.
                 want = 0
-                if self._demand and len(self._queue) <= self._low_water:
+                if self._demand and self._refill and len(self._queue) <= self._low_water:
                     want = self._queue_size - len(self._queue)
             else:
                 want = min(self.concurrency - len(self._active), self._demand)
@@ -414,6 +415,8 @@ class Worker:
                 elif self._queue_size and self.options.local_queue_refetch_delay > 0:
                     delay = self.options.local_queue_refetch_delay * random.uniform(0.5, 1.5)
                     self._fetch_not_before = loop.time() + delay
+                if not self._queue:
+                    self._refill = True
                 fetched_at = loop.time()
                 self._queue.extend((job, fetched_at) for job in jobs)
                 self._fill_slots()
@@ -435,6 +438,9 @@ class Worker:
         while self._queue and self._queue[0][1] + ttl <= now:
             expired.append(self._queue.popleft()[0].id)
         if expired:
+            # Jobs are not flowing: no background refills until the queue has run dry,
+            # or the same jobs would be fetched and handed back again and again.
+            self._refill = False
             log.info(
                 "handing back %d job(s) that waited longer than %gs in the local queue",
                 len(expired), ttl, extra={"gw": {"action": "local_queue_ttl"}},
@@ -517,7 +523,7 @@ class Worker:
         if queue:
             if not self.stopping.is_set():
                 self._start(queue.popleft()[0])
-                if self._demand and len(queue) <= self._low_water:
+                if self._demand and self._refill and len(queue) <= self._low_water:
                     self._wakeup.set()
             return
         self._demand = min(self.concurrency, self._demand + 1)
