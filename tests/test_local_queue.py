@@ -4,7 +4,9 @@ hand-back at shutdown and after the TTL, one job per named queue per batch, forb
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -12,6 +14,8 @@ import pytest
 
 from graphile_worker_cli import context
 from graphile_worker_cli.queries import worker as queries
+from tests.interop import reference
+from tests.interop import test_worker_interop as interop
 from tests.test_worker import S, add_job, job_count, make_options, wait_until
 
 
@@ -178,3 +182,57 @@ async def _true(value: bool) -> bool:
 
 async def _zero_jobs(conn: asyncpg.Connection) -> bool:
     return await job_count(conn) == 0
+
+
+@pytest.mark.interop
+async def test_with_the_reference_a_local_queue_keeps_named_queues_serial(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    total, queues = 1500, 12
+    await conn.execute("create table runs (job_id bigint, queue text, who text, "
+                       "started timestamptz, ended timestamptz)")
+    await conn.execute(
+        # Every fifth job has no named queue (and q = null in its payload).
+        f"""select {S}.add_jobs(array_agg(row('drain', json_build_object('q', q), q,
+                null, null, null, null, null)::{S}.job_spec))
+            from (select case when i % 5 = 0 then null else 'q' || (i % $2) end as q
+                    from generate_series(1, $1::int) as i) as s""",
+        total, queues,
+    )
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "drain.js").write_text(interop.DRAIN_TASK)
+
+    async def drain(payload: Any, ctx: context.WorkerContext) -> None:
+        async with ctx.pool.acquire() as c:
+            started = await c.fetchval("select clock_timestamp()")
+            await asyncio.sleep(0)
+            await c.execute("insert into runs (job_id, queue, who, started, ended) "
+                            "values ($1, $2, 'gw', $3, clock_timestamp())",
+                            ctx.job_id, payload["q"], started)
+
+    node = await reference.start_reference(
+        db_url, "--jobs", "6", "--poll-interval", "100", cwd=tmp_path
+    )
+    options = make_options(db_url, concurrency=8, max_pg_conn=12, local_queue_size=64,
+                           complete_job_batch_delay=0.005)
+    worker = await options.define_job(drain, "drain").init()
+    runner = asyncio.create_task(worker.run())
+    try:
+        await wait_until(lambda: _zero_jobs(conn), 60)
+    finally:
+        worker.request_shutdown()
+        if node.returncode is None:
+            node.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(node.communicate(), 30)
+        await asyncio.wait_for(runner, 30)
+    counts = await conn.fetchrow(
+        "select count(*) as n, count(distinct job_id) as jobs, "
+        "count(*) filter (where who = 'gw') as gw, count(*) filter (where who = 'node') as node "
+        "from runs")
+    assert (counts["n"], counts["jobs"]) == (total, total)
+    assert counts["gw"] > 0 and counts["node"] > 0, dict(counts)
+    overlaps = await conn.fetchval(
+        """select count(*) from runs as a join runs as b
+             on a.queue = b.queue and a.job_id < b.job_id
+            and a.started < b.ended and b.started < a.ended""")
+    assert overlaps == 0
