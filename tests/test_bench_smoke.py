@@ -71,3 +71,21 @@ def test_bad_option_is_one_line_and_exit_2(pg_admin_url: str) -> None:
     assert result.returncode == 2
     assert "--jobs must be at least 1, got 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_gw_flags_missing_from_gw_run_are_dropped_and_reported(tmp_path: Path) -> None:
+    from bench import sides
+
+    gw = sides.GwSide(tmp_path, flags={"--once", "--local-queue-size"})
+    args, missing = gw.profile_args("tuned")
+    assert args == ["--local-queue-size", "500"]
+    assert missing == ["--complete-job-batch-delay", "--fail-job-batch-delay"]
+    assert gw.profile_note("tuned") == ""
+    assert gw.partial_note("tuned") == "without --complete-job-batch-delay, --fail-job-batch-delay"
+    command = gw.command("postgres://x/db", profile="tuned", concurrency=24, once=True)
+    assert "--complete-job-batch-delay" not in command.argv
+    assert command.argv[-1] == "--once"
+
+    bare = sides.GwSide(tmp_path, flags={"--once"})
+    assert bare.profile_note("tuned").startswith("n/a: `gw run` has none of --local-queue-size")
+    assert bare.profile_note("defaults") == ""
