@@ -54,9 +54,15 @@ async def insert_jobs(url: str, identifier: str, count: int, payload_sql: str) -
 
 
 async def transactions(url: str) -> int:
-    """Transactions committed or rolled back in this database so far (flushed at backend
-    exit, so read it after the worker stopped)."""
+    """Transactions committed or rolled back in this database so far. Backends flush their
+    counts as they exit, so this first waits (briefly) for the other sessions to end."""
     async with connection(url) as conn:
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and await conn.fetchval(
+            "select count(*) from pg_stat_activity"
+            " where datname = current_database() and pid <> pg_backend_pid()"
+        ):
+            await asyncio.sleep(POLL_SECONDS)
         value = await conn.fetchval(
             "select xact_commit + xact_rollback from pg_stat_database"
             " where datname = current_database()"
