@@ -17,7 +17,13 @@ from graphile_worker_cli import db, migrate
 from tests.interop import reference
 
 DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+CONNECT_TIMEOUT = 10.0
+STATEMENT_TIMEOUT = 300.0  # a bound on every statement the harness itself runs
 MIGRATE_TIMEOUT = 180.0
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT, command_timeout=STATEMENT_TIMEOUT)
 
 
 def admin_url() -> str:
@@ -39,7 +45,7 @@ class Databases:
         self._templates: dict[str, str] = {}
 
     async def _execute(self, sql: str) -> None:
-        conn = await asyncpg.connect(self.admin)
+        conn = await connect(self.admin)
         try:
             await conn.execute(sql)
         finally:
@@ -96,7 +102,7 @@ async def migrate_with_reference(url: str) -> None:
 
 
 async def migrate_with_gw(url: str) -> None:
-    conn = await asyncpg.connect(url)
+    conn = await connect(url)
     try:
         await asyncio.wait_for(migrate.migrate(conn, profiles.SCHEMA), MIGRATE_TIMEOUT)
     finally:
@@ -104,7 +110,7 @@ async def migrate_with_gw(url: str) -> None:
 
 
 async def _add_bench_tables(url: str) -> None:
-    conn = await asyncpg.connect(url)
+    conn = await connect(url)
     try:
         await conn.execute(
             "create table public.bench_latency ("

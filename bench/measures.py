@@ -32,7 +32,7 @@ class Context:
 
 @contextlib.asynccontextmanager
 async def connection(url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(url)
+    conn = await databases.connect(url)
     try:
         yield conn
     finally:
