@@ -115,6 +115,37 @@ async def test_once_with_processes_drains_and_exits_zero(
     assert await conn.fetchval(f"select count(*) from {S}._private_jobs") == 0
 
 
+async def test_a_breaking_migration_stops_every_child_and_the_supervisor_exits_57(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    tasks_dir = write_tasks(tmp_path, {"record.py": RECORD_TASK})
+    process = await asyncio.create_subprocess_exec(
+        *gw_command("run", "-c", db_url, "--tasks", str(tasks_dir), "--processes", "2"),
+        cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    gw = Gw(process)
+    try:
+        await wait_until(lambda: _listeners(conn, 2), 30, lambda: gw.output)
+        await conn.execute(
+            """select pg_notify('worker:migrate', '{"migrationNumber": 99, "breaking": true}')"""
+        )
+        assert await gw.exit_code(40) == 57, gw.output
+        assert "exited with code 57" in gw.output
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _listeners(conn: asyncpg.Connection, count: int) -> bool:
+    found: int = await conn.fetchval(
+        "select count(*) from pg_stat_activity where datname = current_database() "
+        "and state = 'idle' and query like 'LISTEN %jobs:insert%'"
+    )
+    return found >= count
+
+
 def test_worst_exit_code() -> None:
     assert processes._worst([0, 0]) == 0
     assert processes._worst([0, 1]) == 1
