@@ -62,6 +62,16 @@ def test_bad_throughput_values_are_config_errors(field: str, value: Any) -> None
         options.validate()
 
 
+def test_refetch_delay_may_not_exceed_the_poll_interval() -> None:
+    async def noop(payload: Any) -> None:
+        return None
+
+    options = WorkerOptions(database_url="postgresql://x@localhost/db", poll_interval=1.0,
+                            local_queue_refetch_delay=2.0).define_job(noop, "noop")
+    with pytest.raises(ConfigError, match="must not exceed poll_interval"):
+        options.validate()
+
+
 @pytest.mark.parametrize("prepared", [True, False])
 async def test_prepared_statements_switch(
     db_url: str, conn: asyncpg.Connection, prepared: bool

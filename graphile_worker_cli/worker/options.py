@@ -147,6 +147,11 @@ class WorkerOptions:
                      "fail_job_batch_delay"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative (got {getattr(self, name)})")
+        if self.local_queue_refetch_delay > self.poll_interval:
+            raise ConfigError(
+                f"local_queue_refetch_delay ({self.local_queue_refetch_delay:g}s) must not "
+                f"exceed poll_interval ({self.poll_interval:g}s)"
+            )
         if len(self.tasks) == 0:
             raise BadInputError(
                 "no tasks defined: register at least one with define_job(...) "
