@@ -1,8 +1,10 @@
 """The worker: ``WorkerOptions`` to configure, ``Worker`` to run, ``ShutdownSignal`` to stop.
 
-Modules: ``options`` (configuration and init), ``worker`` (the fetch/run/settle loop),
-``listen`` (LISTEN connection), ``settle`` (writing outcomes, retried until they land),
-``shutdown`` (shutdown signal and OS signal handlers), ``backoff`` (retry delays).
+Modules: ``options`` (configuration and init), ``worker`` (the fetch/run/settle loop and
+its local queue), ``listen`` (LISTEN connection), ``settle`` (outcomes written in batches,
+retried until they land), ``shutdown`` (shutdown signal and OS signal handlers),
+``processes`` (the ``gw run --processes N`` supervisor), ``threads`` (daemon thread pool),
+``backoff`` (retry delays).
 """
 
 from __future__ import annotations
