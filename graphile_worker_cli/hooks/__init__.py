@@ -71,7 +71,7 @@ from graphile_worker_cli.hooks.events import (
     WorkerStartContext,
 )
 from graphile_worker_cli.hooks.plugins import load_plugin, load_plugins
-from graphile_worker_cli.hooks.registry import HookRegistry, Plugin
+from graphile_worker_cli.hooks.registry import Handler, HookRegistry, Plugin
 from graphile_worker_cli.hooks.results import (
     HookResult,
     JobRecoveryResult,
@@ -92,6 +92,7 @@ __all__ = [
     "CronTick",
     "CronTickContext",
     "Event",
+    "Handler",
     "HookRegistry",
     "HookResult",
     "Interceptor",

@@ -10,7 +10,7 @@ Times are ``time.monotonic`` differences in seconds (``duration``); datetimes ar
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -65,6 +65,8 @@ class WorkerStartContext:
     schema: str
     pool: asyncpg.Pool
     extensions: context.Extensions
+    local_queue_length: Callable[[], int] = lambda: 0
+    """How many jobs wait in the worker's local queue right now."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,6 +168,8 @@ class MetricsPlugin:
 
     async def _on_start(self, ctx: events.WorkerStartContext) -> None:
         self._pool, self._schema, self._worker_id = ctx.pool, ctx.schema, ctx.worker_id
+        if self.local_queue_size is None:
+            self.local_queue_size = ctx.local_queue_length
         self.serve()
         if self._refresher is None:
             self._refresher = asyncio.get_running_loop().create_task(

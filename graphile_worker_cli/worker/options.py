@@ -10,11 +10,12 @@ import logging
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
 from graphile_worker_cli import context, cron, db, migrate
+from graphile_worker_cli import hooks as gw_hooks
 from graphile_worker_cli import tasks as gw_tasks
 from graphile_worker_cli.errors import BadInputError, ConfigError
 from graphile_worker_cli.queries import worker as queries
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from graphile_worker_cli.worker.worker import Worker
 
 log = logging.getLogger("gw.worker")
+
+C = TypeVar("C")
+R = TypeVar("R")
 
 SideTask = Callable[["Worker"], Coroutine[Any, Any, None]]
 """A coroutine the worker runs alongside its loop (cron, recovery, metrics...). It should
@@ -67,6 +71,8 @@ class WorkerOptions:
     sweep_threshold: float = 60.0
     recovery_delay: float = 0.0
     side_tasks: list[SideTask] = field(default_factory=list)
+    hooks: gw_hooks.HookRegistry = field(default_factory=lambda: gw_hooks.HookRegistry())
+    """Lifecycle hooks and plugins (``on``, ``add_plugin``); see docs/hooks.md."""
 
     # -- fluent configuration -------------------------------------------------------------
     def define_job(self, obj: Any, identifier: str | None = None) -> WorkerOptions:
@@ -97,6 +103,18 @@ class WorkerOptions:
     def with_cron(self, item: Any) -> WorkerOptions:
         """Add crontab lines (text) or a ``cron.Cron`` item to schedule."""
         self.crontabs.extend(cron.parse_cron_input(item))
+        return self
+
+    def on(
+        self, event: type[gw_hooks.Event[C, R]], handler: gw_hooks.Handler[C, R]
+    ) -> WorkerOptions:
+        """Call ``handler(context)`` at ``event`` (e.g. ``hooks.JobStart``)."""
+        self.hooks.on(event, handler)
+        return self
+
+    def add_plugin(self, plugin: gw_hooks.Plugin) -> WorkerOptions:
+        """Let ``plugin.register(registry)`` register its hooks."""
+        self.hooks.add_plugin(plugin)
         return self
 
     def add_side_task(self, side_task: SideTask) -> WorkerOptions:
@@ -195,10 +213,15 @@ class WorkerOptions:
             if owns_pool:
                 await pool.close()
             raise
-        return Worker(
+        worker = Worker(
             self, pool, task_ids=task_ids, worker_id=worker_id,
             owns_pool=owns_pool,
         )
+        if self.hooks.active:
+            await self.hooks.emit(gw_hooks.WorkerInit, gw_hooks.WorkerInitContext(
+                worker_id, self.schema, self.concurrency, pool
+            ))
+        return worker
 
 
 async def _register_for_recovery(

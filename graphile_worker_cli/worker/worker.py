@@ -21,21 +21,24 @@ import time
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from graphile_worker_cli import context, db, migrate, tasks
+from graphile_worker_cli import context, db, hooks, migrate, tasks
 from graphile_worker_cli.errors import DatabaseError, GraphileWorkerError, SchemaTooNewError
 from graphile_worker_cli.job import Job
 from graphile_worker_cli.queries import worker as queries
 from graphile_worker_cli.worker import backoff
+from graphile_worker_cli.worker.fetchconn import FetchConnection
 from graphile_worker_cli.worker.listen import Listener
 from graphile_worker_cli.worker.settle import Settler
 from graphile_worker_cli.worker.shutdown import ShutdownSignal, os_signal_handlers
 
 if TYPE_CHECKING:
     from graphile_worker_cli.worker.options import WorkerOptions
+
+C = TypeVar("C")
 
 log = logging.getLogger("gw.worker")
 
@@ -80,6 +83,9 @@ class Worker:
         """Set once every running job finished or was handed back and its outcome written
         (heartbeat/recovery side tasks stop on it: after it, this worker holds no locks)."""
         self._owns_pool = owns_pool
+        self._fetch_conn = FetchConnection(
+            pool, options.database_url, dedicated=options.prepared_statements
+        )
         self._task_ids = list(task_ids.values())
         self._task_names = {task_id: name for name, task_id in task_ids.items()}
         self._active: dict[int, _Running] = {}
@@ -106,6 +112,9 @@ class Worker:
         self._exit_error: GraphileWorkerError | None = None
         self._started = False
         self.jobs_run = 0
+        self._hooks = options.hooks if options.hooks.active else None
+        """None without hooks: the hot path tests only this (see docs/hooks.md)."""
+        self._emitting: set[asyncio.Task[None]] = set()
 
     # -- public API -----------------------------------------------------------------------
     @property
@@ -165,6 +174,8 @@ class Worker:
         )
         loop = asyncio.get_running_loop()
         side: dict[asyncio.Task[None], str] = {}
+        if self._hooks is not None:
+            await self._emit_start(self._hooks)
         if once:
             await self._reset_stale_locks()
         else:
@@ -196,6 +207,8 @@ class Worker:
             self.stopping.set()
             self.settled.set()
             await self._stop_side_tasks(side)
+            if self._hooks is not None:
+                await self._emit_shutdown(self._hooks, once)
         log.info(
             "worker %s stopped after %d job(s)", self.worker_id, self.jobs_run,
             extra={"gw": {"action": "worker_stop", "worker_id": self.worker_id}},
@@ -220,7 +233,7 @@ class Worker:
                 "cron",
                 scheduler.run_scheduler(
                     self.pool, self.schema, self.options.crontabs, stop=self.stopping,
-                    use_prepared=self.options.prepared_statements,
+                    use_prepared=self.options.prepared_statements, hooks=self._hooks,
                 ),
             ))
         # Metrics and plugins hook in here through options.side_tasks.
@@ -238,7 +251,7 @@ class Worker:
             recovery.WorkerRecoveryConfig.from_settings(self.options),
             stop=self.settled, tasks=list(self._task_names.values()),
             url=self.options.database_url,
-            prepared_statements=self.options.prepared_statements,
+            prepared_statements=self.options.prepared_statements, hooks=self._hooks,
         )
 
     def _side_task_ended(self, name: str, task: asyncio.Task[None]) -> None:
@@ -272,6 +285,7 @@ class Worker:
                 await task
 
     async def _close(self) -> None:
+        await self._fetch_conn.close()
         if self._owns_pool:
             try:
                 await asyncio.wait_for(self.pool.close(), timeout=10.0)
@@ -398,7 +412,9 @@ class Worker:
             else:
                 want = min(self.concurrency - len(self._active), self._demand)
             if want > 0 and now < self._fetch_not_before:
-                await self._sleep_unless_stopping(self._fetch_not_before - now)
+                stopped = await self._sleep_unless_stopping(self._fetch_not_before - now)
+                if self._hooks is not None:
+                    self._refetch_delay_over(self._hooks, stopped)
                 continue
             if want > 0:
                 # Consume the demand first: nudges that arrive while the fetch is in flight
@@ -415,8 +431,14 @@ class Worker:
                 elif self._queue_size and self.options.local_queue_refetch_delay > 0:
                     delay = self.options.local_queue_refetch_delay * random.uniform(0.5, 1.5)
                     self._fetch_not_before = loop.time() + delay
+                    if self._hooks is not None:
+                        self._emit_soon(self._hooks, hooks.LocalQueueRefetchDelayStart,
+                                        hooks.LocalQueueRefetchDelayStartContext(
+                                            self.worker_id, delay, ask))
                 if not self._queue:
                     self._refill = True
+                if self._hooks is not None and jobs:
+                    await self._emit_fetched(self._hooks, jobs)
                 fetched_at = loop.time()
                 self._queue.extend((job, fetched_at) for job in jobs)
                 self._fill_slots()
@@ -446,6 +468,9 @@ class Worker:
                 len(expired), ttl, extra={"gw": {"action": "local_queue_ttl"}},
             )
             self._settler.give_back(expired)
+            if self._hooks is not None:
+                self._emit_soon(self._hooks, hooks.LocalQueueReturnJobs,
+                                hooks.LocalQueueReturnJobsContext(self.worker_id, len(expired)))
 
     def _hand_back_queue(self) -> None:
         ids = [job.id for job, _ in self._queue]
@@ -453,12 +478,15 @@ class Worker:
         log.info("handing back %d job(s) not started", len(ids),
                  extra={"gw": {"action": "local_queue_return", "count": len(ids)}})
         self._settler.give_back(ids)
+        if self._hooks is not None:
+            self._emit_soon(self._hooks, hooks.LocalQueueReturnJobs,
+                            hooks.LocalQueueReturnJobsContext(self.worker_id, len(ids)))
 
     async def _fetch(self, want: int) -> list[Job]:
         failures = 0
         while not self.stopping.is_set():
             try:
-                async with _Lease(self.pool) as conn:
+                async with self._fetch_conn.lease() as conn:
                     if self._orphans_possible:
                         keep = [*self._active, *(job.id for job, _ in self._queue),
                                 *self._settler.unsettled_ids()]
@@ -532,12 +560,17 @@ class Worker:
     async def _run_job(self, job: Job, abort: context.AbortSignal) -> None:
         debug = log.isEnabledFor(logging.DEBUG)
         started = time.monotonic()
+        registry = self._hooks
+        ran = True
         if debug:
             log.debug("→ job %d %s started (attempt %d/%d)", job.id, job.task_identifier,
                       job.attempts, job.max_attempts,
                       extra={"gw": {"action": "start", **_fields(job)}})
         try:
-            outcome = await self._execute(job, abort)
+            if registry is None:
+                outcome = await self._execute(job, abort)
+            else:
+                outcome, ran = await self._execute_hooked(registry, job, abort, started)
         except asyncio.CancelledError:
             settle = self._settler.give_back(
                 [job.id], self.options.shutdown_interrupted_job_retry_delay
@@ -550,6 +583,11 @@ class Worker:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
+            if registry is not None:
+                await registry.emit(hooks.JobInterrupted, hooks.JobInterruptedContext(
+                    job, self.worker_id, self._shutdown.reason or "worker shutdown",
+                    time.monotonic() - started,
+                ))
             await _shielded(settle)
             return
         if job.job_queue_id is not None:
@@ -561,11 +599,104 @@ class Worker:
                 log.debug("✓ job %d %s completed in %.1fms", job.id, job.task_identifier,
                           duration, extra={"gw": {"action": "complete", **_fields(job),
                                                   "duration_ms": duration}})
+            if registry is not None:
+                await registry.emit(hooks.JobComplete, hooks.JobCompleteContext(
+                    job, self.worker_id, time.monotonic() - started if ran else 0.0,
+                    skipped=not ran,
+                ))
         else:
             self._settler.fail(_failure(job, outcome))
             fields = _fields(job)
             fields["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
             self._log_failure(job, outcome, fields)
+            if registry is not None:
+                await self._emit_failure(registry, job, outcome, started, ran)
+
+    async def _execute_hooked(
+        self, registry: hooks.HookRegistry, job: Job, abort: context.AbortSignal,
+        started: float,
+    ) -> tuple[tasks.TaskOutcome, bool]:
+        """BeforeJobRun, JobStart, the handler, AfterJobRun: the outcome, and whether the
+        handler ran."""
+        if hooks.BeforeJobRun in registry.events:
+            before = await registry.before_job_run(hooks.BeforeJobRunContext(job, self.worker_id))
+            if before.action is hooks.results.Action.SKIP:
+                return tasks.TaskSuccess(), False
+            if before.action is hooks.results.Action.FAIL:
+                return tasks.TaskFailure(before.message or "failed by a BeforeJobRun hook"), False
+        await registry.emit(hooks.JobStart, hooks.JobStartContext(job, self.worker_id))
+        outcome = await self._execute(job, abort)
+        if hooks.AfterJobRun in registry.events:
+            after = await registry.after_job_run(hooks.AfterJobRunContext(
+                job, self.worker_id, outcome, time.monotonic() - started
+            ))
+            if after.action is hooks.results.Action.SKIP:
+                outcome = tasks.TaskSuccess()
+            elif after.action is hooks.results.Action.FAIL:
+                outcome = tasks.TaskFailure(after.message or "failed by an AfterJobRun hook")
+        return outcome, True
+
+    async def _emit_failure(
+        self, registry: hooks.HookRegistry, job: Job, outcome: tasks.TaskFailure,
+        started: float, ran: bool,
+    ) -> None:
+        duration = time.monotonic() - started if ran else 0.0
+        final = job.attempts >= job.max_attempts
+        replacement = outcome.replacement_payload
+        await registry.emit(hooks.JobFail, hooks.JobFailContext(
+            job, self.worker_id, outcome.message, not final, duration,
+            None if replacement is tasks.NO_REPLACEMENT else replacement, ran,
+        ))
+        if final:
+            await registry.emit(hooks.JobPermanentlyFail, hooks.JobPermanentlyFailContext(
+                job, self.worker_id, outcome.message, duration
+            ))
+
+    # -- hook helpers -----------------------------------------------------------------------
+    async def _emit_start(self, registry: hooks.HookRegistry) -> None:
+        queue = self._queue
+        await registry.emit(hooks.WorkerStart, hooks.WorkerStartContext(
+            self.worker_id, self.schema, self.pool, self.options.extensions,
+            lambda: len(queue),
+        ))
+        if self._queue_size:
+            await registry.emit(hooks.LocalQueueInit, hooks.LocalQueueInitContext(
+                self.worker_id, self._queue_size
+            ))
+
+    async def _emit_shutdown(self, registry: hooks.HookRegistry, once: bool) -> None:
+        if self._emitting:
+            await asyncio.wait(self._emitting, timeout=SIDE_TASK_STOP_TIMEOUT)
+        reason = self._shutdown.reason or ("run once finished" if once else "stopped")
+        await registry.emit(hooks.WorkerShutdown, hooks.WorkerShutdownContext(
+            self.worker_id, reason, self.jobs_run
+        ))
+
+    async def _emit_fetched(self, registry: hooks.HookRegistry, jobs: list[Job]) -> None:
+        if hooks.JobFetch in registry.events:
+            for job in jobs:
+                await registry.emit(hooks.JobFetch, hooks.JobFetchContext(job, self.worker_id))
+        if self._queue_size:
+            await registry.emit(hooks.LocalQueueGetJobsComplete,
+                                hooks.LocalQueueGetJobsCompleteContext(self.worker_id, len(jobs)))
+
+    def _refetch_delay_over(self, registry: hooks.HookRegistry, stopped: bool) -> None:
+        if stopped:
+            self._emit_soon(registry, hooks.LocalQueueRefetchDelayAbort,
+                            hooks.LocalQueueRefetchDelayAbortContext(self.worker_id))
+        else:
+            self._emit_soon(registry, hooks.LocalQueueRefetchDelayExpired,
+                            hooks.LocalQueueRefetchDelayExpiredContext(self.worker_id))
+
+    def _emit_soon(
+        self, registry: hooks.HookRegistry, event: type[hooks.Observer[C]], ctx: C
+    ) -> None:
+        """Emit from synchronous code: in a task, awaited before WorkerShutdown."""
+        if event not in registry.events:
+            return
+        task = asyncio.get_running_loop().create_task(registry.emit(event, ctx))
+        self._emitting.add(task)
+        task.add_done_callback(self._emitting.discard)
 
     async def _execute(self, job: Job, abort: context.AbortSignal) -> tasks.TaskOutcome:
         try:
@@ -575,6 +706,7 @@ class Worker:
         ctx = context.WorkerContext(
             job=job, pool=self.pool, schema=self.schema, worker_id=self.worker_id,
             extensions=self.options.extensions, abort_signal=abort, logger=_JOB_LOG,
+            hooks=self._hooks,
         )
         try:
             return await definition(ctx)
