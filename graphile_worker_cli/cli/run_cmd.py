@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from graphile_worker_cli import config, cron, db, embedded, logs, migrate, tasks
+from graphile_worker_cli import config, cron, db, embedded, hooks, logs, migrate, tasks
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import EXIT_USAGE, BadInputError
 from graphile_worker_cli.worker import WorkerOptions, threads
@@ -153,6 +153,12 @@ def run_command(
         str | None,
         typer.Option("--log-format", help="auto, rich, plain or json.", show_default=False),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port",
+                     help="Serve Prometheus metrics on this port (needs the metrics extra).",
+                     show_default=False),
+    ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
     quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="Fewer logs.")] = 0,
 ) -> None:
@@ -181,6 +187,7 @@ def run_command(
         fail_job_batch_delay=fail_job_batch_delay,
         prepared_statements=False if no_prepared_statements else None,
         processes=processes,
+        metrics_port=metrics_port,
     )
     logs.configure(
         fmt=settings.log_format,
@@ -200,9 +207,11 @@ def run_command(
         settings = settings.model_copy(update={"database_url": url, "migrate": False})
     try:
         if settings.processes > 1 and not supervised:
+            _check_plugins(settings)  # each child loads them; fail once, here, if broken
             code = common.run(run_supervisor(settings, sys.argv[1:]))
             raise typer.Exit(code)
-        _run(run_worker(settings, registry, crontabs, once=once))
+        worker_hooks = _load_hooks(settings)
+        _run(run_worker(settings, registry, crontabs, once=once, worker_hooks=worker_hooks))
     except KeyboardInterrupt:
         common.fail("interrupted", 130)
 
@@ -251,9 +260,30 @@ def load_crontabs(settings: config.Settings) -> list[cron.Crontab]:
     return list(cron.parse_crontab_file(path))
 
 
+def _check_plugins(settings: config.Settings) -> None:
+    try:
+        hooks.load_plugins(settings.plugins)
+    except BadInputError as error:
+        common.fail(error.message, error.exit_code)
+
+
+def _load_hooks(settings: config.Settings) -> hooks.HookRegistry:
+    """Plugins from settings and the metrics endpoint; a one-line error (exit 2) when one
+    cannot be loaded or the port is taken. A supervised child serves metrics on
+    ``metrics_port + its slot``."""
+    from graphile_worker_cli.observability import setup
+
+    slot = os.environ.get(processes_mod.CHILD_ENV)
+    offset = int(slot) if slot and slot.isdigit() else 0
+    try:
+        return setup.hooks_from_settings(settings, metrics_offset=offset)
+    except BadInputError as error:
+        common.fail(error.message, error.exit_code)
+
+
 async def run_worker(
     settings: config.Settings, registry: tasks.TaskRegistry, crontabs: list[cron.Crontab], *,
-    once: bool,
+    once: bool, worker_hooks: hooks.HookRegistry | None = None,
 ) -> None:
     # Sync handlers aborted at shutdown must not keep the process alive.
     asyncio.get_running_loop().set_default_executor(
@@ -263,6 +293,8 @@ async def run_worker(
         options = WorkerOptions.from_settings(
             settings, registry, database_url=url, crontabs=crontabs
         )
+        if worker_hooks is not None:
+            options.hooks.merge(worker_hooks)
         worker = await options.init()
         if once:
             await worker.run_once()
