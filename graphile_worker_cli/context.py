@@ -37,12 +37,17 @@ class AbortSignal:
 
     Safe to use from any thread: ``set`` may be called from anywhere, ``is_set``/``wait_sync``
     work in a sync handler running in a thread, ``await wait()`` works in async handlers.
+    One is made per job, so it is cheap until used: the ``threading.Event`` behind
+    ``wait_sync`` is created on first call, and one module-wide lock guards every signal
+    (``set`` and the waits are rare; ``is_set`` takes no lock).
     """
 
+    __slots__ = ("_event", "_fired", "_reason", "_waiters")
+
     def __init__(self) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
+        self._fired = False
         self._reason: str | None = None
+        self._event: threading.Event | None = None
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     @property
@@ -51,16 +56,19 @@ class AbortSignal:
         return self._reason
 
     def is_set(self) -> bool:
-        return self._event.is_set()
+        return self._fired
 
     def set(self, reason: str = "aborted") -> None:
         """Fire the signal (idempotent: the first reason is kept)."""
-        with self._lock:
-            if self._event.is_set():
+        with _SIGNAL_LOCK:
+            if self._fired:
                 return
             self._reason = reason
-            self._event.set()
+            self._fired = True
+            event = self._event
             waiters, self._waiters = self._waiters, []
+        if event is not None:
+            event.set()
         for loop, future in waiters:
             if loop.is_closed():
                 continue
@@ -69,15 +77,15 @@ class AbortSignal:
     async def wait(self) -> str:
         """Wait until the signal fires; returns the reason."""
         loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._event.is_set():
+        with _SIGNAL_LOCK:
+            if self._fired:
                 return self._reason or "aborted"
             future: asyncio.Future[None] = loop.create_future()
             self._waiters.append((loop, future))
         try:
             await future
         finally:
-            with self._lock:
+            with _SIGNAL_LOCK:
                 if (loop, future) in self._waiters:
                     self._waiters.remove((loop, future))
         return self._reason or "aborted"
@@ -85,16 +93,25 @@ class AbortSignal:
     def wait_sync(self, timeout: float | None = None) -> bool:
         """Block the calling thread until the signal fires or ``timeout`` passes (sync
         handlers only; never call this on the event loop). True if it fired."""
-        return self._event.wait(timeout)
+        with _SIGNAL_LOCK:
+            if self._fired:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
 
     def raise_if_set(self) -> None:
         """Raise ``JobAborted`` if the signal fired: a cheap check for loops in handlers."""
-        if self._event.is_set():
+        if self._fired:
             raise JobAborted(self._reason or "aborted")
 
     def __repr__(self) -> str:
         state = f"set: {self._reason!r}" if self.is_set() else "not set"
         return f"<AbortSignal {state}>"
+
+
+_SIGNAL_LOCK = threading.Lock()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -209,12 +226,25 @@ class WorkerContext:
         self.worker_id = worker_id
         self.extensions = extensions
         self.abort_signal = abort_signal
+        self._base_logger: logging.Logger | None = None
+        self._logger: logging.LoggerAdapter[Any] | None = None  # built on first use
         if logger is None or isinstance(logger, logging.Logger):
-            self.logger: logging.LoggerAdapter[Any] = job_logger(job, logger)
+            self._base_logger = logger
         else:
-            self.logger = logger
+            self._logger = logger
         self._loop: asyncio.AbstractEventLoop | None = None
         self._utils: worker_utils.WorkerUtils | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[Any]:
+        """A logger whose records carry the job's id, task, queue and attempt."""
+        if self._logger is None:
+            self._logger = job_logger(self.job, self._base_logger)
+        return self._logger
+
+    @logger.setter
+    def logger(self, value: logging.LoggerAdapter[Any]) -> None:
+        self._logger = value
 
     # Job fields -------------------------------------------------------------------------
 
