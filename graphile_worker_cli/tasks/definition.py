@@ -67,9 +67,12 @@ def _validator(identifier: str, validate: Callable[[Any], Any]) -> Callable[[Any
     return checked
 
 
-async def _call(function: Callable[..., Any], args: tuple[Any, ...], ctx: WorkerContext) -> Any:
-    """Await an async function, or run a sync one in a thread so the loop stays free."""
-    if _is_async(function):
+async def _call(
+    function: Callable[..., Any], args: tuple[Any, ...], ctx: WorkerContext, is_async: bool
+) -> Any:
+    """Await an async function, or run a sync one in a thread so the loop stays free
+    (``is_async``: ``_is_async(function)``, worked out once when the task is defined)."""
+    if is_async:
         return await function(*args)
     ctx.bind_loop(asyncio.get_running_loop())
     result = await asyncio.to_thread(function, *args)
@@ -184,13 +187,14 @@ def _function_name(function: Callable[..., Any], where: str) -> str:
 
 def _define_class(cls: type[handlers.TaskHandler], name: str, where: str) -> TaskDefinition:
     validate = _validator(name, cls.model_validate)
+    is_async = _is_async(cls.run)
 
     async def runner(ctx: WorkerContext) -> TaskOutcome:
         try:
             handler = validate(ctx.payload)
         except _InvalidPayload as error:
             return TaskFailure(error.message, error=error.__cause__)
-        return outcomes.outcome_of(name, await _call(handler.run, (ctx,), ctx))
+        return outcomes.outcome_of(name, await _call(handler.run, (ctx,), ctx, is_async))
 
     return TaskDefinition(name, runner, source=where, handler=cls, batch=False)
 
@@ -199,10 +203,11 @@ def _define_batch_class(
     cls: type[handlers.BatchTaskHandler], name: str, where: str
 ) -> TaskDefinition:
     validate = _validator(name, cls.model_validate)
+    is_async = _is_async(cls.run_batch)
 
     async def runner(ctx: WorkerContext) -> TaskOutcome:
         async def run(items: list[Any]) -> Any:
-            return await _call(cls.run_batch, (items, ctx), ctx)
+            return await _call(cls.run_batch, (items, ctx), ctx, is_async)
 
         return await _run_batch(name, ctx.payload, validate, run)
 
@@ -214,13 +219,15 @@ def _define_function(
 ) -> TaskDefinition:
     takes_ctx = _takes_context(function, where)
     payload_type = _payload_annotation(function, where)
+    is_async = _is_async(function)
     if batch:
         item_type = _item_type(payload_type)
         validate_item = _validator(name, _adapter(item_type, where))
 
         async def batch_runner(ctx: WorkerContext) -> TaskOutcome:
             async def run(items: list[Any]) -> Any:
-                return await _call(function, (items, ctx) if takes_ctx else (items,), ctx)
+                args = (items, ctx) if takes_ctx else (items,)
+                return await _call(function, args, ctx, is_async)
 
             return await _run_batch(name, ctx.payload, validate_item, run)
 
@@ -233,7 +240,8 @@ def _define_function(
             payload = validate(ctx.payload)
         except _InvalidPayload as error:
             return TaskFailure(error.message, error=error.__cause__)
-        result = await _call(function, (payload, ctx) if takes_ctx else (payload,), ctx)
+        args = (payload, ctx) if takes_ctx else (payload,)
+        result = await _call(function, args, ctx, is_async)
         return outcomes.outcome_of(name, result)
 
     return TaskDefinition(name, runner, source=where, handler=function, batch=False)
