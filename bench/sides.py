@@ -51,9 +51,28 @@ class GwSide:
     flags: set[str] = field(default_factory=set)
     unavailable: str | None = None
 
+    def env(self) -> dict[str, str]:
+        """The caller's environment without gw settings, with bytecode cached in the run's
+        scratch folder: an installed package has its .pyc files, so gw must not recompile
+        its modules on every start even where PYTHONDONTWRITEBYTECODE is set."""
+        env = _clean_env(dict(os.environ))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(self.workdir / "pycache")
+        return env
+
+    def _compile(self) -> None:
+        import graphile_worker_cli
+
+        package = Path(graphile_worker_cli.__file__).resolve().parent
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(package), str(TASKS_DIR / "gw")],
+            env=self.env(), capture_output=True, timeout=HELP_TIMEOUT, check=False,
+        )
+
     def detect(self) -> None:
-        env = _clean_env(dict(os.environ)) | {"COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
+        env = self.env() | {"COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
         try:
+            self._compile()
             result = subprocess.run(
                 [*gw_executable(), "run", "--help"], capture_output=True, text=True,
                 timeout=HELP_TIMEOUT, env=env, cwd=self.workdir, check=False,
@@ -105,7 +124,7 @@ class GwSide:
         ]
         if once:
             argv.append("--once")
-        return Command(argv, _clean_env(dict(os.environ)), self.workdir)
+        return Command(argv, self.env(), self.workdir)
 
 
 @dataclass
