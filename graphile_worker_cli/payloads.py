@@ -26,9 +26,14 @@ def _reject(value: Any, reason: str) -> BadInputError:
     )
 
 
+_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+"""``json.dumps(value, allow_nan=False, separators=(",", ":"))`` without building a new
+encoder per call (``json.dumps`` only reuses one for its default arguments)."""
+
+
 def _dumps(value: Any, original: Any) -> str:
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        return _ENCODE(value)
     except ValueError as error:
         # PostgreSQL's json type has no NaN or Infinity.
         raise _reject(original, str(error)) from None

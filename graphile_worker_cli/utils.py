@@ -9,6 +9,7 @@ open (a job queued atomically with the caller's writes); otherwise it runs on th
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -254,6 +255,9 @@ class WorkerUtils:
         self._owns_pool = False
         self.hooks = hooks
         """BeforeJobSchedule / JobScheduled hooks run on every add path (None: no hooks)."""
+        self._names: dict[tuple[str, int], str] = {}
+        """(kind, id) -> task identifier / queue name seen on this pool's database. Ids
+        are never reused and these names never change, so they can be remembered."""
 
     @classmethod
     async def connect(
@@ -320,26 +324,22 @@ class WorkerUtils:
         return rows
 
     async def _resolve(
-        self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]
+        self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], *, pooled: bool = False
     ) -> list[job.Job]:
         """Jobs with task identifier and queue name looked up by id (a separate statement
         sees tasks and queues that the previous statement created)."""
-        task_ids = sorted({row["task_id"] for row in rows})
-        queue_ids = sorted({row["job_queue_id"] for row in rows} - {None})
-        names: dict[tuple[str, int], str] = {}
-        for found in await self._fetch(conn, queries.RESOLVE_NAMES, task_ids, queue_ids):
-            names[(found["kind"], found["id"])] = found["name"]
-        return [
-            job.job_from_record(
-                row,
-                task_identifier=names.get(("task", row["task_id"]), ""),
-                queue_name=(
-                    None if row["job_queue_id"] is None
-                    else names.get(("queue", row["job_queue_id"]))
-                ),
-            )
-            for row in rows
-        ]
+        # Only names not seen before cost a round trip; a caller's connection may be in
+        # a transaction that rolls back, so only the pool's answers are remembered.
+        names = self._names if pooled else dict(self._names)
+        task_ids = sorted({row["task_id"] for row in rows if ("task", row["task_id"]) not in names})
+        queue_ids = sorted(
+            {row["job_queue_id"] for row in rows if ("queue", row["job_queue_id"]) not in names}
+            - {None}
+        )
+        if task_ids or queue_ids:
+            for found in await self._fetch(conn, queries.RESOLVE_NAMES, task_ids, queue_ids):
+                names[(found["kind"], found["id"])] = found["name"]
+        return _jobs_from_rows(rows, names)
 
     # -- adding jobs
 
@@ -518,7 +518,7 @@ class WorkerUtils:
                 # Only keyed jobs can be missing: locked by a worker between the two steps.
                 pending = [s for s in pending if s[2].job_key not in returned | {None}]
                 if not pending:
-                    resolved = await self._resolve(c, added)
+                    resolved = await self._resolve(c, added, pooled=conn is None)
                     if started:
                         await self._scheduled(c, resolved, started)
                     return resolved
@@ -735,7 +735,13 @@ def _bulk_item(item: Any, *, raw: bool) -> tuple[str, str, job.JobSpec]:
         expected = "RawJobSpec" if raw else "(identifier, payload[, spec]) or RawJobSpec"
         raise BadInputError(f"invalid job {item!r}: expected {expected}")
     text = payloads.raw_to_json(payload) if raw else payloads.to_json(payload)
+    if spec is None or (type(spec) is job.JobSpec and spec == _DEFAULT_SPEC):
+        return _task_name(identifier), text, _DEFAULT_SPEC
     return _task_name(identifier), text, _check_spec(spec)
+
+
+_DEFAULT_SPEC = job.JobSpec()
+"""A spec with every field unset (valid as it is, so not checked per item)."""
 
 
 async def _scheduled_payload(
@@ -785,6 +791,10 @@ def _specs_json(specs: list[tuple[str, str, job.JobSpec]]) -> str:
     """The job_spec array for add_jobs as JSON (payloads embedded as JSON, not strings)."""
     parts = []
     for identifier, payload_json, spec in specs:
+        if spec is _DEFAULT_SPEC:
+            # Fields left out are null (json_populate_recordset starts from a null row).
+            parts.append('{"payload":' + payload_json + _identifier_suffix(identifier))
+            continue
         fields = {
             "identifier": identifier,
             "queue_name": spec.queue_name,
@@ -797,3 +807,46 @@ def _specs_json(specs: list[tuple[str, str, job.JobSpec]]) -> str:
         encoded = json.dumps(fields, separators=(",", ":"))
         parts.append('{"payload":' + payload_json + "," + encoded[1:])
     return "[" + ",".join(parts) + "]"
+
+
+@functools.lru_cache(maxsize=1024)
+def _identifier_suffix(identifier: str) -> str:
+    return ',"identifier":' + json.dumps(identifier) + "}"
+
+
+def _jobs_from_rows(
+    rows: Sequence[asyncpg.Record], names: dict[tuple[str, int], str]
+) -> list[job.Job]:
+    """Jobs from ``_private_jobs`` rows, names looked up in ``names`` (``job_from_record``
+    without its per-row column checks: every row here has every column)."""
+    decode = job.decode_json
+    texts = [row["payload"] for row in rows]
+    if texts and all(type(text) is str for text in texts):
+        values = json.loads("[" + ",".join(texts) + "]")  # one call for every payload
+    else:
+        values = [decode(text) for text in texts]
+    jobs = []
+    for row, payload in zip(rows, values, strict=True):
+        queue_id = row["job_queue_id"]
+        flags = row["flags"]
+        jobs.append(job.Job(
+            id=row["id"],
+            task_identifier=names.get(("task", row["task_id"]), ""),
+            queue_name=None if queue_id is None else names.get(("queue", queue_id)),
+            payload=payload,
+            priority=row["priority"],
+            run_at=row["run_at"],
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            last_error=row["last_error"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            key=row["key"],
+            locked_at=row["locked_at"],
+            locked_by=row["locked_by"],
+            revision=row["revision"],
+            flags=None if flags is None else decode(flags),
+            task_id=row["task_id"],
+            job_queue_id=queue_id,
+        ))
+    return jobs
