@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 import pydantic_core
@@ -26,9 +28,28 @@ def _reject(value: Any, reason: str) -> BadInputError:
     )
 
 
-_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_ENCODE: Callable[[Any], str] = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 """``json.dumps(value, allow_nan=False, separators=(",", ":"))`` without building a new
 encoder per call (``json.dumps`` only reuses one for its default arguments)."""
+
+if c_make_encoder is not None:  # CPython's C encoder, called directly: the same output
+    # and errors (circular references included) without the Python layers around it.
+
+    def _encode(value: Any) -> str:
+        if isinstance(value, str):
+            return encode_basestring_ascii(value)
+        make = c_make_encoder
+        assert make is not None
+        chunks = make(
+            {}, _not_serialisable, encode_basestring_ascii, None, ":", ",", False, False, False
+        )(value, 0)
+        return "".join(chunks)
+
+    _ENCODE = _encode
+
+
+def _not_serialisable(value: Any) -> Any:
+    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
 
 
 def _dumps(value: Any, original: Any) -> str:

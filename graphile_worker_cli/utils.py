@@ -819,6 +819,8 @@ def _jobs_from_rows(
 ) -> list[job.Job]:
     """Jobs from ``_private_jobs`` rows, names looked up in ``names`` (``job_from_record``
     without its per-row column checks: every row here has every column)."""
+    if rows and tuple(rows[0].keys())[: len(_JOB_COLUMNS)] == _JOB_COLUMNS:
+        return _jobs_from_job_rows(rows, names)
     decode = job.decode_json
     texts = [row["payload"] for row in rows]
     if texts and all(type(text) is str for text in texts):
@@ -847,6 +849,53 @@ def _jobs_from_rows(
             revision=row["revision"],
             flags=None if flags is None else decode(flags),
             task_id=row["task_id"],
+            job_queue_id=queue_id,
+        ))
+    return jobs
+
+
+_JOB_COLUMNS = (
+    "id", "job_queue_id", "task_id", "payload", "priority", "run_at", "attempts",
+    "max_attempts", "last_error", "created_at", "updated_at", "key", "locked_at",
+    "locked_by", "revision", "flags",
+)
+"""The leading columns of ``_private_jobs`` rows, in table order."""
+
+
+def _jobs_from_job_rows(
+    rows: Sequence[asyncpg.Record], names: dict[tuple[str, int], str]
+) -> list[job.Job]:
+    """``_jobs_from_rows`` for rows whose columns start with ``_JOB_COLUMNS``: unpacked by
+    position (a by-name lookup per field is a third of the cost per job)."""
+    texts = [row[3] for row in rows]
+    if all(type(text) is str for text in texts):
+        values = json.loads("[" + ",".join(texts) + "]")  # one call for every payload
+    else:
+        values = [job.decode_json(text) for text in texts]
+    decode = job.decode_json
+    make = job.Job
+    jobs = []
+    for row, payload in zip(rows, values, strict=True):
+        (id_, queue_id, task_id, _, priority, run_at, attempts, max_attempts, last_error,
+         created_at, updated_at, key, locked_at, locked_by, revision, flags) = row[:16]
+        jobs.append(make(
+            id=id_,
+            task_identifier=names.get(("task", task_id), ""),
+            queue_name=None if queue_id is None else names.get(("queue", queue_id)),
+            payload=payload,
+            priority=priority,
+            run_at=run_at,
+            attempts=attempts,
+            max_attempts=max_attempts,
+            last_error=last_error,
+            created_at=created_at,
+            updated_at=updated_at,
+            key=key,
+            locked_at=locked_at,
+            locked_by=locked_by,
+            revision=revision,
+            flags=None if flags is None else decode(flags),
+            task_id=task_id,
             job_queue_id=queue_id,
         ))
     return jobs
