@@ -304,39 +304,35 @@ def _enqueue_figure(ctx: Context, seconds: float) -> Figure:
 
 
 async def enqueue_bare(ctx: Context) -> Figure:
-    """Jobs/s of the bare SQL ``add_jobs(job_spec[])`` through asyncpg, JSON encoding included."""
-    best = float("inf")
-    for _ in range(ctx.sizes.repeats):
-        async with ctx.dbs.fresh("gw", "enqueue_sql") as url, connection(url) as conn:
+    """One run: jobs/s of the bare SQL ``add_jobs(job_spec[])`` through asyncpg, JSON
+    encoding of the same dicts included."""
+    async with ctx.dbs.fresh("gw", "enqueue_sql") as url, connection(url) as conn:
 
-            async def add(items: list[dict[str, int]], conn: asyncpg.Connection = conn) -> object:
-                specs = [
-                    ("bench_noop", json.dumps(item), None, None, None, None, None, None)
-                    for item in items
-                ]
-                return await conn.fetch(BARE_ADD_JOBS, specs)
+        async def add(items: list[dict[str, int]]) -> object:
+            specs = [
+                ("bench_noop", json.dumps(item), None, None, None, None, None, None)
+                for item in items
+            ]
+            return await conn.fetch(BARE_ADD_JOBS, specs)
 
-            seconds = await _time_batches(add, ctx.sizes.enqueue_jobs, ctx.sizes.enqueue_batch)
-            best = min(best, seconds)
-    return _enqueue_figure(ctx, best)
+        seconds = await _time_batches(add, ctx.sizes.enqueue_jobs, ctx.sizes.enqueue_batch)
+    return _enqueue_figure(ctx, seconds)
 
 
 async def enqueue_utils(ctx: Context) -> Figure:
-    """Jobs/s of ``WorkerUtils.add_jobs`` with the same batches (items ``(identifier, dict)``)."""
+    """One run: jobs/s of ``WorkerUtils.add_jobs`` with the same batches (items
+    ``(identifier, dict)``)."""
     try:
         from graphile_worker_cli import utils
     except ImportError as error:
         return Figure.missing(f"n/a: WorkerUtils not importable ({error})")
-    best = float("inf")
-    for _ in range(ctx.sizes.repeats):
-        async with ctx.dbs.fresh("gw", "enqueue_utils") as url:
-            async with await utils.WorkerUtils.connect(url, schema=profiles.SCHEMA) as worker_utils:
+    async with (
+        ctx.dbs.fresh("gw", "enqueue_utils") as url,
+        await utils.WorkerUtils.connect(url, schema=profiles.SCHEMA) as worker_utils,
+    ):
 
-                async def add(
-                    items: list[dict[str, int]], worker_utils: utils.WorkerUtils = worker_utils
-                ) -> object:
-                    return await worker_utils.add_jobs([("bench_noop", item) for item in items])
+        async def add(items: list[dict[str, int]]) -> object:
+            return await worker_utils.add_jobs([("bench_noop", item) for item in items])
 
-                seconds = await _time_batches(add, ctx.sizes.enqueue_jobs, ctx.sizes.enqueue_batch)
-            best = min(best, seconds)
-    return _enqueue_figure(ctx, best)
+        seconds = await _time_batches(add, ctx.sizes.enqueue_jobs, ctx.sizes.enqueue_batch)
+    return _enqueue_figure(ctx, seconds)
