@@ -68,12 +68,14 @@ with candidates as (
    order by jobs.priority, jobs.run_at
    limit $3
    for update skip locked
-), ranked as (
-  select c.id, c.job_queue_id,
-         row_number() over (partition by c.job_queue_id order by c.priority, c.run_at, c.id) as n
-    from candidates as c
 ), chosen as (
-  select r.id, r.job_queue_id from ranked as r where r.job_queue_id is null or r.n = 1
+  -- Jobs without a named queue all go; of each named queue, only its first job (the
+  -- jobs without a queue, usually most of a batch, need no sorting for that).
+  select c.id, c.job_queue_id from candidates as c where c.job_queue_id is null
+  union all
+  (select distinct on (c.job_queue_id) c.id, c.job_queue_id
+     from candidates as c where c.job_queue_id is not null
+    order by c.job_queue_id, c.priority, c.run_at, c.id)
 ), locked_queues as (
   update {queues} as q set locked_by = $1::text, locked_at = now()
     from chosen where q.id = chosen.job_queue_id
@@ -83,7 +85,8 @@ update {jobs} as jobs
   from chosen
  where jobs.id = chosen.id
 returning jobs.*,
-  (select q.queue_name from {queues} as q where q.id = jobs.job_queue_id) as queue_name
+  case when jobs.job_queue_id is not null then
+    (select q.queue_name from {queues} as q where q.id = jobs.job_queue_id) end as queue_name
 """
     if name == "complete":
         # $1 worker id, $2 job ids
@@ -188,9 +191,18 @@ async def fetch_jobs(
     return _jobs_from_rows(rows, task_identifiers or {})
 
 
+_FETCHED_COLUMNS = (
+    "id", "job_queue_id", "task_id", "payload", "priority", "run_at", "attempts",
+    "max_attempts", "last_error", "created_at", "updated_at", "key", "locked_at",
+    "locked_by", "revision", "flags", "is_available", "queue_name",
+)
+"""The fetch's columns (``_private_jobs`` in table order, then the queue name)."""
+
+
 def _jobs_from_rows(rows: Sequence[asyncpg.Record], names: dict[int, str]) -> list[Job]:
     """Fetched rows as Jobs. The hot path of a drain: every payload is decoded in one
-    ``json.loads`` call (the column is JSON text, one value per row)."""
+    ``json.loads`` call (the column is JSON text, one value per row), and rows are unpacked
+    by position once their columns are known to be the table's."""
     if not rows:
         return []
     texts = [row["payload"] for row in rows]
@@ -198,29 +210,59 @@ def _jobs_from_rows(rows: Sequence[asyncpg.Record], names: dict[int, str]) -> li
         payloads = [decode_json(text) for text in texts]
     else:
         payloads = json.loads("[" + ",".join(texts) + "]")
-    return [
-        Job(
-            id=row["id"],
-            task_identifier=names.get(row["task_id"], ""),
-            queue_name=row["queue_name"],
+    if tuple(rows[0].keys()) != _FETCHED_COLUMNS:  # a schema with extra columns
+        pairs = zip(rows, payloads, strict=True)
+        return [_job_by_name(row, payload, names) for row, payload in pairs]
+    jobs: list[Job] = []
+    append = jobs.append
+    for row, payload in zip(rows, payloads, strict=True):
+        (id_, queue_id, task_id, _, priority, run_at, attempts, max_attempts, last_error,
+         created_at, updated_at, key, locked_at, locked_by, revision, flags, _,
+         queue_name) = row
+        append(Job(
+            id=id_,
+            task_identifier=names.get(task_id, ""),
+            queue_name=queue_name,
             payload=payload,
-            priority=row["priority"],
-            run_at=row["run_at"],
-            attempts=row["attempts"],
-            max_attempts=row["max_attempts"],
-            last_error=row["last_error"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            key=row["key"],
-            locked_at=row["locked_at"],
-            locked_by=row["locked_by"],
-            revision=row["revision"],
-            flags=None if row["flags"] is None else decode_json(row["flags"]),
-            task_id=row["task_id"],
-            job_queue_id=row["job_queue_id"],
-        )
-        for row, payload in zip(rows, payloads, strict=True)
-    ]
+            priority=priority,
+            run_at=run_at,
+            attempts=attempts,
+            max_attempts=max_attempts,
+            last_error=last_error,
+            created_at=created_at,
+            updated_at=updated_at,
+            key=key,
+            locked_at=locked_at,
+            locked_by=locked_by,
+            revision=revision,
+            flags=None if flags is None else decode_json(flags),
+            task_id=task_id,
+            job_queue_id=queue_id,
+        ))
+    return jobs
+
+
+def _job_by_name(row: asyncpg.Record, payload: Any, names: dict[int, str]) -> Job:
+    return Job(
+        id=row["id"],
+        task_identifier=names.get(row["task_id"], ""),
+        queue_name=row["queue_name"],
+        payload=payload,
+        priority=row["priority"],
+        run_at=row["run_at"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        key=row["key"],
+        locked_at=row["locked_at"],
+        locked_by=row["locked_by"],
+        revision=row["revision"],
+        flags=None if row["flags"] is None else decode_json(row["flags"]),
+        task_id=row["task_id"],
+        job_queue_id=row["job_queue_id"],
+    )
 
 
 async def complete_jobs(
