@@ -743,37 +743,6 @@ class Worker:
             log.warning("resetting stale locks failed (%s); will try again later", error)
 
 
-class _Lease:
-    """``async with _Lease(pool) as conn``: like ``pool.acquire()``, but the connection goes
-    back to the pool in the background. asyncpg resets a connection on release (one more
-    round trip); the caller need not wait for it — fetched jobs start at once."""
-
-    __slots__ = ("_conn", "_pool")
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._conn: asyncpg.Connection | None = None
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        self._conn = await self._pool.acquire()
-        return self._conn
-
-    async def __aexit__(self, *_exc: object) -> None:
-        task = asyncio.get_running_loop().create_task(self._pool.release(self._conn))
-        _RELEASING.add(task)
-        task.add_done_callback(_released)
-
-
-_RELEASING: set[asyncio.Task[None]] = set()
-"""Strong references to background releases (the loop only keeps weak ones)."""
-
-
-def _released(task: asyncio.Task[None]) -> None:
-    _RELEASING.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("releasing a connection failed: %s", task.exception())
-
-
 def _fields(job: Job) -> dict[str, Any]:
     return {
         "job_id": job.id, "task": job.task_identifier, "queue": job.queue_name,
