@@ -3,6 +3,7 @@ JobRecovery / WorkerRecovered around a sweep (real PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -14,7 +15,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphile_worker_cli import hooks, job, recovery, utils
+from graphile_worker_cli import db, hooks, job, recovery, utils
+from graphile_worker_cli.cron import MockClock, parse_crontab
+from graphile_worker_cli.cron.scheduler import run_scheduler
 from graphile_worker_cli.errors import (
     JobScheduleFailedError,
     JobScheduleSkippedError,
@@ -357,3 +360,53 @@ async def test_dry_run_sweep_emits_no_worker_recovered(conn: asyncpg.Connection)
     options = recovery.SweepStaleWorkersOptions(dry_run=True)
     result = await recovery.sweep_stale_workers(conn, S, options, hooks=registry)
     assert result.worker_ids == ["gw-dead"] and recovered == []
+
+
+# --- cron ----------------------------------------------------------------------------------
+
+
+async def test_cron_runs_tick_schedule_hooks_and_reports_scheduled_jobs(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    items = parse_crontab(
+        "* * * * * tagged ?id=tagged {n: 1}\n"
+        "* * * * * skipped ?id=skipped\n"
+        "* * * * * refused ?id=refused\n"
+    )
+    ticks: list[hooks.CronTickContext] = []
+    scheduled: list[hooks.CronJobScheduledContext] = []
+
+    def schedule(ctx: hooks.BeforeJobScheduleContext) -> JobScheduleResult:
+        if ctx.identifier == "skipped":
+            return JobScheduleResult.SKIP
+        if ctx.identifier == "refused":
+            return JobScheduleResult.fail("not on sundays")
+        return JobScheduleResult.continue_with({**ctx.payload, "tagged": True})
+
+    registry = hooks.HookRegistry().on(hooks.BeforeJobSchedule, schedule)
+    registry.on(hooks.CronTick, ticks.append).on(hooks.CronJobScheduled, scheduled.append)
+    clock = MockClock(datetime(2030, 1, 6, 12, 0, 30, tzinfo=UTC))
+    stop = asyncio.Event()
+    pool = await db.create_pool(db_url, min_size=1, max_size=2)
+    try:
+        task = asyncio.create_task(
+            run_scheduler(pool, S, items, stop=stop, clock=clock, hooks=registry)
+        )
+        await clock.wait_for_sleepers(1)
+        clock.set(datetime(2030, 1, 6, 12, 1, tzinfo=UTC))
+        await clock.wait_for_sleepers(1)
+        stop.set()
+        await task
+    finally:
+        await pool.close()
+    minute = datetime(2030, 1, 6, 12, 1, tzinfo=UTC)
+    assert [(t.timestamp, [c.identifier for c in t.crontabs]) for t in ticks] == [
+        (minute, ["tagged", "skipped", "refused"])
+    ]
+    assert [(s.crontab.identifier, s.scheduled_at, s.backfilled) for s in scheduled] == [
+        ("tagged", minute, False)
+    ]
+    rows = await conn.fetch(f"select id, payload from {S}._private_jobs")
+    assert [r["id"] for r in rows] == [scheduled[0].job_id]
+    payload = json.loads(rows[0]["payload"])
+    assert payload["n"] == 1 and payload["tagged"] is True and "_cron" in payload

@@ -211,8 +211,11 @@ async def test_raising_observers_do_not_stop_the_worker(
     for i in range(5):
         await add_job(conn, "ok", {"i": i})
     options = make_options(db_url).define_job(ok, "ok")
-    for event in (hooks.WorkerStart, hooks.JobFetch, hooks.JobStart, hooks.JobComplete,
-                  hooks.WorkerShutdown):
+    events: tuple[type[hooks.Event[Any, Any]], ...] = (
+        hooks.WorkerStart, hooks.JobFetch, hooks.JobStart, hooks.JobComplete,
+        hooks.WorkerShutdown,
+    )
+    for event in events:
         options.on(event, broken)
     worker = await options.init()
     await worker.run_once()
@@ -245,8 +248,9 @@ async def test_local_queue_events(db_url: str, conn: asyncpg.Connection) -> None
         await add_job(conn, "ok", {"i": i})
     seen: list[tuple[str, Any]] = []
     options = make_options(db_url, local_queue_size=5, concurrency=2).define_job(ok, "ok")
-    for event in (hooks.LocalQueueInit, hooks.LocalQueueGetJobsComplete):
-        options.on(event, lambda c, name=event.__name__: seen.append((name, c)))
+    options.on(hooks.LocalQueueInit, lambda c: seen.append(("LocalQueueInit", c)))
+    options.on(hooks.LocalQueueGetJobsComplete,
+               lambda c: seen.append(("LocalQueueGetJobsComplete", c)))
     worker = await options.init()
     await worker.run_once()
     names = [name for name, _ in seen]
