@@ -266,3 +266,42 @@ async def test_worker_hooks_run_with_a_settings_built_worker(db_url: str) -> Non
     worker = await options.init()
     await worker.run_once()
     assert calls == [S]
+
+
+async def test_a_running_worker_reports_recovered_workers(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    from graphile_worker_cli import recovery
+    from tests.recovery_helpers import add_locked_job, age_heartbeat
+
+    await recovery.register_worker(conn, S, "gw-dead", heartbeat_interval=1.0)
+    await age_heartbeat(conn, "gw-dead", "1 hour")
+    job_id = await add_locked_job(conn, "gw-dead")
+    recovered = asyncio.Event()
+    seen: list[hooks.WorkerRecoveredContext] = []
+    decisions: list[hooks.JobRecoveryContext] = []
+
+    def on_recovered(ctx: hooks.WorkerRecoveredContext) -> None:
+        seen.append(ctx)
+        recovered.set()
+
+    def decide(ctx: hooks.JobRecoveryContext) -> hooks.JobRecoveryResult:
+        decisions.append(ctx)
+        return hooks.JobRecoveryResult.SKIP
+
+    options = make_options(db_url, sweep_interval=0.5, heartbeat_interval=0.2,
+                           sweep_threshold=5.0).define_job(ok, "ok")
+    options.on(hooks.WorkerRecovered, on_recovered).on(hooks.JobRecovery, decide)
+    worker = await options.init()
+    running = asyncio.get_running_loop().create_task(worker.run())
+    try:
+        await asyncio.wait_for(recovered.wait(), 20)
+    finally:
+        worker.request_shutdown()
+        await asyncio.wait_for(running, 30)
+    assert seen[0].dead_worker_ids == ("gw-dead",) and seen[0].job_ids == (job_id,)
+    assert seen[0].worker_id == worker.worker_id
+    assert [(d.job.id, d.previous_worker_id) for d in decisions] == [(job_id, "gw-dead")]
+    assert await conn.fetchval(
+        f"select locked_by from {S}._private_jobs where id = $1", job_id
+    ) == "gw-dead"
