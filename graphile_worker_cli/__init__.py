@@ -56,15 +56,22 @@ _EXPORTS: dict[str, str] = {
     # database (the migrate() function lives in graphile_worker_cli.migrate: a submodule
     # and a root attribute of one name would shadow each other)
     "escape_identifier": "db",
+    # lifecycle hooks
+    "HookRegistry": "hooks",
+    "Plugin": "hooks",
+    "HookResult": "hooks",
+    "JobScheduleResult": "hooks",
+    "JobStart": "hooks",
+    "BeforeJobRun": "hooks",
     # errors
     "GraphileWorkerError": "errors",
 }
 
 __all__ = [
-    "INFRASTRUCTURE_RESILIENT_FLAG",
     "AbortSignal",
     "ActiveWorkerRow",
     "BatchTaskHandler",
+    "BeforeJobRun",
     "CleanupTask",
     "Cron",
     "CronBuilder",
@@ -73,9 +80,15 @@ __all__ = [
     "CrontabFill",
     "Extensions",
     "GraphileWorkerError",
+    "HookRegistry",
+    "HookResult",
+    "INFRASTRUCTURE_RESILIENT_FLAG",
     "Job",
     "JobKeyMode",
+    "JobScheduleResult",
     "JobSpec",
+    "JobStart",
+    "Plugin",
     "RawJobSpec",
     "RescheduleJobOptions",
     "ShutdownSignal",
@@ -124,6 +137,14 @@ if TYPE_CHECKING:
     )
     from graphile_worker_cli.db import escape_identifier
     from graphile_worker_cli.errors import GraphileWorkerError
+    from graphile_worker_cli.hooks import (
+        BeforeJobRun,
+        HookRegistry,
+        HookResult,
+        JobScheduleResult,
+        JobStart,
+        Plugin,
+    )
     from graphile_worker_cli.job import Job, JobKeyMode, JobSpec, RawJobSpec
     from graphile_worker_cli.recovery import (
         INFRASTRUCTURE_RESILIENT_FLAG,
