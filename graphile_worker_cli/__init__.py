@@ -68,6 +68,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "INFRASTRUCTURE_RESILIENT_FLAG",
     "AbortSignal",
     "ActiveWorkerRow",
     "BatchTaskHandler",
@@ -82,7 +83,6 @@ __all__ = [
     "GraphileWorkerError",
     "HookRegistry",
     "HookResult",
-    "INFRASTRUCTURE_RESILIENT_FLAG",
     "Job",
     "JobKeyMode",
     "JobScheduleResult",
