@@ -8,14 +8,15 @@ import json
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from graphile_worker_cli import config
 from graphile_worker_cli.errors import EXIT_FAILURE, GraphileWorkerError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 T = TypeVar("T")
 
@@ -46,8 +47,24 @@ ConfigOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
-stdout = Console()
-stderr = Console(stderr=True)
+_consoles: dict[str, Console] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """``stdout`` / ``stderr``: rich consoles, made (and rich imported) on first use — a
+    worker that never prints to them does not pay for the import at start-up."""
+    if name in ("stdout", "stderr"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _console(name: str) -> Console:
+    console = _consoles.get(name)
+    if console is None:
+        from rich.console import Console
+
+        console = _consoles[name] = Console(stderr=name == "stderr")
+    return console
 
 
 def load_settings(
@@ -68,7 +85,9 @@ def load_settings(
 def fail(message: str, exit_code: int = EXIT_FAILURE) -> NoReturn:
     """Print one error line to stderr and exit."""
     # The message is escaped: it may quote user text with brackets (TOML tables, lists).
-    stderr.print(
+    from rich.markup import escape
+
+    _console("stderr").print(
         f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True
     )
     raise typer.Exit(exit_code)
