@@ -8,6 +8,7 @@ open (a job queued atomically with the caller's writes); otherwise it runs on th
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import functools
 import json
@@ -253,6 +254,7 @@ class WorkerUtils:
         self._pool = pool
         self._schema = schema
         self._owns_pool = False
+        self._releasing: set[asyncio.Task[None]] = set()
         self.hooks = hooks
         """BeforeJobSchedule / JobScheduled hooks run on every add path (None: no hooks)."""
         self._names: dict[tuple[str, int], str] = {}
@@ -276,6 +278,8 @@ class WorkerUtils:
 
     async def close(self) -> None:
         """Close the pool if this object opened it (a pool passed in is the caller's)."""
+        if self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
         if self._owns_pool:
             await self._pool.close()
 
@@ -312,7 +316,20 @@ class WorkerUtils:
         try:
             yield acquired
         finally:
-            await self._pool.release(acquired)
+            self._release_soon(acquired)
+
+    def _release_soon(self, conn: asyncpg.Connection) -> None:
+        """Give a connection back to the pool in the background: asyncpg resets it on
+        release (one more round trip), which the caller need not wait for. ``close()`` and
+        ``pool.close()`` both wait for it."""
+        task = asyncio.get_running_loop().create_task(self._pool.release(conn))
+        self._releasing.add(task)
+        task.add_done_callback(self._released)
+
+    def _released(self, task: asyncio.Task[None]) -> None:
+        self._releasing.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: asyncpg terminates a connection it cannot reset
 
     async def _fetch(
         self, conn: asyncpg.Connection, template: str, *args: Any
@@ -514,9 +531,10 @@ class WorkerUtils:
             for _ in range(max(1, self.key_race_retries)):
                 rows = await self._fetch(c, queries.ADD_JOBS, _specs_json(pending), preserve)
                 added.extend(rows)
-                returned = {row["key"] for row in rows if row["key"] is not None}
+                returned = {row["key"] for row in rows}
+                returned.add(None)
                 # Only keyed jobs can be missing: locked by a worker between the two steps.
-                pending = [s for s in pending if s[2].job_key not in returned | {None}]
+                pending = [s for s in pending if s[2].job_key not in returned]
                 if not pending:
                     resolved = await self._resolve(c, added, pooled=conn is None)
                     if started:
