@@ -233,7 +233,15 @@ def _define_function(
 
         return TaskDefinition(name, batch_runner, source=where, handler=function, batch=True)
 
-    validate = _validator(name, _adapter(payload_type, where))
+    adapter = _adapter(payload_type, where)
+    if adapter is _identity:  # an unannotated payload: nothing to validate
+
+        async def plain_runner(ctx: WorkerContext) -> TaskOutcome:
+            args = (ctx.job.payload, ctx) if takes_ctx else (ctx.job.payload,)
+            return outcomes.outcome_of(name, await _call(function, args, ctx, is_async))
+
+        return TaskDefinition(name, plain_runner, source=where, handler=function, batch=False)
+    validate = _validator(name, adapter)
 
     async def runner(ctx: WorkerContext) -> TaskOutcome:
         try:

@@ -36,17 +36,20 @@ def describe_validation_error(identifier: str, error: pydantic.ValidationError) 
     return f'invalid payload for task "{identifier}": ' + "; ".join(problems)
 
 
+_SUCCESS = TaskSuccess()  # frozen and fieldless: one instance serves every job
+
+
 def outcome_of(identifier: str, result: object) -> TaskOutcome:
     """What a handler's return value means for the job."""
     if result is None or result is True or isinstance(result, TaskSuccess):
-        return TaskSuccess()
+        return _SUCCESS
     if isinstance(result, TaskFailure):
         return result
     if isinstance(result, BaseException):
         return TaskFailure(describe_error(result), error=result)
     if result is False:
         return TaskFailure(f'task "{identifier}" returned False')
-    return TaskSuccess()
+    return _SUCCESS
 
 
 def item_error(result: object) -> str | None:
