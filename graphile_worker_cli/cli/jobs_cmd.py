@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich import box
@@ -54,6 +54,7 @@ MaxAttemptsOption = Annotated[
                  show_default=False),
 ]
 JobIdsArgument = Annotated[list[int], typer.Argument(help="Job ids.", show_default=False)]
+T = TypeVar("T")
 
 
 def register(app: typer.Typer) -> None:
@@ -76,6 +77,14 @@ async def _worker_utils(settings: config.Settings) -> AsyncIterator[utils.Worker
             async with worker_utils.pool.acquire() as conn:
                 await _check_schema(conn, settings.schema_name)
         yield worker_utils
+
+
+async def _call(
+    settings: config.Settings, call: Callable[[utils.WorkerUtils], Awaitable[T]]
+) -> T:
+    """``call(worker_utils)`` on ``_worker_utils(settings)``: the body of most commands."""
+    async with _worker_utils(settings) as worker_utils:
+        return await call(worker_utils)
 
 
 async def _check_schema(conn: Any, schema: str) -> None:
@@ -233,8 +242,9 @@ def add_job_command(
             priority=priority,
             flags=tuple(flag) if flag else None,
         )
-        async with _worker_utils(settings) as worker_utils:
-            return await worker_utils.add_raw_job(identifier, value, spec)
+        return await _call(settings, lambda worker_utils: worker_utils.add_raw_job(
+            identifier, value, spec
+        ))
 
     added = common.run(add())
     if json_output:
@@ -265,11 +275,11 @@ def list_command(
     """List jobs in id order."""
     settings = common.load_settings(connection, schema, config)
 
-    async def fetch() -> list[job.Job]:
-        async with _worker_utils(settings) as worker_utils:
-            return await worker_utils.list_jobs(task=task, queue=queue, state=state, limit=limit)
-
-    records = common.run(fetch())
+    records = common.run(_call(
+        settings, lambda worker_utils: worker_utils.list_jobs(
+            task=task, queue=queue, state=state, limit=limit
+        ),
+    ))
     if json_output:
         common.print_json([job_to_dict(record) for record in records])
     elif not records:
@@ -293,11 +303,9 @@ def show_command(
     """Show one job, payload included."""
     settings = common.load_settings(connection, schema, config)
 
-    async def fetch() -> job.Job:
-        async with _worker_utils(settings) as worker_utils:
-            return await worker_utils.get_job(job_id)
-
-    values = job_to_dict(common.run(fetch()))
+    values = job_to_dict(common.run(_call(
+        settings, lambda worker_utils: worker_utils.get_job(job_id)
+    )))
     if json_output:
         common.print_json(values)
         return
@@ -322,11 +330,10 @@ def complete_command(
     """Mark jobs as done (deletes them). Jobs a worker holds are left alone."""
     settings = common.load_settings(connection, schema, config)
 
-    async def complete() -> list[job.Job]:
-        async with _worker_utils(settings) as worker_utils:
-            return await worker_utils.complete_jobs(job_ids)
-
-    _report(common.run(complete()), job_ids, "completed", json_output)
+    completed = common.run(_call(
+        settings, lambda worker_utils: worker_utils.complete_jobs(job_ids)
+    ))
+    _report(completed, job_ids, "completed", json_output)
 
 
 @jobs_app.command("fail")
@@ -343,11 +350,10 @@ def fail_command(
     """Fail jobs for good: they will not run again. Jobs a worker holds are left alone."""
     settings = common.load_settings(connection, schema, config)
 
-    async def fail() -> list[job.Job]:
-        async with _worker_utils(settings) as worker_utils:
-            return await worker_utils.permanently_fail_jobs(job_ids, reason)
-
-    _report(common.run(fail()), job_ids, "failed", json_output)
+    failed = common.run(_call(
+        settings, lambda worker_utils: worker_utils.permanently_fail_jobs(job_ids, reason)
+    ))
+    _report(failed, job_ids, "failed", json_output)
 
 
 @jobs_app.command("reschedule")
@@ -379,8 +385,9 @@ def reschedule_command(
                 "nothing to change: give --run-at, --delay, --priority, --attempts "
                 "or --max-attempts"
             )
-        async with _worker_utils(settings) as worker_utils:
-            return await worker_utils.reschedule_jobs(job_ids, options)
+        return await _call(
+            settings, lambda worker_utils: worker_utils.reschedule_jobs(job_ids, options)
+        )
 
     _report(common.run(reschedule()), job_ids, "rescheduled", json_output)
 
@@ -397,11 +404,9 @@ def remove_command(
     not run again after the current attempt."""
     settings = common.load_settings(connection, schema, config)
 
-    async def remove() -> job.Job | None:
-        async with _worker_utils(settings) as worker_utils:
-            return await worker_utils.remove_job(job_key)
-
-    removed = common.run(remove())
+    removed = common.run(_call(
+        settings, lambda worker_utils: worker_utils.remove_job(job_key)
+    ))
     if removed is None:
         common.fail(f"no job with key {job_key!r}", EXIT_FAILURE)
     if json_output:
