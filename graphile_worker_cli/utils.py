@@ -257,9 +257,10 @@ class WorkerUtils:
         self._releasing: set[asyncio.Task[None]] = set()
         self.hooks = hooks
         """BeforeJobSchedule / JobScheduled hooks run on every add path (None: no hooks)."""
-        self._names: dict[tuple[str, int], str] = {}
-        """(kind, id) -> task identifier / queue name seen on this pool's database. Ids
-        are never reused and these names never change, so they can be remembered."""
+        self._task_names: dict[int, str] = {}
+        self._queue_names: dict[int, str] = {}
+        """Task identifiers and queue names by id, seen on this pool's database. Ids are
+        never reused and these names never change, so they can be remembered."""
 
     @classmethod
     async def connect(
@@ -347,16 +348,15 @@ class WorkerUtils:
         sees tasks and queues that the previous statement created)."""
         # Only names not seen before cost a round trip; a caller's connection may be in
         # a transaction that rolls back, so only the pool's answers are remembered.
-        names = self._names if pooled else dict(self._names)
-        task_ids = sorted({row["task_id"] for row in rows if ("task", row["task_id"]) not in names})
-        queue_ids = sorted(
-            {row["job_queue_id"] for row in rows if ("queue", row["job_queue_id"]) not in names}
-            - {None}
-        )
+        task_names = self._task_names if pooled else dict(self._task_names)
+        queue_names = self._queue_names if pooled else dict(self._queue_names)
+        task_ids = sorted({row["task_id"] for row in rows} - task_names.keys())
+        queue_ids = sorted({row["job_queue_id"] for row in rows} - queue_names.keys() - {None})
         if task_ids or queue_ids:
             for found in await self._fetch(conn, queries.RESOLVE_NAMES, task_ids, queue_ids):
-                names[(found["kind"], found["id"])] = found["name"]
-        return _jobs_from_rows(rows, names)
+                names = task_names if found["kind"] == "task" else queue_names
+                names[found["id"]] = found["name"]
+        return job.jobs_from_rows(rows, task_names, queue_names)
 
     # -- adding jobs
 
@@ -830,90 +830,3 @@ def _specs_json(specs: list[tuple[str, str, job.JobSpec]]) -> str:
 @functools.lru_cache(maxsize=1024)
 def _identifier_suffix(identifier: str) -> str:
     return ',"identifier":' + json.dumps(identifier) + "}"
-
-
-def _jobs_from_rows(
-    rows: Sequence[asyncpg.Record], names: dict[tuple[str, int], str]
-) -> list[job.Job]:
-    """Jobs from ``_private_jobs`` rows, names looked up in ``names`` (``job_from_record``
-    without its per-row column checks: every row here has every column)."""
-    if rows and tuple(rows[0].keys())[: len(_JOB_COLUMNS)] == _JOB_COLUMNS:
-        return _jobs_from_job_rows(rows, names)
-    decode = job.decode_json
-    texts = [row["payload"] for row in rows]
-    if texts and all(type(text) is str for text in texts):
-        values = json.loads("[" + ",".join(texts) + "]")  # one call for every payload
-    else:
-        values = [decode(text) for text in texts]
-    jobs = []
-    for row, payload in zip(rows, values, strict=True):
-        queue_id = row["job_queue_id"]
-        flags = row["flags"]
-        jobs.append(job.Job(
-            id=row["id"],
-            task_identifier=names.get(("task", row["task_id"]), ""),
-            queue_name=None if queue_id is None else names.get(("queue", queue_id)),
-            payload=payload,
-            priority=row["priority"],
-            run_at=row["run_at"],
-            attempts=row["attempts"],
-            max_attempts=row["max_attempts"],
-            last_error=row["last_error"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            key=row["key"],
-            locked_at=row["locked_at"],
-            locked_by=row["locked_by"],
-            revision=row["revision"],
-            flags=None if flags is None else decode(flags),
-            task_id=row["task_id"],
-            job_queue_id=queue_id,
-        ))
-    return jobs
-
-
-_JOB_COLUMNS = (
-    "id", "job_queue_id", "task_id", "payload", "priority", "run_at", "attempts",
-    "max_attempts", "last_error", "created_at", "updated_at", "key", "locked_at",
-    "locked_by", "revision", "flags",
-)
-"""The leading columns of ``_private_jobs`` rows, in table order."""
-
-
-def _jobs_from_job_rows(
-    rows: Sequence[asyncpg.Record], names: dict[tuple[str, int], str]
-) -> list[job.Job]:
-    """``_jobs_from_rows`` for rows whose columns start with ``_JOB_COLUMNS``: unpacked by
-    position (a by-name lookup per field is a third of the cost per job)."""
-    texts = [row[3] for row in rows]
-    if all(type(text) is str for text in texts):
-        values = json.loads("[" + ",".join(texts) + "]")  # one call for every payload
-    else:
-        values = [job.decode_json(text) for text in texts]
-    decode = job.decode_json
-    make = job.Job
-    jobs = []
-    for row, payload in zip(rows, values, strict=True):
-        (id_, queue_id, task_id, _, priority, run_at, attempts, max_attempts, last_error,
-         created_at, updated_at, key, locked_at, locked_by, revision, flags) = row[:16]
-        jobs.append(make(
-            id=id_,
-            task_identifier=names.get(("task", task_id), ""),
-            queue_name=None if queue_id is None else names.get(("queue", queue_id)),
-            payload=payload,
-            priority=priority,
-            run_at=run_at,
-            attempts=attempts,
-            max_attempts=max_attempts,
-            last_error=last_error,
-            created_at=created_at,
-            updated_at=updated_at,
-            key=key,
-            locked_at=locked_at,
-            locked_by=locked_by,
-            revision=revision,
-            flags=None if flags is None else decode(flags),
-            task_id=task_id,
-            job_queue_id=queue_id,
-        ))
-    return jobs

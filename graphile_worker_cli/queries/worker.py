@@ -16,8 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from graphile_worker_cli import db
-from graphile_worker_cli.job import Job, decode_json
+from graphile_worker_cli import db, job
 
 STALE_LOCK_AGE = "4 hours"
 
@@ -179,7 +178,7 @@ async def fetch_jobs(
     batch_size: int,
     forbidden_flags: Sequence[str] = (),
     task_identifiers: dict[int, str] | None = None,
-) -> list[Job]:
+) -> list[job.Job]:
     """Lock up to ``batch_size`` runnable jobs (at most one per named queue) for this worker."""
     if forbidden_flags:
         rows = await conn.fetch(
@@ -188,81 +187,7 @@ async def fetch_jobs(
         )
     else:
         rows = await conn.fetch(_sql("fetch", schema), worker_id, list(task_ids), batch_size)
-    return _jobs_from_rows(rows, task_identifiers or {})
-
-
-_FETCHED_COLUMNS = (
-    "id", "job_queue_id", "task_id", "payload", "priority", "run_at", "attempts",
-    "max_attempts", "last_error", "created_at", "updated_at", "key", "locked_at",
-    "locked_by", "revision", "flags", "is_available", "queue_name",
-)
-"""The fetch's columns (``_private_jobs`` in table order, then the queue name)."""
-
-
-def _jobs_from_rows(rows: Sequence[asyncpg.Record], names: dict[int, str]) -> list[Job]:
-    """Fetched rows as Jobs. The hot path of a drain: every payload is decoded in one
-    ``json.loads`` call (the column is JSON text, one value per row), and rows are unpacked
-    by position once their columns are known to be the table's."""
-    if not rows:
-        return []
-    texts = [row["payload"] for row in rows]
-    if None in texts:
-        payloads = [decode_json(text) for text in texts]
-    else:
-        payloads = json.loads("[" + ",".join(texts) + "]")
-    if tuple(rows[0].keys()) != _FETCHED_COLUMNS:  # a schema with extra columns
-        pairs = zip(rows, payloads, strict=True)
-        return [_job_by_name(row, payload, names) for row, payload in pairs]
-    jobs: list[Job] = []
-    append = jobs.append
-    for row, payload in zip(rows, payloads, strict=True):
-        (id_, queue_id, task_id, _, priority, run_at, attempts, max_attempts, last_error,
-         created_at, updated_at, key, locked_at, locked_by, revision, flags, _,
-         queue_name) = row
-        append(Job(
-            id=id_,
-            task_identifier=names.get(task_id, ""),
-            queue_name=queue_name,
-            payload=payload,
-            priority=priority,
-            run_at=run_at,
-            attempts=attempts,
-            max_attempts=max_attempts,
-            last_error=last_error,
-            created_at=created_at,
-            updated_at=updated_at,
-            key=key,
-            locked_at=locked_at,
-            locked_by=locked_by,
-            revision=revision,
-            flags=None if flags is None else decode_json(flags),
-            task_id=task_id,
-            job_queue_id=queue_id,
-        ))
-    return jobs
-
-
-def _job_by_name(row: asyncpg.Record, payload: Any, names: dict[int, str]) -> Job:
-    return Job(
-        id=row["id"],
-        task_identifier=names.get(row["task_id"], ""),
-        queue_name=row["queue_name"],
-        payload=payload,
-        priority=row["priority"],
-        run_at=row["run_at"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        key=row["key"],
-        locked_at=row["locked_at"],
-        locked_by=row["locked_by"],
-        revision=row["revision"],
-        flags=None if row["flags"] is None else decode_json(row["flags"]),
-        task_id=row["task_id"],
-        job_queue_id=row["job_queue_id"],
-    )
+    return job.jobs_from_rows(rows, task_identifiers or {})
 
 
 async def complete_jobs(
