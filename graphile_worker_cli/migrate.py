@@ -30,6 +30,7 @@ from graphile_worker_cli.errors import (
     SchemaTooNewError,
     UnsupportedServerError,
 )
+from graphile_worker_cli.queries import migrate as queries
 
 logger = logging.getLogger("gw.migrate")
 
@@ -41,8 +42,6 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 REFERENCE_MIGRATIONS_DIR = SQL_DIR / "migrations"
 GW_MIGRATIONS_DIR = SQL_DIR / "gw"
 
-LEDGER_TABLE = "migrations"
-GW_LEDGER_TABLE = "_gw_migrations"
 MIGRATE_CHANNEL = "worker:migrate"
 SCHEMA_PLACEHOLDER = "__SCHEMA__"
 
@@ -194,24 +193,19 @@ async def migration_status(
 
 
 async def _read_status(conn: asyncpg.Connection, schema: str) -> MigrationStatus:
-    quoted = db.escape_identifier(schema)
-    has_ledger, has_breaking, has_gw_ledger = await _ledger_shape(conn, schema)
+    has_ledger, has_breaking, has_gw_ledger = await queries.ledger_shape(conn, schema)
     latest = latest_breaking = gw_latest = None
     if has_ledger:
-        breaking = "max(id) filter (where breaking)" if has_breaking else "null::int"
-        ledger = await conn.fetchrow(
-            f"select max(id) as latest, {breaking} as latest_breaking "
-            f"from {quoted}.{LEDGER_TABLE}"
+        latest, latest_breaking = await queries.latest_steps(
+            conn, schema, has_breaking=has_breaking
         )
-        assert ledger is not None
-        latest, latest_breaking = ledger["latest"], ledger["latest_breaking"]
     if has_gw_ledger:
-        gw_latest = await conn.fetchval(f"select max(id) from {quoted}.{GW_LEDGER_TABLE}")
+        gw_latest = await queries.latest_gw_step(conn, schema)
     return MigrationStatus(schema, latest, latest_breaking, gw_latest)
 
 
 async def _check_server_version(conn: asyncpg.Connection) -> None:
-    version = int(await conn.fetchval("select current_setting('server_version_num')"))
+    version = await queries.server_version_num(conn)
     if version < MINIMUM_SERVER_VERSION_NUM:
         raise UnsupportedServerError(
             f"PostgreSQL 12 or newer is required (the server reports version number {version})"
@@ -244,58 +238,19 @@ async def _ensure_ledgers(conn: asyncpg.Connection, schema: str) -> None:
     ledger made by a release older than 0.16. Concurrent callers are serialised by an
     advisory lock; a clash with a migrator that does not take it (the Node reference)
     is retried."""
-    status = await _ledger_shape(conn, schema)
+    status = await queries.ledger_shape(conn, schema)
     if status == (True, True, True):
         return
-    quoted = db.escape_identifier(schema)
     for attempt in range(_BOOTSTRAP_ATTEMPTS):
         try:
             async with conn.transaction():
-                await conn.execute("select pg_advisory_xact_lock($1)", advisory_lock_key(schema))
-                await conn.execute(_bootstrap_sql(quoted))
-                await conn.execute(
-                    f"update {quoted}.{LEDGER_TABLE} set breaking = true "
-                    "where id = any($1::int[]) and not breaking",
-                    list(BREAKING_MIGRATIONS),
+                await queries.create_ledgers(
+                    conn, schema, advisory_lock_key(schema), list(BREAKING_MIGRATIONS)
                 )
             return
         except asyncpg.PostgresError as error:
             if error.sqlstate not in _CLASH_CODES or attempt == _BOOTSTRAP_ATTEMPTS - 1:
                 raise
-
-
-async def _ledger_shape(conn: asyncpg.Connection, schema: str) -> tuple[bool, bool, bool]:
-    quoted = db.escape_identifier(schema)
-    row = await conn.fetchrow(
-        """
-        select to_regclass($1) is not null,
-               exists(select 1 from pg_attribute
-                       where attrelid = to_regclass($1) and attname = 'breaking'
-                         and not attisdropped),
-               to_regclass($2) is not null
-        """,
-        f"{quoted}.{LEDGER_TABLE}",
-        f"{quoted}.{GW_LEDGER_TABLE}",
-    )
-    assert row is not None
-    return bool(row[0]), bool(row[1]), bool(row[2])
-
-
-def _bootstrap_sql(quoted: str) -> str:
-    return f"""
-        create schema if not exists {quoted};
-        create table if not exists {quoted}.{LEDGER_TABLE} (
-          id int primary key,
-          ts timestamptz default now() not null
-        );
-        alter table {quoted}.{LEDGER_TABLE}
-          add column if not exists breaking boolean not null default false;
-        create table if not exists {quoted}.{GW_LEDGER_TABLE} (
-          id int primary key,
-          name text not null,
-          ts timestamptz not null default now()
-        );
-    """
 
 
 async def _run_steps(
@@ -318,29 +273,20 @@ async def _run_steps(
 
 async def _run_step(conn: asyncpg.Connection, schema: str, step: Migration, *, gw: bool) -> bool:
     """Apply one step in its own transaction; False when another process already did."""
-    quoted = db.escape_identifier(schema)
     sql = step.sql(schema)
     recorded = False
     try:
         async with conn.transaction():
             if gw:
-                await conn.execute(
-                    f"insert into {quoted}.{GW_LEDGER_TABLE} (id, name) values ($1, $2)",
-                    step.number, step.name,
-                )
+                await queries.record_gw_step(conn, schema, step.number, step.name)
             else:
-                await conn.execute(
-                    f"insert into {quoted}.{LEDGER_TABLE} (id, breaking) values ($1, $2)",
-                    step.number, step.breaking,
-                )
+                await queries.record_step(conn, schema, step.number, step.breaking)
             recorded = True
             await conn.execute(sql)
             if not gw:
                 payload = {"migrationNumber": step.number, "breaking": step.breaking}
-                await conn.execute(
-                    "select pg_notify($1, $2)",
-                    MIGRATE_CHANNEL,
-                    json.dumps(payload, separators=(",", ":")),
+                await queries.notify(
+                    conn, MIGRATE_CHANNEL, json.dumps(payload, separators=(",", ":"))
                 )
     except asyncpg.PostgresError as error:
         if not recorded and isinstance(error, asyncpg.UniqueViolationError):
