@@ -7,6 +7,7 @@ server becomes one clear ``DatabaseConnectError`` instead of a driver traceback.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -20,6 +21,8 @@ from graphile_worker_cli.errors import BadInputError, DatabaseConnectError
 
 DEFAULT_SCHEMA = "graphile_worker"
 CONNECT_TIMEOUT_SECONDS = 10.0
+
+_log = logging.getLogger("gw.db")
 
 Connection = asyncpg.Connection
 Pool = asyncpg.Pool
@@ -116,3 +119,22 @@ async def connection(url: str, **kwargs: Any) -> AsyncIterator[asyncpg.Connectio
         yield conn
     finally:
         await conn.close()
+
+
+def release_soon(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, pending: set[asyncio.Task[None]]
+) -> None:
+    """Give ``conn`` back to ``pool`` in the background: asyncpg resets a connection on
+    release (one more round trip), which the caller need not wait for. ``pending`` holds
+    the release until it is done (the loop keeps only weak references to tasks); await its
+    tasks, or ``pool.close()``, to wait for them."""
+    task = asyncio.get_running_loop().create_task(pool.release(conn))
+    pending.add(task)
+    task.add_done_callback(lambda done: _released(done, pending))
+
+
+def _released(task: asyncio.Task[None], pending: set[asyncio.Task[None]]) -> None:
+    pending.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        # asyncpg terminates a connection it cannot reset; nothing else to do.
+        _log.debug("releasing a connection failed: %s", task.exception())

@@ -317,20 +317,7 @@ class WorkerUtils:
         try:
             yield acquired
         finally:
-            self._release_soon(acquired)
-
-    def _release_soon(self, conn: asyncpg.Connection) -> None:
-        """Give a connection back to the pool in the background: asyncpg resets it on
-        release (one more round trip), which the caller need not wait for. ``close()`` and
-        ``pool.close()`` both wait for it."""
-        task = asyncio.get_running_loop().create_task(self._pool.release(conn))
-        self._releasing.add(task)
-        task.add_done_callback(self._released)
-
-    def _released(self, task: asyncio.Task[None]) -> None:
-        self._releasing.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: asyncpg terminates a connection it cannot reset
+            db.release_soon(self._pool, acquired, self._releasing)  # close() waits for it
 
     async def _fetch(
         self, conn: asyncpg.Connection, template: str, *args: Any

@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
 
 from graphile_worker_cli import db
-
-log = logging.getLogger("gw.worker")
 
 PLANNER_SETTINGS = {"enable_seqscan": "off", "enable_bitmapscan": "off", "jit": "off"}
 CLOSE_TIMEOUT = 5.0
@@ -47,8 +44,13 @@ class FetchConnection:
     @contextlib.asynccontextmanager
     async def lease(self) -> AsyncIterator[asyncpg.Connection]:
         if self._url is None:
-            async with _PoolLease(self._pool) as pooled:
+            # Back to the pool in the background: the fetched jobs need not wait for
+            # asyncpg's reset round trip.
+            pooled = await self._pool.acquire()
+            try:
                 yield pooled
+            finally:
+                db.release_soon(self._pool, pooled, _RELEASING)
             return
         conn = self._conn
         if conn is None or conn.is_closed():
@@ -71,32 +73,5 @@ class FetchConnection:
             conn.terminate()
 
 
-class _PoolLease:
-    """Like ``pool.acquire()``, but the connection goes back to the pool in the background:
-    asyncpg resets a connection on release (one more round trip) and the fetched jobs need
-    not wait for it."""
-
-    __slots__ = ("_conn", "_pool")
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._conn: asyncpg.Connection | None = None
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        self._conn = await self._pool.acquire()
-        return self._conn
-
-    async def __aexit__(self, *_exc: object) -> None:
-        task = asyncio.get_running_loop().create_task(self._pool.release(self._conn))
-        _RELEASING.add(task)
-        task.add_done_callback(_released)
-
-
 _RELEASING: set[asyncio.Task[None]] = set()
 """Strong references to background releases (the loop only keeps weak ones)."""
-
-
-def _released(task: asyncio.Task[None]) -> None:
-    _RELEASING.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("releasing a connection failed: %s", task.exception())
