@@ -42,7 +42,7 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 REFERENCE_MIGRATIONS_DIR = SQL_DIR / "migrations"
 GW_MIGRATIONS_DIR = SQL_DIR / "gw"
 
-MIGRATE_CHANNEL = "worker:migrate"
+MIGRATE_CHANNEL = queries.MIGRATE_CHANNEL
 SCHEMA_PLACEHOLDER = "__SCHEMA__"
 
 _REFERENCE_FILE = re.compile(r"^(\d{6})\.sql$")

@@ -11,6 +11,8 @@ LEDGER_TABLE = "migrations"
 """The reference's ledger: one row per applied step, with its ``breaking`` flag."""
 GW_LEDGER_TABLE = "_gw_migrations"
 """gw's own ledger (steps in ``sql/gw/``)."""
+MIGRATE_CHANNEL = "worker:migrate"
+"""Notified after each reference step, with its number and whether it is breaking."""
 
 
 def _ledgers(schema: str) -> tuple[str, str]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 
+from graphile_worker_cli.queries import worker
+
 REGISTRY_TABLE = "_gw_workers"
-JOBS_INSERT_CHANNEL = "jobs:insert"
+JOBS_INSERT_CHANNEL = worker.JOBS_INSERT_CHANNEL
 
 # Multiples of a worker's own heartbeat interval that must pass before any sweep may
 # declare it dead, whatever threshold the sweeper was given.

@@ -19,6 +19,8 @@ import asyncpg
 from graphile_worker_cli import db, job
 
 STALE_LOCK_AGE = "4 hours"
+JOBS_INSERT_CHANNEL = "jobs:insert"
+"""Notified (by the schema's functions, and by the recovery sweep) when jobs are added."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,3 +234,8 @@ async def return_orphans(
 async def reset_stale_locks(conn: asyncpg.Connection, schema: str) -> None:
     """Unlock jobs and queues whose lock is older than four hours (a crashed worker's)."""
     await conn.execute(_sql("reset_stale", schema))
+
+
+async def ping(conn: asyncpg.Connection) -> None:
+    """One round trip: shows whether the connection is still alive."""
+    await conn.execute("select 1")

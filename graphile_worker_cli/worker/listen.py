@@ -15,12 +15,14 @@ from typing import Any
 
 import asyncpg
 
+from graphile_worker_cli.queries import migrate as migrate_queries
+from graphile_worker_cli.queries import worker as queries
 from graphile_worker_cli.worker import backoff
 
 log = logging.getLogger("gw.worker")
 
-JOBS_INSERT = "jobs:insert"
-WORKER_MIGRATE = "worker:migrate"
+JOBS_INSERT = queries.JOBS_INSERT_CHANNEL
+WORKER_MIGRATE = migrate_queries.MIGRATE_CHANNEL
 LISTEN_BACKOFF_CAP = 60.0
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
@@ -111,4 +113,4 @@ class Listener:
             try:
                 await asyncio.wait_for(lost.wait(), timeout=30.0)
             except TimeoutError:
-                await asyncio.wait_for(conn.execute("select 1"), timeout=10.0)
+                await asyncio.wait_for(queries.ping(conn), timeout=10.0)
