@@ -91,20 +91,13 @@ returning jobs.*,
 """
     if name == "complete":
         # $1 worker id, $2 job ids
-        return f"""
-with done as (
+        return _unlocking_queues(queues, f"""
   delete from {jobs} as jobs
-   where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text
-  returning jobs.job_queue_id
-)
-update {queues} as q set locked_by = null, locked_at = null
-  from done where q.id = done.job_queue_id and q.locked_by = $1::text
-"""
+   where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text""")
     if name == "fail":
         # $1 worker id, $2 job ids, $3 messages, $4 replacement payloads (null: keep),
         # $5 attempt numbers (null: any)
-        return f"""
-with failed as (
+        return _unlocking_queues(queues, f"""
   update {jobs} as jobs
      set last_error = f.message,
          run_at = greatest(now(), jobs.run_at)
@@ -115,40 +108,23 @@ with failed as (
     from unnest($2::bigint[], $3::text[], $4::json[], $5::int[])
          as f(id, message, payload, attempts)
    where jobs.id = f.id and jobs.locked_by = $1::text
-     and (f.attempts is null or jobs.attempts = f.attempts)
-  returning jobs.job_queue_id
-)
-update {queues} as q set locked_by = null, locked_at = null
-  from failed where q.id = failed.job_queue_id and q.locked_by = $1::text
-"""
+     and (f.attempts is null or jobs.attempts = f.attempts)""")
     if name == "return":
         # $1 worker id, $2 job ids, $3 delay in seconds (null: leave run_at)
-        return f"""
-with returned as (
+        return _unlocking_queues(queues, f"""
   update {jobs} as jobs
      set attempts = greatest(0, jobs.attempts - 1),
          locked_by = null,
          locked_at = null,
          run_at = case when $3::float8 is null then jobs.run_at
                        else greatest(jobs.run_at, now() + $3::float8 * interval '1 second') end
-   where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text
-  returning jobs.job_queue_id
-)
-update {queues} as q set locked_by = null, locked_at = null
-  from returned where q.id = returned.job_queue_id and q.locked_by = $1::text
-"""
+   where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text""")
     if name == "return_orphans":
         # $1 worker id, $2 ids of the jobs this worker is running (keep those)
-        return f"""
-with returned as (
+        return _unlocking_queues(queues, f"""
   update {jobs} as jobs
      set attempts = greatest(0, jobs.attempts - 1), locked_by = null, locked_at = null
-   where jobs.locked_by = $1::text and not (jobs.id = any($2::bigint[]))
-  returning jobs.id, jobs.job_queue_id
-)
-update {queues} as q set locked_by = null, locked_at = null
-  from returned where q.id = returned.job_queue_id and q.locked_by = $1::text
-"""
+   where jobs.locked_by = $1::text and not (jobs.id = any($2::bigint[]))""")
     if name == "reset_stale":
         return f"""
 with jobs_reset as (
@@ -160,6 +136,18 @@ update {queues} as q set locked_at = null, locked_by = null
  where q.locked_at < now() - interval '{STALE_LOCK_AGE}'
 """
     raise KeyError(name)
+
+
+def _unlocking_queues(queues: str, settle: str) -> str:
+    """``settle`` (a delete or update of ``{jobs} as jobs``, guarded by ``$1`` = worker
+    id), then unlock the named queues of the jobs it touched that this worker holds."""
+    return f"""
+with settled as ({settle}
+  returning jobs.job_queue_id
+)
+update {queues} as q set locked_by = null, locked_at = null
+  from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
+"""
 
 
 async def ensure_tasks(
