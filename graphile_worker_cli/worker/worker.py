@@ -642,10 +642,9 @@ class Worker:
     ) -> None:
         duration = time.monotonic() - started if ran else 0.0
         final = job.attempts >= job.max_attempts
-        replacement = outcome.replacement_payload
+        replacement = outcome.replacement_payload if outcome.has_replacement else None
         await registry.emit(hooks.JobFail, hooks.JobFailContext(
-            job, self.worker_id, outcome.message, not final, duration,
-            None if replacement is tasks.NO_REPLACEMENT else replacement, ran,
+            job, self.worker_id, outcome.message, not final, duration, replacement, ran,
         ))
         if final:
             await registry.emit(hooks.JobPermanentlyFail, hooks.JobPermanentlyFailContext(
@@ -751,12 +750,11 @@ def _fields(job: Job) -> dict[str, Any]:
 
 
 def _failure(job: Job, outcome: tasks.TaskFailure) -> queries.Failure:
-    replacement = outcome.replacement_payload
-    replace = replacement is not tasks.NO_REPLACEMENT
+    replace = outcome.has_replacement
     return queries.Failure(
         job_id=job.id, message=outcome.message,
-        replacement_payload=replacement if replace else None, replace_payload=replace,
-        attempts=job.attempts,
+        replacement_payload=outcome.replacement_payload if replace else None,
+        replace_payload=replace, attempts=job.attempts,
     )
 
 
