@@ -9,6 +9,7 @@ open (a job queued atomically with the caller's writes); otherwise it runs on th
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import functools
 import json
@@ -505,8 +506,8 @@ class WorkerUtils:
         if not specs:
             return []
         preserve = _bulk_preserve_run_at(specs, job_key_preserve_run_at)
-        keys = [spec.job_key for _, _, spec in specs if spec.job_key is not None]
-        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        keys = collections.Counter(spec.job_key for _, _, spec in specs if spec.job_key is not None)
+        duplicates = sorted(key for key, count in keys.items() if count > 1)
         if duplicates:
             raise BadInputError(
                 f"job key {duplicates[0]!r} appears more than once in one add_jobs call; "
