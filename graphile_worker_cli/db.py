@@ -24,6 +24,18 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 
 _log = logging.getLogger("gw.db")
 
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    # Raised when a connection broke in the middle of an operation (pool reset included).
+    asyncpg.exceptions.InternalClientError,
+    DatabaseConnectError,
+)
+"""Errors a retry after a pause can cure: lost connections, a restarting server... (the
+one list: the worker's backoff and the recovery side task both retry on these)."""
+
 Connection = asyncpg.Connection
 Pool = asyncpg.Pool
 

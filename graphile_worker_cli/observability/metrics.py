@@ -182,7 +182,7 @@ class MetricsPlugin:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
             self._refresher = None
-        with contextlib.suppress(*_DB_ERRORS):
+        with contextlib.suppress(*db.TRANSIENT_ERRORS):
             await self.refresh()  # final figures for a last scrape
         self._pool = None
 
@@ -190,7 +190,7 @@ class MetricsPlugin:
         while True:
             try:
                 await self.refresh()
-            except _DB_ERRORS as error:
+            except db.TRANSIENT_ERRORS as error:
                 log.warning("metrics refresh failed: %s", error)
             await asyncio.sleep(self.refresh_interval)
 
@@ -218,11 +218,6 @@ class MetricsPlugin:
     def _on_interrupted(self, ctx: events.JobInterruptedContext) -> None:
         self.interrupted.labels(ctx.job.task_identifier).inc()
         self.running.dec()
-
-
-_DB_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-)
 
 
 async def _heartbeat_age(conn: asyncpg.Connection, schema: str, worker_id: str) -> float:

@@ -26,12 +26,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("gw.recovery")
 
-# Failures we ride out: the database restarting, a terminated backend, a network blip.
+# Failures we ride out: the worker's transient errors (the database restarting, a
+# terminated backend, a network blip...), and our own errors translated from them.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
+    *db.TRANSIENT_ERRORS,
     GraphileWorkerError,
 )
 FIRST_RETRY_DELAY = 0.1

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 import random
 
-import asyncpg
+from graphile_worker_cli import db
 
-from graphile_worker_cli.errors import DatabaseConnectError
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    # Raised when a connection broke in the middle of an operation (pool reset included).
-    asyncpg.exceptions.InternalClientError,
-    DatabaseConnectError,
-)
-"""Errors a retry after a pause can cure: lost connections, a restarting server..."""
+TRANSIENT_ERRORS = db.TRANSIENT_ERRORS
 
 BASE_SECONDS = 0.1
 CAP_SECONDS = 30.0
