@@ -192,6 +192,27 @@ async def migration_status(
         ) from error
 
 
+async def check_schema(conn: asyncpg.Connection, schema: str = db.DEFAULT_SCHEMA) -> None:
+    """Refuse a schema this gw cannot work with, without migrating it (for ``--no-migrate``
+    and the commands that only read or change jobs)."""
+    status = await migration_status(conn, schema)
+    if status.latest is None:
+        raise MigrationError(
+            f"schema {schema!r} has no Graphile Worker migrations: check --schema, "
+            "or run `gw migrate`"
+        )
+    if status.too_new:
+        raise SchemaTooNewError(
+            f"schema {schema!r} has breaking migration {status.latest_breaking}, newer than "
+            f"this gw knows ({LATEST_MIGRATION}); upgrade gw"
+        )
+    if status.latest < LATEST_MIGRATION:
+        raise MigrationError(
+            f"schema {schema!r} is at migration {status.latest} of {LATEST_MIGRATION}: "
+            "run `gw migrate`"
+        )
+
+
 async def _read_status(conn: asyncpg.Connection, schema: str) -> MigrationStatus:
     has_ledger, has_breaking, has_gw_ledger = await queries.ledger_shape(conn, schema)
     latest = latest_breaking = gw_latest = None

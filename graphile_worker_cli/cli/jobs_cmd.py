@@ -22,8 +22,6 @@ from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import (
     EXIT_FAILURE,
     BadInputError,
-    DatabaseError,
-    SchemaTooNewError,
 )
 
 jobs_app = typer.Typer(
@@ -75,7 +73,7 @@ async def _worker_utils(settings: config.Settings) -> AsyncIterator[utils.Worker
     ) as worker_utils:
         with utils.database_errors(settings.schema_name):
             async with worker_utils.pool.acquire() as conn:
-                await _check_schema(conn, settings.schema_name)
+                await migrate.check_schema(conn, settings.schema_name)
         yield worker_utils
 
 
@@ -85,20 +83,6 @@ async def _call(
     """``call(worker_utils)`` on ``_worker_utils(settings)``: the body of most commands."""
     async with _worker_utils(settings) as worker_utils:
         return await call(worker_utils)
-
-
-async def _check_schema(conn: Any, schema: str) -> None:
-    status = await migrate.migration_status(conn, schema)
-    if status.latest is None:
-        raise DatabaseError(
-            f"schema {schema!r} has no Graphile Worker migrations: check --schema, "
-            "or run `gw migrate`"
-        )
-    if status.too_new:
-        raise SchemaTooNewError(
-            f"schema {schema!r} has breaking migration {status.latest_breaking}, newer than "
-            f"this gw knows ({migrate.LATEST_MIGRATION}); upgrade gw"
-        )
 
 
 def parse_time(value: str, option: str = "--run-at") -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -15,8 +16,9 @@ import typer
 from graphile_worker_cli import config, cron, db, embedded, hooks, logs, migrate, tasks
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import EXIT_USAGE, BadInputError
-from graphile_worker_cli.worker import WorkerOptions, threads
+from graphile_worker_cli.worker import ShutdownSignal, WorkerOptions, threads
 from graphile_worker_cli.worker import processes as processes_mod
+from graphile_worker_cli.worker.shutdown import os_signal_handlers
 
 T = TypeVar("T")
 
@@ -289,14 +291,39 @@ async def run_worker(
     asyncio.get_running_loop().set_default_executor(
         threads.DaemonThreadExecutor(max(settings.concurrency + 4, 8))
     )
-    async with embedded.database_url(settings) as url:
-        options = WorkerOptions.from_settings(
-            settings, registry, database_url=url, crontabs=crontabs
-        )
-        if worker_hooks is not None:
-            options.hooks.merge(worker_hooks)
-        worker = await options.init()
-        if once:
-            await worker.run_once()
-        else:
-            await worker.run()
+    # Signals are caught from the start: one that arrives while the embedded server starts,
+    # the schema migrates or the pool opens stops start-up instead of being lost.
+    stop = ShutdownSignal()
+    with os_signal_handlers(lambda sig: stop.set(f"received {sig.name}")):
+        async with embedded.database_url(settings) as url:
+            options = WorkerOptions.from_settings(
+                settings, registry, database_url=url, crontabs=crontabs, shutdown_signal=stop
+            )
+            if worker_hooks is not None:
+                options.hooks.merge(worker_hooks)
+            worker = await _unless_stopped(options.init(), stop)
+            if worker is None:
+                log.warning("%s during start-up: stopped before running any job", stop.reason)
+                return
+            # The worker installs its own handlers (with its grace-period messages) while
+            # it runs; a signal received before makes it wind down at once.
+            if once:
+                await worker.run_once()
+            else:
+                await worker.run()
+
+
+async def _unless_stopped(starting: Coroutine[Any, Any, T], stop: ShutdownSignal) -> T | None:
+    """Await ``starting`` unless ``stop`` is set first; then cancel it and return None."""
+    task = asyncio.ensure_future(starting)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None

@@ -203,6 +203,8 @@ class WorkerOptions:
             async with pool.acquire() as conn:
                 if self.migrate:
                     await migrate.migrate(conn, self.schema)
+                else:
+                    await migrate.check_schema(conn, self.schema)
                 task_ids = await queries.ensure_tasks(
                     conn, self.schema, self.tasks.identifiers()
                 )
