@@ -22,7 +22,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
 
-from graphile_worker_cli import db, job, utils
+from graphile_worker_cli import db, job, recovery, utils
 from graphile_worker_cli.errors import GraphileWorkerError
 
 P = ParamSpec("P")
@@ -163,6 +163,16 @@ class SyncWorkerUtils:
 
     def force_unlock_workers(self, worker_ids: Iterable[str]) -> None:
         self._call(self._utils.force_unlock_workers, worker_ids)
+
+    def list_active_workers(
+        self, *, threshold: float | None = None
+    ) -> list[recovery.ActiveWorkerRow]:
+        return self._call(self._utils.list_active_workers, threshold=threshold)
+
+    def sweep_stale_workers(
+        self, options: recovery.SweepStaleWorkersOptions | None = None
+    ) -> recovery.SweepStaleWorkersResult:
+        return self._call(self._utils.sweep_stale_workers, options)
 
     def cleanup(
         self,

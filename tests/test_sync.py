@@ -102,3 +102,26 @@ async def test_an_instance_from_before_a_fork_refuses_to_work(db_url: str) -> No
     finally:
         gw._runner.pid = real_pid
         await asyncio.to_thread(gw.close)
+
+
+def test_every_public_worker_utils_method_has_a_sync_twin() -> None:
+    from graphile_worker_cli import utils
+
+    public = {
+        name for name, value in vars(utils.WorkerUtils).items()
+        if not name.startswith("_") and asyncio.iscoroutinefunction(value)
+    }
+    missing = sorted(name for name in public if not hasattr(sync.SyncWorkerUtils, name))
+    assert missing == []
+
+
+async def test_sync_workers_listing_and_sweep(db_url: str) -> None:
+    from graphile_worker_cli import recovery
+
+    def script() -> tuple[int, bool]:
+        with sync.SyncWorkerUtils.connect(db_url) as gw:
+            workers = gw.list_active_workers()
+            result = gw.sweep_stale_workers(recovery.SweepStaleWorkersOptions(dry_run=True))
+            return len(workers), result.dry_run
+
+    assert await asyncio.to_thread(in_plain_thread, script) == (0, True)
