@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from graphile_worker_cli import config
-from graphile_worker_cli.errors import EmbeddedDatabaseError
+from graphile_worker_cli.errors import EmbeddedDatabaseError, EmbeddedExtraMissingError
 
 log = logging.getLogger("gw.embedded")
 
@@ -50,7 +50,7 @@ def _import_pgserver() -> Any:
             warnings.simplefilter("ignore")
             import pgserver
     except ImportError:
-        raise EmbeddedDatabaseError(MISSING_EXTRA_MESSAGE) from None
+        raise EmbeddedExtraMissingError(MISSING_EXTRA_MESSAGE) from None
     if logging.getLogger("pgserver").level == logging.NOTSET:
         # pgserver logs every step at INFO and dumps the server log on failure; our error
         # message points at the log file instead.

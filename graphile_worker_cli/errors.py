@@ -61,6 +61,13 @@ class EmbeddedDatabaseError(GraphileWorkerError):
     """The embedded PostgreSQL server could not be started."""
 
 
+class EmbeddedExtraMissingError(EmbeddedDatabaseError):
+    """No database is configured and the embedded server's extra is not installed: a
+    configuration problem that a restart cannot fix."""
+
+    exit_code = EXIT_USAGE
+
+
 class TaskLoadError(BadInputError):
     """A task could not be loaded."""
 

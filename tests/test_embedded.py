@@ -88,7 +88,7 @@ async def test_missing_extra_is_a_clear_error(
         "no database configured (set DATABASE_URL or --connection) and the embedded server "
         "needs the extra: pip install 'graphile-worker-cli[embedded]'"
     )
-    assert caught.value.exit_code == 1
+    assert caught.value.exit_code == 2  # configuration: a restart cannot fix it
 
 
 async def test_a_data_dir_that_cannot_be_created_is_a_one_line_error(tmp_path: Path) -> None:
