@@ -9,16 +9,19 @@ import os
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from graphile_worker_cli import config, cron, db, embedded, hooks, logs, migrate, tasks
+from graphile_worker_cli import config, db, embedded, hooks, logs, migrate, tasks
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import EXIT_USAGE, BadInputError
 from graphile_worker_cli.worker import ShutdownSignal, WorkerOptions, threads
 from graphile_worker_cli.worker import processes as processes_mod
 from graphile_worker_cli.worker.shutdown import os_signal_handlers
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import cron
 
 T = TypeVar("T")
 
@@ -259,6 +262,8 @@ def load_crontabs(settings: config.Settings) -> list[cron.Crontab]:
         if not DEFAULT_CRONTAB.is_file():
             return []
         path = DEFAULT_CRONTAB
+    from graphile_worker_cli import cron  # imported only when there is a crontab to parse
+
     return list(cron.parse_crontab_file(path))
 
 

@@ -14,10 +14,14 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from graphile_worker_cli.errors import JobScheduleFailedError, JobScheduleSkippedError
-from graphile_worker_cli.hooks import events, results
+from graphile_worker_cli.hooks import results
+
+if TYPE_CHECKING:
+    # Imported where used: a registry without handlers never needs the event classes.
+    from graphile_worker_cli.hooks import events
 
 log = logging.getLogger("gw.hooks")
 
@@ -64,6 +68,8 @@ class HookRegistry:
     # -- registration ---------------------------------------------------------------------
     def on(self, event: type[events.Event[C, R]], handler: Handler[C, R]) -> Self:
         """Call ``handler(context)`` at ``event``; returns the registry (chainable)."""
+        from graphile_worker_cli.hooks import events
+
         if not (isinstance(event, type) and issubclass(event, events.Event)):
             raise TypeError(f"{event!r} is not a hook event (e.g. hooks.JobStart)")
         if not callable(handler):
@@ -136,9 +142,13 @@ class HookRegistry:
         return None
 
     async def before_job_run(self, ctx: events.BeforeJobRunContext) -> results.HookResult:
+        from graphile_worker_cli.hooks import events
+
         return await self._intercept(events.BeforeJobRun, ctx) or results.HookResult.CONTINUE
 
     async def after_job_run(self, ctx: events.AfterJobRunContext) -> results.HookResult:
+        from graphile_worker_cli.hooks import events
+
         return await self._intercept(events.AfterJobRun, ctx) or results.HookResult.CONTINUE
 
     async def before_job_schedule(self, ctx: events.BeforeJobScheduleContext) -> Any:
@@ -146,6 +156,8 @@ class HookRegistry:
 
         Raises ``JobScheduleSkippedError`` (skip) or ``JobScheduleFailedError`` (fail, or a
         handler that raised)."""
+        from graphile_worker_cli.hooks import events
+
         payload = ctx.payload
         for handler in self._handlers.get(events.BeforeJobSchedule, ()):
             current = events.BeforeJobScheduleContext(ctx.identifier, payload, ctx.spec)
@@ -173,6 +185,8 @@ class HookRegistry:
         return payload
 
     async def job_recovery(self, ctx: events.JobRecoveryContext) -> results.JobRecoveryResult:
+        from graphile_worker_cli.hooks import events
+
         for handler in self._handlers.get(events.JobRecovery, ()):
             try:
                 outcome = await _call(handler, ctx)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from graphile_worker_cli import context, cron, db, migrate
+from graphile_worker_cli import context, db, migrate
 from graphile_worker_cli import hooks as gw_hooks
 from graphile_worker_cli import tasks as gw_tasks
 from graphile_worker_cli.errors import BadInputError, ConfigError
@@ -22,7 +22,7 @@ from graphile_worker_cli.queries import worker as queries
 from graphile_worker_cli.worker.shutdown import ShutdownSignal
 
 if TYPE_CHECKING:
-    from graphile_worker_cli import config
+    from graphile_worker_cli import config, cron
     from graphile_worker_cli.worker.worker import Worker
 
 log = logging.getLogger("gw.worker")
@@ -102,6 +102,8 @@ class WorkerOptions:
 
     def with_cron(self, item: Any) -> WorkerOptions:
         """Add crontab lines (text) or a ``cron.Cron`` item to schedule."""
+        from graphile_worker_cli import cron  # only when there is a crontab: start-up cost
+
         self.crontabs.extend(cron.parse_cron_input(item))
         return self
 
