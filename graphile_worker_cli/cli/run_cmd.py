@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -210,6 +211,10 @@ def run_command(
         # A child of `--processes N`: the supervisor resolved the URL and migrated.
         url = os.environ.get(processes_mod.CHILD_URL_ENV) or settings.database_url
         settings = settings.model_copy(update={"database_url": url, "migrate": False})
+    # Everything imported and loaded so far lives until exit: move it out of the collector's
+    # reach. Full collections during the run then skip it, and so does the interpreter's
+    # final collection at exit (~40 ms of `gw run --once` otherwise).
+    gc.freeze()
     try:
         if settings.processes > 1 and not supervised:
             _check_plugins(settings)  # each child loads them; fail once, here, if broken
