@@ -111,6 +111,49 @@ async def drain(
     return Figure(count / result.seconds, side.partial_note(profile), detail)
 
 
+async def database_bound(ctx: Context, jobs: int) -> Figure:
+    """Jobs per second of the database alone: gw's own fetch statement (batches of 500,
+    on a session with the worker's planner settings) in a loop, each batch deleted by gw's
+    completion statement on a second connection while the next fetch runs. No handler, no
+    job objects, no process start-up: what no worker speaking this protocol on this server
+    can beat."""
+    from graphile_worker_cli.queries import worker as queries
+    from graphile_worker_cli.worker.fetchconn import PLANNER_SETTINGS
+
+    batch = int(profiles.GW_TUNED_LOCAL_QUEUE_SIZE)
+    async with ctx.dbs.fresh("gw", "bound") as url:
+        await insert_jobs(url, "bench_noop", jobs, "json_build_object('i', i)")
+        fetcher = await asyncpg.connect(url, server_settings=PLANNER_SETTINGS)
+        completer = await databases.connect(url)
+        try:
+            task_ids = [await fetcher.fetchval(
+                f"select id from {S}._private_tasks where identifier = 'bench_noop'"
+            )]
+            fetch = queries.statement("fetch", profiles.SCHEMA)
+            complete = queries.statement("complete", profiles.SCHEMA)
+            pending: asyncio.Task[str] | None = None
+            done = 0
+            started = time.perf_counter()
+            while True:
+                rows = await fetcher.fetch(fetch, "bench-bound", task_ids, batch)
+                if pending is not None:
+                    await pending
+                    pending = None
+                if not rows:
+                    break
+                done += len(rows)
+                ids = [row["id"] for row in rows]
+                pending = asyncio.ensure_future(completer.execute(complete, "bench-bound", ids))
+            seconds = time.perf_counter() - started
+        finally:
+            await fetcher.close()
+            await completer.close()
+        left, _failed = await count_jobs(url)
+    if left or done != jobs:
+        return Figure.missing(f"{left} jobs left, {done} of {jobs} fetched")
+    return Figure(jobs / seconds, "", {"seconds": seconds, "jobs": jobs})
+
+
 async def once_empty(ctx: Context, side: sides.Side) -> Figure:
     """Seconds from start to exit of `--once` on an empty queue (best of the repeats)."""
     if note := _unavailable(side, "defaults"):

@@ -16,11 +16,13 @@ SCHEMA = "graphile_worker"
 
 PROFILES = ("defaults", "tuned")
 
+GW_TUNED_LOCAL_QUEUE_SIZE = "500"
+
 # gw: extra `gw run` flags per profile (flag, value or None for a switch).
 GW_PROFILES: dict[str, tuple[tuple[str, str | None], ...]] = {
     "defaults": (),
     "tuned": (
-        ("--local-queue-size", "500"),
+        ("--local-queue-size", GW_TUNED_LOCAL_QUEUE_SIZE),
         ("--complete-job-batch-delay", "0"),
         ("--fail-job-batch-delay", "0"),
     ),
@@ -56,6 +58,7 @@ class Sizes:
     cpu_loops: int  # iterations of the CPU-bound handler's loop
     repeats: int  # cheap measurements (once on an empty queue, enqueue) keep the best of these
     drain_repeats: int = 1  # drains alternate the sides this many times and keep each best
+    backlog_jobs: int = 0  # the tuned drain once more on a backlog this big (0: not measured)
 
 
 FULL = Sizes(
@@ -68,6 +71,7 @@ FULL = Sizes(
     cpu_loops=50_000,
     repeats=3,
     drain_repeats=2,
+    backlog_jobs=200_000,
 )
 
 QUICK = Sizes(
@@ -79,4 +83,5 @@ QUICK = Sizes(
     cpu_jobs=200,
     cpu_loops=50_000,
     repeats=1,
+    backlog_jobs=4_000,
 )

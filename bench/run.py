@@ -41,6 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke check")
     parser.add_argument("--jobs", type=int, help="jobs drained and enqueued per measurement")
+    parser.add_argument(
+        "--backlog-jobs", type=int,
+        help="jobs in the large-backlog tuned drain (full mode: 200,000; 0 skips it)",
+    )
     parser.add_argument("--latency-samples", type=int, help="jobs timed for latency")
     parser.add_argument("--concurrency", type=int, default=profiles.DEFAULT_CONCURRENCY)
     parser.add_argument("--repeats", type=int, help="best of N for the cheap measurements")
@@ -49,7 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     parser.add_argument(
-        "--only", help="comma-separated row keys (drain_defaults, drain_tuned, latency_defaults,"
+        "--only", help="comma-separated row keys (drain_defaults, drain_tuned,"
+        " drain_tuned_backlog, latency_defaults,"
         " latency_tuned, enqueue, once_empty, idle_rss, processes)",
     )
     args = parser.parse_args(argv)
@@ -57,6 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.backlog_jobs is not None and args.backlog_jobs < 0:
+        parser.error(f"--backlog-jobs must be 0 or more, got {args.backlog_jobs}")
     return args
 
 
@@ -64,6 +71,8 @@ def sizes_from(args: argparse.Namespace) -> profiles.Sizes:
     sizes = profiles.QUICK if args.quick else profiles.FULL
     if args.jobs:
         sizes = replace(sizes, drain_jobs=args.jobs, enqueue_jobs=args.jobs)
+    if args.backlog_jobs is not None:
+        sizes = replace(sizes, backlog_jobs=args.backlog_jobs)
     if args.latency_samples:
         sizes = replace(sizes, latency_samples=args.latency_samples)
     if args.repeats:
@@ -80,14 +89,25 @@ def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> d
     """Every row group by key, in the order they run."""
     n = ctx.sizes.drain_jobs
 
-    def drain_rows(profile: str) -> Measure:
+    def drain_rows(profile: str, jobs: int = n, key_suffix: str = "") -> Measure:
         async def go() -> list[Row]:
+            if jobs <= 0:
+                return []
             reference, mine = Figure.missing("not run"), Figure.missing("not run")
             for _ in range(ctx.sizes.drain_repeats):
-                reference = _best(reference, await measures.drain(ctx, ref, profile))
-                mine = _best(mine, await measures.drain(ctx, gw, profile))
-            title = f"drain {n:,} no-op jobs, {profile}"
-            return [Row(f"drain_{profile}", title, "jobs/s", "higher", mine, reference)]
+                reference = _best(reference, await measures.drain(ctx, ref, profile, jobs=jobs))
+                mine = _best(mine, await measures.drain(ctx, gw, profile, jobs=jobs))
+            title = f"drain {jobs:,} no-op jobs, {profile}"
+            rows = [Row(f"drain_{profile}{key_suffix}", title, "jobs/s", "higher", mine,
+                        reference)]
+            if profile == "tuned":
+                bound = await measures.database_bound(ctx, jobs)
+                rows.append(Row(
+                    f"drain_{profile}{key_suffix}_bound",
+                    f"  the database alone, {jobs:,} jobs (no worker, no start-up)",
+                    "jobs/s", "higher", bound, reference,
+                ))
+            return rows
         return go
 
     def latency_rows(profile: str) -> Measure:
@@ -143,6 +163,9 @@ def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> d
     return {
         "drain_defaults": drain_rows("defaults"),
         "drain_tuned": drain_rows("tuned"),
+        # The same race on a backlog four times bigger: how each side's fetch copes with a
+        # large queue on a table autovacuum has not analyzed yet (a burst of inserts).
+        "drain_tuned_backlog": drain_rows("tuned", ctx.sizes.backlog_jobs, "_backlog"),
         "latency_defaults": latency_rows("defaults"),
         "latency_tuned": latency_rows("tuned"),
         "enqueue": enqueue,

@@ -17,7 +17,8 @@ from tests.conftest import REPO_ROOT
 pytestmark = pytest.mark.interop
 
 EXPECTED_ROWS = {
-    "drain_defaults", "drain_tuned",
+    "drain_defaults", "drain_tuned", "drain_tuned_bound",
+    "drain_tuned_backlog", "drain_tuned_backlog_bound",
     "latency_p50_defaults", "latency_p99_defaults", "latency_p50_tuned", "latency_p99_tuned",
     "enqueue", "once_empty", "idle_rss", "processes",
 }
@@ -70,6 +71,13 @@ def test_bad_option_is_one_line_and_exit_2(pg_admin_url: str) -> None:
     result = _bench("--quick", "--jobs", "0", admin_url=pg_admin_url, timeout=60)
     assert result.returncode == 2
     assert "--jobs must be at least 1, got 0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_negative_backlog_is_one_line_and_exit_2(pg_admin_url: str) -> None:
+    result = _bench("--quick", "--backlog-jobs", "-1", admin_url=pg_admin_url, timeout=60)
+    assert result.returncode == 2
+    assert "--backlog-jobs must be 0 or more, got -1" in result.stderr
     assert "Traceback" not in result.stderr
 
 

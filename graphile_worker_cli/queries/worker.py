@@ -138,6 +138,12 @@ update {queues} as q set locked_at = null, locked_by = null
     raise KeyError(name)
 
 
+def statement(name: str, schema: str) -> str:
+    """The text of one of the statements above ("fetch", "complete", ...), for tools that
+    time the database on its own (bench/)."""
+    return _sql(name, schema)
+
+
 def _unlocking_queues(queues: str, settle: str) -> str:
     """``settle`` (a delete or update of ``{jobs} as jobs``, guarded by ``$1`` = worker
     id), then unlock the named queues of the jobs it touched that this worker holds."""
