@@ -115,8 +115,8 @@ async def database_bound(ctx: Context, jobs: int) -> Figure:
     """Jobs per second of the database alone: gw's own fetch statement (batches of 500,
     on a session with the worker's planner settings) in a loop, each batch deleted by gw's
     completion statement on a second connection while the next fetch runs. No handler, no
-    job objects, no process start-up: what no worker speaking this protocol on this server
-    can beat."""
+    job objects, no process start-up: the ceiling of a worker that fetches on one session
+    (several sessions at once raise it by ~10-15% on this machine)."""
     from graphile_worker_cli.queries import worker as queries
     from graphile_worker_cli.worker.fetchconn import PLANNER_SETTINGS
 
