@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 from collections.abc import Mapping, Sequence
@@ -116,6 +117,12 @@ JOB_COLUMNS = (
 """The leading columns of ``_private_jobs``, in table order."""
 
 
+_FIELD_SETTERS = tuple(getattr(Job, f.name).__set__ for f in dataclasses.fields(Job))
+"""Each field's slot setter, in declaration order: ``jobs_from_rows`` fills a Job through
+them, ~1 µs per job less than the frozen dataclass ``__init__`` (one ``object.__setattr__``
+call per field)."""
+
+
 def jobs_from_rows(
     rows: Sequence[Any],
     task_names: Mapping[int, str],
@@ -140,6 +147,7 @@ def jobs_from_rows(
     queue_at = keys.index("queue_name") if queue_names is None else -1
     jobs: list[Job] = []
     append = jobs.append
+    new = object.__new__
     for row, payload in zip(rows, payloads, strict=True):
         (id_, queue_id, task_id, _, priority, run_at, attempts, max_attempts, last_error,
          created_at, updated_at, key, locked_at, locked_by, revision, flags,
@@ -150,24 +158,12 @@ def jobs_from_rows(
             queue_name = row[queue_at]
         else:
             queue_name = queue_names.get(queue_id)
-        append(Job(
-            id=id_,
-            task_identifier=task_names.get(task_id, ""),
-            queue_name=queue_name,
-            payload=payload,
-            priority=priority,
-            run_at=run_at,
-            attempts=attempts,
-            max_attempts=max_attempts,
-            last_error=last_error,
-            created_at=created_at,
-            updated_at=updated_at,
-            key=key,
-            locked_at=locked_at,
-            locked_by=locked_by,
-            revision=revision,
-            flags=None if flags is None else decode_json(flags),
-            task_id=task_id,
-            job_queue_id=queue_id,
-        ))
+        job = new(Job)
+        for set_field, value in zip(_FIELD_SETTERS, (
+            id_, task_names.get(task_id, ""), queue_name, payload, priority, run_at, attempts,
+            max_attempts, last_error, created_at, updated_at, key, locked_at, locked_by,
+            revision, None if flags is None else decode_json(flags), task_id, queue_id,
+        ), strict=True):
+            set_field(job, value)
+        append(job)
     return jobs
