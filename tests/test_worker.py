@@ -548,3 +548,52 @@ async def test_cron_runs_as_a_supervised_side_task(
     await wait_until(known)
     worker.request_shutdown()
     await asyncio.wait_for(runner, 20)
+
+
+async def test_cancelling_one_worker_leaves_a_shared_shutdown_signal_alone(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    """Workers may share one ShutdownSignal. Cancelling one of them stops that one only
+    (its running job handed back, attempt restored); the other keeps its job and its grace
+    period."""
+    from graphile_worker_cli.worker.shutdown import ShutdownSignal
+
+    shared = ShutdownSignal()
+    started = {"a": asyncio.Event(), "b": asyncio.Event()}
+    release_b = asyncio.Event()
+
+    async def job_a(payload: Any) -> None:
+        started["a"].set()
+        await asyncio.Event().wait()  # runs until cancelled
+
+    async def job_b(payload: Any) -> None:
+        started["b"].set()
+        await release_b.wait()
+
+    a_id = await add_job(conn, "job_a", {})
+    b_id = await add_job(conn, "job_b", {})
+    worker_a = await make_options(db_url, shutdown_signal=shared).define_job(job_a, "job_a").init()
+    worker_b = await make_options(db_url, shutdown_signal=shared).define_job(job_b, "job_b").init()
+    run_a = asyncio.create_task(worker_a.run())
+    run_b = asyncio.create_task(worker_b.run())
+    await asyncio.wait_for(asyncio.gather(started["a"].wait(), started["b"].wait()), 20)
+
+    run_a.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run_a
+    assert not shared.is_set()
+    assert not worker_b.stopping.is_set()
+    row = await conn.fetchrow(f"select attempts, locked_by from {S}._private_jobs where id = $1",
+                              a_id)
+    assert row is not None and (row["attempts"], row["locked_by"]) == (0, None)
+
+    release_b.set()
+    await wait_until(lambda: _gone(conn, b_id))
+    shared.set("test over")
+    await asyncio.wait_for(run_b, 20)
+
+
+async def _gone(conn: asyncpg.Connection, job_id: int) -> bool:
+    left: int = await conn.fetchval(f"select count(*) from {S}._private_jobs where id = $1",
+                                    job_id)
+    return left == 0

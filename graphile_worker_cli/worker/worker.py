@@ -110,6 +110,7 @@ class Worker:
         self._demand = options.concurrency
         self._orphans_possible = False
         self._exit_error: GraphileWorkerError | None = None
+        self._cancelled = False
         self._started = False
         self.jobs_run = 0
         self._hooks = options.hooks if options.hooks.active else None
@@ -196,11 +197,14 @@ class Worker:
             fetch_loop.result()
             await self._wind_down()
         except BaseException:
+            # Cancelled (or crashed): stop this worker now, running jobs handed back. The
+            # shutdown signal may be shared with other workers; it is theirs to act on
+            # only when someone sets it, so it is left alone here.
             fetch_loop.cancel()
-            self._shutdown.set("worker cancelled")
-            self._shutdown.set("worker cancelled")
+            self._cancelled = True
             self.stopping.set()
             self._hurry.set()
+            self._wakeup.set()
             await self._wind_down()
             raise
         finally:
@@ -293,6 +297,11 @@ class Worker:
                 self.pool.terminate()
 
     # -- shutdown ---------------------------------------------------------------------------
+    def _stop_reason(self, default: str) -> str:
+        if self._shutdown.reason is not None:
+            return self._shutdown.reason
+        return "worker cancelled" if self._cancelled else default
+
     async def _watch_shutdown(self) -> None:
         await self._shutdown.wait()
         log.info(
@@ -585,7 +594,7 @@ class Worker:
                 current.uncancel()
             if registry is not None:
                 await registry.emit(hooks.JobInterrupted, hooks.JobInterruptedContext(
-                    job, self.worker_id, self._shutdown.reason or "worker shutdown",
+                    job, self.worker_id, self._stop_reason("worker shutdown"),
                     time.monotonic() - started,
                 ))
             await _shielded(settle)
@@ -666,7 +675,7 @@ class Worker:
     async def _emit_shutdown(self, registry: hooks.HookRegistry, once: bool) -> None:
         if self._emitting:
             await asyncio.wait(self._emitting, timeout=SIDE_TASK_STOP_TIMEOUT)
-        reason = self._shutdown.reason or ("run once finished" if once else "stopped")
+        reason = self._stop_reason("run once finished" if once else "stopped")
         await registry.emit(hooks.WorkerShutdown, hooks.WorkerShutdownContext(
             self.worker_id, reason, self.jobs_run
         ))
