@@ -102,6 +102,9 @@ class Settings(BaseSettings):
 
     plugins: list[str] = []
     metrics_port: Port | None = None
+    metrics_host: Annotated[
+        str, Field(min_length=1), Expect("an address to bind, like 127.0.0.1")
+    ] = "0.0.0.0"
 
     _config_file: Path | None = PrivateAttr(None)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)

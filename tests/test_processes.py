@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 
 import asyncpg
@@ -151,3 +152,56 @@ def test_worst_exit_code() -> None:
     assert processes._worst([0, 1]) == 1
     assert processes._worst([1, 57, 2]) == 57
     assert processes._worst([0, -9]) == 137
+
+
+async def test_each_child_serves_its_own_metrics_on_port_plus_slot(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """`--metrics-port P --processes 2`: child 0 on P, child 1 on P + 1, each counting the
+    jobs it ran; together they count every job once."""
+    from tests.test_observability import free_port, sample, scrape
+
+    await conn.execute("create table seen (job_id bigint, pid int, worker_id text)")
+    tasks_dir = write_tasks(tmp_path, {"record.py": RECORD_TASK})
+    await add_jobs(conn, 200)
+    port = free_port()
+    while True:  # P + 1 must be free too
+        try:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", port + 1))
+            break
+        except OSError:
+            port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *gw_command("run", "-c", db_url, "--tasks", str(tasks_dir), "--processes", "2",
+                    "-j", "2", "--metrics-port", str(port), "--metrics-host", "127.0.0.1"),
+        cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    gw = Gw(process)
+    try:
+        await wait_until(lambda: _all_ran(conn, 200), 60, lambda: gw.output)
+
+        async def completed() -> list[float]:
+            counts = []
+            for child_port in (port, port + 1):
+                text = await asyncio.to_thread(scrape, child_port)
+                counts.append(sample(text, "gw_jobs_completed_total", task="record") or 0.0)
+            return counts
+
+        async def all_counted() -> bool:
+            return sum(await completed()) == 200
+
+        await wait_until(all_counted, 30, lambda: gw.output)
+        assert all(count > 0 for count in await completed())
+        gw.signal(signal.SIGTERM)
+        assert await gw.exit_code(40) == 0, gw.output
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _all_ran(conn: asyncpg.Connection, count: int) -> bool:
+    ran: int = await conn.fetchval("select count(distinct job_id) from seen")
+    return ran == count

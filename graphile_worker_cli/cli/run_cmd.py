@@ -165,6 +165,12 @@ def run_command(
                      help="Serve Prometheus metrics on this port (needs the metrics extra).",
                      show_default=False),
     ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option("--metrics-host",
+                     help="Address the metrics endpoint binds to [default: 0.0.0.0].",
+                     show_default=False),
+    ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
     quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="Fewer logs.")] = 0,
 ) -> None:
@@ -194,6 +200,7 @@ def run_command(
         prepared_statements=False if no_prepared_statements else None,
         processes=processes,
         metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     logs.configure(
         fmt=settings.log_format,

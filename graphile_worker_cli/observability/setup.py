@@ -27,7 +27,9 @@ def hooks_from_settings(settings: config.Settings, *, metrics_offset: int = 0) -
             raise PluginLoadError(
                 f"metrics_port is set but {error}"
             ) from None
-        plugin = metrics.MetricsPlugin(port=settings.metrics_port + metrics_offset)
+        plugin = metrics.MetricsPlugin(
+            port=settings.metrics_port + metrics_offset, host=settings.metrics_host
+        )
         plugin.serve()
         registry.add_plugin(plugin)
     return registry
