@@ -358,3 +358,44 @@ def test_quiet_hides_job_lines(db_url: str, tmp_path: Path) -> None:
     result = run_gw(tmp_path, "-c", db_url, "--tasks", str(tasks_dir), "--once", "-q")
     assert result.returncode == 0, result.stderr
     assert "completed" not in result.stderr and "started:" not in result.stderr
+
+
+async def test_nothing_is_imported_once_the_worker_runs(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """An import while the worker runs blocks its event loop (a lazy import of the hook
+    events in the first sweep held every job back ~15 ms). Jobs, a failure and a sweep that
+    recovers a dead worker must all run on modules loaded at start-up."""
+    tasks_dir = write_tasks(tmp_path, {
+        "ok.py": "async def task(payload, ctx):\n    return None\n",
+        "boom.py": "async def task(payload, ctx):\n    raise ValueError('boom')\n",
+    })
+    await conn.execute(
+        "insert into graphile_worker._gw_workers (id, host, pid, version, heartbeat_interval,"
+        " last_heartbeat_at) values ('gw-dead', 'h', 1, 'x', '1 second',"
+        " now() - interval '1 hour')"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-X", "importtime", "-m", "graphile_worker_cli", "run", "-c", db_url,
+        "--tasks", str(tasks_dir), "--sweep-interval", "1s", "--sweep-threshold", "3s",
+        "--heartbeat-interval", "1s",
+        "--log-format", "plain",
+        cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    gw = Gw(process)
+    try:
+        await gw.wait_for_line("started:", 30)
+        await conn.execute("select graphile_worker.add_job('ok', '{}')")
+        await conn.execute("select graphile_worker.add_job('boom', '{}', max_attempts := 1)")
+        await gw.wait_for_line("swept 1 dead worker(s) gw-dead", 30)
+        await gw.wait_for_line("failed permanently", 30)
+        gw.signal(signal.SIGTERM)
+        assert await gw.exit_code(30) == 0, gw.output
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    started = next(i for i, line in enumerate(gw.lines) if "started:" in line)
+    late = [line for line in gw.lines[started:] if line.startswith("import time:")]
+    assert late == [], "\n".join(late)
