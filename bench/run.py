@@ -181,8 +181,8 @@ def _add_rate_after_startup(rows: list[Row]) -> None:
     if startup is None:
         return
     for row in rows:
-        if not row.key.startswith("drain_"):
-            continue
+        if not row.key.startswith("drain_") or row.key.endswith("_bound"):
+            continue  # a bound has no process to start
         for figure, empty in ((row.gw, startup.gw), (row.baseline, startup.baseline)):
             seconds = figure.detail.get("seconds")
             if figure.value is None or empty.value is None or not seconds:
