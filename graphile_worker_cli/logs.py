@@ -125,6 +125,31 @@ def make_handler(fmt: str = "auto", stream: IO[str] | None = None) -> logging.Ha
     return handler
 
 
+class _LibraryTracebacksOnOneLine(logging.Filter):
+    """A library warning that carries a traceback becomes one line ending with the error.
+
+    asyncpg's pool logs a full traceback at WARNING each time it fails to reopen its
+    minimum connection, i.e. for every retry while PostgreSQL restarts; the worker's own
+    retry lines already say what is going on. At debug level the traceback is kept."""
+
+    def __init__(self, keep_tracebacks: bool) -> None:
+        super().__init__()
+        self._keep = keep_tracebacks
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (self._keep or record.levelno >= logging.ERROR or not record.exc_info
+                or record.name.startswith("gw")):
+            return True
+        error = record.exc_info[1]
+        if error is not None:
+            detail = str(error).strip() or type(error).__name__
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {detail})"
+            record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
 def configure(*, fmt: str = "auto", level: str = "info", stream: IO[str] | None = None) -> None:
     """Send all log records at ``level`` and above to stderr (or ``stream``) in ``fmt``.
 
@@ -141,6 +166,7 @@ def configure(*, fmt: str = "auto", level: str = "info", stream: IO[str] | None 
     handler = make_handler(fmt, stream)
     # Tagged so a second configure() replaces exactly what the first one installed.
     handler._gw_installed = True  # type: ignore[attr-defined]
+    handler.addFilter(_LibraryTracebacksOnOneLine(keep_tracebacks=level == "debug"))
     root.addHandler(handler)
     numeric = logging.getLevelName(level.upper())
     root.setLevel(numeric)

@@ -137,3 +137,40 @@ def test_unknown_format_or_level_is_refused() -> None:
         logs.configure(fmt="xml")
     with pytest.raises(ValueError, match="loud"):
         logs.configure(level="loud")
+
+
+def _pool_warning() -> None:
+    try:
+        raise ConnectionError("the database system is shutting down")
+    except ConnectionError:
+        logging.getLogger("asyncpg.pool").warning(
+            "Failed to restore the pool connection floor; %s", "retrying", exc_info=True
+        )
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json", "rich"])
+def test_a_library_warning_with_a_traceback_is_one_line(fmt: str) -> None:
+    stream = io.StringIO()
+    logs.configure(fmt=fmt, level="info", stream=stream)
+    _pool_warning()
+    text = stream.getvalue()
+    assert "Traceback" not in text
+    assert "Failed to restore the pool connection floor; retrying" in text
+    assert "ConnectionError: the database system is shutting down" in text
+    if fmt != "rich":  # rich may wrap a long line to the console width
+        assert text.count("\n") == 1
+
+
+def test_debug_keeps_library_tracebacks_and_gw_errors_keep_theirs() -> None:
+    stream = io.StringIO()
+    logs.configure(fmt="plain", level="debug", stream=stream)
+    _pool_warning()
+    assert "Traceback" in stream.getvalue()
+
+    stream = io.StringIO()
+    logs.configure(fmt="plain", level="info", stream=stream)
+    try:
+        raise ValueError("ours")
+    except ValueError:
+        logging.getLogger("gw.worker").warning("a gw warning", exc_info=True)
+    assert "Traceback" in stream.getvalue()
