@@ -35,6 +35,8 @@ from graphile_worker_cli.queries import migrate as queries
 logger = logging.getLogger("gw.migrate")
 
 LATEST_MIGRATION = 20
+PROTOCOL_VERSION = "0.18.0"
+"""The Graphile Worker release whose schema and protocol gw speaks."""
 BREAKING_MIGRATIONS: tuple[int, ...] = (1, 3, 11, 13, 14, 16, 19)
 MINIMUM_SERVER_VERSION_NUM = 120000
 

@@ -50,11 +50,39 @@ _full: typer.Typer | None = None
 
 
 def full_app() -> typer.Typer:
-    """The application with every command."""
+    """The application with every command (and ``gw --version``)."""
     global _full
     if _full is None:
         _full = build_app()
+        _full.callback()(_root)
     return _full
+
+
+def version_line() -> str:
+    """gw's version and the protocol it speaks, for ``gw --version`` and bug reports."""
+    import platform
+
+    from graphile_worker_cli import __version__, migrate
+
+    return (
+        f"gw {__version__} (Graphile Worker {migrate.PROTOCOL_VERSION} protocol, "
+        f"{migrate.LATEST_MIGRATION} migrations; Python {platform.python_version()})"
+    )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True,
+        help="Print gw's version and the Graphile Worker protocol it speaks, and exit.",
+    ),
+) -> None:
+    """Graphile Worker for Python: run and manage a PostgreSQL job queue."""
 
 
 def __getattr__(name: str) -> Any:
