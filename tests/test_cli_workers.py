@@ -1,4 +1,4 @@
-"""``gw workers list|sweep|force-unlock`` as a user runs them: a real process, a real database."""
+"""``gw workers list|check|sweep|force-unlock`` as a user runs them: a real process, a real database."""
 
 from __future__ import annotations
 
@@ -122,3 +122,35 @@ async def test_unmigrated_schema_is_a_clear_error(rconn: asyncpg.Connection, db_
     result = await gw("workers", "list", "-c", db_url, "--schema", "nope")
     assert result.code == 2
     assert "nope" in result.err and "Traceback" not in result.err
+
+
+async def test_check_is_a_probe_for_this_hosts_workers(
+    rconn: asyncpg.Connection, db_url: str
+) -> None:
+    import socket
+
+    host = socket.gethostname()
+    pid = await rconn.fetchval("select pid from graphile_worker._gw_workers where id = 'gw-alive'")
+    ok = await gw("workers", "check", "-c", db_url)
+    assert ok.code == 0, ok.err
+    assert ok.out.startswith(f"ok: 1 gw worker(s) of host {host}, last heartbeat")
+    assert (await gw("workers", "check", "-c", db_url, "--pid", str(pid))).code == 0
+
+    other_pid = await gw("workers", "check", "-c", db_url, "--pid", str(pid + 1))
+    assert other_pid.code == 1
+    elsewhere = await gw("workers", "check", "-c", db_url, "--host", "no-such-host")
+    assert (elsewhere.code, elsewhere.out) == (1, "")
+    assert elsewhere.err.strip() == (
+        "error: no gw worker of host no-such-host heartbeated within 30s (none registered)"
+    )
+
+    await age_heartbeat(rconn, "gw-alive", "2 minutes")
+    silent = await gw("workers", "check", "-c", db_url)
+    assert silent.code == 1
+    assert f"no gw worker of host {host} heartbeated within 30s (last heartbeat" in silent.err
+    assert len(silent.err.strip().splitlines()) == 1
+    lenient = await gw("workers", "check", "-c", db_url, "--max-age", "5m")
+    assert lenient.code == 0, lenient.err
+
+    bad = await gw("workers", "check", "-c", db_url, "--max-age", "soon")
+    assert bad.code == 2 and "option --max-age" in bad.err

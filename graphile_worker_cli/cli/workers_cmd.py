@@ -1,8 +1,10 @@
-"""``gw workers list|sweep|force-unlock``: the worker registry and dead-worker recovery."""
+"""``gw workers list|check|sweep|force-unlock``: the worker registry and dead-worker
+recovery."""
 
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -133,6 +135,59 @@ def list_command(
         )
     else:
         _print_workers(rows, holders)
+
+
+@workers_app.command("check")
+def check_command(
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config_path: common.ConfigOption = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Host the worker runs on [default: this machine's name].",
+                     show_default=False),
+    ] = None,
+    pid: Annotated[
+        int | None,
+        typer.Option("--pid", help="Only the worker with this process id.", show_default=False),
+    ] = None,
+    max_age: Annotated[
+        str | None,
+        typer.Option("--max-age", help="Oldest acceptable heartbeat "
+                     "[default: 3 x heartbeat_interval].", show_default=False),
+    ] = None,
+) -> None:
+    """Exit 0 when a gw worker of this host (or --host/--pid) heartbeated recently, else 1:
+    a probe for monitoring, readiness or liveness checks."""
+    settings = common.load_settings(connection, schema, config_path)
+    wanted_host = host if host is not None else socket.gethostname()
+    limit = _duration("--max-age", max_age)
+    if limit is None:
+        limit = 3 * settings.heartbeat_interval
+
+    async def main() -> list[recovery.ActiveWorkerRow]:
+        async with _connection(settings) as conn:
+            return await recovery.list_active_workers(conn, settings.schema_name)
+
+    rows = [
+        row for row in common.run(main())
+        if row.host == wanted_host and (pid is None or row.pid == pid)
+    ]
+    who = f"host {wanted_host}" + (f", pid {pid}" if pid is not None else "")
+    fresh = [row for row in rows if row.heartbeat_age <= limit]
+    if not fresh:
+        seen = (
+            f"last heartbeat {_age(min(row.heartbeat_age for row in rows))} ago"
+            if rows else "none registered"
+        )
+        common.fail(
+            f"no gw worker of {who} heartbeated within {_age(limit)} ({seen})"
+        )
+    newest = min(fresh, key=lambda row: row.heartbeat_age)
+    common.stdout.print(
+        f"ok: {len(fresh)} gw worker(s) of {who}, last heartbeat "
+        f"{_age(newest.heartbeat_age)} ago", highlight=False,
+    )
 
 
 @workers_app.command("sweep")
