@@ -228,10 +228,17 @@ async def _read_status(conn: asyncpg.Connection, schema: str) -> MigrationStatus
 
 
 async def _check_server_version(conn: asyncpg.Connection) -> None:
-    version = await queries.server_version_num(conn)
-    if version < MINIMUM_SERVER_VERSION_NUM:
+    require_supported_server(await queries.server_version_num(conn))
+
+
+def require_supported_server(version_num: int) -> None:
+    """Raise UnsupportedServerError for a server older than PostgreSQL 12 (the oldest the
+    schema's generated columns and the reference support); ``version_num`` is the server's
+    ``server_version_num``."""
+    if version_num < MINIMUM_SERVER_VERSION_NUM:
         raise UnsupportedServerError(
-            f"PostgreSQL 12 or newer is required (the server reports version number {version})"
+            f"PostgreSQL 12 or newer is required (the server reports version number "
+            f"{version_num})"
         )
 
 

@@ -1,4 +1,5 @@
-"""``gw workers list|check|sweep|force-unlock`` as a user runs them: a real process, a real database."""
+"""``gw workers list|check|sweep|force-unlock`` as a user runs them: a real process, a real
+database."""
 
 from __future__ import annotations
 

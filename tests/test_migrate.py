@@ -327,3 +327,21 @@ def test_cli_module_entry_point_works() -> None:
     )
     assert result.returncode == 0 and "--status" in result.stdout
 
+
+
+@pytest.mark.parametrize(("version_num", "supported"), [
+    (110022, False), (119999, False), (120000, True), (150019, True), (170000, True),
+])
+def test_servers_older_than_postgresql_12_are_refused(version_num: int, supported: bool) -> None:
+    """This machine only has PostgreSQL 15, so the threshold is checked on the number the
+    server reports (`server_version_num`); the live path is the same call."""
+    from graphile_worker_cli.errors import UnsupportedServerError
+
+    if supported:
+        migrate.require_supported_server(version_num)
+        return
+    with pytest.raises(UnsupportedServerError) as raised:
+        migrate.require_supported_server(version_num)
+    assert raised.value.message == (
+        f"PostgreSQL 12 or newer is required (the server reports version number {version_num})"
+    )
