@@ -72,6 +72,7 @@ class Settings(BaseSettings):
         "graphile_worker"
     )
     embedded_data_dir: Path = Path(".gw/pgdata")
+    database_wait: Duration = 0.0
 
     concurrency: AtLeastOne = 10
     poll_interval: Duration = 2.0

@@ -10,9 +10,9 @@ import asyncio
 import logging
 import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -23,6 +23,7 @@ DEFAULT_SCHEMA = "graphile_worker"
 CONNECT_TIMEOUT_SECONDS = 10.0
 
 _log = logging.getLogger("gw.db")
+T = TypeVar("T")
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -86,6 +87,41 @@ def _connect_error(url: str, error: BaseException) -> DatabaseConnectError:
     if isinstance(error, socket.gaierror | ConnectionRefusedError | OSError | TimeoutError):
         detail = f"server unreachable ({detail})"
     return DatabaseConnectError(f"could not connect to {redact_url(url)}: {detail}")
+
+
+def server_may_come_up(error: DatabaseConnectError) -> bool:
+    """True when the server was not there yet (connection refused, host unreachable or not
+    resolvable yet, starting up, shutting down, out of connections): waiting may cure it.
+    A wrong password or database name will not."""
+    return isinstance(error.__cause__, (
+        OSError, TimeoutError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
+    ))
+
+
+async def when_reachable(
+    attempt: Callable[[], Awaitable[T]], wait: float, what: str = "starting"
+) -> T:
+    """Run ``attempt``; while it fails because the server is not reachable yet, retry with
+    backoff for up to ``wait`` seconds in all, then let the last error through. ``wait`` 0
+    tries once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    failures = 0
+    while True:
+        try:
+            return await attempt()
+        except DatabaseConnectError as error:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not server_may_come_up(error):
+                raise
+            failures += 1
+            pause = min(remaining, min(5.0, 0.25 * 2 ** (failures - 1)))
+            _log.warning(
+                "%s: database not reachable yet (%s); retrying in %.1fs, for up to %gs in all",
+                what, error.message, pause, wait,
+                extra={"gw": {"action": "database_wait", "attempt": failures}},
+            )
+            await asyncio.sleep(pause)
 
 
 _CONNECT_ERRORS = (

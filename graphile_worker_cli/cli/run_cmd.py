@@ -67,6 +67,13 @@ def run_command(
     once: Annotated[
         bool, typer.Option("--once", help="Run the jobs runnable now, then exit.")
     ] = False,
+    database_wait: Annotated[
+        str | None,
+        typer.Option("--database-wait",
+                     help="At start, wait this long for an unreachable database (a "
+                     "container started before PostgreSQL), e.g. 60s [default: 0s].",
+                     show_default=False),
+    ] = None,
     no_migrate: Annotated[
         bool, typer.Option("--no-migrate", help="Do not migrate the schema on start.")
     ] = False,
@@ -183,6 +190,7 @@ def run_command(
         concurrency=concurrency,
         poll_interval=poll_interval,
         migrate=False if no_migrate else None,
+        database_wait=database_wait,
         forbidden_flags=forbidden_flag or None,
         crontab=crontab,
         shutdown_grace_period=shutdown_grace_period,
@@ -251,8 +259,12 @@ async def run_supervisor(settings: config.Settings, argv: list[str]) -> int:
     """Resolve the database, migrate once, then run ``settings.processes`` children."""
     async with embedded.database_url(settings) as url:
         if settings.migrate:
-            async with db.connection(url) as conn:
-                await migrate.migrate(conn, settings.schema_name)
+
+            async def migrate_once() -> None:
+                async with db.connection(url) as conn:
+                    await migrate.migrate(conn, settings.schema_name)
+
+            await db.when_reachable(migrate_once, settings.database_wait)
         env = {**os.environ, processes_mod.CHILD_URL_ENV: url}
         supervisor = processes_mod.Supervisor(
             processes_mod.child_command(argv), env, settings.processes
@@ -318,7 +330,9 @@ async def run_worker(
             )
             if worker_hooks is not None:
                 options.hooks.merge(worker_hooks)
-            worker = await _unless_stopped(options.init(), stop)
+            worker = await _unless_stopped(
+                db.when_reachable(options.init, settings.database_wait), stop
+            )
             if worker is None:
                 log.warning("%s during start-up: stopped before running any job", stop.reason)
                 return
