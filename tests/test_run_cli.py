@@ -399,3 +399,18 @@ async def test_nothing_is_imported_once_the_worker_runs(
     started = next(i for i, line in enumerate(gw.lines) if "started:" in line)
     late = [line for line in gw.lines[started:] if line.startswith("import time:")]
     assert late == [], "\n".join(late)
+
+
+async def test_jobs_run_on_uvloop_when_it_is_installed(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path,
+    start_gw: Callable[..., Awaitable[Gw]],
+) -> None:
+    pytest.importorskip("uvloop")  # a dependency on every platform but Windows
+    tasks_dir = write_tasks(tmp_path, {"which_loop.py": (
+        "import asyncio\n\nasync def task(payload, ctx):\n"
+        "    ctx.logger.info('loop module %s', type(asyncio.get_running_loop()).__module__)\n"
+    )})
+    await add_job(conn, "which_loop", "{}")
+    gw = await start_gw("-c", db_url, "--tasks", str(tasks_dir), "--once")
+    assert await gw.exit_code() == 0, gw.output
+    assert "loop module uvloop" in gw.output

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -93,10 +93,15 @@ def fail(message: str, exit_code: int = EXIT_FAILURE) -> NoReturn:
     raise typer.Exit(exit_code)
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; a GraphileWorkerError becomes one line on stderr and its exit code."""
+def run(
+    coroutine: Coroutine[Any, Any, T],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> T:
+    """Run a coroutine (on a loop from ``loop_factory`` if given); a GraphileWorkerError
+    becomes one line on stderr and its exit code."""
     try:
-        return asyncio.run(coroutine)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(coroutine)
     except GraphileWorkerError as error:
         fail(error.message, error.exit_code)
 

@@ -247,12 +247,8 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         import uvloop
     except ImportError:
         return common.run(coroutine)
-    policy = asyncio.get_event_loop_policy()
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    try:
-        return common.run(coroutine)
-    finally:
-        asyncio.set_event_loop_policy(policy)
+    # A loop factory, not an event loop policy: policies are deprecated from Python 3.14.
+    return common.run(coroutine, loop_factory=uvloop.new_event_loop)
 
 
 async def run_supervisor(settings: config.Settings, argv: list[str]) -> int:
