@@ -120,3 +120,26 @@ def test_errors_waiting_cannot_cure_are_not_waited_for(
     assert "database not reachable yet" not in err
     assert err.strip().splitlines()[-1].startswith("error: could not connect to")
     assert seconds < 30, seconds
+
+
+async def test_sigterm_while_waiting_stops_at_once(tmp_path: Path) -> None:
+    import signal
+
+    url = f"postgres://postgres@127.0.0.1:{_free_port()}/postgres"
+    process = await asyncio.create_subprocess_exec(
+        *gw_command("run", "-c", url, "--database-wait", "10m",
+                    "--tasks", str(write_tasks(tmp_path, {"late.py": TASK})),
+                    "--log-format", "plain"),
+        cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    gw = Gw(process)
+    try:
+        await gw.wait_for_line("database not reachable yet", 30)
+        gw.signal(signal.SIGTERM)
+        assert await gw.exit_code(15) == 0, gw.output
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert "received SIGTERM during start-up: stopped before running any job" in gw.output
