@@ -143,3 +143,27 @@ async def test_sigterm_while_waiting_stops_at_once(tmp_path: Path) -> None:
             process.kill()
             await process.wait()
     assert "received SIGTERM during start-up: stopped before running any job" in gw.output
+
+
+async def test_gw_migrate_waits_too(empty_db_url: str, tmp_path: Path) -> None:
+    """An init container running `gw migrate` before PostgreSQL is up."""
+    port = _free_port()
+    parts = urlsplit(empty_db_url)
+    target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+    process = await asyncio.create_subprocess_exec(
+        *gw_command("migrate", "-c", _via(empty_db_url, port), "--database-wait", "60s"),
+        cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    gw = Gw(process)
+    try:
+        await gw.wait_for_line("gw migrate: database not reachable yet", 30)
+        async with relay(port, target):
+            assert await gw.exit_code(60) == 0, gw.output
+            assert process.stdout is not None
+            out = (await process.stdout.read()).decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert "is at migration 20 (applied 20 now)" in out

@@ -24,13 +24,20 @@ def migrate_command(
         bool, typer.Option("--status", help="Only show the schema's migration, change nothing.")
     ] = False,
     json_output: common.JsonOption = False,
+    database_wait: Annotated[
+        str | None,
+        typer.Option("--database-wait",
+                     help="Wait this long for an unreachable database (an init container "
+                     "started before PostgreSQL), e.g. 60s [default: 0s].",
+                     show_default=False),
+    ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
 ) -> None:
     """Migrate the schema to Graphile Worker 0.18.0's (20 migrations), then gw's own.
 
     Exit code 57 when the database has a breaking migration newer than this gw knows.
     """
-    settings = common.load_settings(connection, schema, config)
+    settings = common.load_settings(connection, schema, config, database_wait=database_wait)
     logs.configure(
         fmt=settings.log_format,
         level=logs.level_from_verbosity(verbose, 0, default=settings.log_level),
@@ -49,12 +56,17 @@ def migrate_command(
 async def _migrate(
     settings: config.Settings, *, only_status: bool
 ) -> migrate.MigrationResult:
-    async with embedded.database_url(settings) as url, db.connection(url) as conn:
-        if only_status:
-            return migrate.MigrationResult(
-                await migrate.migration_status(conn, settings.schema_name)
-            )
-        return await migrate.apply_migrations(conn, settings.schema_name)
+    async with embedded.database_url(settings) as url:
+
+        async def attempt() -> migrate.MigrationResult:
+            async with db.connection(url) as conn:
+                if only_status:
+                    return migrate.MigrationResult(
+                        await migrate.migration_status(conn, settings.schema_name)
+                    )
+                return await migrate.apply_migrations(conn, settings.schema_name)
+
+        return await db.when_reachable(attempt, settings.database_wait, "gw migrate")
 
 
 def _summary(schema: str, result: migrate.MigrationResult) -> str:
