@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,16 +13,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from tests.test_observability import free_port
 from tests.test_run_cli import Gw, clean_env, gw_command, write_tasks
 
 TASK = "async def task(payload, ctx):\n    ctx.logger.info('ran %s', payload['n'])\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _via(url: str, port: int) -> str:
@@ -60,7 +53,7 @@ async def test_a_worker_started_before_its_database_waits_and_then_runs(
     db_url: str, conn: asyncpg.Connection, tmp_path: Path
 ) -> None:
     await conn.execute("select graphile_worker.add_job('late', '{\"n\": 7}')")
-    port = _free_port()
+    port = free_port()
     parts = urlsplit(db_url)
     target = (parts.hostname or "127.0.0.1", parts.port or 5432)
     process = await asyncio.create_subprocess_exec(
@@ -96,7 +89,7 @@ def _run(tmp_path: Path, *args: str) -> tuple[int, str, float]:
 
 
 def test_the_wait_ends_with_the_connection_error(tmp_path: Path) -> None:
-    url = f"postgres://postgres@127.0.0.1:{_free_port()}/postgres"
+    url = f"postgres://postgres@127.0.0.1:{free_port()}/postgres"
     code, err, seconds = _run(tmp_path, "-c", url, "--database-wait", "2s")
     assert code == 1
     assert "database not reachable yet" in err
@@ -125,7 +118,7 @@ def test_errors_waiting_cannot_cure_are_not_waited_for(
 async def test_sigterm_while_waiting_stops_at_once(tmp_path: Path) -> None:
     import signal
 
-    url = f"postgres://postgres@127.0.0.1:{_free_port()}/postgres"
+    url = f"postgres://postgres@127.0.0.1:{free_port()}/postgres"
     process = await asyncio.create_subprocess_exec(
         *gw_command("run", "-c", url, "--database-wait", "10m",
                     "--tasks", str(write_tasks(tmp_path, {"late.py": TASK})),
@@ -147,7 +140,7 @@ async def test_sigterm_while_waiting_stops_at_once(tmp_path: Path) -> None:
 
 async def test_gw_migrate_waits_too(empty_db_url: str, tmp_path: Path) -> None:
     """An init container running `gw migrate` before PostgreSQL is up."""
-    port = _free_port()
+    port = free_port()
     parts = urlsplit(empty_db_url)
     target = (parts.hostname or "127.0.0.1", parts.port or 5432)
     process = await asyncio.create_subprocess_exec(
