@@ -115,7 +115,7 @@ async def when_reachable(
             if remaining <= 0 or not server_may_come_up(error):
                 raise
             failures += 1
-            pause = min(remaining, min(5.0, 0.25 * 2 ** (failures - 1)))
+            pause = min(remaining, 5.0, 0.25 * 2 ** (failures - 1))
             _log.warning(
                 "%s: database not reachable yet (%s); retrying in %.1fs, for up to %gs in all",
                 what, error.message, pause, wait,
