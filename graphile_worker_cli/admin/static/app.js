@@ -82,6 +82,14 @@ function time(iso) {
   return iso ? el("span", { title: iso }, ago(iso)) : el("span", { class: "muted" }, "–");
 }
 
+// The list carries only the start of each last_error; the detail panel has all of it.
+function errorCell(job) {
+  const text = job.last_error_excerpt || "";
+  const more = job.last_error_truncated ? "…" : "";
+  const hint = more ? "\n(open the job for the whole error)" : "";
+  return el("td", { class: "err", title: text ? text + more + hint : null }, text + more);
+}
+
 function stateBadge(name) {
   return el("span", { class: `state state-${name}` }, name);
 }
@@ -145,7 +153,7 @@ async function loadJobs() {
       el("td", { class: "num" }, `${job.attempts}/${job.max_attempts}`),
       el("td", {}, time(job.run_at)),
       el("td", {}, job.key || ""),
-      el("td", { class: "err", title: job.last_error || "" }, job.last_error || ""),
+      errorCell(job),
     );
   });
   fill($("#job-table tbody"), rows, "no jobs match", writable ? 9 : 8);
