@@ -1,12 +1,17 @@
 """The dashboard in a real headless Chromium: counts, finding and retrying a failed job, a
-bulk action, read-only mode. The first test saves docs/admin.png for the docs."""
+bulk action, read-only mode.
+
+Screenshots go to tests/browser/screenshots/ (ignored by git). The one in the docs,
+docs/admin.png, is rewritten only when asked: ``GW_TEST_UPDATE_SCREENSHOTS=1``."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,7 +23,9 @@ from graphile_worker_cli.queries import cron as cron_queries
 from tests.browser.conftest import serve
 from tests.conftest import REPO_ROOT
 
-SCREENSHOT = REPO_ROOT / "docs" / "admin.png"
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+DOCS_SCREENSHOT = REPO_ROOT / "docs" / "admin.png"
+UPDATE_SCREENSHOTS = os.environ.get("GW_TEST_UPDATE_SCREENSHOTS") == "1"
 CRONTAB = "*/15 * * * * send_digest ?queue=mail\n0 3 * * * nightly_cleanup\n"
 
 
@@ -80,6 +87,15 @@ async def open_page(browser: Browser, url: str) -> Page:
     return page
 
 
+async def save_screenshot(page: Page, name: str, *, docs: bool = False) -> Path:
+    """Into the ignored screenshots folder; into docs/ only when asked to update it."""
+    target = DOCS_SCREENSHOT if docs and UPDATE_SCREENSHOTS else SCREENSHOTS / f"{name}.png"
+    target.parent.mkdir(exist_ok=True)
+    await page.screenshot(path=str(target))
+    assert target.stat().st_size > 10_000
+    return target
+
+
 async def test_overview_shows_the_counts_of_seeded_jobs(browser: Browser, seeded: Seeded) -> None:
     app = admin.create_app(seeded.utils, crontabs=cron.parse_crontab(CRONTAB))
     async with serve(app) as url:
@@ -101,9 +117,7 @@ async def test_overview_shows_the_counts_of_seeded_jobs(browser: Browser, seeded
         await expect(page.locator("#job-table tbody tr")).to_have_count(11)
         await page.locator("#job-table tbody tr", has_text="card declined").locator(
             "input[type=checkbox]").check()
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        await page.screenshot(path=str(SCREENSHOT))
-        assert SCREENSHOT.stat().st_size > 10_000
+        await save_screenshot(page, "admin", docs=True)
         # live refresh: a job added now shows up without reloading the page
         await seeded.utils.add_job("send_email", {"to": "late@example.com"})
         await expect(page.locator("#count-total")).to_have_text("12", timeout=15_000)
