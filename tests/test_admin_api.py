@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
 import signal
 import subprocess
@@ -23,10 +24,13 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from graphile_worker_cli import admin, cron, recovery, utils
+from graphile_worker_cli.admin.service import AdminService
+from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.job import JobSpec
 from graphile_worker_cli.queries import cron as cron_queries
 
 LOOPBACK = "http://127.0.0.1"
+TOKEN = "s3cret-token-0123456789"
 REMOTE_CLIENT = ("203.0.113.7", 40000)
 
 
@@ -135,6 +139,39 @@ def test_jobs_filters_and_pages(api: TestClient, seeded: Seeded) -> None:
     assert len(first["jobs"]) == len(second["jobs"]) == 2
     assert not {j["id"] for j in first["jobs"]} & {j["id"] for j in second["jobs"]}
     assert "payload" not in first["jobs"][0]
+    assert "last_error" not in first["jobs"][0]  # only the excerpt: see the test below
+
+
+def test_the_list_carries_an_excerpt_of_each_error_and_the_detail_all_of_it(
+    api: TestClient, seeded: Seeded
+) -> None:
+    traceback = "Traceback (most recent call last):\n" + "  File \"x.py\", line 1\n" * 800
+    assert len(traceback) > 16_000
+
+    async def fail_many() -> list[int]:
+        async with await utils.WorkerUtils.connect(seeded.url) as u:
+            ids = [(await u.add_job("crash", {"n": n})).id for n in range(50)]
+            await u.permanently_fail_jobs(ids, traceback)
+        return ids
+
+    crashed = asyncio.run(fail_many())
+    response = api.get("/api/jobs?task=crash&limit=50")
+    assert response.status_code == 200
+    rows = response.json()["jobs"]
+    assert len(rows) == 50
+    for row in rows:
+        assert row["last_error_excerpt"] == traceback[:240]
+        assert row["last_error_truncated"] is True
+        assert "last_error" not in row
+    # 50 whole tracebacks would be over 800 KB; the page of excerpts stays small
+    assert len(response.content) < 50 * 1_000
+    short = api.get("/api/jobs?state=failed&task=charge").json()["jobs"]
+    assert [(r["last_error_excerpt"], r["last_error_truncated"]) for r in short] == [
+        ("Card declined: 100% over LIMIT_x", False)
+    ]
+    assert api.get("/api/jobs?state=ready").json()["jobs"][0]["last_error_excerpt"] is None
+    # the job's own endpoint has the whole text
+    assert job(api, crashed[0])["last_error"] == traceback
 
 
 @pytest.mark.parametrize(
@@ -146,6 +183,10 @@ def test_jobs_filters_and_pages(api: TestClient, seeded: Seeded) -> None:
         ("offset=-1", "invalid offset -1: expected a number from 0"),
         ("colour=red", "unknown filter 'colour': expected one of state, task"),
         ("task=" + "x" * 600, "task filter too long"),
+        ("task=send%00email", "invalid task filter: it contains a NUL character"),
+        ("queue=%00", "invalid queue filter: it contains a NUL character"),
+        ("key=daily%00", "invalid key filter: it contains a NUL character"),
+        ("error=card%00", "invalid error filter: it contains a NUL character"),
     ],
 )
 def test_bad_filters_are_400_with_a_reason(api: TestClient, query: str, reason: str) -> None:
@@ -253,6 +294,88 @@ def test_bulk_actions_and_remove_by_key(api: TestClient, seeded: Seeded) -> None
     assert api.get(f"/api/jobs/{seeded.scheduled}").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "reason"),
+    [
+        ("/api/jobs/actions", {"action": "run_now", "ids": [2**63]},
+         "invalid job id 9223372036854775808: expected a positive 64-bit number"),
+        ("/api/jobs/actions", {"action": "complete", "ids": [1, 2**64]},
+         "invalid job id 18446744073709551616: expected a positive 64-bit number"),
+        ("/api/jobs/actions", {"action": "fail", "ids": [1], "reason": "stop\u0000now"},
+         "invalid reason: it contains a NUL character, which text cannot hold"),
+        ("/api/jobs/remove-by-key", {"key": "dai\u0000ly"},
+         "invalid key: it contains a NUL character, which text cannot hold"),
+        ("/api/maintenance/force-unlock", {"worker_ids": ["w-dead\u0000"]},
+         "invalid worker_ids: it contains a NUL character, which text cannot hold"),
+        ("/api/maintenance/cleanup", {"keep": ["\u0000"]},
+         "invalid keep: it contains a NUL character, which text cannot hold"),
+    ],
+)
+def test_values_postgresql_cannot_take_are_400_with_a_reason(
+    api: TestClient, seeded: Seeded, path: str, body: dict[str, Any], reason: str
+) -> None:
+    response = api.post(path, headers=csrf(api), json=body)
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": reason}
+    assert api.get("/api/overview").json()["counts"]["total"] == 5  # nothing changed
+
+
+def test_deeply_nested_json_is_400_with_a_reason(api: TestClient, seeded: Seeded) -> None:
+    headers = {**csrf(api), "Content-Type": "application/json"}
+    for deep in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
+        response = api.post("/api/jobs/actions", headers=headers, content=deep)
+        assert response.status_code == 400
+        assert response.json() == {
+            "error": "invalid request body: JSON nested too deeply; expected a flat JSON object"
+        }
+    # the server is fine afterwards
+    assert api.get("/api/overview").json()["counts"]["total"] == 5
+
+
+def test_an_unexpected_error_is_a_json_500_without_its_details(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: AdminService) -> dict[str, Any]:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(AdminService, "overview", broken)
+    response = api.get("/api/overview")
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error in the admin API (see the gw admin log)"}
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_every_response_forbids_caching_and_sniffing(seeded: Seeded) -> None:
+    auth = admin.AdminAuth(token=TOKEN)
+    with client_for(admin.create_app(seeded.url, auth=auth)) as c:
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        responses = {
+            "api 200": c.get("/api/jobs", headers=bearer),
+            "api 400": c.get("/api/jobs?state=dead", headers=bearer),
+            "api 404": c.get("/api/jobs/987654", headers=bearer),
+            "api 401": c.get("/api/overview"),
+            "api no route": c.get("/api/nothing-here", headers=bearer),
+            "api 405": c.put("/api/overview", headers=bearer),
+            "api write": c.post("/api/maintenance/sweep", headers=bearer, json={}),
+            "page": c.get("/", headers=bearer),
+            "page 401": c.get("/"),
+        }
+        script = c.get("/static/app.js", headers=bearer)
+    assert [r.status_code for r in responses.values()] == [200, 400, 404, 401, 404, 405, 200,
+                                                           200, 401]
+    for name, response in responses.items():
+        assert response.headers.get("cache-control") == "no-store", name
+        assert response.headers.get("x-content-type-options") == "nosniff", name
+        assert response.headers.get("referrer-policy") == "no-referrer", name
+    for name in ("api 200", "api 400", "api 401"):
+        assert "default-src 'none'" in responses[name].headers["content-security-policy"]
+    assert "default-src 'self'" in responses["page"].headers["content-security-policy"]
+    # the script is revalidated, never used stale after an upgrade; never sniffed
+    assert script.status_code == 200
+    assert script.headers["cache-control"] == "no-cache"
+    assert script.headers["x-content-type-options"] == "nosniff"
+
+
 # -- queues, workers, crontabs, maintenance
 
 
@@ -354,14 +477,14 @@ def test_auth_required_off_loopback(seeded: Seeded) -> None:
 
 
 def test_token_and_basic_auth(seeded: Seeded) -> None:
-    auth = admin.AdminAuth.from_options("s3cret-token", "ops:hunter2")
+    auth = admin.AdminAuth.from_options(TOKEN, "ops:hunter2")
     app = admin.create_app(seeded.url, auth=auth)
     with client_for(app, client=REMOTE_CLIENT, base_url="http://admin.example") as c:
         denied = c.get("/api/overview")
         assert denied.status_code == 401
         assert denied.headers["www-authenticate"].startswith("Basic")
         assert c.get("/api/overview", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        bearer = {"Authorization": "Bearer s3cret-token"}
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
         assert c.get("/api/overview", headers=bearer).status_code == 200
         # the bearer header is not sent by browsers on their own: no CSRF token needed
         write = c.post("/api/maintenance/sweep", headers=bearer, json={})
@@ -374,11 +497,20 @@ def test_token_and_basic_auth(seeded: Seeded) -> None:
         no_csrf = c.post("/api/maintenance/sweep", headers={"Authorization": basic}, json={})
         assert no_csrf.status_code == 403
         assert c.get("/?token=wrong").status_code == 401
-        login = c.get("/?token=s3cret-token&x=1", follow_redirects=False)
+        login = c.get(f"/?token={TOKEN}&x=1", follow_redirects=False)
         assert login.status_code == 303
         assert login.headers["location"] == "http://admin.example/?x=1"
         assert "httponly" in login.headers["set-cookie"].lower()
         assert c.get("/api/overview").status_code == 200  # the cookie now authenticates
+
+
+def test_a_short_token_is_refused() -> None:
+    with pytest.raises(BadInputError, match=r"admin token too short \(15 characters\): "
+                       r"expected at least 16"):
+        admin.AdminAuth(token="x" * 15)
+    assert admin.AdminAuth(token="x" * 16).configured
+    with pytest.raises(BadInputError, match="too short"):
+        admin.AdminAuth.from_options("short", None)
 
 
 def test_csrf_enforced(api: TestClient, seeded: Seeded) -> None:
@@ -453,10 +585,11 @@ def test_openapi_and_mounting(seeded: Seeded) -> None:
 # -- the command
 
 
-def _gw(*args: str) -> subprocess.CompletedProcess[str]:
+def _gw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "graphile_worker_cli", "admin", *args],
         capture_output=True, text=True, timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -469,6 +602,21 @@ def test_gw_admin_refuses_public_bind_without_auth() -> None:
     bad = _gw("--basic-auth", "nopassword")
     assert bad.returncode == 2
     assert "expected user:password" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("where", ["flag", "environment"])
+def test_gw_admin_refuses_a_short_token(where: str) -> None:
+    args = ["--host", "0.0.0.0", "-c", "postgres://nobody@127.0.0.1:1/x"]
+    if where == "flag":
+        result = _gw(*args, "--token", "hunter2")
+    else:
+        result = _gw(*args, env={"GW_ADMIN_TOKEN": "hunter2"})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "error: admin token too short (7 characters): expected at least 16, such as the "
+        "output of python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
 
 
 async def test_gw_admin_serves_until_terminated(db_url: str) -> None:

@@ -86,6 +86,19 @@ def test_table_for_people_shows_values_sources_and_the_file(tmp_path: Path) -> N
     assert rows["concurrency"] == ["10", "default"]
 
 
+
+@pytest.mark.parametrize("password", ["Sup3r#Secr3t", "Sup3r?Secr3t", "Sup3r/Secr3t"])
+def test_a_malformed_url_is_shown_without_its_password(password: str) -> None:
+    # An un-encoded '#', '?' or '/' ends a URL's user info early for a URL parser.
+    url = f"postgres://app:{password}@db.internal:5432/jobs"
+    output = show_json("-c", url)
+    assert output["settings"]["database_url"] == "postgres://app:***@db.internal:5432/jobs"
+    table = CliRunner().invoke(app, ["config", "show"], env={"DATABASE_URL": url, "COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "postgres://app:***@db.internal:5432/jobs" in table.stdout
+    for text in (json.dumps(output), table.stdout):
+        assert "Sup3r" not in text and "Secr3t" not in text
+
 @pytest.mark.parametrize(
     ("toml", "env", "expected"),
     [

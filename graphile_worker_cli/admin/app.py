@@ -18,11 +18,13 @@ from typing import TypeAlias
 
 import asyncpg
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphile_worker_cli import cron, db, utils
 from graphile_worker_cli.admin import auth as admin_auth
@@ -30,7 +32,37 @@ from graphile_worker_cli.admin.routes import Api
 from graphile_worker_cli.admin.service import AdminService
 
 STATIC_DIR = Path(__file__).parent / "static"
+PAGE_CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
 Source: TypeAlias = "utils.WorkerUtils | asyncpg.Pool | str"
+
+
+class ResponseHeaders:
+    """ASGI middleware: the headers every response of the dashboard carries, refusals
+    included. Nothing is stored by a cache (API answers hold job data and tokens; a static
+    file is revalidated, so an upgraded gw never meets an old script), and no browser
+    guesses a content type other than the one sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = admin_auth.relative_path(scope)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Cache-Control"] = "no-cache" if path.startswith("/static/") else "no-store"
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "no-referrer"
+                if path.startswith("/api"):
+                    headers["Content-Security-Policy"] = API_CSP
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class _Backend:
@@ -101,14 +133,7 @@ def create_app(
         root = request.scope.get("root_path", "")
         return HTMLResponse(
             page.replace("__BASE__", html.escape(root + "/", quote=True)),
-            headers={
-                "Content-Security-Policy": (
-                    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
-                ),
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer",
-                "Cache-Control": "no-store",
-            },
+            headers={"Content-Security-Policy": PAGE_CSP},
         )
 
     @asynccontextmanager
@@ -124,6 +149,9 @@ def create_app(
             *api.routes(),
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ],
-        middleware=[Middleware(admin_auth.AdminGuard, auth=auth, read_only=read_only)],
+        middleware=[
+            Middleware(ResponseHeaders),
+            Middleware(admin_auth.AdminGuard, auth=auth, read_only=read_only),
+        ],
         lifespan=lifespan,
     )

@@ -31,6 +31,7 @@ CSRF_COOKIE = "gw_admin_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
+MIN_TOKEN_LENGTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,12 @@ class AdminAuth:
     basic_password: str | None = None
 
     def __post_init__(self) -> None:
-        if self.token is not None and not self.token:
-            raise BadInputError("invalid admin token: expected a non-empty string")
+        if self.token is not None and len(self.token) < MIN_TOKEN_LENGTH:
+            raise BadInputError(
+                f"admin token too short ({len(self.token)} characters): expected at least "
+                f"{MIN_TOKEN_LENGTH}, such as the output of "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         if (self.basic_user is None) != (self.basic_password is None):
             raise BadInputError("basic auth needs both a user and a password")
 

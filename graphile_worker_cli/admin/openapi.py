@@ -7,6 +7,7 @@ from typing import Any
 import graphile_worker_cli
 from graphile_worker_cli.admin.params import JOB_FILTERS, MAX_BULK, MAX_PAGE, STATES
 from graphile_worker_cli.admin.service import ACTIONS, MAINTENANCE
+from graphile_worker_cli.queries.admin import ERROR_EXCERPT_CHARS
 
 _ERROR = {
     "description": "One-line reason",
@@ -49,22 +50,38 @@ def _post(summary: str, body: dict[str, Any] | None, **extra: Any) -> dict[str, 
     return {"post": operation}
 
 
+_JOB_FIELDS = {
+    "id": {"type": "integer"},
+    "task": {"type": "string"},
+    "queue": {"type": ["string", "null"]},
+    "state": {"enum": list(STATES)},
+    "priority": {"type": "integer"},
+    "run_at": {"type": "string", "format": "date-time"},
+    "attempts": {"type": "integer"},
+    "max_attempts": {"type": "integer"},
+    "key": {"type": ["string", "null"]},
+    "locked_at": {"type": ["string", "null"], "format": "date-time"},
+    "locked_by": {"type": ["string", "null"]},
+}
 _JOB = {
     "type": "object",
     "properties": {
-        "id": {"type": "integer"},
-        "task": {"type": "string"},
-        "queue": {"type": ["string", "null"]},
-        "state": {"enum": list(STATES)},
-        "payload": {"description": "only in the job detail"},
-        "priority": {"type": "integer"},
-        "run_at": {"type": "string", "format": "date-time"},
-        "attempts": {"type": "integer"},
-        "max_attempts": {"type": "integer"},
+        **_JOB_FIELDS,
+        "payload": {},
         "last_error": {"type": ["string", "null"]},
-        "key": {"type": ["string", "null"]},
-        "locked_at": {"type": ["string", "null"], "format": "date-time"},
-        "locked_by": {"type": ["string", "null"]},
+    },
+}
+_JOB_ROW = {
+    "type": "object",
+    "properties": {
+        **_JOB_FIELDS,
+        "last_error_excerpt": {
+            "type": ["string", "null"],
+            "description": f"the first {ERROR_EXCERPT_CHARS} characters of last_error",
+        },
+        "last_error_truncated": {
+            "type": "boolean", "description": "whether last_error is longer than the excerpt",
+        },
     },
 }
 _COUNTS = {
@@ -130,9 +147,9 @@ def schema(root_path: str = "") -> dict[str, Any]:
                 }},
             ),
             "/api/jobs": _get(
-                "A page of jobs, newest first (no payloads)",
+                "A page of jobs, newest first (no payloads; the start of each last_error)",
                 {"type": "object", "properties": {
-                    "jobs": {"type": "array", "items": _JOB},
+                    "jobs": {"type": "array", "items": _JOB_ROW},
                     "total": {"type": "integer"},
                     "limit": {"type": "integer"},
                     "offset": {"type": "integer"},

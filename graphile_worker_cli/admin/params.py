@@ -19,6 +19,7 @@ MAX_PAGE = 500
 DEFAULT_PAGE = 50
 MAX_BULK = 1000
 MAX_TEXT = 512
+MAX_JOB_ID = 2**63 - 1  # bigint
 JOB_FILTERS = ("state", "task", "queue", "key", "error", "limit", "offset")
 STATES = tuple(state.value for state in utils.JobState)
 
@@ -67,6 +68,15 @@ def _text(value: str | None, name: str) -> str | None:
         return None
     if len(value) > MAX_TEXT:
         raise BadInputError(f"{name} filter too long: expected at most {MAX_TEXT} characters")
+    return _without_nul(value, f"{name} filter")
+
+
+def _without_nul(value: str, what: str) -> str:
+    """PostgreSQL text cannot hold a NUL character: refuse it here, as bad input."""
+    if "\x00" in value:
+        raise BadInputError(
+            f"invalid {what}: it contains a NUL character, which text cannot hold"
+        )
     return value
 
 
@@ -88,7 +98,11 @@ def job_id(value: str) -> int:
         number = int(value)
     except ValueError:
         raise BadInputError(f"invalid job id {value!r}: expected a whole number") from None
-    if not 1 <= number < 2**63:
+    return _in_id_range(number)
+
+
+def _in_id_range(number: int) -> int:
+    if not 1 <= number <= MAX_JOB_ID:
         raise BadInputError(f"invalid job id {number}: expected a positive 64-bit number")
     return number
 
@@ -100,8 +114,9 @@ def job_ids(value: Any) -> list[int]:
     if len(value) > MAX_BULK:
         raise BadInputError(f"too many ids ({len(value)}): expected at most {MAX_BULK} per call")
     for item in value:
-        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+        if isinstance(item, bool) or not isinstance(item, int):
             raise BadInputError(f"invalid job id {item!r}: expected a positive whole number")
+        _in_id_range(item)
     return list(dict.fromkeys(value))
 
 
@@ -160,6 +175,8 @@ def string_list(body: Mapping[str, Any], name: str, *, required: bool = False) -
     ):
         need = "a non-empty list" if required else "a list"
         raise BadInputError(f"invalid {name}: expected {need} of non-empty strings")
+    for item in value:
+        _without_nul(item, name)
     return value
 
 
@@ -169,4 +186,4 @@ def optional_text(body: Mapping[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str) or not value:
         raise BadInputError(f"invalid {name} {value!r}: expected a non-empty string")
-    return value
+    return _without_nul(value, name)

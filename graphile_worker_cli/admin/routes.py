@@ -1,12 +1,14 @@
 """The JSON API under /api: each endpoint checks its input, calls the service, answers JSON.
 
 Errors are ``{"error": "<one line>"}``: 400 for bad input (with the reason), 404 for an
-unknown job, 503 when the database cannot be reached, 500 for other database errors.
+unknown job, 503 when the database cannot be reached, 500 for other database errors (and,
+logged with its traceback, for any unexpected error).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +20,7 @@ from graphile_worker_cli import errors
 from graphile_worker_cli.admin import auth, openapi, params
 from graphile_worker_cli.admin.service import ACTIONS, AdminService
 
+_log = logging.getLogger("gw.admin")
 ServiceGetter = Callable[[], Awaitable[AdminService]]
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -42,6 +45,10 @@ async def _body(request: Request) -> dict[str, Any]:
         return params.body_object(json.loads(raw))
     except (ValueError, UnicodeDecodeError):
         raise errors.BadInputError("invalid request body: expected JSON") from None
+    except RecursionError:
+        raise errors.BadInputError(
+            "invalid request body: JSON nested too deeply; expected a flat JSON object"
+        ) from None
 
 
 class Api:
@@ -153,6 +160,12 @@ def _guarded(handler: Handler) -> Handler:
             return await handler(request)
         except errors.GraphileWorkerError as error:
             return error_response(error)
+        except Exception:
+            _log.exception("admin API: %s %s failed", request.method, request.url.path)
+            return JSONResponse(
+                {"error": "internal error in the admin API (see the gw admin log)"},
+                status_code=500,
+            )
 
     endpoint.__name__ = handler.__name__
     return endpoint

@@ -7,8 +7,7 @@ Reads use the statements in ``queries.admin``; every change goes through ``Worke
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +15,7 @@ import asyncpg
 
 from graphile_worker_cli import cron, recovery, utils
 from graphile_worker_cli.admin import params
-from graphile_worker_cli.errors import BadInputError, DatabaseError, JobNotFoundError
+from graphile_worker_cli.errors import BadInputError, JobNotFoundError
 from graphile_worker_cli.job import Job
 from graphile_worker_cli.queries import admin as queries
 from graphile_worker_cli.queries import cron as cron_queries
@@ -25,22 +24,6 @@ STATES = params.STATES
 ACTIONS = ("run_now", "reschedule", "complete", "fail")
 MAINTENANCE = ("migrate", "cleanup", "force_unlock", "sweep")
 DEFAULT_FAIL_REASON = "permanently failed from the gw admin dashboard"
-
-
-@contextmanager
-def _database_errors() -> Iterator[None]:
-    """Driver errors of the dashboard's own reads as one-line gw errors."""
-    try:
-        yield
-    except asyncpg.PostgresError as error:
-        raise DatabaseError(f"database error: {_first_line(error)}") from error
-    except (asyncpg.InterfaceError, OSError) as error:
-        raise DatabaseError(f"database connection failed: {_first_line(error)}") from error
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -62,7 +45,7 @@ class AdminService:
         self.crontabs = {item.identifier: item for item in crontabs}
 
     async def _fetch(self, template: str, *args: Any) -> list[asyncpg.Record]:
-        with _database_errors():
+        with utils.database_errors(self.schema):
             async with self.utils.pool.acquire() as conn:
                 rows: list[asyncpg.Record] = await conn.fetch(
                     queries.render(template, self.schema), *args
@@ -121,7 +104,7 @@ class AdminService:
 
     async def workers(self) -> dict[str, Any]:
         """Registered gw workers with heartbeats, and lock holders that never registered."""
-        with _database_errors():
+        with utils.database_errors(self.schema):
             has_registry = await recovery.registry_exists(self.utils.pool, self.schema)
         registered = await self.utils.list_active_workers() if has_registry else []
         known = {worker.id for worker in registered}
@@ -142,7 +125,7 @@ class AdminService:
 
     async def crontabs_json(self) -> dict[str, Any]:
         """Known crontabs; the next run needs the crontab item (given to create_app)."""
-        with _database_errors():
+        with utils.database_errors(self.schema):
             known = await cron_queries.fetch_known_crontabs(self.utils.pool, self.schema)
         now = datetime.now(UTC)
         listed = []
@@ -255,6 +238,7 @@ class AdminService:
 
 
 def _job_row(row: asyncpg.Record) -> dict[str, Any]:
+    """A row of the jobs list: no payload, and only the start of last_error."""
     return {
         "id": row["id"],
         "task": row["task_identifier"],
@@ -264,7 +248,8 @@ def _job_row(row: asyncpg.Record) -> dict[str, Any]:
         "run_at": iso(row["run_at"]),
         "attempts": row["attempts"],
         "max_attempts": row["max_attempts"],
-        "last_error": row["last_error"],
+        "last_error_excerpt": row["last_error_excerpt"],
+        "last_error_truncated": bool(row["last_error_truncated"]),
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
         "key": row["key"],

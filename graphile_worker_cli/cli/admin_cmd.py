@@ -46,7 +46,8 @@ def admin_command(
     token: Annotated[
         str | None,
         typer.Option(
-            "--token", help=f"Bearer token required on every request (env {TOKEN_ENV}).",
+            "--token", help=f"Bearer token required on every request, at least 16 "
+            f"characters (env {TOKEN_ENV}).",
             show_default=False,
         ),
     ] = None,

@@ -12,6 +12,7 @@ from graphile_worker_cli.queries.utils import render
 
 __all__ = [
     "COUNT_JOBS",
+    "ERROR_EXCERPT_CHARS",
     "JOB_STATES",
     "LIST_JOBS",
     "LOCK_HOLDERS",
@@ -57,12 +58,18 @@ left join {s}._private_tasks as tasks on tasks.id = jobs.task_id
 left join {s}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
 """
 
-# One page of jobs, newest first, without payloads (they can be large; the detail view
-# loads one): filters $1-$5 as above, $6 limit, $7 offset.
+ERROR_EXCERPT_CHARS = 240
+"""How much of each last_error a page of jobs carries; the detail view has all of it."""
+
+# One page of jobs, newest first, without payloads and with only the start of each
+# last_error (both can be large; the detail view loads one job whole): filters $1-$5 as
+# above, $6 limit, $7 offset.
 LIST_JOBS = (
     f"""
 select jobs.id, tasks.identifier as task_identifier, job_queues.queue_name,
-       jobs.priority, jobs.run_at, jobs.attempts, jobs.max_attempts, jobs.last_error,
+       jobs.priority, jobs.run_at, jobs.attempts, jobs.max_attempts,
+       left(jobs.last_error, {ERROR_EXCERPT_CHARS}) as last_error_excerpt,
+       length(jobs.last_error) > {ERROR_EXCERPT_CHARS} as last_error_truncated,
        jobs.created_at, jobs.updated_at, jobs.key, jobs.locked_at, jobs.locked_by,
        jobs.revision, jobs.flags, {_STATE} as state
 """

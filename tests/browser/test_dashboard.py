@@ -1,12 +1,17 @@
 """The dashboard in a real headless Chromium: counts, finding and retrying a failed job, a
-bulk action, read-only mode. The first test saves docs/admin.png for the docs."""
+bulk action, read-only mode, the layout at 800 and 1400 pixels wide.
+
+Screenshots go to tests/browser/screenshots/ (ignored by git). The one in the docs,
+docs/admin.png, is rewritten only when asked: ``GW_TEST_UPDATE_SCREENSHOTS=1``."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,7 +23,9 @@ from graphile_worker_cli.queries import cron as cron_queries
 from tests.browser.conftest import serve
 from tests.conftest import REPO_ROOT
 
-SCREENSHOT = REPO_ROOT / "docs" / "admin.png"
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+DOCS_SCREENSHOT = REPO_ROOT / "docs" / "admin.png"
+UPDATE_SCREENSHOTS = os.environ.get("GW_TEST_UPDATE_SCREENSHOTS") == "1"
 CRONTAB = "*/15 * * * * send_digest ?queue=mail\n0 3 * * * nightly_cleanup\n"
 
 
@@ -73,11 +80,24 @@ async def _accept(dialog: Dialog) -> None:
     await dialog.accept()
 
 
-async def open_page(browser: Browser, url: str) -> Page:
-    page = await browser.new_page(viewport={"width": 1440, "height": 900})
+async def open_page(
+    browser: Browser, url: str, width: int = 1400, height: int = 900, timezone_id: str = "UTC"
+) -> Page:
+    page = await browser.new_page(
+        viewport={"width": width, "height": height}, timezone_id=timezone_id
+    )
     page.on("dialog", _accept)
     await page.goto(url)
     return page
+
+
+async def save_screenshot(page: Page, name: str, *, docs: bool = False) -> Path:
+    """Into the ignored screenshots folder; into docs/ only when asked to update it."""
+    target = DOCS_SCREENSHOT if docs and UPDATE_SCREENSHOTS else SCREENSHOTS / f"{name}.png"
+    target.parent.mkdir(exist_ok=True)
+    await page.screenshot(path=str(target))
+    assert target.stat().st_size > 10_000
+    return target
 
 
 async def test_overview_shows_the_counts_of_seeded_jobs(browser: Browser, seeded: Seeded) -> None:
@@ -101,9 +121,13 @@ async def test_overview_shows_the_counts_of_seeded_jobs(browser: Browser, seeded
         await expect(page.locator("#job-table tbody tr")).to_have_count(11)
         await page.locator("#job-table tbody tr", has_text="card declined").locator(
             "input[type=checkbox]").check()
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        await page.screenshot(path=str(SCREENSHOT))
-        assert SCREENSHOT.stat().st_size > 10_000
+        await page.locator("#job-table").get_by_role(
+            "button", name=str(seeded.declined), exact=True).click()
+        await expect(page.locator("#detail-error")).to_have_text(
+            "PaymentError: card declined (code 51)")
+        await save_screenshot(page, "admin", docs=True)
+        await page.keyboard.press("Escape")
+        await expect(page.locator("#detail")).to_be_hidden()
         # live refresh: a job added now shows up without reloading the page
         await seeded.utils.add_job("send_email", {"to": "late@example.com"})
         await expect(page.locator("#count-total")).to_have_text("12", timeout=15_000)
@@ -186,3 +210,132 @@ async def test_read_only_mode_hides_and_refuses_writes(
         assert status == [403, "the dashboard is read-only: writes are disabled"]
         job = await seeded.utils.get_job(seeded.declined)
         assert job.attempts == job.max_attempts
+
+
+@dataclass(frozen=True)
+class Box:
+    x: float
+    y: float
+    width: float
+    height: float
+
+    @property
+    def right(self) -> float:
+        return self.x + self.width
+
+    @property
+    def bottom(self) -> float:
+        return self.y + self.height
+
+    def overlaps(self, other: Box) -> bool:
+        return (self.x < other.right and other.x < self.right
+                and self.y < other.bottom and other.y < self.bottom)
+
+
+async def box(page: Page, selector: str) -> Box:
+    found = await page.locator(selector).bounding_box()
+    assert found is not None, f"{selector} is not displayed"
+    return Box(found["x"], found["y"], found["width"], found["height"])
+
+
+LONG_ERROR = "RuntimeError: upstream exploded\n" + "  at frame\n" * 2_000
+
+
+@pytest.fixture
+async def crowded(seeded: Seeded) -> tuple[Seeded, int]:
+    """The seeded jobs and 60 more, one of which failed with a 22 KB error."""
+    added = await seeded.utils.add_jobs([("bulk_import", {"n": n}) for n in range(60)])
+    await seeded.utils.permanently_fail_jobs([added[-1].id], LONG_ERROR)
+    return seeded, added[-1].id
+
+
+async def test_layout_at_800_pixels_keeps_the_detail_off_the_table(
+    browser: Browser, crowded: tuple[Seeded, int]
+) -> None:
+    seeded, long_failed = crowded
+    app = admin.create_app(seeded.utils, crontabs=cron.parse_crontab(CRONTAB))
+    async with serve(app) as url:
+        page = await open_page(browser, url, width=800, height=900)
+        await expect(page.locator("#job-table tbody tr")).to_have_count(50)
+        await expect(page.locator("#worker-table")).to_contain_text("worker-7f3a")
+        # 50 rows scroll inside a box of bounded height: the queues come right after it
+        table = await box(page, "#job-box")
+        assert table.height <= 0.65 * 900
+        overflow = await page.locator("#job-box").evaluate("b => b.scrollHeight - b.clientHeight")
+        assert overflow > 500
+        queues = await box(page, "#queues")
+        assert 0 < queues.y - table.bottom < 150
+        # the detail opens in the page flow, beside nothing and over nothing
+        row = page.locator("#job-table tbody tr", has_text="upstream exploded")
+        await row.get_by_role("button", name=str(long_failed), exact=True).click()
+        detail = page.locator("#detail")
+        await expect(detail).to_be_focused()
+        await expect(detail).to_be_in_viewport()
+        # (boxes are measured in the viewport, which focusing the panel scrolled)
+        opened, table = await box(page, "#detail"), await box(page, "#job-box")
+        assert not opened.overlaps(table)
+        assert not opened.overlaps(await box(page, "#jobs"))
+        assert opened.y >= table.bottom
+        await expect(row).to_have_class(re.compile(r"\bopen\b"))
+        # the list has the start of the error, the detail all of it
+        cell = row.locator("td.err")
+        cell_text = await cell.text_content() or ""
+        assert cell_text.startswith("RuntimeError: upstream exploded")
+        assert cell_text.endswith("…") and len(cell_text) == 241
+        assert await page.locator("#detail-error").text_content() == LONG_ERROR
+        await save_screenshot(page, "admin-800")
+        await page.keyboard.press("Escape")
+        await expect(detail).to_be_hidden()
+        await expect(row).not_to_have_class(re.compile(r"\bopen\b"))
+
+
+async def test_layout_at_1400_pixels_puts_detail_and_queues_beside_the_table(
+    browser: Browser, crowded: tuple[Seeded, int]
+) -> None:
+    seeded, long_failed = crowded
+    app = admin.create_app(seeded.utils, crontabs=cron.parse_crontab(CRONTAB))
+    async with serve(app) as url:
+        page = await open_page(browser, url, width=1400, height=900)
+        await expect(page.locator("#job-table tbody tr")).to_have_count(50)
+        await expect(page.locator("#queue-table")).to_contain_text("billing")
+        table = await box(page, "#job-box")
+        assert table.width >= 800
+        for section in ("#queues", "#workers", "#crontabs"):
+            side = await box(page, section)
+            assert side.x >= table.right, section  # beside the table, not under it
+        assert (await box(page, "#queues")).y < 900  # on the first screen
+        await page.locator("#job-table").get_by_role(
+            "button", name=str(long_failed), exact=True).click()
+        detail = page.locator("#detail")
+        await expect(detail).to_be_focused()
+        await expect(detail).to_be_in_viewport()
+        opened, after = await box(page, "#detail"), await box(page, "#job-box")
+        assert not opened.overlaps(after)
+        assert not opened.overlaps(await box(page, "#jobs"))
+        assert after.width == table.width  # the table kept its room
+        await save_screenshot(page, "admin-1400")
+
+
+async def test_times_are_relative_with_the_exact_time_beside_or_on_hover(
+    browser: Browser, seeded: Seeded
+) -> None:
+    declined = await seeded.utils.get_job(seeded.declined)
+    india = timezone(timedelta(hours=5, minutes=30))
+    created = declined.created_at.astimezone(india).strftime("%Y-%m-%d %H:%M:%S UTC+05:30")
+    run_at = declined.run_at.astimezone(india).strftime("%Y-%m-%d %H:%M:%S UTC+05:30")
+    async with serve(admin.create_app(seeded.utils)) as url:
+        page = await open_page(browser, url, timezone_id="Asia/Kolkata")
+        row = page.locator("#job-table tbody tr", has_text="card declined")
+        cell = row.locator("time")
+        await expect(cell).to_have_text(re.compile(r"^\d+[smhd] ago$"))
+        await expect(cell).to_have_attribute("title", run_at)
+        await row.get_by_role("button", name=str(seeded.declined), exact=True).click()
+        fields = page.locator("#detail-fields")
+        created_value = fields.locator("dt:text-is('created') + dd")
+        await expect(created_value.locator("time")).to_have_text(re.compile(r"^\d+[smhd] ago$"))
+        await expect(created_value.locator(".exact")).to_have_text(created)
+        await expect(created_value.locator("time")).to_have_attribute("title", created)
+        text = await fields.text_content() or ""
+        # no raw ISO times (with their microseconds) left in the panel
+        assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d", text), text
+        assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}", text), text

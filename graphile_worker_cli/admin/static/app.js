@@ -78,8 +78,34 @@ function ago(iso) {
   return seconds > 0 ? `in ${text}` : `${text} ago`;
 }
 
+// The exact time, to the second, in the browser's time zone: 2026-01-02 09:03:04 UTC+01:00.
+function exact(iso) {
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  const offset = -d.getTimezoneOffset();
+  const zone = offset === 0 ? "UTC" : `UTC${offset > 0 ? "+" : "-"}`
+    + `${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} `
+    + `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zone}`;
+}
+
+// Every time on the page reads the same way: relative, with the exact time on hover.
 function time(iso) {
-  return iso ? el("span", { title: iso }, ago(iso)) : el("span", { class: "muted" }, "–");
+  return iso ? el("time", { datetime: iso, title: exact(iso) }, ago(iso))
+    : el("span", { class: "muted" }, "–");
+}
+
+// In the detail panel the exact time is also written out beside the relative one.
+function timeWithExact(iso) {
+  return iso ? el("span", {}, time(iso), el("span", { class: "exact" }, exact(iso))) : time(iso);
+}
+
+// The list carries only the start of each last_error; the detail panel has all of it.
+function errorCell(job) {
+  const text = job.last_error_excerpt || "";
+  const more = job.last_error_truncated ? "…" : "";
+  const hint = more ? "\n(open the job for the whole error)" : "";
+  return el("td", { class: "err", title: text ? text + more + hint : null }, text + more);
 }
 
 function stateBadge(name) {
@@ -129,7 +155,8 @@ async function loadJobs() {
   const writable = !state.session.read_only;
   const rows = data.jobs.map((job) => {
     const checked = state.selected.has(job.id);
-    return el("tr", { class: checked ? "sel" : "", dataset: { id: job.id } },
+    const classes = [checked ? "sel" : "", job.id === state.detailId ? "open" : ""];
+    return el("tr", { class: classes.join(" ").trim(), dataset: { id: job.id } },
       writable ? el("td", {}, el("input", {
         type: "checkbox", checked, "aria-label": `Select job ${job.id}`,
         dataset: { focusKey: `check-${job.id}` },
@@ -145,7 +172,7 @@ async function loadJobs() {
       el("td", { class: "num" }, `${job.attempts}/${job.max_attempts}`),
       el("td", {}, time(job.run_at)),
       el("td", {}, job.key || ""),
-      el("td", { class: "err", title: job.last_error || "" }, job.last_error || ""),
+      errorCell(job),
     );
   });
   fill($("#job-table tbody"), rows, "no jobs match", writable ? 9 : 8);
@@ -297,16 +324,20 @@ async function loadDetail(id, quiet) {
   // Polling re-reads the job; leave the panel alone (and any text selected in it) when
   // nothing changed.
   const stamp = JSON.stringify(job);
-  if (quiet && stamp === state.detailStamp) return;
+  if (quiet && stamp === state.detailStamp) {
+    for (const node of $$("#detail-fields time")) node.textContent = ago(node.dateTime);
+    return;
+  }
   state.detailStamp = stamp;
   $("#detail-h").textContent = `Job ${job.id}`;
   if ($("#detail-actions")) $("#detail-actions").classList.remove("hidden");
   const fields = [
     ["task", job.task], ["queue", job.queue || "–"], ["state", stateBadge(job.state)],
     ["attempts", `${job.attempts} of ${job.max_attempts}`], ["priority", job.priority],
-    ["run at", job.run_at], ["key", job.key || "–"], ["locked by", job.locked_by || "–"],
-    ["locked at", job.locked_at || "–"], ["created", job.created_at],
-    ["updated", job.updated_at], ["revision", job.revision],
+    ["run at", timeWithExact(job.run_at)], ["key", job.key || "–"],
+    ["locked by", job.locked_by || "–"], ["locked at", timeWithExact(job.locked_at)],
+    ["created", timeWithExact(job.created_at)], ["updated", timeWithExact(job.updated_at)],
+    ["revision", job.revision],
     ["flags", job.flags.length ? job.flags.join(", ") : "–"],
   ];
   $("#detail-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
@@ -318,13 +349,24 @@ async function openDetail(id) {
   state.detailId = id;
   state.detailStamp = null;
   state.returnFocus = document.activeElement;
+  markOpenRow();
   $("#detail").classList.remove("hidden");
   await loadDetail(id, false);
-  $("#detail").focus();
+  // Scroll no further than needed: on a narrow screen, where the panel comes after the
+  // table, the end of the table stays in view when the panel fits.
+  $("#detail").focus({ preventScroll: true });
+  $("#detail").scrollIntoView({ block: "nearest" });
+}
+
+function markOpenRow() {
+  for (const row of $$("#job-table tbody tr[data-id]")) {
+    row.classList.toggle("open", Number(row.dataset.id) === state.detailId);
+  }
 }
 
 function closeDetail() {
   state.detailId = null;
+  markOpenRow();
   $("#detail").classList.add("hidden");
   if (state.returnFocus && document.body.contains(state.returnFocus)) state.returnFocus.focus();
 }
