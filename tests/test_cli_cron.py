@@ -53,7 +53,7 @@ async def test_check_prints_next_runs(tmp_path: Path) -> None:
     for ts in weekly["next_runs"]:
         moment = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ")
         assert (moment.isoweekday(), moment.hour, moment.minute) == (7, 4, 0)  # Sundays, UTC
-    assert tick["tz"] == "Europe/Paris"
+    assert (tick["tz"], tick["dst"], weekly["dst"]) == ("Europe/Paris", "wall", None)
     text = await gw("cron", "check", str(path))
     assert text.code == 0
     assert text.out.startswith(f"{path}: 2 items, valid")
@@ -72,6 +72,48 @@ async def test_check_reports_the_bad_line(tmp_path: Path) -> None:
     missing = await gw("cron", "check", str(tmp_path / "nope"))
     assert missing.code == 2
     assert "not found" in missing.err
+
+
+EDGE_LINES = {
+    "* * * * * t ?fill=99999999999999w":
+        "option fill: invalid fill '99999999999999w': expected at most 366d (52w2d)",
+    "* * * * * t ?fill=100000000d":
+        "option fill: invalid fill '100000000d': expected at most 366d (52w2d)",
+    "* * * * * t {a: " + "[" * 3000 + "]" * 3000 + "}":
+        "payload is nested deeper than 128 levels (at character 132); expected at most 128",
+    "* * * * * t ?id=foo%0A":
+        "option id: invalid id 'foo\\n': expected a letter or _ then letters, digits, - or _",
+    "* * * * * t ?tz=localtime":
+        "option tz: invalid tz 'localtime': expected an IANA time zone name like "
+        "Europe/Paris or UTC",
+    "* * * * * " + "t" * 129:
+        "invalid task identifier '" + "t" * 129 + "': expected 1 to 128 characters",
+}
+
+
+async def test_check_reports_each_edge_in_one_line_with_exit_2(tmp_path: Path) -> None:
+    paths = []
+    for number, line in enumerate(EDGE_LINES):
+        path = tmp_path / f"crontab{number}"
+        path.write_text(f"# line 1 is fine\n{line}\n")
+        paths.append(path)
+    results = await asyncio.gather(*(gw("cron", "check", str(path)) for path in paths))
+    for path, message, result in zip(paths, EDGE_LINES.values(), results, strict=True):
+        assert result.code == 2, result.err
+        assert result.out == ""
+        assert "Traceback" not in result.err
+        assert " ".join(result.err.split()) == f"error: {path}:2: {message}"
+
+
+async def test_check_accepts_a_crontab_that_starts_with_a_byte_order_mark(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "crontab"
+    path.write_bytes(b"\xef\xbb\xbf# written by an editor that adds a BOM\n0 4 * * * tick\n")
+    result = await gw("cron", "check", str(path), "--json")
+    assert result.code == 0, result.err
+    [item] = json.loads(result.out)["items"]
+    assert (item["id"], item["pattern"]) == ("tick", "0 4 * * *")
 
 
 async def test_list_shows_known_crontabs(

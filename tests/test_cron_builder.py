@@ -14,6 +14,7 @@ from graphile_worker_cli.cron import (
     CronJobKeyMode,
     CrontabError,
     CrontabFill,
+    DstRule,
     parse_cron_input,
     parse_crontab,
 )
@@ -112,6 +113,17 @@ def test_task_class_payload_and_defaults() -> None:
         (lambda: Cron.every_minute("t").payload([1]),
          "invalid payload [1]: expected a JSON object"),
         (lambda: Cron.every_minute("t").tz("Mars/Olympus"), "invalid tz 'Mars/Olympus'"),
+        (lambda: Cron.every_minute("t").tz(ZoneInfo("localtime")), "invalid tz 'localtime'"),
+        (lambda: Cron.every_minute("t").tz("Factory"), "invalid tz 'Factory'"),
+        (lambda: Cron.every_minute("t").tz("UTC", dst="later"),
+         "invalid dst 'later': expected wall or once"),
+        (lambda: Cron.every_minute("t").fill("367d"),
+         "invalid fill '367d': expected at most 366d (52w2d)"),
+        (lambda: Cron.every_minute("t").fill(CrontabFill.weeks(53)),
+         "invalid fill 53: expected at most 366d (52w2d)"),
+        (lambda: Cron.every_minute("t" * 129), "invalid task identifier 'ttt"),
+        (lambda: Cron.every_minute("t").id("foo\n"), "invalid id 'foo\\n'"),
+        (lambda: Cron.every_minute("t").queue("q\n"), "invalid queue 'q\\n'"),
         (lambda: Cron.from_pattern("t", "* * *"), "invalid pattern '* * *': expected 5 fields"),
         (lambda: Cron.from_pattern("t", "61 * * * *"),
          "minute field '61': value 61 is out of range; expected 0-59"),
@@ -133,6 +145,13 @@ def test_parse_cron_input() -> None:
     assert [i.identifier for i in items] == ["a", "b"]
     with pytest.raises(CrontabError, match=r"^<with_cron>:1: "):
         parse_cron_input("0 1 * * a")
+
+
+def test_tz_with_a_dst_rule_equals_its_crontab_line() -> None:
+    built = Cron.daily_at("t", 2, 30).tz("America/New_York", dst=DstRule.ONCE).build()
+    assert built == parse_crontab("30 2 * * * t ?tz=America/New_York&dst=once")[0]
+    assert built.dst is DstRule.ONCE
+    assert Cron.daily_at("t", 2, 30).tz("UTC").build().dst is DstRule.WALL
 
 
 def test_next_runs_of_a_typed_schedule() -> None:

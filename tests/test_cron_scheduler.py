@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ import asyncpg
 import pytest
 
 from graphile_worker_cli import db
-from graphile_worker_cli.cron import Crontab, MockClock, parse_crontab
+from graphile_worker_cli.cron import Crontab, CrontabTimer, MockClock, parse_crontab
 from graphile_worker_cli.cron.scheduler import run_scheduler
 
 SCHEMA = "graphile_worker"
@@ -228,27 +229,66 @@ async def test_day_of_week_zero_fires_on_sunday_in_utc_whatever_the_local_zone(
 # -- late, early and jumping clocks ---------------------------------------------------------
 
 
-async def test_forward_jump_catches_up_within_fill_and_not_beyond(
+async def test_late_timer_schedules_every_minute_since_start_fill_or_not(
     pool: asyncpg.Pool, conn: asyncpg.Connection
 ) -> None:
-    items = parse_crontab("* * * * * filled ?fill=5m\n* * * * * unfilled\n")
+    items = parse_crontab(
+        "* * * * * filled ?fill=5m\n* * * * * unfilled\n5 12 * * * daily_at_1205\n"
+    )
     clock = MockClock(T0)
     async with scheduling(pool, items, clock):
         await step(clock, at(12, 1))
-        await step(clock, at(12, 11) + timedelta(seconds=30))  # jumps 10.5 minutes
+        await step(clock, at(12, 11) + timedelta(seconds=30))  # the timer fires 10.5 min late
         jobs = await cron_jobs(conn)
-    # Up to 2 minutes late is an ordinary tick; older minutes only within the fill (5m).
-    assert stamps(jobs, "filled") == [
-        (iso(at(12, 1)), False),
-        (iso(at(12, 7)), True),
-        (iso(at(12, 8)), True),
-        (iso(at(12, 9)), True),
-        (iso(at(12, 10)), False),
-        (iso(at(12, 11)), False),
+        await step(clock, at(12, 12))
+        after = await cron_jobs(conn)
+    # As the reference: each missed minute is an ordinary tick, fill or not (fill is only
+    # for the downtime before a start).
+    every_minute = [(iso(at(12, m)), False) for m in range(1, 12)]
+    assert stamps(jobs, "filled") == every_minute
+    assert stamps(jobs, "unfilled") == every_minute
+    assert stamps(jobs, "daily_at_1205") == [(iso(at(12, 5)), False)]
+    assert stamps(after, "unfilled") == [*every_minute, (iso(at(12, 12)), False)]
+
+
+async def test_slow_backfill_at_start_does_not_count_as_lateness(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, db_url: str
+) -> None:
+    await set_known(conn, "slow", T0 - timedelta(hours=3), at(11, 55))
+    items = parse_crontab("* * * * * slow ?fill=1h\n* * * * * fresh\n")
+    blocker = await asyncpg.connect(db_url)
+    hold = blocker.transaction()
+    await hold.start()
+    await blocker.execute(
+        "select 1 from graphile_worker._private_known_crontabs where identifier = 'slow' "
+        "for update"
+    )
+    clock = MockClock(T0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_scheduler(pool, SCHEMA, items, stop=stop, clock=clock))
+    try:
+        # The backfill (started at 12:00:30) is stuck behind the lock while 5 minutes pass.
+        deadline = asyncio.get_running_loop().time() + 20
+        while not await conn.fetchval(
+            "select count(*) from pg_stat_activity where datname = current_database() "
+            "and wait_event_type = 'Lock'"
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "backfill never blocked"
+            await asyncio.sleep(0.02)
+        clock.set(at(12, 5) + timedelta(seconds=30))
+        await hold.rollback()
+        await clock.wait_for_sleepers(1)
+        jobs = await cron_jobs(conn)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await blocker.close()
+    since_start = [(iso(at(12, m)), False) for m in range(1, 6)]
+    assert stamps(jobs, "slow") == [
+        (iso(at(11, 56)), True), (iso(at(11, 57)), True), (iso(at(11, 58)), True),
+        (iso(at(11, 59)), True), (iso(at(12, 0)), True), *since_start,
     ]
-    assert stamps(jobs, "unfilled") == [
-        (iso(at(12, 1)), False), (iso(at(12, 10)), False), (iso(at(12, 11)), False),
-    ]
+    assert stamps(jobs, "fresh") == since_start
 
 
 async def test_backward_jump_and_early_timer_never_schedule_twice(
@@ -312,6 +352,67 @@ async def test_survives_its_connections_being_killed(
         assert not task.done()
         jobs = await cron_jobs(conn)
     assert [ts for ts, _ in stamps(jobs)] == [iso(at(12, m)) for m in (1, 2, 3)]
+
+
+async def test_a_job_the_database_refuses_costs_only_its_own_item_the_minute(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The database refuses any job of task 'refused' (as it refuses an over-long task name).
+    await conn.execute(
+        "alter table graphile_worker._private_tasks "
+        "add constraint no_refused check (identifier <> 'refused')"
+    )
+    for identifier in ("good", "refused"):
+        await set_known(conn, identifier, T0 - timedelta(hours=1), at(11, 58))
+    items = parse_crontab(
+        "* * * * * good ?fill=5m\n* * * * * refused ?fill=5m\n*/2 * * * * other\n"
+    )
+    caplog.set_level(logging.INFO, logger="gw.cron")
+    clock = MockClock(T0)
+    async with scheduling(pool, items, clock) as task:
+        await step(clock, at(12, 1))
+        await step(clock, at(12, 2))
+        assert not task.done()
+        jobs = await cron_jobs(conn)
+        refused_row = await conn.fetchval(
+            "select last_execution from graphile_worker._private_known_crontabs "
+            "where identifier = 'refused'"
+        )
+        await conn.execute("alter table graphile_worker._private_tasks drop constraint no_refused")
+        await step(clock, at(12, 3))
+        later = await cron_jobs(conn)
+    assert stamps(jobs, "good") == [
+        (iso(at(11, 59)), True), (iso(at(12, 0)), True),
+        (iso(at(12, 1)), False), (iso(at(12, 2)), False),
+    ]
+    assert stamps(jobs, "other") == [(iso(at(12, 2)), False)]
+    assert stamps(jobs, "refused") == []
+    assert refused_row == at(11, 58)  # its minutes were not claimed either
+    assert stamps(later, "refused") == [(iso(at(12, 3)), False)]
+    refusals = [r.getMessage() for r in caplog.records if "refused its job" in r.getMessage()]
+    assert len(refusals) == 4  # 11:59 and 12:00 in backfill, then 12:01 and 12:02
+    assert all(m.startswith("cron item refused at ") for m in refusals)
+    assert "check constraint" in refusals[0]
+    assert not [r for r in caplog.records if "cron hit an error" in r.getMessage()]
+
+
+async def test_an_overlong_task_name_does_not_stop_the_other_items(
+    pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    # A Crontab built directly skips the parser's checks; the database refuses its task name.
+    overlong = Crontab(
+        timer=CrontabTimer.parse(["*", "*", "*", "*", "*"]), task_identifier="t" * 129,
+        identifier="overlong",
+    )
+    items = [overlong, *parse_crontab("* * * * * fine")]
+    clock = MockClock(T0)
+    async with scheduling(pool, items, clock) as task:
+        await step(clock, at(12, 1))
+        await step(clock, at(12, 2))
+        assert not task.done()
+        jobs = await cron_jobs(conn)
+    assert stamps(jobs) == [(iso(at(12, 1)), False), (iso(at(12, 2)), False)]
+    assert {job["task"] for job in jobs} == {"fine"}
 
 
 # -- exactly once ---------------------------------------------------------------------------

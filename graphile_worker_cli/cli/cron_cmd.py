@@ -47,6 +47,7 @@ def _describe(item: cron.Crontab, runs: list[datetime]) -> dict[str, Any]:
         "pattern": item.pattern,
         "options": item.options_text(),
         "tz": item.tz.key if item.tz else None,
+        "dst": item.dst.value if item.tz else None,
         "payload": item.payload,
         "next_runs": [_iso(ts) for ts in runs],
     }

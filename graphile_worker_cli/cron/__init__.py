@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from graphile_worker_cli.cron.builder import Cron, CronBuilder, parse_cron_input
 from graphile_worker_cli.cron.clock import Clock, MockClock, SystemClock
-from graphile_worker_cli.cron.matcher import CrontabTimer
+from graphile_worker_cli.cron.matcher import CrontabTimer, DstRule
 from graphile_worker_cli.cron.parser import (
     check_unique_ids,
     parse_crontab,
@@ -31,6 +31,7 @@ __all__ = [
     "CrontabFill",
     "CrontabParseError",
     "CrontabTimer",
+    "DstRule",
     "JobKeyMode",
     "KnownCrontab",
     "MockClock",

@@ -11,7 +11,7 @@ from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 from graphile_worker_cli.cron import types
-from graphile_worker_cli.cron.matcher import CrontabTimer
+from graphile_worker_cli.cron.matcher import CrontabTimer, DstRule
 from graphile_worker_cli.cron.parser import parse_crontab
 from graphile_worker_cli.cron.types import CronJobKeyMode, Crontab, CrontabFill
 from graphile_worker_cli.errors import CrontabError
@@ -136,9 +136,10 @@ class Cron:
             value = dump(mode="json")
         return self._set(payload=types.check_payload(value))
 
-    def tz(self, zone: str | ZoneInfo) -> Self:
-        """Match the schedule in this IANA zone's local time (gw only)."""
-        return self._set(tz=types.check_tz(zone))
+    def tz(self, zone: str | ZoneInfo, dst: DstRule | str = DstRule.WALL) -> Self:
+        """Match the schedule in this IANA zone's local time (gw only); ``dst`` says what
+        local times skipped or repeated by a clock change do (see ``DstRule``)."""
+        return self._set(tz=types.check_tz(zone), dst=types.check_dst(dst))
 
     def build(self) -> Crontab:
         return self._crontab

@@ -1,22 +1,28 @@
-"""The cron scheduler: register, backfill, then one tick a minute, exactly once per fleet.
+"""The cron scheduler: register, backfill, then every minute since start, exactly once per fleet.
 
 On (re)start every item's id is looked up in ``_private_known_crontabs``. Unknown ids are
-registered as known from now and never backfilled. Known ids are backfilled minute by
-minute over their ``fill`` period, never before their last execution (or known_since).
-Then each minute is scheduled when it starts. A timer that fires early is waited out; one
-that fires late (a stalled loop, a suspended machine, a clock jumping forward) schedules
-the minutes it missed: those at most ``LATE_GRACE`` late as ordinary ticks, older ones only
-within the item's fill (and then marked backfilled). A clock that jumps backwards is waited
-out: a minute is never scheduled twice, here or anywhere, because claiming it moves
-``last_execution`` forward only.
+registered as known from now and never backfilled. Known ids are backfilled over their
+``fill`` period (the downtime before this start), never before their last execution (or
+known_since). Then, as the reference does, every minute from the start on is scheduled
+exactly once: a timer that fires early is waited out, one that fires late (a stalled loop,
+a suspended machine, a clock jumping forward, a slow backfill) schedules each minute it
+missed, in order, as an ordinary tick. A clock that jumps backwards is waited out: a minute
+is never scheduled twice, here or anywhere, because claiming it moves ``last_execution``
+forward only. After a database error the scheduler starts over (registration and
+backfill) and resumes at the first minute it had not scheduled.
+
+One statement claims every item due in a minute. If the database refuses it because of
+one item's job (a constraint, a value out of range, an error raised by ``add_job``), each
+item is claimed on its own and only the refused ones are skipped, with an error in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +31,7 @@ import asyncpg
 
 from graphile_worker_cli import hooks, job
 from graphile_worker_cli.cron.clock import Clock, SystemClock
-from graphile_worker_cli.cron.matcher import ONE_MINUTE, ceil_minute, floor_minute
+from graphile_worker_cli.cron.matcher import ONE_MINUTE, ceil_minute, due_minutes, floor_minute
 from graphile_worker_cli.cron.parser import check_unique_ids
 from graphile_worker_cli.cron.types import Crontab
 from graphile_worker_cli.errors import (
@@ -37,7 +43,6 @@ from graphile_worker_cli.queries import cron as cron_queries
 
 log = logging.getLogger("gw.cron")
 
-LATE_GRACE = timedelta(minutes=2)
 RETRY_MIN_SECONDS = 0.2
 RETRY_MAX_SECONDS = 60.0
 RETRY_MULTIPLIER = 1.5
@@ -46,6 +51,15 @@ RETRY_MULTIPLIER = 1.5
 # Everything else (driver errors, including asyncpg's internal client errors after a
 # dropped connection, network errors, timeouts) restarts the scheduler after a backoff.
 _BUGS = (TypeError, AttributeError, NameError, AssertionError, LookupError, CrontabError)
+
+# SQLSTATE classes of a refusal of the values themselves (data exception, integrity
+# constraint, an error raised by a function, a program limit, the schema's own GWB... bad
+# input codes): another item may well pass.
+_REFUSAL_CLASSES = frozenset({"22", "23", "P0", "54", "GW"})
+
+
+def _is_refusal(error: asyncpg.PostgresError) -> bool:
+    return str(getattr(error, "sqlstate", "") or "")[:2] in _REFUSAL_CLASSES
 
 
 def format_ts(ts: datetime) -> str:
@@ -140,29 +154,45 @@ class _Scheduler:
         self.clock = clock
         self.healthy = False
         self.hooks: hooks.HookRegistry | None = None
-        # The first minute not yet scheduled. It survives a restart, so a minute lost to a
-        # short database outage is still caught up (late-timer rules) even without fill.
+        # The first minute not yet scheduled. It survives a restart, so the minutes of a
+        # database outage are still scheduled once it is over, fill or not.
         self.resume_at: datetime | None = None
 
     async def run(self) -> None:
         start = self.clock.now().astimezone(UTC)
         await self.register_and_backfill(start)
-        next_ts = ceil_minute(start)
-        if self.resume_at is not None:
-            next_ts = min(next_ts, self.resume_at)
+        if self.resume_at is None:
+            self.resume_at = ceil_minute(start)
         log.info(
             "cron scheduling %d item%s from %s", len(self.items),
-            "" if len(self.items) == 1 else "s", format_ts(next_ts),
+            "" if len(self.items) == 1 else "s", format_ts(self.resume_at),
         )
         while not self.stop.is_set():
-            await self.clock.sleep_until(next_ts, self.stop)
+            await self.clock.sleep_until(self.resume_at, self.stop)
             if self.stop.is_set():
                 return
-            now = self.clock.now().astimezone(UTC)
-            current = floor_minute(now)
-            if current < next_ts:
+            current = floor_minute(self.clock.now())
+            if current < self.resume_at:
                 continue  # early timer or a clock that went back: wait again
-            next_ts = self.resume_at = await self.catch_up(next_ts, now)
+            if current > self.resume_at:
+                log.warning(
+                    "cron is behind (timer late, machine suspended or clock moved forward); "
+                    "scheduling every minute from %s", format_ts(self.resume_at),
+                )
+            await self.catch_up(current)
+
+    async def catch_up(self, current: datetime) -> None:
+        """Schedule every minute from ``resume_at`` up to ``current``, one at a time."""
+        while self.resume_at is not None and self.resume_at <= current:
+            if self.stop.is_set():
+                return
+            ts = self.resume_at
+            batch = [(item, False) for item in self.items if item.matches(ts)]
+            if batch:
+                await self.schedule(ts, batch)
+            else:
+                await asyncio.sleep(0)  # a long catch-up must not hold the event loop
+            self.resume_at = ts + ONE_MINUTE
             self.healthy = True
 
     async def register_and_backfill(self, start: datetime) -> None:
@@ -174,49 +204,33 @@ class _Scheduler:
         unknown = [i for i in ids if i not in known]
         if unknown:
             await cron_queries.register_crontabs(self.pool, self.schema, unknown, start)
-        not_before = {
-            ident: row.last_execution or row.known_since for ident, row in known.items()
-        }
-        candidates = [item for item in self.items if item.identifier in known]
-        longest = max((item.fill.duration for item in candidates), default=timedelta(0))
-        if not longest:
-            return
-        ts = ceil_minute(start - longest)
-        while ts < start and not self.stop.is_set():
-            due = [
-                item
-                for item in candidates
-                if item.fill.duration >= start - ts
-                and ts >= not_before[item.identifier]
-                and item.matches(ts)
-            ]
-            await self.schedule(ts, [(item, True) for item in due])
-            ts += ONE_MINUTE
+        due = [
+            self._backfill_minutes(position, item, start, row.last_execution or row.known_since)
+            for position, item in enumerate(self.items)
+            if (row := known.get(item.identifier)) is not None and item.fill.duration
+        ]
+        batch: list[tuple[Crontab, bool]] = []
+        batch_ts: datetime | None = None
+        # Minute by minute, oldest first, one statement per minute: claiming a minute moves
+        # last_execution, so a later minute claimed first would block the earlier one.
+        for ts, position in heapq.merge(*due):
+            if ts != batch_ts:
+                if batch_ts is not None:
+                    await self.schedule(batch_ts, batch)
+                if self.stop.is_set():
+                    return
+                batch, batch_ts = [], ts
+            batch.append((self.items[position], True))
+        if batch_ts is not None:
+            await self.schedule(batch_ts, batch)
 
-    async def catch_up(self, next_ts: datetime, now: datetime) -> datetime:
-        """Schedule every minute from ``next_ts`` to the current one; return the next."""
-        current = floor_minute(now)
-        horizon = max([LATE_GRACE, *(item.fill.duration for item in self.items)])
-        ts = max(next_ts, ceil_minute(now - horizon))
-        if ts > next_ts:
-            log.warning(
-                "cron timer fired %s late; minutes older than each item's fill are skipped",
-                now - next_ts,
-            )
-        while ts <= current:
-            late = now - ts
-            batch: list[tuple[Crontab, bool]] = []
-            for item in self.items:
-                if not item.matches(ts):
-                    continue
-                if late <= LATE_GRACE:
-                    batch.append((item, False))
-                elif item.fill.duration >= late:
-                    batch.append((item, True))
-            await self.schedule(ts, batch)
-            ts += ONE_MINUTE
-            self.resume_at = ts
-        return current + ONE_MINUTE
+    def _backfill_minutes(
+        self, position: int, item: Crontab, start: datetime, not_before: datetime
+    ) -> Iterator[tuple[datetime, int]]:
+        """The minutes of ``item``'s fill period before ``start`` that are due."""
+        first = max(ceil_minute(start - item.fill.duration), ceil_minute(not_before))
+        for ts in due_minutes(item.timer, first, start, item.tz, item.matches):
+            yield ts, position
 
     async def schedule(self, ts: datetime, batch: list[tuple[Crontab, bool]]) -> None:
         if not batch:
@@ -224,7 +238,7 @@ class _Scheduler:
         requests = [_request(item, ts, backfilled) for item, backfilled in batch]
         if self.hooks is not None:
             batch, requests = await self._intercept(ts, batch, requests)
-        claimed = await cron_queries.schedule_cron_jobs(self.pool, self.schema, requests, ts)
+        claimed = await self._claim(ts, requests)
         for item, backfilled in batch:
             if item.identifier in claimed:
                 if self.hooks is not None:
@@ -238,6 +252,44 @@ class _Scheduler:
                                   "job_id": claimed[item.identifier], "ts": format_ts(ts),
                                   "backfilled": backfilled}},
                 )
+
+    async def _claim(
+        self, ts: datetime, requests: list[cron_queries.CronJobRequest]
+    ) -> dict[str, int]:
+        """Claim ``ts`` for every request in one statement; if the database refuses it,
+        claim them one by one so that a refused job costs only its own item the minute."""
+        if not requests:
+            return {}
+        try:
+            return await cron_queries.schedule_cron_jobs(self.pool, self.schema, requests, ts)
+        except asyncpg.PostgresError as error:
+            if not _is_refusal(error):
+                raise
+            if len(requests) == 1:
+                self._refused(ts, requests[0], error)
+                return {}
+        claimed: dict[str, int] = {}
+        for request in requests:
+            try:
+                claimed.update(
+                    await cron_queries.schedule_cron_jobs(self.pool, self.schema, [request], ts)
+                )
+            except asyncpg.PostgresError as error:
+                if not _is_refusal(error):
+                    raise
+                self._refused(ts, request, error)
+        return claimed
+
+    def _refused(
+        self, ts: datetime, request: cron_queries.CronJobRequest, error: asyncpg.PostgresError
+    ) -> None:
+        log.error(
+            "cron item %s at %s not scheduled: the database refused its job for task %r: %s",
+            request.identifier, format_ts(ts), request.task_identifier, error,
+            extra={"gw": {"cron_id": request.identifier, "task": request.task_identifier,
+                          "ts": format_ts(ts), "error": str(error),
+                          "sqlstate": getattr(error, "sqlstate", None)}},
+        )
 
     async def _intercept(
         self,

@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import random
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from graphile_worker_cli import db
-from graphile_worker_cli.cron import CrontabError, MockClock, parse_crontab, parse_crontab_file
+from graphile_worker_cli.cron import (
+    CrontabError,
+    MockClock,
+    json5,
+    parse_crontab,
+    parse_crontab_file,
+)
 from graphile_worker_cli.cron.matcher import floor_minute
 from graphile_worker_cli.cron.scheduler import format_ts, run_scheduler
 from tests.interop import reference
@@ -121,13 +130,15 @@ async def test_gw_schedulers_and_reference_schedule_each_minute_exactly_once(
 
 # The reference's own parser, called on each line; prints what it made of them as JSON.
 PARSE_WITH_REFERENCE = """\
+import { readFileSync } from "fs";
 import { parseCrontab } from %(module)s;
-const lines = JSON.parse(process.argv[2]);
+const lines = JSON.parse(readFileSync(process.argv[2], "utf8"));
 console.log(JSON.stringify(lines.map((line) => {
   try {
     const [item] = parseCrontab(line);
     return { ok: true, match: item.match.parsedCronMatch, task: item.task,
-             identifier: item.identifier, options: item.options, payload: item.payload };
+             identifier: item.identifier, options: item.options,
+             payload: JSON.stringify(item.payload) };
   } catch (e) {
     return { ok: false, error: e.message };
   }
@@ -172,23 +183,96 @@ AGREED_LINES = [
     "* * * * * t [1]",
     "* * * * * t ?",
     "* * * * * t ?id=x {a: 1} trailing",
+    # option values: JavaScript's $ is the very end, its . no line break
+    "* * * * * t ?id=foo%0A",
+    "* * * * * t ?fill=1h%0A",
+    "* * * * * t ?queue=q%0A",
+    "* * * * * t ?max=3%0A",
+    "* * * * * t ?priority=3%0A",
+    "* * * * * t ?jobKey=a%0Ab",
+    "* * * * * t ?jobKey=k%0A",
+    "* * * * * t ?jobKey=a%0D",
+    "* * * * * t ?jobKey=a%E2%80%A8",
+    "* * * * * t ?jobKey=a%E2%80%A9b",
+    "* * * * * t ?jobKeyMode=replace%0A",
+    "* * * * * t ?jobKey=%FF%E2%80%C0%AF",
+    "* * * * * t ?jobKey=%F0%9F%98%80%ED%A0%80",
+    "* * * * * t ?i%64=x&%71ueue=q+r",
+    "* * * * * t ?" + "&" * 999 + "id=kept",
+    "* * * * * t ?" + "&" * 1000 + "id=dropped",
+    # white space: JavaScript's trim() and \s
+    "\ufeff0 4 * * * bom_first",
+    "\ufeff# a comment\n0 4 * * * after_bom_comment",
+    "0 4 * * *\ufeffbom_between\u3000",
+    "\u20030\u00a04\u2000*\u1680*\u205f*\u202ft\u3000?id=odd_spaces",
+    "* * * * *\x85t",
+    "* * * * *\x1ct",
+    "\x1f* * * * * t",
+    "* * * * * t\x85",
+    "* * * * * t {a: 'x\u2028y'}",
+    "* * * * * t {a: 'x\u2029y'}",
+    "* * * * * t {a: 'x\ry'}",
+    "* * * * * t {a: 'x\\u2028y'}",
+    # numbers with many digits
+    "0" * 300 + "5 */" + "0" * 300 + "7 * * * t",
+    "1-" + "9" * 300 + " * * * * t",
+    "* * * * * t ?priority=-0000000000000000001&max=000000000000000000000009",
+    "* * * * * t ?fill=" + "0" * 300 + "1h",
+    # JSON5 payloads
+    "* * * * * t {a: 01}",
+    "* * * * * t {a: -00.5}",
+    "* * * * * t {\\u0061: 1, b\\u0063: 2}",
+    "* * * * * t {\\u0031: 1}",
+    "* * * * * t {\u00e4: 1, \u03c0\u0301: 2}",
+    "* * * * * t {\u2118: 1}",
+    "* * * * * t {\u0560: 1}",
+    "* * * * * t {a: 12345678901234567890, b: 9007199254740993, c: 0x1fffffffffffff1}",
+    "* * * * * t {a: 1.0, b: -0, c: 1e3, d: 1e21, e: 123456789012345678901234}",
+    "* * * * * t {b: 1, '2': 2, '1': 3, '01': 4, '4294967295': 5, '4294967294': 6}",
+    "* * * * * t {a: '\\uD83D\\uDE00 \\uD800'}",
+    "* * * * * t {__proto__: 1, constructor: 2}",
+    "* * * * * t {a: 1, a: 2, b: 3}",
+    "* * * * * t {a: [{}, [], '', \"\"]}",
+    "* * * * * t {a:\u3000\u00a01}",
 ]
-# Accepted by the reference but rejected by gw when read (they fail later there).
-GW_STRICTER = ["* * * * * t ?max=0", "* * * * * t ?jobKey=", "* * * * * t ?priority=99999"]
+# Accepted by the reference but rejected by gw when read (they fail later there, or
+# cannot be stored in PostgreSQL's json, or would make gw's scheduler fail).
+GW_STRICTER = [
+    "* * * * * t ?max=0",
+    "* * * * * t ?jobKey=",
+    "* * * * * t ?priority=99999",
+    "* * * * * t ?max=" + "9" * 400,
+    "* * * * * " + "t" * 129,
+    "* * * * * t ?fill=367d",
+    "* * * * * t ?fill=100000000d",
+    "* * * * * t ?fill=99999999999999w",
+    "* * * * * t {a: [" + "[" * 3000 + "]" * 3000 + "]}",
+    "* * * * * t {a: NaN}",
+    "* * * * * t {a: -Infinity}",
+]
+
+
+async def run_node(tmp_path: Path, script: str, data: object) -> Any:
+    """Run an ES module with ``data`` (as a JSON file named by argv[2]); its JSON output."""
+    path = tmp_path / f"probe{len(list(tmp_path.glob('probe*.mjs')))}.mjs"
+    path.write_text(script)
+    arguments = path.with_suffix(".json")
+    arguments.write_text(json.dumps(data))
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(path), str(arguments),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return json.loads(out)
 
 
 async def test_parser_agrees_with_the_reference(tmp_path: Path) -> None:
     module = reference.NODE_MODULES / "graphile-worker" / "dist" / "crontab.js"
-    script = tmp_path / "parse.mjs"
-    script.write_text(PARSE_WITH_REFERENCE % {"module": json.dumps(str(module))})
     lines = AGREED_LINES + GW_STRICTER
-    proc = await asyncio.create_subprocess_exec(
-        "node", str(script), json.dumps(lines),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    results = await run_node(
+        tmp_path, PARSE_WITH_REFERENCE % {"module": json.dumps(str(module))}, lines
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()
-    results = json.loads(out)
     for line, ref in zip(lines, results, strict=True):
         try:
             [item] = parse_crontab(line)
@@ -215,7 +299,9 @@ async def test_parser_agrees_with_the_reference(tmp_path: Path) -> None:
         assert item.priority == options.get("priority"), line
         assert item.job_key == options.get("jobKey"), line
         assert item.job_key_mode == options.get("jobKeyMode"), line
-        assert item.payload == ref["payload"], line
+        payload = json.loads(ref["payload"])
+        assert item.payload == payload, line
+        assert json.dumps(item.payload) == json.dumps(payload), line  # order, int or float
 
 
 MATCH_WITH_REFERENCE = """\
@@ -271,3 +357,121 @@ async def test_matching_agrees_with_the_reference(tmp_path: Path) -> None:
             ts for ts, a, b in zip(stamps, ours, reference_matches, strict=True) if a != b
         ]
         assert mismatches == [], f"{item.identifier}: first mismatch at {mismatches[:1]}"
+
+
+# The reference's JSON5 on a text: what JSON.stringify makes of the value, or null.
+JSON5_WITH_REFERENCE = """\
+import { readFileSync } from "fs";
+import JSON5 from %(module)s;
+console.warn = () => {};  // json5 warns about raw U+2028 in strings
+const texts = JSON.parse(readFileSync(process.argv[2], "utf8"));
+console.log(JSON.stringify(texts.map((text) => {
+  try { return JSON.stringify(JSON5.parse(text)); } catch (e) { return null; }
+})));
+"""
+
+# Pieces of JSON5 texts, valid and not: mutations of valid payloads built from them.
+JSON5_PIECES = [
+    "{", "}", "[", "]", ":", ",", " ", "\t", "\n", "\r", "\u2028", "\u00a0", "\ufeff", "\u3000",
+    "\x85", "\x0b", "a", "$", "_", "\u00e4", "\u0301", "\u0560", "\u2118", "\u200c",
+    "\\u0061", "\\u0031", "\\u200c", "\\x41", "\\", "'", '"', "0", "1", "9", "00", "01",
+    ".", "e", "E", "+", "-", "x", "0x", "1F", "Infinity", "NaN", "null", "true", "false",
+    "/", "*", "//", "/*", "*/", "\\0", "\\01", "\\u", "\\uD83D\\uDE00", "\\uDC00",
+    "12345678901234567890", "9007199254740993", "1e400", ".5", "5.", "1e-7", "0.1",
+]
+
+
+def random_json5(rng: random.Random, depth: int = 0) -> str:
+    kind = rng.randrange(9 if depth < 4 else 6)
+    if kind == 0:
+        return rng.choice(["0", "-0", "+1", ".5", "5.", "1e3", "-2E-2", "0x1f", "-0XAB",
+                           "12345678901234567890", "Infinity", "-NaN", "1.0", "0.1", "1e21"])
+    if kind == 1:
+        quote = rng.choice(["'", '"'])
+        body = "".join(rng.choice(["a", " ", "\\n", "\\u00e9", "\\x41", "\\'", '\\"',
+                                   "\\\n", "\\0", "\u00e4", "\\uD83D\\uDE00", "\\q"])
+                       for _ in range(rng.randrange(4)))
+        return quote + body + quote
+    if kind == 2:
+        return rng.choice(["null", "true", "false"])
+    if kind in (3, 4, 5):
+        return rng.choice(["1", "'s'", "[]", "{}"])
+    if kind in (6, 7):
+        keys = ["a", "$b", "_c", "\\u0061d", "'e f'", '"g"', "\u00e4", "\u03c0\u0301", "'1'",
+                "'0'", "'01'", "__proto__"]
+        members = [f"{rng.choice(keys)}:{random_json5(rng, depth + 1)}"
+                   for _ in range(rng.randrange(4))]
+        return "{" + ",".join(members) + rng.choice(["", ",", " // c\n", "/* c */"]) + "}"
+    items = [random_json5(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return "[" + ", ".join(items) + rng.choice(["", ","]) + "]"
+
+
+def mutate(rng: random.Random, text: str) -> str:
+    for _ in range(rng.randrange(3)):
+        at = rng.randrange(len(text) + 1)
+        action = rng.randrange(3)
+        if action == 0:
+            text = text[:at] + rng.choice(JSON5_PIECES) + text[at:]
+        elif action == 1:
+            text = text[:at] + text[at + 1 :]
+        else:
+            text = text[:at] + rng.choice(JSON5_PIECES) + text[at + 1 :]
+    return text
+
+
+def node_view(value: Any) -> Any:
+    """What JSON.stringify writes for a value: NaN and Infinity become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: node_view(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [node_view(item) for item in value]
+    return value
+
+
+async def test_json5_agrees_with_the_reference(tmp_path: Path) -> None:
+    rng = random.Random(20300101)
+    texts = [random_json5(rng) for _ in range(1500)]
+    texts += [mutate(rng, rng.choice(texts)) for _ in range(4500)]
+    module = reference.NODE_MODULES / "json5" / "lib" / "index.js"
+    results = await run_node(
+        tmp_path, JSON5_WITH_REFERENCE % {"module": json.dumps(str(module))}, texts
+    )
+    accepted = 0
+    for text, ref in zip(texts, results, strict=True):
+        try:
+            ours = json5.loads(text)
+        except json5.JSON5Error as error:
+            assert ref is None, f"{text!r}: gw rejects ({error}), the reference reads {ref}"
+            continue
+        assert ref is not None, f"{text!r}: gw reads {ours!r}, the reference rejects it"
+        assert json.dumps(node_view(ours)) == json.dumps(json.loads(ref)), text
+        accepted += 1
+    assert 1500 <= accepted <= len(texts) - 1500  # both verdicts are well represented
+
+
+IDENTIFIER_CLASSES = """\
+import u from %(module)s;
+const start = [], cont = [];
+for (let cp = 0; cp <= 0x10ffff; cp++) {
+  const ch = String.fromCodePoint(cp);
+  const isStart = (ch >= "a" && ch <= "z") || (ch >= "A" && ch <= "Z") || ch === "$"
+    || ch === "_" || u.ID_Start.test(ch);
+  if (isStart) start.push(cp);
+  else if ((ch >= "0" && ch <= "9") || ch === "\\u200c" || ch === "\\u200d"
+           || u.ID_Continue.test(ch)) cont.push(cp);
+}
+console.log(JSON.stringify({ start, cont }));
+"""
+
+
+async def test_unquoted_key_characters_are_the_references(tmp_path: Path) -> None:
+    module = reference.NODE_MODULES / "json5" / "lib" / "unicode.js"
+    classes = await run_node(
+        tmp_path, IDENTIFIER_CLASSES % {"module": json.dumps(str(module))}, None
+    )
+    start, cont = set(classes["start"]), set(classes["cont"])
+    everything = range(0x110000)
+    assert {p for p in everything if json5.is_id_start(chr(p))} == start
+    assert {p for p in everything if json5.is_id_continue(chr(p))} == start | cont
