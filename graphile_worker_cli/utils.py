@@ -80,14 +80,17 @@ job_key_mode_error = driver_errors.job_key_mode_error
 
 
 class WorkerUtils:
-    """Scheduling and maintenance operations on one Graphile Worker schema."""
+    """Scheduling and maintenance operations on one Graphile Worker schema.
+
+    ``WorkerUtils(pool)`` runs on an asyncpg pool (``connect(url)`` opens one); without a
+    pool (``WorkerUtils(schema=...)``) every jobs method needs ``conn=``."""
 
     key_race_retries: ClassVar[int] = 5
     """How many times add_job tries again when a keyed job was locked mid-call."""
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: asyncpg.Pool | None = None,
         *,
         schema: str = db.DEFAULT_SCHEMA,
         hooks: hooks.HookRegistry | None = None,
@@ -122,7 +125,7 @@ class WorkerUtils:
         """Close the pool if this object opened it (a pool passed in is the caller's)."""
         if self._releasing:
             await asyncio.gather(*self._releasing, return_exceptions=True)
-        if self._owns_pool:
+        if self._owns_pool and self._pool is not None:
             await self._pool.close()
 
     async def __aenter__(self) -> Self:
@@ -142,6 +145,11 @@ class WorkerUtils:
 
     @property
     def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise BadInputError(
+                "this WorkerUtils has no pool (it was made with WorkerUtils(schema=...)): "
+                "pass conn= your connection, or make it with WorkerUtils.connect(url)"
+            )
         return self._pool
 
     # -- plumbing
@@ -153,12 +161,13 @@ class WorkerUtils:
         if conn is not None:
             yield conn
             return
+        pool = self.pool
         with database_errors(self._schema):
-            acquired = await self._pool.acquire()
+            acquired = await pool.acquire()
         try:
             yield acquired
         finally:
-            db.release_soon(self._pool, acquired, self._releasing)  # close() waits for it
+            db.release_soon(pool, acquired, self._releasing)  # close() waits for it
 
     @asynccontextmanager
     async def _executor(self, conn: object | None) -> AsyncIterator[drivers.AsyncExecutor]:
