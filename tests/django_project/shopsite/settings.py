@@ -23,15 +23,20 @@ def database(url: str) -> dict[str, Any]:
 SECRET_KEY = "test-project-only"
 DEBUG = False
 USE_TZ = True
-INSTALLED_APPS = ["graphile_worker_cli.contrib.django", "shop"]
+INSTALLED_APPS = [
+    "shop",
+    "graphile_worker_cli.contrib.django",
+]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {"default": database(os.environ["GW_TEST_DJANGO_DATABASE_URL"])}
 if os.environ.get("GW_TEST_DJANGO_OTHER_URL"):
     DATABASES["other"] = database(os.environ["GW_TEST_DJANGO_OTHER_URL"])
 
-GRAPHILE_WORKER: dict[str, Any] = {
+GRAPHILE_WORKER = {
     "schema": "graphile_worker",
     "tasks_modules": ["shop.tasks"],
     "concurrency": 2,
 }
 GRAPHILE_WORKER.update(json.loads(os.environ.get("GW_TEST_DJANGO_GRAPHILE_WORKER", "{}")))
+ROOT_URLCONF = "shopsite.urls"
+ALLOWED_HOSTS = ["testserver"]
