@@ -518,3 +518,26 @@ def test_every_jobs_method_takes_conn_in_both_apis() -> None:
         takes_conn = "conn" in inspect.signature(method).parameters
         twin = inspect.signature(getattr(sync.SyncWorkerUtils, name)).parameters
         assert takes_conn and ("conn" in twin) == (name not in asyncpg_only), name
+
+
+async def test_job_scheduled_hooks_run_in_the_callers_psycopg_transaction(
+    db_url: str, observer: asyncpg.Connection,
+) -> None:
+    from graphile_worker_cli import hooks
+
+    seen: list[tuple[str, int]] = []
+
+    async def scheduled(ctx: hooks.JobScheduledContext) -> None:
+        (row,) = await ctx.fetch(
+            f"select count(*) as n from {S}._private_jobs where id = $1", ctx.job.id
+        )
+        seen.append((type(ctx.conn).__name__, row["n"]))
+
+    gw = utils.WorkerUtils(schema=S, hooks=hooks.HookRegistry().on(hooks.JobScheduled, scheduled))
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        await gw.add_job("a", conn=conn)
+        await gw.add_jobs([("b", {}), ("c", {})], conn=conn)
+        await conn.rollback()
+    # Each hook saw its job inside the transaction, which then rolled back.
+    assert seen == [("AsyncConnection", 1)] * 3
+    assert await count(observer, f"select count(*) from {S}._private_jobs") == 0
