@@ -146,14 +146,18 @@ def test_each_test_has_its_own_database(gw_utils, gw_database_url):
 '''
 
 
+@pytest.mark.parametrize("server", ["given", "embedded"])
 async def test_pytest_plugin_fixtures_in_a_users_test_suite(
-    pg_admin_url: str, tmp_path: Path,
+    server: str, pg_admin_url: str, tmp_path: Path,
 ) -> None:
     (tmp_path / "test_user_tasks.py").write_text(textwrap.dedent(USER_TESTS))
+    # No URL: the plugin starts an embedded PostgreSQL for the session.
+    env = clean_env(GW_TEST_DATABASE_URL=pg_admin_url)
+    if server == "embedded":
+        del env["GW_TEST_DATABASE_URL"]
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pytest", "-p", "graphile_worker_cli.testing.pytest_plugin",
-        "-p", "no:cacheprovider", "-q", "test_user_tasks.py", cwd=tmp_path,
-        env=clean_env(GW_TEST_DATABASE_URL=pg_admin_url),
+        "-p", "no:cacheprovider", "-q", "test_user_tasks.py", cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(process.communicate(), 120)

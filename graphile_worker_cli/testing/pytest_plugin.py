@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -71,7 +72,7 @@ def gw_template_database(gw_server_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def gw_database_url(gw_server_url: str, gw_template_database: str) -> Iterator[str]:
-    template = gw_template_database.rsplit("/", 1)[1].split("?", 1)[0]
+    template = urlsplit(gw_template_database).path.lstrip("/")
     url = asyncio.run(databases.create_migrated_database(gw_server_url, template=template))
     try:
         yield url
