@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", help="comma-separated row keys (drain_defaults, drain_tuned,"
         " drain_tuned_backlog, latency_defaults,"
-        " latency_tuned, enqueue, once_empty, idle_rss, processes)",
+        " latency_tuned, enqueue, enqueue_psycopg, once_empty, idle_rss, processes)",
     )
     args = parser.parse_args(argv)
     for name in ("jobs", "latency_samples", "concurrency", "repeats", "drain_repeats"):
@@ -131,6 +131,19 @@ def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> d
         title = f"bulk enqueue {size.enqueue_jobs:,} jobs, batches of {size.enqueue_batch}"
         return [Row("enqueue", title, "jobs/s", "higher", utils, bare, "SQL add_jobs")]
 
+    async def enqueue_psycopg() -> list[Row]:
+        from bench import enqueue_psycopg as driver_row
+
+        mine, bare = Figure.missing("not run"), Figure.missing("not run")
+        for _ in range(ctx.sizes.repeats):  # each run alternates the sides batch by batch
+            ran_mine, ran_bare = await driver_row.enqueue_psycopg(ctx)
+            mine, bare = _best(mine, ran_mine), _best(bare, ran_bare)
+        size = ctx.sizes
+        title = (f"bulk enqueue {size.enqueue_jobs:,} jobs on a psycopg connection, "
+                 f"batches of {size.enqueue_batch}")
+        return [Row("enqueue_psycopg", title, "jobs/s", "higher", mine, bare,
+                    "SQL add_jobs, same conn")]
+
     async def once_empty() -> list[Row]:
         reference = await measures.once_empty(ctx, ref)
         mine = await measures.once_empty(ctx, gw)
@@ -169,6 +182,7 @@ def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> d
         "latency_defaults": latency_rows("defaults"),
         "latency_tuned": latency_rows("tuned"),
         "enqueue": enqueue,
+        "enqueue_psycopg": enqueue_psycopg,
         "once_empty": once_empty,
         "idle_rss": idle_rss,
         "processes": processes,

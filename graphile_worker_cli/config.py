@@ -285,6 +285,32 @@ def read_toml(path: Path) -> dict[str, Any]:
     return values
 
 
+def check_values(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Checked values keyed by TOML key, from a mapping written in code (a framework's
+    settings, e.g. Django's ``GRAPHILE_WORKER``); errors name ``where``."""
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        canonical = _canonical_key(key) if isinstance(key, str) else None
+        if canonical is None:
+            raise ConfigError(f"{where}: {_unknown_key_message(str(key))}")
+        if canonical in values:
+            raise ConfigError(f'{where}: key "{key}" is given twice (also as "{canonical}")')
+        try:
+            values[canonical] = _check_value(canonical, value)
+        except _Invalid as error:
+            raise ConfigError(f'{where}: key "{key}": {error}') from None
+    return values
+
+
+def env_text(value: Any) -> str:
+    """A checked value as the text of its GW_ variable (lists as JSON arrays)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return json.dumps([str(item) for item in value])
+    return str(value)
+
+
 # --- environment -----------------------------------------------------------------------
 
 

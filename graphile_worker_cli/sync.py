@@ -1,14 +1,20 @@
 """Synchronous jobs API for code with no event loop: Django and Flask views, scripts.
 
-``SyncWorkerUtils`` wraps ``WorkerUtils``: each method hands the async method to one event
-loop that runs in a background thread (shared by the whole process, started on first use)
-and waits for its result, so the logic exists once. Calls are thread-safe.
+Two ways to use ``SyncWorkerUtils``, both thread-safe:
 
-Not supported: joining a transaction the caller holds (an asyncpg connection belongs to the
-loop that opened it). Each call commits on its own; use ``WorkerUtils`` with ``conn=`` from
-async code when the job must commit together with other writes.
+- ``SyncWorkerUtils(schema=...)`` and ``conn=`` on every call: the caller's psycopg 3,
+  psycopg2, Django or SQLAlchemy connection (or Session). The statement runs right there,
+  synchronously, inside the caller's transaction: the job exists if and when the caller
+  commits. No pool, no thread, no event loop; ``add_job`` is one round trip.
+- ``SyncWorkerUtils.connect(url)``: calls without ``conn=`` run ``WorkerUtils`` on an event
+  loop in a background thread (one per process, started on first use) and each commits on
+  its own. ``conn=`` works there too, as above.
 
-Create a ``SyncWorkerUtils`` after a server forks its workers (e.g. in gunicorn's
+Either way each method's logic exists once, in ``operations`` (shared with ``WorkerUtils``):
+this module only drives it. Hooks (``BeforeJobSchedule``, ``JobScheduled``) run on the pool
+path only: they are async.
+
+Create a pooled ``SyncWorkerUtils`` after a server forks its workers (e.g. in gunicorn's
 ``post_fork`` or lazily on first request), not before: pools do not survive ``fork``.
 """
 
@@ -20,10 +26,10 @@ import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, ParamSpec, Self, TypeVar
+from typing import Any, ClassVar, ParamSpec, Self, TypeVar
 
-from graphile_worker_cli import db, job, recovery, utils
-from graphile_worker_cli.errors import GraphileWorkerError
+from graphile_worker_cli import db, drivers, job, operations, recovery, utils
+from graphile_worker_cli.errors import BadInputError, GraphileWorkerError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -62,11 +68,17 @@ def _loop_thread() -> _LoopThread:
 
 
 class SyncWorkerUtils:
-    """Blocking twins of the ``WorkerUtils`` methods (same arguments, minus ``conn=``)."""
+    """Blocking twins of the ``WorkerUtils`` methods (same arguments). Without a pool
+    (``SyncWorkerUtils(schema=...)``) every jobs method needs ``conn=``."""
 
-    def __init__(self, async_utils: utils.WorkerUtils, *, _runner: _LoopThread) -> None:
-        self._utils = async_utils
-        self._runner = _runner
+    key_race_retries: ClassVar[int] = utils.WorkerUtils.key_race_retries
+    """How many times add_job tries again on ``conn=`` when a keyed job was locked mid-call."""
+
+    def __init__(self, *, schema: str = db.DEFAULT_SCHEMA) -> None:
+        db.escape_identifier(schema)  # rejects an empty or NUL-containing name now
+        self._schema = schema
+        self._utils: utils.WorkerUtils | None = None
+        self._runner: _LoopThread | None = None
 
     @classmethod
     def connect(
@@ -75,25 +87,44 @@ class SyncWorkerUtils:
         """Open a pool on the background loop; close it with ``close()`` or ``with``."""
         runner = _loop_thread()
         async_utils = runner.call(utils.WorkerUtils.connect, url, schema=schema, max_size=max_size)
-        return cls(async_utils, _runner=runner)
+        made = cls(schema=schema)
+        made._utils, made._runner = async_utils, runner
+        return made
+
+    @property
+    def schema(self) -> str:
+        return self._schema
 
     @property
     def async_utils(self) -> utils.WorkerUtils:
         """The wrapped WorkerUtils (its pool lives on the background loop)."""
-        return self._utils
+        return self._pooled()[0]
 
-    def _call(
-        self, fn: Callable[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    def _pooled(self) -> tuple[utils.WorkerUtils, _LoopThread]:
+        if self._utils is None or self._runner is None:
+            raise BadInputError(
+                "this SyncWorkerUtils has no pool (it was made with SyncWorkerUtils(schema=...)):"
+                " pass conn= your connection, or make it with SyncWorkerUtils.connect(url)"
+            )
         if self._runner.pid != os.getpid():
             raise GraphileWorkerError(
                 "this SyncWorkerUtils was created before the process forked; "
                 "create it in the child process"
             )
-        return self._runner.call(fn, *args, **kwargs)
+        return self._utils, self._runner
+
+    def _call(
+        self, fn: Callable[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return self._pooled()[1].call(fn, *args, **kwargs)
+
+    def _on(self, conn: object, operation: operations.Operation[T]) -> T:
+        return drivers.run_sync(operation, drivers.sync_executor(conn, self._schema))
 
     def close(self) -> None:
-        self._call(self._utils.close)
+        """Close the pool, if this object has one."""
+        if self._utils is not None:
+            self._call(self._utils.close)
 
     def __enter__(self) -> Self:
         return self
@@ -106,45 +137,106 @@ class SyncWorkerUtils:
     ) -> None:
         self.close()
 
+    # -- adding jobs
+
     def add_job(
-        self, identifier: utils.TaskName, payload: Any = None, spec: job.JobSpec | None = None
+        self,
+        identifier: utils.TaskName,
+        payload: Any = None,
+        spec: job.JobSpec | None = None,
+        *,
+        conn: object | None = None,
     ) -> job.Job:
-        return self._call(self._utils.add_job, identifier, payload, spec)
+        if conn is None:
+            return self._call(self.async_utils.add_job, identifier, payload, spec)
+        return self._add_job(conn, operations.prepare_job(identifier, payload, spec))
 
     def add_raw_job(
-        self, identifier: str, payload: Any = None, spec: job.JobSpec | None = None
+        self,
+        identifier: str,
+        payload: Any = None,
+        spec: job.JobSpec | None = None,
+        *,
+        conn: object | None = None,
     ) -> job.Job:
-        return self._call(self._utils.add_raw_job, identifier, payload, spec)
+        if conn is None:
+            return self._call(self.async_utils.add_raw_job, identifier, payload, spec)
+        return self._add_job(conn, operations.prepare_raw_job(identifier, payload, spec))
 
     def add_batch_job(
-        self, identifier: utils.TaskName, items: Sequence[Any], spec: job.JobSpec | None = None
+        self,
+        identifier: utils.TaskName,
+        items: Sequence[Any],
+        spec: job.JobSpec | None = None,
+        *,
+        conn: object | None = None,
     ) -> job.Job:
-        return self._call(self._utils.add_batch_job, identifier, items, spec)
+        if conn is None:
+            return self._call(self.async_utils.add_batch_job, identifier, items, spec)
+        return self._add_job(conn, operations.prepare_batch_job(identifier, items, spec))
+
+    def _add_job(self, conn: object, prepared: operations.Prepared) -> job.Job:
+        return self._on(conn, operations.add_job(
+            self._schema, prepared, key_race_retries=self.key_race_retries
+        ))
 
     def add_jobs(
-        self, jobs: Sequence[utils.JobInput], *, job_key_preserve_run_at: bool = False
+        self,
+        jobs: Sequence[utils.JobInput],
+        *,
+        conn: object | None = None,
+        job_key_preserve_run_at: bool = False,
     ) -> list[job.Job]:
-        return self._call(
-            self._utils.add_jobs, jobs, job_key_preserve_run_at=job_key_preserve_run_at
-        )
+        if conn is None:
+            return self._call(
+                self.async_utils.add_jobs, jobs, job_key_preserve_run_at=job_key_preserve_run_at
+            )
+        return self._add_jobs(conn, operations.prepare_jobs(jobs, raw=False),
+                              job_key_preserve_run_at)
 
     def add_raw_jobs(
-        self, jobs: Sequence[job.RawJobSpec], *, job_key_preserve_run_at: bool = False
+        self,
+        jobs: Sequence[job.RawJobSpec],
+        *,
+        conn: object | None = None,
+        job_key_preserve_run_at: bool = False,
     ) -> list[job.Job]:
-        return self._call(
-            self._utils.add_raw_jobs, jobs, job_key_preserve_run_at=job_key_preserve_run_at
-        )
+        if conn is None:
+            return self._call(
+                self.async_utils.add_raw_jobs, jobs,
+                job_key_preserve_run_at=job_key_preserve_run_at,
+            )
+        return self._add_jobs(conn, operations.prepare_jobs(jobs, raw=True),
+                              job_key_preserve_run_at)
 
-    def remove_job(self, job_key: str) -> job.Job | None:
-        return self._call(self._utils.remove_job, job_key)
+    def _add_jobs(
+        self, conn: object, specs: list[operations.Prepared], job_key_preserve_run_at: bool
+    ) -> list[job.Job]:
+        return self._on(conn, operations.add_jobs(
+            self._schema, specs, job_key_preserve_run_at=job_key_preserve_run_at,
+            key_race_retries=self.key_race_retries, names=operations.Names(),
+        ))
 
-    def complete_jobs(self, job_ids: Iterable[int]) -> list[job.Job]:
-        return self._call(self._utils.complete_jobs, job_ids)
+    # -- settling jobs
+
+    def remove_job(self, job_key: str, *, conn: object | None = None) -> job.Job | None:
+        if conn is None:
+            return self._call(self.async_utils.remove_job, job_key)
+        return self._on(conn, operations.remove_job(self._schema, job_key))
+
+    def complete_jobs(
+        self, job_ids: Iterable[int], *, conn: object | None = None
+    ) -> list[job.Job]:
+        if conn is None:
+            return self._call(self.async_utils.complete_jobs, job_ids)
+        return self._on(conn, operations.complete_jobs(self._schema, job_ids))
 
     def permanently_fail_jobs(
-        self, job_ids: Iterable[int], reason: str | None = None
+        self, job_ids: Iterable[int], reason: str | None = None, *, conn: object | None = None
     ) -> list[job.Job]:
-        return self._call(self._utils.permanently_fail_jobs, job_ids, reason)
+        if conn is None:
+            return self._call(self.async_utils.permanently_fail_jobs, job_ids, reason)
+        return self._on(conn, operations.permanently_fail_jobs(self._schema, job_ids, reason))
 
     def reschedule_jobs(
         self,
@@ -155,37 +247,56 @@ class SyncWorkerUtils:
         priority: int | None = None,
         attempts: int | None = None,
         max_attempts: int | None = None,
+        conn: object | None = None,
     ) -> list[job.Job]:
-        return self._call(
-            self._utils.reschedule_jobs, job_ids, options,
+        if conn is None:
+            return self._call(
+                self.async_utils.reschedule_jobs, job_ids, options,
+                run_at=run_at, priority=priority, attempts=attempts, max_attempts=max_attempts,
+            )
+        return self._on(conn, operations.reschedule_jobs(
+            self._schema, job_ids, options,
             run_at=run_at, priority=priority, attempts=attempts, max_attempts=max_attempts,
-        )
+        ))
 
-    def force_unlock_workers(self, worker_ids: Iterable[str]) -> None:
-        self._call(self._utils.force_unlock_workers, worker_ids)
+    def force_unlock_workers(
+        self, worker_ids: Iterable[str], *, conn: object | None = None
+    ) -> None:
+        if conn is None:
+            self._call(self.async_utils.force_unlock_workers, worker_ids)
+            return
+        self._on(conn, operations.force_unlock_workers(self._schema, worker_ids))
 
     def list_active_workers(
         self, *, threshold: float | None = None
     ) -> list[recovery.ActiveWorkerRow]:
-        return self._call(self._utils.list_active_workers, threshold=threshold)
+        return self._call(self.async_utils.list_active_workers, threshold=threshold)
 
     def sweep_stale_workers(
         self, options: recovery.SweepStaleWorkersOptions | None = None
     ) -> recovery.SweepStaleWorkersResult:
-        return self._call(self._utils.sweep_stale_workers, options)
+        return self._call(self.async_utils.sweep_stale_workers, options)
+
+    # -- maintenance and reading
 
     def cleanup(
         self,
         tasks: Iterable[utils.CleanupTask | str] = utils.DEFAULT_CLEANUP_TASKS,
         task_identifiers_to_keep: Iterable[str] = (),
+        *,
+        conn: object | None = None,
     ) -> dict[utils.CleanupTask, int]:
-        return self._call(self._utils.cleanup, tasks, task_identifiers_to_keep)
+        if conn is None:
+            return self._call(self.async_utils.cleanup, tasks, task_identifiers_to_keep)
+        return self._on(conn, operations.cleanup(self._schema, tasks, task_identifiers_to_keep))
 
     def migrate(self) -> None:
-        self._call(self._utils.migrate)
+        self._call(self.async_utils.migrate)
 
-    def get_job(self, job_id: int) -> job.Job:
-        return self._call(self._utils.get_job, job_id)
+    def get_job(self, job_id: int, *, conn: object | None = None) -> job.Job:
+        if conn is None:
+            return self._call(self.async_utils.get_job, job_id)
+        return self._on(conn, operations.get_job(self._schema, job_id))
 
     def list_jobs(
         self,
@@ -194,5 +305,12 @@ class SyncWorkerUtils:
         queue: str | None = None,
         state: utils.JobState | str | None = None,
         limit: int | None = 100,
+        conn: object | None = None,
     ) -> list[job.Job]:
-        return self._call(self._utils.list_jobs, task=task, queue=queue, state=state, limit=limit)
+        if conn is None:
+            return self._call(
+                self.async_utils.list_jobs, task=task, queue=queue, state=state, limit=limit
+            )
+        return self._on(conn, operations.list_jobs(
+            self._schema, task=task, queue=queue, state=state, limit=limit
+        ))

@@ -20,7 +20,7 @@ EXPECTED_ROWS = {
     "drain_defaults", "drain_tuned", "drain_tuned_bound",
     "drain_tuned_backlog", "drain_tuned_backlog_bound",
     "latency_p50_defaults", "latency_p99_defaults", "latency_p50_tuned", "latency_p99_tuned",
-    "enqueue", "once_empty", "idle_rss", "processes",
+    "enqueue", "enqueue_psycopg", "once_empty", "idle_rss", "processes",
 }
 # rows whose baseline is the Node reference or bare SQL: those figures must always exist
 BASELINE_ROWS = EXPECTED_ROWS - {"processes"}

@@ -165,6 +165,37 @@ async def test_a_span_per_job_with_the_producers_trace_id(
     assert trace.get_current_span() is trace.INVALID_SPAN
 
 
+async def test_trace_context_is_stored_in_a_psycopg_callers_transaction(
+    db_url: str, conn: asyncpg.Connection, exporter: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    import psycopg
+
+    provider, memory = exporter
+    tracer = provider.get_tracer("test")
+    producer = utils.WorkerUtils(
+        schema=S, hooks=hooks.HookRegistry().add_plugin(TracingPlugin(provider))
+    )
+    async with await psycopg.AsyncConnection.connect(db_url) as caller:
+        with tracer.start_as_current_span("rolled back request"):
+            await producer.add_job("traced", {"n": 0}, conn=caller)
+        await caller.rollback()
+        with tracer.start_as_current_span("web request") as request:
+            added = await producer.add_job("traced", {"n": 1}, conn=caller)
+        await caller.commit()
+    # Only the committed job's trace context is there: it was written in the transaction.
+    rows = await conn.fetch(f"select job_id, traceparent from {S}._gw_job_traces")
+    assert [row["job_id"] for row in rows] == [added.id]
+    assert f"{request.get_span_context().trace_id:032x}" in rows[0]["traceparent"]
+
+    async def traced(payload: Any, ctx: context.WorkerContext) -> None:
+        return None
+
+    options = make_options(db_url).define_job(traced, "traced")
+    await (await options.add_plugin(TracingPlugin(provider)).init()).run_once()
+    (run,) = [s for s in memory.get_finished_spans() if s.name == "gw.run traced"]
+    assert run.context.trace_id == request.get_span_context().trace_id
+
+
 async def test_failed_run_span_has_error_status(
     db_url: str, conn: asyncpg.Connection, exporter: tuple[TracerProvider, InMemorySpanExporter]
 ) -> None:

@@ -94,13 +94,15 @@ async def test_sync_errors_are_gw_errors(db_url: str) -> None:
 
 async def test_an_instance_from_before_a_fork_refuses_to_work(db_url: str) -> None:
     gw = await asyncio.to_thread(sync.SyncWorkerUtils.connect, db_url)
-    real_pid = gw._runner.pid
+    runner = gw._runner
+    assert runner is not None
+    real_pid = runner.pid
     try:
-        gw._runner.pid = real_pid + 1_000_000  # as seen from a forked child
+        runner.pid = real_pid + 1_000_000  # as seen from a forked child
         with pytest.raises(GraphileWorkerError, match="before the process forked"):
             await asyncio.to_thread(gw.add_job, "t", {})
     finally:
-        gw._runner.pid = real_pid
+        runner.pid = real_pid
         await asyncio.to_thread(gw.close)
 
 

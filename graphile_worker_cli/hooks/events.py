@@ -10,7 +10,7 @@ Times are ``time.monotonic`` differences in seconds (``duration``); datetimes ar
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -205,10 +205,15 @@ class JobScheduledContext:
     """A job was added (after the statement, on the same connection/transaction)."""
 
     job: jobs.Job
-    conn: asyncpg.Connection
+    conn: Any
+    """The connection the job was added on: gw's pool connection or the caller's ``conn=``
+    (asyncpg, psycopg, SQLAlchemy...). To run SQL whatever the driver, use ``fetch``."""
     schema: str
     started_ns: int
     """``time.time_ns()`` when the add call began (for spans)."""
+    fetch: Callable[..., Awaitable[list[Any]]]
+    """``await fetch(sql, *args)``: rows of a statement with asyncpg-style ``$n``
+    placeholders, run on ``conn`` in the same transaction, whatever its driver."""
 
 
 # --- cron ----------------------------------------------------------------------------------

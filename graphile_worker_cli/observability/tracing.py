@@ -27,6 +27,7 @@ import logging
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from graphile_worker_cli import db
 from graphile_worker_cli.hooks import HookRegistry, events
@@ -86,8 +87,11 @@ class TracingPlugin:
                 _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
                 if "traceparent" in carrier:
                     schema = db.escape_identifier(ctx.schema)
-                    await self._ensure_table(ctx.conn, ctx.schema)
-                    await ctx.conn.execute(
+                    if isinstance(ctx.conn, asyncpg.Connection | PoolConnectionProxy):
+                        await self._ensure_table(ctx.conn, ctx.schema)
+                    else:  # another driver's connection: no address to remember it by
+                        await ctx.fetch(queries.create_trace_table(schema))
+                    await ctx.fetch(
                         queries.insert_trace(schema), [job.id], carrier["traceparent"],
                         carrier.get("tracestate"),
                     )

@@ -83,7 +83,7 @@ def insert_trace(schema: str) -> str:
     """$1 job ids bigint[], $2 traceparent, $3 tracestate."""
     return f"""
 insert into {schema}.{TRACE_TABLE} (job_id, traceparent, tracestate)
-select unnest($1::bigint[]), $2, $3
+select unnest($1::bigint[]), $2::text, $3::text
 on conflict (job_id) do update
   set traceparent = excluded.traceparent, tracestate = excluded.tracestate"""
 

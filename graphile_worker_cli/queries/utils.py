@@ -4,6 +4,11 @@ Business rules live in the schema's own functions (``add_job``, ``add_jobs``,
 ``complete_jobs``...), so Node, SQL and Python callers behave the same; these statements only
 call them and resolve the names the rows point to. Every statement is a template with
 ``{s}`` for the escaped schema: call ``render(template, schema)``.
+
+The statements run on every driver gw accepts a connection of (asyncpg, psycopg, psycopg2,
+Django, SQLAlchemy), so each one fixes the types of what it returns: the JSON columns come
+back as text (a driver that decodes JSON itself would turn the payload ``"42"`` into
+``42``), and cleanup returns its counts as rows rather than in a command status.
 """
 
 from __future__ import annotations
@@ -19,11 +24,22 @@ def render(template: str, schema: str) -> str:
     return template.replace("{s}", db.escape_identifier(schema))
 
 
+def job_columns(alias: str) -> str:
+    """The ``_private_jobs`` columns in table order (``job.JOB_COLUMNS``), JSON as text."""
+    p = f"{alias}."
+    return (
+        f"{p}id, {p}job_queue_id, {p}task_id, {p}payload::text as payload, {p}priority,"
+        f" {p}run_at, {p}attempts, {p}max_attempts, {p}last_error, {p}created_at,"
+        f" {p}updated_at, {p}key, {p}locked_at, {p}locked_by, {p}revision,"
+        f" {p}flags::text as flags"
+    )
+
+
 # add_job: $1 identifier, $2 payload (JSON text), $3 queue_name, $4 run_at, $5 max_attempts,
 # $6 job_key, $7 priority, $8 flags, $9 job_key_mode. Returns the job row, or a row of nulls
 # when the keyed job was locked between the function's two steps (the reference's race).
 ADD_JOB = """
-select * from {s}.add_job(
+select """ + job_columns("added") + """ from {s}.add_job(
   identifier => $1::text,
   payload => $2::json,
   queue_name => $3::text,
@@ -33,15 +49,15 @@ select * from {s}.add_job(
   priority => $7::int,
   flags => $8::text[],
   job_key_mode => $9::text
-)
+) as added
 """
 
 # add_jobs: $1 JSON array of job_spec objects, $2 job_key_preserve_run_at.
 ADD_JOBS = """
-select * from {s}.add_jobs(
+select """ + job_columns("added") + """ from {s}.add_jobs(
   array(select json_populate_recordset(null::{s}.job_spec, $1::json)),
   $2::boolean
-)
+) as added
 """
 
 # Names of tasks ($1 ids) and queues ($2 ids), in a statement of its own so it sees rows
@@ -55,7 +71,7 @@ from {s}._private_job_queues where id = any($2::int[])
 """
 
 _WITH_NAMES = """
-select jobs.*, tasks.identifier as task_identifier, job_queues.queue_name
+select """ + job_columns("jobs") + """, tasks.identifier as task_identifier, job_queues.queue_name
 from changed as jobs
 left join {s}._private_tasks as tasks on tasks.id = jobs.task_id
 left join {s}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
@@ -94,28 +110,40 @@ FORCE_UNLOCK_WORKERS = "select {s}.force_unlock_workers($1::text[])"
 # Cleanup. `not exists` instead of `not in`: a null in the subquery would make `not in`
 # match nothing at all.
 DELETE_PERMAFAILED_JOBS = """
-delete from {s}._private_jobs as jobs
-where jobs.attempts >= jobs.max_attempts
-and jobs.locked_at is null
+with deleted as (
+  delete from {s}._private_jobs as jobs
+  where jobs.attempts >= jobs.max_attempts
+  and jobs.locked_at is null
+  returning 1
+)
+select count(*) as deleted from deleted
 """
 
 # $1 task identifiers to keep.
 GC_TASK_IDENTIFIERS = """
-delete from {s}._private_tasks as tasks
-where not exists (select 1 from {s}._private_jobs as jobs where jobs.task_id = tasks.id)
-and not exists (select 1 from unnest($1::text[]) as keep(identifier)
-                where keep.identifier = tasks.identifier)
+with deleted as (
+  delete from {s}._private_tasks as tasks
+  where not exists (select 1 from {s}._private_jobs as jobs where jobs.task_id = tasks.id)
+  and not exists (select 1 from unnest($1::text[]) as keep(identifier)
+                  where keep.identifier = tasks.identifier)
+  returning 1
+)
+select count(*) as deleted from deleted
 """
 
 GC_JOB_QUEUES = """
-delete from {s}._private_job_queues as job_queues
-where job_queues.locked_at is null
-and not exists (select 1 from {s}._private_jobs as jobs
-                where jobs.job_queue_id = job_queues.id)
+with deleted as (
+  delete from {s}._private_job_queues as job_queues
+  where job_queues.locked_at is null
+  and not exists (select 1 from {s}._private_jobs as jobs
+                  where jobs.job_queue_id = job_queues.id)
+  returning 1
+)
+select count(*) as deleted from deleted
 """
 
 _SELECT_JOBS = """
-select jobs.*, tasks.identifier as task_identifier, job_queues.queue_name
+select """ + job_columns("jobs") + """, tasks.identifier as task_identifier, job_queues.queue_name
 from {s}._private_jobs as jobs
 left join {s}._private_tasks as tasks on tasks.id = jobs.task_id
 left join {s}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
