@@ -36,6 +36,8 @@ def to_jsonable(payload: Any) -> Any:
     except pydantic_core.PydanticSerializationError as error:
         detail = str(error).splitlines()[0] if str(error) else "not serialisable"
         raise _reject(payload, detail) from None
+    except UnicodeEncodeError:  # pydantic encodes keys as UTF-8 on the way
+        raise _reject(payload, "a key holds a lone UTF-16 surrogate") from None
 
 
 def to_json(payload: Any) -> str:
@@ -45,7 +47,11 @@ def to_json(payload: Any) -> str:
     """
     if payload is None:
         return EMPTY_PAYLOAD
-    value = to_jsonable(payload)
+    try:
+        return js_json.stringify(payload)  # plain JSON values: no conversion needed
+    except js_json.NotJSONError:
+        pass
+    value = to_jsonable(payload)  # models, dataclasses, dates, enums, int keys...
     try:
         return js_json.stringify(value)
     except js_json.NotJSONError as error:

@@ -3,6 +3,7 @@ tests/interop/test_js_json_interop.py), and what it refuses."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from typing import Any
 
@@ -121,3 +122,16 @@ def test_payload_functions_use_it_and_say_what_is_wrong() -> None:
                                             r"\(inf is not a JSON number\)"):
         payloads.raw_to_json({"x": float("inf")})
     assert payloads.replacement_to_json([{"n": float("inf")}]) == '[{"n":null}]'
+
+
+def test_to_json_converts_what_is_not_json_yet_and_refuses_a_surrogate_key_cleanly() -> None:
+    @dataclasses.dataclass
+    class Holder:
+        mapping: dict[str, int]
+
+    assert payloads.to_json({1: "int keys become strings", "b": Colour.RED}) == (
+        '{"1":"int keys become strings","b":"red"}'
+    )
+    assert payloads.to_json({"\ud800": 1}) == '{"\\ud800":1}'  # plain values: written as is
+    with pytest.raises(BadInputError, match="a key holds a lone UTF-16 surrogate"):
+        payloads.to_json(Holder({"\ud800": 1}))

@@ -4,6 +4,7 @@ units, keys in insertion order), must give the same bytes."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -13,9 +14,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
-from graphile_worker_cli import js_json
+from graphile_worker_cli import js_json, utils
+from graphile_worker_cli.job import RawJobSpec
+from tests.interop import reference
 
 pytestmark = pytest.mark.interop
 
@@ -194,3 +198,58 @@ def test_integers_beyond_2_53_stay_exact_where_node_has_rounded_them(tmp_path: P
     ).stdout
     assert node == "[12345678901234567000,1152921504606847000,1e+21,9007199254740992]"
     assert js_json.stringify(json.loads(text)) == text
+
+
+NODE_ADD = """\
+import { makeWorkerUtils } from %(module)s;
+const payloads = JSON.parse(process.argv[3]);
+const utils = await makeWorkerUtils({ connectionString: process.argv[2] });
+try {
+  for (const payload of payloads) await utils.addJob("node_one", payload);
+  await utils.addJobs(payloads.map((payload) => ({ identifier: "node_bulk", payload })));
+} finally {
+  await utils.release();
+}
+"""
+
+ADDED: list[Any] = [
+    {"text": "héllo ✓ \u2028 \"q\" \\", "n": 1.0, "small": 1e-05, "big": 1e21, "z": -0.0},
+    {"b": 1, "2": [0.1, 2.5e-7, 123456789.125], "a": {"10": None, "9": True}},
+    [1.5, "ü", [], {}],
+    "just a string",
+    {"\ud83d\ude00": "😀", "unicode": "日本語"},
+]
+
+
+async def test_jobs_added_by_either_side_store_the_same_text(db_url: str, tmp_path: Path) -> None:
+    module = (reference.NODE_MODULES / "graphile-worker" / "dist" / "index.js").as_uri()
+    script = tmp_path / "add.mjs"
+    script.write_text(NODE_ADD % {"module": json.dumps(module)})
+    result = await asyncio.to_thread(
+        subprocess.run, ["node", str(script), db_url, json.dumps(ADDED)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    async with await utils.WorkerUtils.connect(db_url) as worker_utils:
+        for payload in ADDED:
+            await worker_utils.add_job("gw_one", payload)
+        await worker_utils.add_jobs([("gw_bulk", payload) for payload in ADDED])
+        await worker_utils.add_raw_jobs([RawJobSpec("gw_raw", payload) for payload in ADDED])
+    conn = await asyncpg.connect(db_url)
+    try:
+        texts: dict[str, list[str]] = {}
+        for row in await conn.fetch(
+            "select t.identifier, j.payload::text as payload from graphile_worker._private_jobs j "
+            "join graphile_worker._private_tasks t on t.id = j.task_id order by j.id"
+        ):
+            texts.setdefault(row["identifier"], []).append(row["payload"])
+    finally:
+        await conn.close()
+    assert len(texts["node_one"]) == len(ADDED), texts
+    assert texts["gw_one"] == texts["node_one"]
+    # add_jobs inserts in its own order, the same for both (the SQL function's).
+    assert texts["gw_bulk"] == texts["gw_raw"] == texts["node_bulk"]
+    assert sorted(texts["gw_bulk"]) == sorted(texts["gw_one"])
+    assert texts["gw_one"][0] == (
+        '{"text":"héllo ✓ \u2028 \\"q\\" \\\\","n":1,"small":0.00001,"big":1e+21,"z":0}'
+    )
