@@ -23,9 +23,10 @@ from typing import Any, ClassVar, Protocol, Self
 
 import asyncpg
 
-from graphile_worker_cli import db, hooks, job, migrate, payloads, recovery
+from graphile_worker_cli import conninfo, db, hooks, job, migrate, payloads, recovery
 from graphile_worker_cli.errors import (
     BadInputError,
+    ConfigError,
     DatabaseError,
     GraphileWorkerError,
     JobKeyRaceError,
@@ -266,13 +267,19 @@ class WorkerUtils:
     @classmethod
     async def connect(
         cls,
-        url: str,
+        url: str | None = None,
         *,
         schema: str = db.DEFAULT_SCHEMA,
         max_size: int = 10,
         hooks: hooks.HookRegistry | None = None,
     ) -> WorkerUtils:
-        """A WorkerUtils with a pool of its own, closed by ``close()``."""
+        """A WorkerUtils with a pool of its own, closed by ``close()``. Without ``url``, the
+        PG* environment variables name the server (as in the reference)."""
+        url = url or conninfo.url_from_environment()
+        if url is None:
+            raise ConfigError(
+                "no database: pass a URL or set PG* environment variables (PGHOST, PGDATABASE...)"
+            )
         pool = await db.create_pool(url, min_size=1, max_size=max_size)
         utils = cls(pool, schema=schema, hooks=hooks)
         utils._owns_pool = True
