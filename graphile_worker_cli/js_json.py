@@ -91,6 +91,10 @@ def number_text(value: float) -> str:
     if value == 0:
         return "0"  # -0 included
     text = float.__repr__(value)
+    if "e" not in text:
+        # repr's fixed notation (1e-4 <= |value| < 1e16) lies within JavaScript's, with the
+        # same digits; only an integral value's ".0" goes.
+        return text[:-2] if text.endswith(".0") else text
     sign = ""
     if text[0] == "-":
         sign, text = "-", text[1:]
@@ -182,14 +186,17 @@ def _make_writer(non_finite_as_null: bool) -> Callable[[Any, int], str]:
             # alarms that js_key_order sorts out).
             if value and min(value) < ":":
                 value = js_key_order(value)
-            keys = [quote(key) + ":" for key in value]
+            depth += 1
+            parts = []
+            add = parts.append
+            for key, item in value.items():  # a loop, not a comprehension: see items()
+                add(quote(key) + ":" + write(item, depth))
         except TypeError:
             bad = [key for key in value if not isinstance(key, str)]
             if not bad:
                 raise
             raise NotJSONError(f"object key {bad[0]!r} is not a string") from None
-        texts = map(write, value.values(), repeat(depth + 1))
-        return "{" + ",".join(map(str.__add__, keys, texts)) + "}"
+        return "{" + ",".join(parts) + "}"
 
     return write
 
