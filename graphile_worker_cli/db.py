@@ -132,6 +132,8 @@ def _connect_error(url: str, error: BaseException) -> DatabaseConnectError:
     detail = scrub_password(detail, url)
     if isinstance(error, ssl.SSLError):
         detail = f"TLS failed ({detail})"
+    elif isinstance(error, ConnectionError) and "rejected SSL upgrade" in detail:
+        detail = f"the server does not offer TLS ({detail})"
     elif isinstance(error, socket.gaierror | ConnectionRefusedError | OSError | TimeoutError):
         detail = f"server unreachable ({detail})"
     target = conninfo.describe(redact_url(url))
