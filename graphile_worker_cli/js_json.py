@@ -187,7 +187,7 @@ def _make_writer(non_finite_as_null: bool) -> Callable[[Any, int], str]:
             if value and min(value) < ":":
                 value = js_key_order(value)
             depth += 1
-            parts = []
+            parts: list[str] = []
             add = parts.append
             for key, item in value.items():  # a loop, not a comprehension: see items()
                 add(quote(key) + ":" + write(item, depth))
