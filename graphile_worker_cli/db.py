@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
+from graphile_worker_cli import conninfo
 from graphile_worker_cli.errors import BadInputError, DatabaseConnectError
 
 DEFAULT_SCHEMA = "graphile_worker"
@@ -128,11 +130,14 @@ def validate_url(url: str) -> None:
 def _connect_error(url: str, error: BaseException) -> DatabaseConnectError:
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     detail = scrub_password(detail, url)
-    if isinstance(error, socket.gaierror | ConnectionRefusedError | OSError | TimeoutError):
+    if isinstance(error, ssl.SSLError):
+        detail = f"TLS failed ({detail})"
+    elif isinstance(error, ConnectionError) and "rejected SSL upgrade" in detail:
+        detail = f"the server does not offer TLS ({detail})"
+    elif isinstance(error, socket.gaierror | ConnectionRefusedError | OSError | TimeoutError):
         detail = f"server unreachable ({detail})"
-    return DatabaseConnectError(
-        f"could not connect to {redact_url(url)}: {detail}{_encoding_hint(url)}"
-    )
+    target = conninfo.describe(redact_url(url))
+    return DatabaseConnectError(f"could not connect to {target}: {detail}{_encoding_hint(url)}")
 
 
 def server_may_come_up(error: DatabaseConnectError) -> bool:
@@ -181,12 +186,23 @@ _CONNECT_ERRORS = (
 )
 
 
-async def connect(url: str, **kwargs: Any) -> asyncpg.Connection:
-    """Open one connection; any failure is a DatabaseConnectError with a one-line reason."""
+def _driver_arguments(url: str, kwargs: dict[str, Any]) -> str:
+    """The DSN for asyncpg; node-postgres's ``ssl``/``sslmode`` parameters become its
+    ``ssl`` argument in ``kwargs`` (unless the caller gave one)."""
     validate_url(url)
     kwargs.setdefault("timeout", CONNECT_TIMEOUT_SECONDS)
+    arguments = conninfo.connect_arguments(url)
+    if arguments.ssl is not None:
+        kwargs.setdefault("ssl", arguments.ssl)
+    return arguments.dsn
+
+
+async def connect(url: str, **kwargs: Any) -> asyncpg.Connection:
+    """Open one connection; any failure is a DatabaseConnectError with a one-line reason.
+    ``url`` may be ``conninfo.FROM_ENVIRONMENT``: the PG* variables say where."""
     try:
-        return await asyncpg.connect(url, **kwargs)
+        dsn = _driver_arguments(url, kwargs)
+        return await asyncpg.connect(dsn, **kwargs)
     except _CONNECT_ERRORS as error:
         raise _connect_error(url, error) from error
 
@@ -195,10 +211,9 @@ async def create_pool(
     url: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
 ) -> asyncpg.Pool:
     """Open a pool (at least one connection is made, so a bad URL fails here)."""
-    validate_url(url)
-    kwargs.setdefault("timeout", CONNECT_TIMEOUT_SECONDS)
     try:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, **kwargs)
+        dsn = _driver_arguments(url, kwargs)
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, **kwargs)
     except _CONNECT_ERRORS as error:
         raise _connect_error(url, error) from error
     assert pool is not None

@@ -1,4 +1,5 @@
-"""The embedded PostgreSQL server, used when no database URL is configured anywhere.
+"""The embedded PostgreSQL server, used when no database is configured anywhere (no URL,
+no PG* variable).
 
 pgserver (the ``embedded`` extra) ships PostgreSQL binaries and runs a server on a Unix
 socket in the data directory. Facts this module relies on:
@@ -20,6 +21,7 @@ import json
 import logging
 import os
 import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -27,14 +29,15 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from graphile_worker_cli import config
+from graphile_worker_cli import config, conninfo
 from graphile_worker_cli.errors import EmbeddedDatabaseError, EmbeddedExtraMissingError
 
 log = logging.getLogger("gw.embedded")
 
+NO_DATABASE = "no database configured (DATABASE_URL, --connection or a PG* variable)"
 MISSING_EXTRA_MESSAGE = (
-    "no database configured (set DATABASE_URL or --connection) and the embedded server "
-    "needs the extra: pip install 'graphile-worker-cli[embedded]'"
+    f"{NO_DATABASE} and the embedded server needs the extra: "
+    "pip install 'graphile-worker-cli[embedded]'"
 )
 _PIDS_FILE = ".handle_pids.json"
 
@@ -121,11 +124,19 @@ def start(data_dir: Path) -> str:
         except (OSError, subprocess.SubprocessError, RuntimeError, AssertionError) as error:
             raise _failure(data_dir, error) from error
         _servers[data_dir] = (server, 1)
-    log.info(
-        "no database configured: using an embedded PostgreSQL server",
-        extra={"gw": {"data_dir": str(data_dir)}},
-    )
+    _announce(data_dir)
     return url
+
+
+def _announce(data_dir: Path) -> None:
+    """Say, in one line on stderr, that the embedded server is in use: as a log record
+    when logging is set up (gw run, gw migrate, an application), else printed (the
+    commands that do not log), so no command starts it silently."""
+    message = f"{NO_DATABASE}: using the embedded PostgreSQL server in {data_dir}"
+    if log.hasHandlers():
+        log.warning(message, extra={"gw": {"data_dir": str(data_dir)}})
+    else:
+        sys.stderr.write(f"note: {message}\n")
 
 
 def stop(data_dir: Path) -> None:
@@ -148,9 +159,11 @@ def stop(data_dir: Path) -> None:
 
 @asynccontextmanager
 async def database_url(settings: config.Settings) -> AsyncIterator[str]:
-    """Yield the configured URL, or start an embedded server when none is configured."""
-    if settings.database_url:
-        yield settings.database_url
+    """Yield the configured URL; without one, ``conninfo.FROM_ENVIRONMENT`` when a PG*
+    variable names a server; else start the embedded server and yield its URL."""
+    configured = settings.database_url or conninfo.url_from_environment()
+    if configured:
+        yield configured
         return
     data_dir = settings.embedded_data_dir
     url = await asyncio.to_thread(start, data_dir)
@@ -164,8 +177,9 @@ async def database_url(settings: config.Settings) -> AsyncIterator[str]:
 @contextmanager
 def database_url_sync(settings: config.Settings) -> Iterator[str]:
     """``database_url`` for code without an event loop."""
-    if settings.database_url:
-        yield settings.database_url
+    configured = settings.database_url or conninfo.url_from_environment()
+    if configured:
+        yield configured
         return
     url = start(settings.embedded_data_dir)
     try:

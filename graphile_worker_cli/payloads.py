@@ -4,18 +4,17 @@
 dicts, lists, scalars, and inside them datetimes, UUIDs, enums...) and returns JSON text.
 ``raw_to_json`` accepts only values that already are JSON (dict/list/str/int/float/bool/None).
 Either way a value that cannot become JSON is a ``BadInputError`` that names its type.
+The text is written by ``js_json``: byte for byte what Node's ``JSON.stringify`` writes.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 import pydantic_core
 
+from graphile_worker_cli import js_json
 from graphile_worker_cli.errors import BadInputError
 
 EMPTY_PAYLOAD = "{}"
@@ -28,40 +27,6 @@ def _reject(value: Any, reason: str) -> BadInputError:
     )
 
 
-_ENCODE: Callable[[Any], str] = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
-"""``json.dumps(value, allow_nan=False, separators=(",", ":"))`` without building a new
-encoder per call (``json.dumps`` only reuses one for its default arguments)."""
-
-if c_make_encoder is not None:  # CPython's C encoder, called directly: the same output
-    # and errors (circular references included) without the Python layers around it.
-
-    def _encode(value: Any) -> str:
-        if isinstance(value, str):
-            return encode_basestring_ascii(value)
-        make = c_make_encoder
-        assert make is not None
-        chunks = make(
-            {}, _not_serialisable, encode_basestring_ascii, None, ":", ",", False, False, False
-        )(value, 0)
-        return "".join(chunks)
-
-    _ENCODE = _encode
-
-
-def _not_serialisable(value: Any) -> Any:
-    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
-
-
-def _dumps(value: Any, original: Any) -> str:
-    try:
-        return _ENCODE(value)
-    except ValueError as error:
-        # PostgreSQL's json type has no NaN or Infinity.
-        raise _reject(original, str(error)) from None
-    except TypeError as error:
-        raise _reject(original, str(error)) from None
-
-
 def to_jsonable(payload: Any) -> Any:
     """The payload as plain JSON values (dicts, lists, str, int, float, bool, None)."""
     if payload is None:
@@ -71,6 +36,8 @@ def to_jsonable(payload: Any) -> Any:
     except pydantic_core.PydanticSerializationError as error:
         detail = str(error).splitlines()[0] if str(error) else "not serialisable"
         raise _reject(payload, detail) from None
+    except UnicodeEncodeError:  # pydantic encodes keys as UTF-8 on the way
+        raise _reject(payload, "a key holds a lone UTF-16 surrogate") from None
 
 
 def to_json(payload: Any) -> str:
@@ -80,38 +47,44 @@ def to_json(payload: Any) -> str:
     """
     if payload is None:
         return EMPTY_PAYLOAD
-    return _dumps(to_jsonable(payload), payload)
+    try:
+        return js_json.stringify(payload)  # plain JSON values: no conversion needed
+    except js_json.NotJSONError:
+        pass
+    value = to_jsonable(payload)  # models, dataclasses, dates, enums, int keys...
+    try:
+        return js_json.stringify(value)
+    except js_json.NotJSONError as error:
+        raise _reject(payload, error.reason) from None
 
 
 def raw_to_json(payload: Any) -> str:
     """JSON text for a payload that must already be plain JSON values."""
     if payload is None:
         return EMPTY_PAYLOAD
-    _check_raw(payload, payload)
-    return _dumps(payload, payload)
+    try:
+        return js_json.stringify(payload)
+    except js_json.NotJSONError as error:
+        if error.unsupported_type is None:
+            raise _reject(payload, error.reason) from None
+        raise BadInputError(
+            f"raw payload contains a {error.unsupported_type.__name__}, which is not a JSON "
+            "value; expected dict, list, str, int, float, bool or None (use add_job for models)"
+        ) from None
 
 
-def _check_raw(value: Any, original: Any) -> None:
-    if value is None or isinstance(value, str | bool | int):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _reject(original, f"{value!r} is not a JSON number")
-        return
-    if isinstance(value, list | tuple):
-        for item in value:
-            _check_raw(item, original)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _reject(original, f"object key {key!r} is not a string")
-            _check_raw(item, original)
-        return
-    raise BadInputError(
-        f"raw payload contains a {type(value).__name__}, which is not a JSON value; "
-        "expected dict, list, str, int, float, bool or None (use add_job for models)"
-    )
+def replacement_to_json(payload: Any) -> str:
+    """JSON text for the payload a failed job is left with (a batch job's failed items, or
+    a ``TaskFailure``'s replacement), as the reference writes it: ``null`` for NaN and the
+    infinities (a number too large for a double, read from the database, is infinite)."""
+    try:
+        value = pydantic_core.to_jsonable_python(payload)
+        return js_json.stringify(value, non_finite_as_null=True)
+    except pydantic_core.PydanticSerializationError as error:
+        detail = str(error).splitlines()[0] if str(error) else "not serialisable"
+        raise _reject(payload, detail) from None
+    except js_json.NotJSONError as error:
+        raise _reject(payload, error.reason) from None
 
 
 def parse_json_text(text: str) -> Any:

@@ -82,9 +82,10 @@ class SyncWorkerUtils:
 
     @classmethod
     def connect(
-        cls, url: str, *, schema: str = db.DEFAULT_SCHEMA, max_size: int = 4
+        cls, url: str | None = None, *, schema: str = db.DEFAULT_SCHEMA, max_size: int = 4
     ) -> SyncWorkerUtils:
-        """Open a pool on the background loop; close it with ``close()`` or ``with``."""
+        """Open a pool on the background loop; close it with ``close()`` or ``with``.
+        Without ``url``, the PG* environment variables name the server."""
         runner = _loop_thread()
         async_utils = runner.call(utils.WorkerUtils.connect, url, schema=schema, max_size=max_size)
         made = cls(schema=schema)

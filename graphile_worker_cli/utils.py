@@ -21,10 +21,25 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import asyncpg
 
-from graphile_worker_cli import db, drivers, hooks, job, migrate, operations, payloads, recovery
+from graphile_worker_cli import (
+    conninfo,
+    db,
+    drivers,
+    hooks,
+    job,
+    migrate,
+    operations,
+    payloads,
+    recovery,
+)
 from graphile_worker_cli.drivers import asyncpg_conn
 from graphile_worker_cli.drivers import errors as driver_errors
-from graphile_worker_cli.errors import BadInputError, DatabaseError, JobScheduleSkippedError
+from graphile_worker_cli.errors import (
+    BadInputError,
+    ConfigError,
+    DatabaseError,
+    JobScheduleSkippedError,
+)
 from graphile_worker_cli.job_input import (
     DEFAULT_CLEANUP_TASKS,
     CleanupTask,
@@ -109,13 +124,19 @@ class WorkerUtils:
     @classmethod
     async def connect(
         cls,
-        url: str,
+        url: str | None = None,
         *,
         schema: str = db.DEFAULT_SCHEMA,
         max_size: int = 10,
         hooks: hooks.HookRegistry | None = None,
     ) -> WorkerUtils:
-        """A WorkerUtils with a pool of its own, closed by ``close()``."""
+        """A WorkerUtils with a pool of its own, closed by ``close()``. Without ``url``, the
+        PG* environment variables name the server (as in the reference)."""
+        url = url or conninfo.url_from_environment()
+        if url is None:
+            raise ConfigError(
+                "no database: pass a URL or set PG* environment variables (PGHOST, PGDATABASE...)"
+            )
         pool = await db.create_pool(url, min_size=1, max_size=max_size)
         utils = cls(pool, schema=schema, hooks=hooks)
         utils._owns_pool = True

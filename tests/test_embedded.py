@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from graphile_worker_cli import config, db, embedded
+from graphile_worker_cli import config, conninfo, db, embedded
 from graphile_worker_cli.errors import EmbeddedDatabaseError
+
+
+@pytest.fixture(autouse=True)
+def no_libpq_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PG* variable would name a server, and the embedded one would not start."""
+    for name in conninfo.LIBPQ_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -61,8 +68,11 @@ async def test_no_url_starts_an_embedded_server_that_is_stopped_on_exit(
     assert not postmaster_running(data_dir)
     lines = [r for r in caplog.records if r.name == "gw.embedded"]
     assert len(lines) == 1
-    assert lines[0].levelno == logging.INFO
-    assert "embedded PostgreSQL" in lines[0].getMessage()
+    assert lines[0].levelno == logging.WARNING
+    assert lines[0].getMessage() == (
+        "no database configured (DATABASE_URL, --connection or a PG* variable): using the "
+        f"embedded PostgreSQL server in {data_dir.resolve()}"
+    )
     assert getattr(lines[0], "gw", None) == {"data_dir": str(data_dir.resolve())}
 
 
@@ -85,8 +95,8 @@ async def test_missing_extra_is_a_clear_error(
         async with embedded.database_url(settings_without_url(tmp_path / "pg")):
             pass
     assert caught.value.message == (
-        "no database configured (set DATABASE_URL or --connection) and the embedded server "
-        "needs the extra: pip install 'graphile-worker-cli[embedded]'"
+        "no database configured (DATABASE_URL, --connection or a PG* variable) and the "
+        "embedded server needs the extra: pip install 'graphile-worker-cli[embedded]'"
     )
     assert caught.value.exit_code == 2  # configuration: a restart cannot fix it
 

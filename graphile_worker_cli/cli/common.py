@@ -25,7 +25,10 @@ ConnectionOption = Annotated[
     typer.Option(
         "--connection",
         "-c",
-        help="PostgreSQL URL (default: DATABASE_URL; an embedded server when none is set).",
+        help=(
+            "PostgreSQL URL (default: DATABASE_URL, else the PG* variables, else an embedded "
+            "server)."
+        ),
         show_default=False,
     ),
 ]

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NoReturn
 
+from graphile_worker_cli import js_json
 from graphile_worker_cli.cron import json5_identifiers
 
 MAX_DEPTH = 128
@@ -37,8 +37,6 @@ _ASCII_ID_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 _ASCII_ID_CONTINUE = _ASCII_ID_START | _DIGITS | {"\u200c", "\u200d"}
 _SHOWN = {"'": "\\'", "\\": "\\\\"}  # how an error message quotes these characters
 _ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
-_ARRAY_INDEX = re.compile(r"(?:0|[1-9][0-9]{0,9})\Z")
-_MAX_ARRAY_INDEX = 2**32 - 2
 _LARGEST_PLAIN_INTEGER = 1e21  # from here on JavaScript writes integers as 1e+21
 
 
@@ -110,18 +108,6 @@ def _join_surrogates(text: str) -> str:
     if not any("\ud800" <= char <= "\udfff" for char in text):
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-
-
-def _js_object(members: dict[str, Any]) -> dict[str, Any]:
-    """Key order as a JavaScript object keeps it: array indexes first, ascending."""
-    indexes = [
-        key for key in members if _ARRAY_INDEX.match(key) and int(key) <= _MAX_ARRAY_INDEX
-    ]
-    if not indexes:
-        return members
-    ordered = {key: members[key] for key in sorted(indexes, key=int)}
-    ordered.update((key, value) for key, value in members.items() if key not in ordered)
-    return ordered
 
 
 class _Reader:
@@ -229,7 +215,7 @@ class _Reader:
             elif self.peek() != "}":
                 self.fail_at_char()
         self.pos += 1
-        return _js_object(members)
+        return js_json.js_key_order(members)
 
     def array(self, depth: int) -> list[Any]:
         self.enter(depth)

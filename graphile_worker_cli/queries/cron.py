@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from graphile_worker_cli import db
+from graphile_worker_cli import db, js_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +125,7 @@ async def schedule_cron_jobs(
         _schedule_sql(schema),
         [r.identifier for r in requests],
         [r.task_identifier for r in requests],
-        [json.dumps(r.payload, separators=(",", ":")) for r in requests],
+        [js_json.stringify(r.payload) for r in requests],
         [r.queue_name for r in requests],
         [r.max_attempts for r in requests],
         [r.job_key for r in requests],

@@ -9,10 +9,8 @@ here safe to retry until it lands.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
@@ -29,8 +27,8 @@ class Failure:
 
     job_id: int
     message: str
-    replacement_payload: Any = None
-    replace_payload: bool = False
+    payload_json: str | None = None
+    """The job's new payload as JSON text (``payloads.replacement_to_json``); None keeps it."""
     attempts: int | None = None
     """The attempt that failed: the write only applies while the row still has it."""
 
@@ -197,12 +195,10 @@ async def fail_jobs(
     conn: asyncpg.Connection, schema: str, worker_id: str, failures: Sequence[Failure]
 ) -> None:
     """Record failed attempts: last_error, exponential backoff, lock cleared, queue unlocked."""
-    payloads = [
-        json.dumps(f.replacement_payload) if f.replace_payload else None for f in failures
-    ]
     await conn.execute(
         _sql("fail", schema), worker_id, [f.job_id for f in failures],
-        [f.message for f in failures], payloads, [f.attempts for f in failures],
+        [f.message for f in failures], [f.payload_json for f in failures],
+        [f.attempts for f in failures],
     )
 
 

@@ -23,7 +23,7 @@ from graphile_worker_cli.tasks.loading import (
     load_tasks_directory,
     module_tasks,
 )
-from graphile_worker_cli.tasks.outcomes import describe_error, outcome_of
+from graphile_worker_cli.tasks.outcomes import describe_error, outcome_of, task_outcome
 from graphile_worker_cli.tasks.registry import TaskRegistry
 
 __all__ = [
@@ -46,4 +46,5 @@ __all__ = [
     "outcome_of",
     "run_task_from_worker_ctx",
     "task",
+    "task_outcome",
 ]

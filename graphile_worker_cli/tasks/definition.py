@@ -115,7 +115,7 @@ async def _run_batch(
         if problem is not None:
             return problem
         for (index, _), result in zip(valid, results, strict=True):
-            errors[index] = outcomes.item_error(result)
+            errors[index] = outcomes.item_error(result, whole_job=single)
     if single:
         return TaskFailure(errors[0]) if errors[0] else TaskSuccess()
     return outcomes.batch_outcome(identifier, raw_items, errors)
@@ -194,7 +194,8 @@ def _define_class(cls: type[handlers.TaskHandler], name: str, where: str) -> Tas
             handler = validate(ctx.payload)
         except _InvalidPayload as error:
             return TaskFailure(error.message, error=error.__cause__)
-        return outcomes.outcome_of(name, await _call(handler.run, (ctx,), ctx, is_async))
+        result = await _call(handler.run, (ctx,), ctx, is_async)
+        return await outcomes.task_outcome(name, ctx.payload, result)
 
     return TaskDefinition(name, runner, source=where, handler=cls, batch=False)
 
@@ -238,7 +239,8 @@ def _define_function(
 
         async def plain_runner(ctx: WorkerContext) -> TaskOutcome:
             args = (ctx.job.payload, ctx) if takes_ctx else (ctx.job.payload,)
-            return outcomes.outcome_of(name, await _call(function, args, ctx, is_async))
+            result = await _call(function, args, ctx, is_async)
+            return await outcomes.task_outcome(name, ctx.job.payload, result)
 
         return TaskDefinition(name, plain_runner, source=where, handler=function, batch=False)
     validate = _validator(name, adapter)
@@ -250,7 +252,7 @@ def _define_function(
             return TaskFailure(error.message, error=error.__cause__)
         args = (payload, ctx) if takes_ctx else (payload,)
         result = await _call(function, args, ctx, is_async)
-        return outcomes.outcome_of(name, result)
+        return await outcomes.task_outcome(name, ctx.payload, result)
 
     return TaskDefinition(name, runner, source=where, handler=function, batch=False)
 

@@ -61,8 +61,9 @@ TaskOutcome = TaskSuccess | TaskFailure
 class TaskHandler(pydantic.BaseModel):
     """A task whose payload is this model: subclass it, set ``IDENTIFIER``, write ``run``.
 
-    ``run`` may return None/True (success), or a ``TaskFailure``, an exception instance or
-    False (failure); raising fails the job too. A plain ``def run`` runs in a thread.
+    ``run`` may return a ``TaskFailure`` or an exception instance (failure) or anything else,
+    ``False`` included (success, as in the reference); raising fails the job too. A plain
+    ``def run`` runs in a thread.
     """
 
     IDENTIFIER: ClassVar[str]

@@ -4,7 +4,9 @@ Directory (``--tasks DIR``): ``DIR/a/b.py`` is task ``a/b``. Names (files withou
 and directories) must match ``[A-Za-z0-9_-]+`` as in the reference; names starting with
 ``_`` or ``.`` are skipped, so ``_shared.py`` can hold code the tasks import with
 ``from . import _shared``. Each file defines one task: a callable named ``task``, or
-exactly one TaskHandler/BatchTaskHandler subclass or ``@task`` function.
+exactly one TaskHandler/BatchTaskHandler subclass or ``@task`` function. A file that is
+executable and not a ``.py`` file (``DIR/a/b.sh``, ``DIR/a/b``: task ``a/b``, named up to
+its first dot as in the reference) runs as a process of its own (``executable``).
 
 Modules (``--tasks-module``) and entry points (group ``graphile_worker.tasks``): see
 ``module_tasks``.
@@ -25,13 +27,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from graphile_worker_cli.errors import TaskLoadError
-from graphile_worker_cli.tasks import handlers
+from graphile_worker_cli.tasks import executable, handlers
 from graphile_worker_cli.tasks.definition import TaskDefinition, define_task
 from graphile_worker_cli.tasks.outcomes import describe_error
 from graphile_worker_cli.tasks.registry import TaskRegistry
 
 ENTRY_POINT_GROUP = "graphile_worker.tasks"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+EXECUTABLE_NAME_PATTERN = re.compile(r"^([A-Za-z0-9_-]+)((?:\.[A-Za-z0-9_-]+)*)$")
+"""An executable's name: the task name, then any extensions (the reference's rule)."""
 
 log = logging.getLogger("gw.tasks")
 
@@ -62,8 +66,11 @@ def load_tasks_directory(path: Path | str) -> TaskRegistry:
     for parts, file in _task_files(root, ()):
         identifier = "/".join(parts)
         display = str(given.joinpath(*parts[:-1], file.name))
-        module = _import_task_file(f"{package}.{'.'.join(parts)}", display)
-        registry.add(_file_task(module, identifier, display))
+        if file.suffix == ".py":
+            module = _import_task_file(f"{package}.{'.'.join(parts)}", display)
+            registry.add(_file_task(module, identifier, display))
+        else:
+            registry.add(executable.executable_task(file, identifier, source=display))
     if not len(registry):
         log.warning("no tasks found in %s", given)
     return registry
@@ -82,6 +89,8 @@ def _install_root_package(root: Path) -> str:
 
 
 def _task_files(directory: Path, prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Path]]:
+    python: dict[str, Path] = {}
+    programs: dict[str, list[Path]] = {}
     for entry in sorted(directory.iterdir(), key=lambda p: p.name):
         if entry.name.startswith(("_", ".")):
             continue
@@ -92,9 +101,28 @@ def _task_files(directory: Path, prefix: tuple[str, ...]) -> Iterator[tuple[tupl
                 log.info("ignoring directory %s: its name is not [A-Za-z0-9_-]+", entry)
         elif entry.suffix == ".py" and entry.is_file():
             if NAME_PATTERN.match(entry.stem):
-                yield (*prefix, entry.stem), entry
+                python[entry.stem] = entry
             else:
                 log.info("ignoring file %s: its name is not [A-Za-z0-9_-]+.py", entry)
+        elif executable.is_executable_file(entry):
+            matched = EXECUTABLE_NAME_PATTERN.match(entry.name)
+            if matched:
+                programs.setdefault(matched.group(1), []).append(entry)
+            else:
+                log.info("ignoring executable %s: its name is not [A-Za-z0-9_-]+ with "
+                         "optional .extensions", entry)
+    for name, file in python.items():
+        for program in programs.pop(name, []):
+            log.info("ignoring executable %s: task %s is %s", program, name, file.name)
+        yield (*prefix, name), file
+    for name, files in programs.items():
+        if len(files) > 1:
+            names = " and ".join(str(file) for file in files)
+            raise TaskLoadError(
+                f"{names} are both executable files for task {'/'.join((*prefix, name))}; "
+                "keep one (or remove the execute bit from the others)"
+            )
+        yield (*prefix, name), files[0]
 
 
 def _import_task_file(module_name: str, display: str) -> types.ModuleType:

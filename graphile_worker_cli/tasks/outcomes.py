@@ -1,10 +1,14 @@
-"""What a handler's return value (or exception) means for the job: ``outcome_of`` for a
-single job, ``item_error`` and ``batch_outcome`` for batch jobs, and the messages stored as
-``last_error``."""
+"""What a handler's return value (or exception) means for the job: ``task_outcome`` for a
+task's return value (a list returned for an array payload is one result per item, as in
+the reference), ``item_error`` and ``batch_outcome`` for ``BatchTaskHandler`` jobs, and the
+messages stored as ``last_error``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import pydantic
@@ -12,6 +16,11 @@ import pydantic
 from graphile_worker_cli.tasks.handlers import TaskFailure, TaskOutcome, TaskSuccess
 
 MAX_REPORTED_ERRORS = 5
+BATCH_FAILURES = "Batch failures:\n"
+"""How ``last_error`` starts when some items of an array payload failed (the reference's
+words), followed by one line per failed item."""
+
+log = logging.getLogger("gw.tasks")
 
 
 def describe_error(error: BaseException) -> str:
@@ -40,26 +49,87 @@ _SUCCESS = TaskSuccess()  # frozen and fieldless: one instance serves every job
 
 
 def outcome_of(identifier: str, result: object) -> TaskOutcome:
-    """What a handler's return value means for the job."""
-    if result is None or result is True or isinstance(result, TaskSuccess):
-        return _SUCCESS
+    """What a handler's return value means for the job, the payload aside: a failure for
+    a ``TaskFailure`` or an exception instance, a success for anything else (``False``
+    included, as in the reference)."""
     if isinstance(result, TaskFailure):
         return result
     if isinstance(result, BaseException):
         return TaskFailure(describe_error(result), error=result)
-    if result is False:
-        return TaskFailure(f'task "{identifier}" returned False')
     return _SUCCESS
 
 
-def item_error(result: object) -> str | None:
-    """None if one batch item's result is a success, else its error message."""
+async def task_outcome(identifier: str, payload: Any, result: object) -> TaskOutcome:
+    """What a task's return value means for its job. For a JSON array payload, a returned
+    list is the reference's batch protocol: one result per item, and the items whose result
+    is an exception or a ``TaskFailure`` (or an awaitable that raises or gives one) fail,
+    while the others are done. Awaitables in the list are awaited together, as the
+    reference settles the promises in it."""
+    if not isinstance(result, list) or not isinstance(payload, list):
+        return outcome_of(identifier, result)
+    results = await _settled(result)
+    if len(results) != len(payload):
+        log.warning(
+            'task "%s" returned %d results for an array payload of %d items: treated as '
+            "a success for every item (return nothing, or one result per item)",
+            identifier, len(results), len(payload),
+        )
+        return _SUCCESS
+    failed = [
+        (item, message)
+        for item, result in zip(payload, results, strict=True)
+        if (message := _item_failure(result)) is not None
+    ]
+    if not failed:
+        return _SUCCESS
+    return TaskFailure(
+        BATCH_FAILURES + "\n".join(message for _, message in failed),
+        replacement_payload=[item for item, _ in failed],
+    )
+
+
+async def _settled(results: list[object]) -> list[object]:
+    """``results`` with each awaitable replaced by its value, or by what it raised."""
+    waiting: dict[int, Awaitable[object]] = {
+        index: result for index, result in enumerate(results) if inspect.isawaitable(result)
+    }
+    if not waiting:
+        return results
+    values = await asyncio.gather(*waiting.values(), return_exceptions=True)
+    settled = list(results)
+    for index, value in zip(waiting, values, strict=True):
+        settled[index] = value
+    return settled
+
+
+def _item_failure(result: object) -> str | None:
+    """An item's line in the "Batch failures" message, or None if the item is done."""
+    if isinstance(result, TaskFailure):
+        return result.message
+    if isinstance(result, BaseException):
+        return item_message(result)
+    return None
+
+
+def item_message(error: BaseException) -> str:
+    """An exception's line for one failed item: its message alone, as the reference writes
+    an item's ``error.message`` (a whole job's failure is ``TypeName: message``)."""
+    try:
+        return str(error)
+    except Exception:  # a broken __str__ must not break the worker
+        return "<message unavailable>"
+
+
+def item_error(result: object, *, whole_job: bool = False) -> str | None:
+    """None if one ``BatchTaskHandler`` item's result is a success, else its message
+    (``whole_job``: the item is the whole payload, and an exception is described as a
+    job's failure is)."""
     if result is None or result is True or isinstance(result, TaskSuccess):
         return None
     if isinstance(result, TaskFailure):
         return result.message
     if isinstance(result, BaseException):
-        return describe_error(result)
+        return describe_error(result) if whole_job else item_message(result)
     if isinstance(result, str):
         return result or "failed"
     if result is False:
@@ -73,7 +143,7 @@ def batch_outcome(identifier: str, payload: list[Any], errors: Sequence[str | No
     failed = [(item, error) for item, error in zip(payload, errors, strict=True) if error]
     if not failed:
         return TaskSuccess()
-    message = "Batch failures:\n" + "\n".join(error for _, error in failed)
+    message = BATCH_FAILURES + "\n".join(error for _, error in failed)
     return TaskFailure(message, replacement_payload=[item for item, _ in failed])
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from graphile_worker_cli import context, db, migrate
+from graphile_worker_cli import conninfo, context, db, migrate
 from graphile_worker_cli import hooks as gw_hooks
 from graphile_worker_cli import tasks as gw_tasks
 from graphile_worker_cli.errors import BadInputError, ConfigError
@@ -183,13 +183,16 @@ class WorkerOptions:
             recovery.WorkerRecoveryConfig.from_settings(self)  # ConfigError when inconsistent
         if self.pg_pool is None and not self.database_url:
             raise ConfigError(
-                "no database: set database_url (or DATABASE_URL) or pass pg_pool"
+                "no database: set database_url (or DATABASE_URL), pass pg_pool, or set "
+                "PG* environment variables (PGHOST, PGDATABASE...)"
             )
 
     async def init(self) -> Worker:
         """Open the pool, migrate, register task identifiers; return the worker."""
         from graphile_worker_cli.worker.worker import Worker
 
+        if self.pg_pool is None and not self.database_url:
+            self.database_url = conninfo.url_from_environment()  # as the reference does
         self.validate()
         owns_pool = self.pg_pool is None
         pool = self.pg_pool

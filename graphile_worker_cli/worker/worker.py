@@ -25,8 +25,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from graphile_worker_cli import context, db, hooks, migrate, tasks
-from graphile_worker_cli.errors import DatabaseError, GraphileWorkerError, SchemaTooNewError
+from graphile_worker_cli import context, db, hooks, migrate, payloads, tasks
+from graphile_worker_cli.errors import (
+    BadInputError,
+    DatabaseError,
+    GraphileWorkerError,
+    SchemaTooNewError,
+)
 from graphile_worker_cli.job import Job
 from graphile_worker_cli.queries import worker as queries
 from graphile_worker_cli.worker import backoff
@@ -759,11 +764,17 @@ def _fields(job: Job) -> dict[str, Any]:
 
 
 def _failure(job: Job, outcome: tasks.TaskFailure) -> queries.Failure:
-    replace = outcome.has_replacement
+    message, payload_json = outcome.message, None
+    if outcome.has_replacement:
+        try:
+            payload_json = payloads.replacement_to_json(outcome.replacement_payload)
+        except BadInputError as error:
+            # The failure must still be written: keep the payload, and say why.
+            log.error("job %d %s: %s; its payload is kept", job.id, job.task_identifier,
+                      error.message)
+            message = f"{message}\n(new payload not written: {error.message})"
     return queries.Failure(
-        job_id=job.id, message=outcome.message,
-        replacement_payload=outcome.replacement_payload if replace else None,
-        replace_payload=replace, attempts=job.attempts,
+        job_id=job.id, message=message, payload_json=payload_json, attempts=job.attempts
     )
 
 
