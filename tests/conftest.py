@@ -129,7 +129,6 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
-
 @pytest.fixture
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No GW_ variables from the outside, and a working directory without worker.toml."""

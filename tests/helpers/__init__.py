@@ -11,8 +11,10 @@
 - ``recovery``: worker registry rows and locked jobs made by hand
 - ``faults``: ``gw run`` processes that record every run, killed and stopped on demand
 - ``catalog``: a schema's catalog as comparable values
+- ``migrations``: a schema name that needs quoting, migration files written by hand
 - ``connection_kinds``: each kind of caller connection (asyncpg, psycopg, SQLAlchemy...)
 - ``django_project``: the test Django project run as ``manage.py`` processes
+- ``doc_recipes``: the code blocks of the docs that the tests run or compare
 - ``outside_world``: the unit tier's guard against connections and processes
 - ``reference``: the Node.js reference worker (graphile-worker 0.18.0) pinned in tests/interop
 """
