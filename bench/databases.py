@@ -14,7 +14,7 @@ import asyncpg
 
 from bench import procs, profiles
 from graphile_worker_cli import db, migrate
-from tests.interop import reference
+from tests.helpers import reference
 
 DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 CONNECT_TIMEOUT = 10.0

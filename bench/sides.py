@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import profiles
-from tests.interop import reference
+from tests.helpers import reference
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 HELP_TIMEOUT = 60.0

@@ -1,4 +1,11 @@
-"""The test bed: a real PostgreSQL for every database test.
+"""The test bed: test tiers by folder, and a real PostgreSQL for every database test.
+
+Tiers (docs/contributing.md): tests/unit (no database, no process, no network: its
+conftest refuses them), tests/integration (PostgreSQL, in-process), tests/acceptance (``gw``
+and other processes), tests/interop (the Node.js reference), tests/browser (chromium). Each
+test is marked with its tier's name, so ``-m "not interop and not browser"`` runs every
+test that needs neither Node.js nor chromium; a test outside these folders, or marked
+``interop`` outside tests/interop, is a collection error.
 
 Server: ``GW_TEST_DATABASE_URL`` if set, else the local server at 127.0.0.1:5432 if it
 answers, else an embedded pgserver instance (``GW_TEST_EMBEDDED=1`` forces that one).
@@ -12,34 +19,39 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from graphile_worker_cli import embedded, migrate
+from tests.helpers.connection_kinds import KINDS, Opener
+from tests.helpers.database import (
+    DEFAULT_LOCAL_URL,
+    SCHEMA,
+    create_database,
+    drop_database,
+    local_server_answers,
+    unique_name,
+)
+from tests.helpers.faults import RUNS_TABLE
+from tests.helpers.recovery import ensure_registry
 
-DEFAULT_LOCAL_URL = "postgres://postgres@127.0.0.1:5432/postgres"
-SCHEMA = "graphile_worker"
+TIERS = ("unit", "integration", "acceptance", "interop", "browser")
+TESTS_DIR = Path(__file__).resolve().parent
 
 
-def _local_server_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def with_database(url: str, database: str) -> str:
-    """The same server URL pointing at another database."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + database))
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = item.path.resolve().relative_to(TESTS_DIR).parts[0]
+        if tier not in TIERS:
+            folders = ", ".join(f"tests/{name}" for name in TIERS)
+            raise pytest.UsageError(f"{item.nodeid}: a test lives in one of {folders}")
+        if item.get_closest_marker("interop") and tier != "interop":
+            raise pytest.UsageError(f"{item.nodeid}: an interop test belongs in tests/interop")
+        item.add_marker(tier)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +61,7 @@ def pg_admin_url() -> Iterator[str]:
     if explicit:
         yield explicit
         return
-    if _local_server_answers() and not os.environ.get("GW_TEST_EMBEDDED"):
+    if local_server_answers() and not os.environ.get("GW_TEST_EMBEDDED"):
         yield DEFAULT_LOCAL_URL
         return
     # No server here: start an embedded one (the [dev] extra installs pgserver). Its data
@@ -63,28 +75,6 @@ def pg_admin_url() -> Iterator[str]:
     finally:
         embedded.stop(data_dir)
         shutil.rmtree(data_dir.parent, ignore_errors=True)
-
-
-async def create_database(admin_url: str, name: str, template: str | None = None) -> str:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        clause = f' TEMPLATE "{template}"' if template else ""
-        await conn.execute(f'CREATE DATABASE "{name}"{clause}')
-    finally:
-        await conn.close()
-    return with_database(admin_url, name)
-
-
-async def drop_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-def unique_name(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(scope="session")
@@ -139,4 +129,38 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No GW_ variables from the outside, and a working directory without worker.toml."""
+    for name in list(os.environ):
+        if name.startswith("GW_") or name in ("DATABASE_URL", "GRAPHILE_WORKER_SCHEMA"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+async def rconn(conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    """``conn`` on a database that has gw's worker registry (the recovery tests)."""
+    await ensure_registry(conn)
+    yield conn
+
+
+@pytest.fixture
+async def fconn(conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    """``conn`` on a database with the table the fault tests' task records its runs in."""
+    await conn.execute(RUNS_TABLE)
+    yield conn
+
+
+@pytest.fixture(params=sorted(KINDS))
+def kind(request: pytest.FixtureRequest) -> Opener:
+    """Each kind of caller connection in turn (the driver tests)."""
+    opener: Opener = KINDS[request.param]
+    return opener
+
+
+@pytest.fixture
+async def observer(conn: asyncpg.Connection) -> asyncpg.Connection:
+    """The test's own view of the database, with the application's table."""
+    await conn.execute("create table orders (id serial primary key, note text not null)")
+    return conn

@@ -20,8 +20,8 @@ from playwright.async_api import Browser, Dialog, Page, expect
 from graphile_worker_cli import admin, cron, recovery, utils
 from graphile_worker_cli.job import JobSpec
 from graphile_worker_cli.queries import cron as cron_queries
-from tests.browser.conftest import serve
-from tests.conftest import REPO_ROOT
+from tests.helpers.asgi_server import serve
+from tests.helpers.paths import REPO_ROOT
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 DOCS_SCREENSHOT = REPO_ROOT / "docs" / "admin.png"

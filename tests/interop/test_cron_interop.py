@@ -30,7 +30,7 @@ from graphile_worker_cli.cron import (
 )
 from graphile_worker_cli.cron.matcher import floor_minute
 from graphile_worker_cli.cron.scheduler import format_ts, run_scheduler
-from tests.interop import reference
+from tests.helpers import reference
 
 pytestmark = pytest.mark.interop
 

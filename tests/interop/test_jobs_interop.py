@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -14,11 +13,11 @@ import pytest
 
 from graphile_worker_cli import utils as wu
 from graphile_worker_cli.job import JobSpec
-from tests.interop import reference
+from tests.helpers import reference
+from tests.helpers.paths import GW
 
 pytestmark = pytest.mark.interop
 
-GW = str(Path(sys.executable).parent / "gw")
 
 # A CommonJS task for the reference worker: it writes what it received to a file.
 RECORDING_TASK = """\

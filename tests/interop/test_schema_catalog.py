@@ -18,21 +18,15 @@ import pytest
 
 from graphile_worker_cli import migrate
 from graphile_worker_cli.errors import MigrationError
-from tests.catalog import diff_catalogs, dump_catalog
-from tests.conftest import (
-    REPO_ROOT,
-    create_database,
-    drop_database,
-    unique_name,
-    with_database,
-)
-from tests.interop.reference import reference_command, reference_env, run_reference
+from tests.helpers.catalog import diff_catalogs, dump_catalog
+from tests.helpers.database import create_database, drop_database, unique_name, with_database
+from tests.helpers.migrations import ODD_SCHEMA
+from tests.helpers.paths import GW, REPO_ROOT
+from tests.helpers.reference import reference_command, reference_env, run_reference
 
 pytestmark = pytest.mark.interop
 
 SCHEMA = "graphile_worker"
-ODD_SCHEMA = 'odd "name"'
-GW = str(REPO_ROOT / ".venv" / "bin" / "gw")
 FUTURE = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
 
 

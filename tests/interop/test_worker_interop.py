@@ -16,7 +16,9 @@ import pytest
 
 from graphile_worker_cli import context, utils
 from graphile_worker_cli.worker import WorkerOptions
-from tests.interop import reference
+from tests.helpers import reference
+from tests.helpers.waiting import wait_until
+from tests.helpers.worker import make_options, no_jobs
 
 pytestmark = pytest.mark.interop
 
@@ -174,3 +176,57 @@ async def test_gw_and_the_reference_drain_named_queues_together(
     assert await conn.fetchval(
         f"select count(*) from {S}._private_job_queues where locked_by is not null"
     ) == 0
+
+
+@pytest.mark.interop
+async def test_with_the_reference_a_local_queue_keeps_named_queues_serial(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    total, queues = 1500, 12
+    await conn.execute("create table runs (job_id bigint, queue text, who text, "
+                       "started timestamptz, ended timestamptz)")
+    await conn.execute(
+        # Every fifth job has no named queue (and q = null in its payload).
+        f"""select {S}.add_jobs(array_agg(row('drain', json_build_object('q', q), q,
+                null, null, null, null, null)::{S}.job_spec))
+            from (select case when i % 5 = 0 then null else 'q' || (i % $2) end as q
+                    from generate_series(1, $1::int) as i) as s""",
+        total, queues,
+    )
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "drain.js").write_text(DRAIN_TASK)
+
+    async def drain(payload: Any, ctx: context.WorkerContext) -> None:
+        async with ctx.pool.acquire() as c:
+            started = await c.fetchval("select clock_timestamp()")
+            await asyncio.sleep(0)
+            await c.execute("insert into runs (job_id, queue, who, started, ended) "
+                            "values ($1, $2, 'gw', $3, clock_timestamp())",
+                            ctx.job_id, payload["q"], started)
+
+    node = await reference.start_reference(
+        db_url, "--jobs", "6", "--poll-interval", "100", cwd=tmp_path
+    )
+    options = make_options(db_url, concurrency=8, max_pg_conn=12, local_queue_size=64,
+                           complete_job_batch_delay=0.005)
+    worker = await options.define_job(drain, "drain").init()
+    runner = asyncio.create_task(worker.run())
+    try:
+        await wait_until(lambda: no_jobs(conn), 60)
+    finally:
+        worker.request_shutdown()
+        if node.returncode is None:
+            node.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(node.communicate(), 30)
+        await asyncio.wait_for(runner, 30)
+    counts = await conn.fetchrow(
+        "select count(*) as n, count(distinct job_id) as jobs, "
+        "count(*) filter (where who = 'gw') as gw, count(*) filter (where who = 'node') as node "
+        "from runs")
+    assert (counts["n"], counts["jobs"]) == (total, total)
+    assert counts["gw"] > 0 and counts["node"] > 0, dict(counts)
+    overlaps = await conn.fetchval(
+        """select count(*) from runs as a join runs as b
+             on a.queue = b.queue and a.job_id < b.job_id
+            and a.started < b.ended and b.started < a.ended""")
+    assert overlaps == 0

@@ -1,0 +1,160 @@
+"""WorkerContext, Extensions, AbortSignal and the job logger."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import pytest
+
+from graphile_worker_cli import context
+from graphile_worker_cli.context import AbortSignal, Extensions, JobAborted
+from tests.helpers.context import NOW, make_context, make_job
+
+# Job fields -------------------------------------------------------------------------
+
+
+def test_context_exposes_the_job_fields() -> None:
+    job = make_job(
+        {"to": "a@example.com"},
+        identifier="send_email",
+        attempts=2,
+        max_attempts=5,
+        queue_name="mail",
+        flags={"slow": True, "big": True},
+    )
+    ctx = make_context(job)
+    assert ctx.job is job
+    assert ctx.payload == {"to": "a@example.com"}
+    assert (ctx.job_id, ctx.task_identifier, ctx.queue_name) == (42, "send_email", "mail")
+    assert (ctx.attempts, ctx.max_attempts, ctx.run_at, ctx.key) == (2, 5, NOW, "the-key")
+    assert ctx.flags == ("big", "slow")
+    assert make_context(make_job(flags=None)).flags == ()
+    assert ctx.worker_id == "test-worker"
+
+
+# Logger -----------------------------------------------------------------------------
+
+
+def test_logger_adds_job_fields_and_merges_the_callers(caplog: pytest.LogCaptureFixture) -> None:
+    ctx = make_context(make_job(identifier="send_email", attempts=3, queue_name="mail"))
+    with caplog.at_level(logging.INFO, logger=context.JOB_LOGGER_NAME):
+        ctx.logger.info("sending %s", "now", extra={"gw": {"recipient": "x"}, "other": 1})
+    [record] = caplog.records
+    assert record.name == "gw.job"
+    assert record.getMessage() == "sending now"
+    fields = record.__dict__["gw"]
+    assert fields == {
+        "job_id": 42,
+        "task": "send_email",
+        "queue": "mail",
+        "attempt": 3,
+        "recipient": "x",
+    }
+    assert record.__dict__["other"] == 1
+
+
+# Extensions -------------------------------------------------------------------------
+
+
+class Mailer:
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+
+class FakeMailer(Mailer):
+    pass
+
+
+class Missing:
+    pass
+
+
+def test_extensions_are_stored_and_fetched_by_type() -> None:
+    extensions = Extensions()
+    mailer = Mailer("smtp.example.com")
+    assert extensions.insert(mailer) is None
+    extensions.insert(7)
+    assert extensions.get(Mailer) is mailer
+    assert extensions[int] == 7
+    assert Mailer in extensions and Missing not in extensions
+    assert len(extensions) == 2
+    replacement = Mailer("other")
+    assert extensions.insert(replacement) is mailer
+    assert extensions[Mailer] is replacement
+    assert extensions.find(Missing) is None
+
+
+def test_extension_of_a_subclass_is_found_by_its_base() -> None:
+    fake = FakeMailer("fake")
+    extensions = Extensions([fake])
+    assert extensions.get(Mailer) is fake
+
+
+def test_missing_extension_error_names_the_type() -> None:
+    with pytest.raises(KeyError) as raised:
+        Extensions([Mailer("x")]).get(Missing)
+    message = str(raised.value)
+    assert f"no extension of type {__name__}.Missing" in message
+    assert "add_extension(Missing(...))" in message
+
+
+# Abort signal -----------------------------------------------------------------------
+
+
+async def test_abort_signal_wakes_async_waiters_with_the_reason() -> None:
+    signal = AbortSignal()
+    waiter = asyncio.create_task(signal.wait())
+    await asyncio.sleep(0)
+    assert not waiter.done() and not signal.is_set() and signal.reason is None
+    signal.set("worker shutdown")
+    assert await waiter == "worker shutdown"
+    assert signal.is_set() and signal.reason == "worker shutdown"
+    signal.set("second reason is ignored")
+    assert signal.reason == "worker shutdown"
+    assert await signal.wait() == "worker shutdown"  # already set: returns at once
+
+
+async def test_abort_signal_set_from_another_thread_wakes_the_loop() -> None:
+    signal = AbortSignal()
+    waiter = asyncio.create_task(signal.wait())
+    await asyncio.sleep(0)
+    thread = threading.Thread(target=signal.set, args=("from a thread",))
+    thread.start()
+    assert await asyncio.wait_for(waiter, 10) == "from a thread"
+    thread.join()
+
+
+async def test_abort_signal_is_visible_to_a_sync_handler_in_a_thread() -> None:
+    signal = AbortSignal()
+    started = threading.Event()
+
+    def sync_handler() -> str:
+        started.set()
+        assert signal.wait_sync(timeout=30)  # blocks this thread only
+        with pytest.raises(JobAborted, match="stop now"):
+            signal.raise_if_set()
+        return "saw it"
+
+    running = asyncio.create_task(asyncio.to_thread(sync_handler))
+    await asyncio.to_thread(started.wait, 30)
+    signal.set("stop now")
+    assert await running == "saw it"
+
+
+def test_abort_signal_wait_sync_times_out_when_not_set() -> None:
+    signal = AbortSignal()
+    assert signal.wait_sync(timeout=0) is False
+    signal.raise_if_set()  # does not raise
+
+
+async def test_cancelled_wait_does_not_leak_a_waiter() -> None:
+    signal = AbortSignal()
+    waiter = asyncio.create_task(signal.wait())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert signal._waiters == []
+    signal.set()

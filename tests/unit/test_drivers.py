@@ -1,0 +1,34 @@
+"""``conn=`` without a database: no pool and no connection says what to do, and every jobs
+method of both APIs takes ``conn=``."""
+
+from __future__ import annotations
+
+import pytest
+
+from graphile_worker_cli import sync, utils
+from graphile_worker_cli.errors import BadInputError
+from tests.helpers.connection_kinds import SCHEMA
+
+S = SCHEMA
+
+
+def test_no_pool_and_no_conn_says_what_to_do() -> None:
+    with pytest.raises(BadInputError, match="pass conn= your connection"):
+        sync.SyncWorkerUtils(schema=S).add_job("send")
+
+
+async def test_worker_utils_without_a_pool_says_what_to_do() -> None:
+    with pytest.raises(BadInputError, match="pass conn= your connection"):
+        await utils.WorkerUtils(schema=S).add_job("send")
+
+
+def test_every_jobs_method_takes_conn_in_both_apis() -> None:
+    import inspect
+
+    asyncpg_only = {"migrate", "list_active_workers", "sweep_stale_workers"}
+    for name, method in vars(utils.WorkerUtils).items():
+        if name.startswith("_") or name == "close" or not inspect.iscoroutinefunction(method):
+            continue
+        takes_conn = "conn" in inspect.signature(method).parameters
+        twin = inspect.signature(getattr(sync.SyncWorkerUtils, name)).parameters
+        assert takes_conn and ("conn" in twin) == (name not in asyncpg_only), name
