@@ -117,6 +117,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reference-bound", type=float,
                         help="seconds a reference drain may take before it is stopped")
     parser.add_argument("--no-reference", action="store_true", help="measure gw alone")
+    parser.add_argument(
+        "--vacuum-every", type=float, metavar="SECONDS",
+        help="VACUUM the jobs table this often during each drain (an autovacuum stand-in)",
+    )
     parser.add_argument("--concurrency", type=int, default=profiles.DEFAULT_CONCURRENCY)
     parser.add_argument("--json", type=Path, default=RESULTS / "scale.json")
     parser.add_argument("--markdown", type=Path, default=RESULTS / "scale.md")
@@ -127,8 +131,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.concurrency < 1:
         parser.error(f"--concurrency must be at least 1, got {args.concurrency}")
-    if args.reference_bound is not None and args.reference_bound <= 0:
-        parser.error(f"--reference-bound must be positive, got {args.reference_bound}")
+    for name in ("reference_bound", "vacuum_every"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
     return args
 
 
@@ -204,12 +210,13 @@ async def measure_point(
                         figures[side.name] = await scale_measures.drain_running(
                             url, side, profile, ready=point.ready,
                             concurrency=ctx.concurrency, bound=bound,
+                            vacuum_every=ctx.vacuum_every,
                         )
                     else:
                         figures[side.name] = await scale_measures.drain(
                             url, side, profile, ready=point.ready,
                             concurrency=ctx.concurrency, processes=point.processes,
-                            bound=bound,
+                            bound=bound, vacuum_every=ctx.vacuum_every,
                         )
             curves.append(Curve(point, profile, _row(point, profile, "drain", figures), None))
         if point.group != "processes":
@@ -263,6 +270,7 @@ class _Context:
     profiles: tuple[str, ...]
     concurrency: int
     plans: Path
+    vacuum_every: float | None
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -279,7 +287,8 @@ async def run(args: argparse.Namespace) -> int:
             ref = sides.ReferenceSide(Path(tmp))
             await asyncio.to_thread(ref.detect)
             pair = [ref, gw]
-        ctx = _Context(dbs, sizes, args.profiles, args.concurrency, args.plans)
+        ctx = _Context(dbs, sizes, args.profiles, args.concurrency, args.plans,
+                       args.vacuum_every)
         try:
             for point in points(sizes, args.only):
                 console.log(f"measuring {point.label} (load average {_load()}) ...")
@@ -293,6 +302,7 @@ async def run(args: argparse.Namespace) -> int:
         "run_id": dbs.run_id,
         "concurrency": args.concurrency,
         "profiles": list(args.profiles),
+        "vacuum_every": args.vacuum_every,
         "sizes": asdict(sizes),
         "machine": {
             "cpus": os.cpu_count(), "platform": platform.platform(),

@@ -4,10 +4,12 @@ backlog by one side (bounded in time), and the fetch statement's own latency."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -44,9 +46,53 @@ async def remaining(url: str) -> Remaining:
     return Remaining(int(row["runnable"]), int(row["failed"]))
 
 
+@dataclass
+class Vacuums:
+    """What the autovacuum stand-in did during one drain."""
+
+    every: float | None
+    seconds: list[float] = field(default_factory=list)
+
+    def detail(self) -> dict[str, object]:
+        if self.every is None:
+            return {}
+        return {"vacuum_every": self.every, "vacuums": len(self.seconds),
+                "vacuum_seconds": round(sum(self.seconds), 3)}
+
+
+@contextlib.asynccontextmanager
+async def vacuuming(url: str, every: float | None) -> AsyncIterator[Vacuums]:
+    """With ``every``, VACUUM the jobs table every ``every`` seconds until the block ends:
+    what autovacuum would do on a server where it runs (this one's is off) and is tuned
+    for a queue table. A vacuum in progress when the block ends is waited for."""
+    vacuums = Vacuums(every)
+    if every is None:
+        yield vacuums
+        return
+    conn = await databases.connect(url)
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+                return
+            started = time.perf_counter()
+            await conn.execute(f"vacuum (skip_locked) {S}._private_jobs")
+            vacuums.seconds.append(time.perf_counter() - started)
+
+    task = asyncio.ensure_future(loop())
+    try:
+        yield vacuums
+    finally:
+        stop.set()
+        await task
+        await conn.close()
+
+
 async def drain(
     url: str, side: sides.Side, profile: str, *, ready: int, concurrency: int,
-    processes: int = 1, bound: float,
+    processes: int = 1, bound: float, vacuum_every: float | None = None,
 ) -> Figure:
     """Jobs per second of ``processes`` `--once` workers of ``side`` (separate processes,
     started together) draining the ``ready`` runnable jobs of the database at ``url``, from
@@ -56,10 +102,11 @@ async def drain(
     if note := side.profile_note(profile):
         return Figure.missing(note)
     command = side.command(url, profile=profile, concurrency=concurrency, once=True)
-    results = await asyncio.gather(*(
-        procs.run_spoken(command.argv, env=command.env, cwd=command.cwd, timeout=bound)
-        for _ in range(processes)
-    ))
+    async with vacuuming(url, vacuum_every) as vacuums:
+        results = await asyncio.gather(*(
+            procs.run_spoken(command.argv, env=command.env, cwd=command.cwd, timeout=bound)
+            for _ in range(processes)
+        ))
     left = await remaining(url)
     spoke = [r.spoke_at for r in results if r.spoke_at is not None]
     first_spoke = min(spoke) if spoke else 0.0
@@ -71,7 +118,7 @@ async def drain(
     if not bounded and left.runnable:
         return Figure.missing(f"exited with {left.runnable} runnable jobs left")
     return _drain_figure(side, profile, ready, left, wall, first_spoke, bounded, bound,
-                         processes=processes)
+                         processes=processes, **vacuums.detail())
 
 
 def _drain_figure(
@@ -92,6 +139,7 @@ def _drain_figure(
 
 async def drain_running(
     url: str, side: sides.Side, profile: str, *, ready: int, concurrency: int, bound: float,
+    vacuum_every: float | None = None,
 ) -> Figure:
     """Like ``drain``, with a long-running worker stopped once no job is left: for named
     queues, where a `--once` reference exits as soon as every queue with jobs left is
@@ -105,26 +153,28 @@ async def drain_running(
     bounded = False
     conn = await databases.connect(url)
     try:
-        while True:
-            now = time.perf_counter()
-            if first_spoke is None and worker.output():
-                first_spoke = now - started
-            if not await conn.fetchval(f"select exists(select 1 from {S}._private_jobs)"):
-                break
-            if worker.proc.returncode is not None:
-                return Figure.missing(f"the worker exited: {worker.tail()}")
-            if now - started > bound:
-                bounded = True
-                break
-            await asyncio.sleep(POLL_SECONDS)
-        wall = time.perf_counter() - started
+        async with vacuuming(url, vacuum_every) as vacuums:
+            while True:
+                now = time.perf_counter()
+                if first_spoke is None and worker.output():
+                    first_spoke = now - started
+                if not await conn.fetchval(f"select exists(select 1 from {S}._private_jobs)"):
+                    break
+                if worker.proc.returncode is not None:
+                    return Figure.missing(f"the worker exited: {worker.tail()}")
+                if now - started > bound:
+                    bounded = True
+                    break
+                await asyncio.sleep(POLL_SECONDS)
+            wall = time.perf_counter() - started
     finally:
         await conn.close()
         await worker.stop()
     left = await remaining(url)
     if left.failed:
         return Figure.missing(f"{left.failed} jobs failed; {worker.tail()}")
-    return _drain_figure(side, profile, ready, left, wall, first_spoke or 0.0, bounded, bound)
+    return _drain_figure(side, profile, ready, left, wall, first_spoke or 0.0, bounded, bound,
+                         **vacuums.detail())
 
 
 def reference_fetch_statement(batch: int) -> str:
