@@ -188,6 +188,7 @@ class Curve:
     profile: str
     drain: Row
     fetch: Row | None
+    load: float = 0.0  # 1-minute load average once the point's drains are done
 
 
 async def measure_point(
@@ -218,7 +219,8 @@ async def measure_point(
                             concurrency=ctx.concurrency, processes=point.processes,
                             bound=bound, vacuum_every=ctx.vacuum_every,
                         )
-            curves.append(Curve(point, profile, _row(point, profile, "drain", figures), None))
+            curves.append(Curve(point, profile, _row(point, profile, "drain", figures), None,
+                                os.getloadavg()[0]))
         if point.group != "processes":
             for curve in curves[-len(ctx.profiles):]:
                 curve.fetch = await _fetch_row(ctx, point, curve.profile, sources)
@@ -314,8 +316,11 @@ async def run(args: argparse.Namespace) -> int:
     rows = [row for curve in curves for row in (curve.drain, curve.fetch) if row is not None]
     title = f"cost curves: gw vs graphile-worker 0.18.0 — {meta['mode']}, -j {args.concurrency}"
     print_table(rows, Console(width=max(140, Console().width)), title)
-    meta["curves"] = [scale_report.curve_json(c.point.group, c.point.x, c.point.ready,
-                                              c.profile, c.drain, c.fetch) for c in curves]
+    meta["curves"] = [
+        scale_report.curve_json(c.point.group, c.point.x, c.point.ready, c.profile, c.drain,
+                                c.fetch) | {"loadavg": round(c.load, 1)}
+        for c in curves
+    ]
     write_json(args.json, rows, meta)
     markdown = scale_report.markdown(meta["curves"])
     args.markdown.parent.mkdir(parents=True, exist_ok=True)

@@ -75,15 +75,15 @@ def _ratio(curve: dict[str, Any]) -> str:
 def markdown(curves: list[dict[str, Any]]) -> str:
     lines = [
         "| curve | x | profile | gw jobs/s | reference jobs/s | gw / ref"
-        " | gw fetch ms (jobs/fetch) | ref fetch ms (jobs/fetch) |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        " | gw fetch ms (jobs/fetch) | ref fetch ms (jobs/fetch) | load |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for curve in curves:
         lines.append(
             f"| {curve['group']} | {curve['x']:,} | {curve['profile']}"
             f" | {_rate(curve['drain']['gw'])} | {_rate(curve['drain']['reference'])}"
             f" | {_ratio(curve)} | {_ms(curve['fetch'], 'gw')}"
-            f" | {_ms(curve['fetch'], 'reference')} |"
+            f" | {_ms(curve['fetch'], 'reference')} | {curve.get('loadavg', '')} |"
         )
     return "\n".join(lines) + "\n"
 
