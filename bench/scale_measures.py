@@ -46,6 +46,30 @@ async def remaining(url: str) -> Remaining:
     return Remaining(int(row["runnable"]), int(row["failed"]))
 
 
+# Connections a fleet of one side may open on the (shared) server: max_connections is 100.
+FLEET_CONNECTIONS = 48
+DEFAULT_POOL = 10  # both sides' default pool size
+
+
+def pool_size(side: sides.Side, processes: int) -> int:
+    """Each process's pool, so that ``processes`` of them stay within FLEET_CONNECTIONS
+    (gw opens up to three connections beside its pool); the default for one or two."""
+    own = 3 if isinstance(side, sides.GwSide) else 0
+    return max(1, min(DEFAULT_POOL, FLEET_CONNECTIONS // processes - own))
+
+
+def pool_args(side: sides.Side, processes: int) -> tuple[str, ...]:
+    if isinstance(side, sides.ReferenceSide) and pool_size(side, processes) < DEFAULT_POOL:
+        return ("--max-pool-size", str(pool_size(side, processes)))
+    return ()
+
+
+def pool_env(side: sides.Side, processes: int) -> dict[str, str]:
+    if isinstance(side, sides.GwSide) and pool_size(side, processes) < DEFAULT_POOL:
+        return {"GW_MAX_PG_CONN": str(pool_size(side, processes))}
+    return {}
+
+
 @dataclass
 class Vacuums:
     """What the autovacuum stand-in did during one drain."""
@@ -101,10 +125,12 @@ async def drain(
     finished by then ("bounded")."""
     if note := side.profile_note(profile):
         return Figure.missing(note)
-    command = side.command(url, profile=profile, concurrency=concurrency, once=True)
+    command = side.command(url, profile=profile, concurrency=concurrency, once=True,
+                           extra=pool_args(side, processes))
+    env = command.env | pool_env(side, processes)
     async with vacuuming(url, vacuum_every) as vacuums:
         results = await asyncio.gather(*(
-            procs.run_spoken(command.argv, env=command.env, cwd=command.cwd, timeout=bound)
+            procs.run_spoken(command.argv, env=env, cwd=command.cwd, timeout=bound)
             for _ in range(processes)
         ))
     left = await remaining(url)
@@ -118,7 +144,8 @@ async def drain(
     if not bounded and left.runnable:
         return Figure.missing(f"exited with {left.runnable} runnable jobs left")
     return _drain_figure(side, profile, ready, left, wall, first_spoke, bounded, bound,
-                         processes=processes, **vacuums.detail())
+                         processes=processes, pool=pool_size(side, processes),
+                         **vacuums.detail())
 
 
 def _drain_figure(
