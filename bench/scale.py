@@ -188,7 +188,7 @@ class Curve:
     profile: str
     drain: Row
     fetch: Row | None
-    load: float = 0.0  # 1-minute load average once the point's drains are done
+    load: float = 0.0  # 1-minute load average as the point started
 
 
 async def measure_point(
@@ -196,6 +196,7 @@ async def measure_point(
 ) -> list[Curve]:
     sizes = ctx.sizes
     curves: list[Curve] = []
+    load = os.getloadavg()[0]
     async with contextlib.AsyncExitStack() as stack:
         sources = {
             side.name: await stack.enter_async_context(loaded(ctx.dbs, side.name, point))
@@ -220,7 +221,7 @@ async def measure_point(
                             bound=bound, vacuum_every=ctx.vacuum_every,
                         )
             curves.append(Curve(point, profile, _row(point, profile, "drain", figures), None,
-                                os.getloadavg()[0]))
+                                load))
         if point.group != "processes":
             for curve in curves[-len(ctx.profiles):]:
                 curve.fetch = await _fetch_row(ctx, point, curve.profile, sources)
