@@ -66,6 +66,68 @@ async def run(
         return Result(code, seconds, log.read().decode(errors="replace"))
 
 
+@dataclass
+class Spoken(Result):
+    """A run whose first output was timed: ``spoke_at`` is seconds from spawn to its first
+    byte on stdout/stderr (None: it printed nothing)."""
+
+    spoke_at: float | None = None
+
+    @property
+    def working_seconds(self) -> float:
+        """From the first output (start-up done) to exit; wall time if it never spoke."""
+        return self.seconds - (self.spoke_at or 0.0)
+
+
+TAIL_BYTES = 16_384
+
+
+async def run_spoken(
+    argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+    timeout: float,
+) -> Spoken:
+    """Like ``run``, through a pipe read as it comes: the first byte's time is kept (a
+    worker's first log line comes once imports and configuration are done), and only the
+    output's tail (a million-job drain of the reference logs a line per job)."""
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    tail = bytearray()
+    spoke_at: float | None = None
+
+    async def read() -> None:
+        nonlocal spoke_at, tail
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(65_536):
+            if spoke_at is None:
+                spoke_at = time.perf_counter() - started
+            tail += chunk
+            if len(tail) > 2 * TAIL_BYTES:
+                tail = tail[-TAIL_BYTES:]
+
+    reader = asyncio.ensure_future(read())
+    code: int | None
+    try:
+        await asyncio.wait_for(asyncio.shield(reader), timeout)
+        code = await asyncio.wait_for(proc.wait(), max(1.0, timeout))
+    except TimeoutError:
+        code = None
+    finally:
+        if proc.returncode is None:
+            _kill_group(proc, signal.SIGKILL)
+            await proc.wait()
+        seconds = time.perf_counter() - started
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(reader, 5.0)
+        reader.cancel()
+    text = bytes(tail[-TAIL_BYTES:]).decode(errors="replace")
+    return Spoken(code, seconds, text, spoke_at)
+
+
 class Running:
     """A long-running worker; ``stop()`` sends SIGTERM, then SIGKILL after a grace."""
 

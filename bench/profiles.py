@@ -85,3 +85,56 @@ QUICK = Sizes(
     repeats=1,
     backlog_jobs=4_000,
 )
+
+
+@dataclass(frozen=True)
+class ScaleSizes:
+    """How big each curve of ``python -m bench scale`` goes (see bench/README.md)."""
+
+    backlogs: tuple[int, ...]  # ready jobs
+    future_jobs: int  # jobs due later, beside ...
+    future_ready: int  # ... this many ready ones
+    queue_counts: tuple[int, ...]  # named queues the queue curve's jobs are spread over
+    queue_jobs: int
+    process_counts: tuple[int, ...]  # worker processes on one database
+    process_jobs: int
+    fetch_samples: int  # fetch statements timed per point (each side, each batch size)
+    fetch_budget: float  # seconds those may take at most
+    gw_bound: float  # seconds a gw drain may take before it is stopped
+    reference_bound: float  # the same for the reference (it slows down on big backlogs)
+
+
+SCALE_FULL = ScaleSizes(
+    backlogs=(10_000, 100_000, 1_000_000),
+    future_jobs=1_000_000,
+    future_ready=10_000,
+    queue_counts=(1, 100, 10_000),
+    queue_jobs=20_000,
+    process_counts=(1, 2, 4, 8),
+    process_jobs=100_000,
+    fetch_samples=20,
+    fetch_budget=20.0,
+    gw_bound=300.0,
+    reference_bound=90.0,
+)
+
+SCALE_QUICK = ScaleSizes(
+    backlogs=(200, 1_000),
+    future_jobs=1_000,
+    future_ready=200,
+    queue_counts=(1, 10),
+    queue_jobs=40,
+    process_counts=(1, 2),
+    process_jobs=400,
+    fetch_samples=3,
+    fetch_budget=5.0,
+    gw_bound=60.0,
+    reference_bound=5.0,
+)
+
+# Jobs each side's fetch asks for with a profile: gw's defaults fetch one per free slot
+# (up to the concurrency), the reference's one job per fetch; tuned, both a local queue.
+FETCH_BATCH = {
+    "defaults": {"gw": DEFAULT_CONCURRENCY, "reference": 1},
+    "tuned": {"gw": int(GW_TUNED_LOCAL_QUEUE_SIZE), "reference": 500},
+}

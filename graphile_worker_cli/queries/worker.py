@@ -53,11 +53,25 @@ def _sql(name: str, schema: str, with_flags: bool = False) -> str:
     if name == "fetch":
         # $1 worker id, $2 task ids, $3 batch size[, $4 forbidden flags]
         flags = "and (jobs.flags ?| $4::text[]) is not true" if with_flags else ""
+        # The priorities that have available jobs, found from the high end of the index
+        # (the low end of each priority holds the entries of taken jobs until a vacuum);
+        # with ``priority = any(...)`` the scan stops at the first job not due yet in each
+        # priority instead of reading every job scheduled for later.
         return f"""
-with candidates as (
+with recursive priorities as (
+  (select jobs.priority from {jobs} as jobs
+    where jobs.is_available order by jobs.priority desc limit 1)
+  union all
+  select (select jobs.priority from {jobs} as jobs
+           where jobs.is_available and jobs.priority < priorities.priority
+           order by jobs.priority desc limit 1)
+    from priorities where priorities.priority is not null
+), candidates as (
   select jobs.id, jobs.job_queue_id, jobs.priority, jobs.run_at
     from {jobs} as jobs
    where jobs.is_available
+     and jobs.priority = any(array(select p.priority from priorities as p
+                                    where p.priority is not null))
      and jobs.run_at <= now()
      and jobs.task_id = any($2::int[])
      and (jobs.job_queue_id is null

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from tests.helpers.paths import REPO_ROOT
+from tests.helpers.bench import run_bench
 
 pytestmark = pytest.mark.interop
 
@@ -26,22 +23,13 @@ EXPECTED_ROWS = {
 BASELINE_ROWS = EXPECTED_ROWS - {"processes"}
 
 
-def _bench(*args: str, admin_url: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GW_")}
-    env["GW_BENCH_DATABASE_URL"] = admin_url
-    return subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env, check=False,
-    )
-
-
 @pytest.mark.timeout(170)
 async def test_quick_mode_writes_every_row_and_drops_its_databases(
     tmp_path: Path, pg_admin_url: str
 ) -> None:
     out = tmp_path / "bench.json"
     result = await asyncio.to_thread(
-        _bench, "--quick", "--json", str(out), admin_url=pg_admin_url, timeout=160
+        run_bench, "--quick", "--json", str(out), admin_url=pg_admin_url, timeout=160
     )
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(out.read_text())
@@ -68,14 +56,14 @@ async def test_quick_mode_writes_every_row_and_drops_its_databases(
 
 
 def test_bad_option_is_one_line_and_exit_2(pg_admin_url: str) -> None:
-    result = _bench("--quick", "--jobs", "0", admin_url=pg_admin_url, timeout=60)
+    result = run_bench("--quick", "--jobs", "0", admin_url=pg_admin_url, timeout=60)
     assert result.returncode == 2
     assert "--jobs must be at least 1, got 0" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_negative_backlog_is_one_line_and_exit_2(pg_admin_url: str) -> None:
-    result = _bench("--quick", "--backlog-jobs", "-1", admin_url=pg_admin_url, timeout=60)
+    result = run_bench("--quick", "--backlog-jobs", "-1", admin_url=pg_admin_url, timeout=60)
     assert result.returncode == 2
     assert "--backlog-jobs must be 0 or more, got -1" in result.stderr
     assert "Traceback" not in result.stderr

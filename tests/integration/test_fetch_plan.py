@@ -1,0 +1,89 @@
+"""The fetch statement on a big table: due jobs in (priority, run_at) order, and a plan that
+does not read the jobs scheduled for later (bench/scale.py measures what that is worth)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from graphile_worker_cli.queries import worker as queries
+from graphile_worker_cli.worker.fetchconn import PLANNER_SETTINGS
+
+S = "graphile_worker"
+LATER_JOBS = 20_000
+
+
+@pytest.fixture
+async def fetch_conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A session with the worker's fetch-session planner settings."""
+    conn = await asyncpg.connect(db_url, server_settings=PLANNER_SETTINGS)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def add(conn: asyncpg.Connection, name: str, priority: int, run_at: str) -> int:
+    job_id: int = await conn.fetchval(
+        f"select id from {S}.add_job('t', $1::json, priority := $2,"
+        f" run_at := now() + $3::text::interval)",
+        json.dumps({"name": name}), priority, run_at,
+    )
+    return job_id
+
+
+async def fetch_names(conn: asyncpg.Connection, task_ids: list[int], batch: int) -> list[str]:
+    jobs = await queries.fetch_jobs(conn, S, "me", task_ids, batch)
+    return [job.payload["name"] for job in jobs]
+
+
+async def test_due_jobs_come_in_priority_then_run_at_order_past_later_ones(
+    conn: asyncpg.Connection, fetch_conn: asyncpg.Connection
+) -> None:
+    await add(conn, "p5", 5, "-1 minute")
+    await add(conn, "p0-late", 0, "-1 minute")
+    await add(conn, "p0-early", 0, "-2 minutes")
+    await add(conn, "p-3", -3, "-1 second")
+    await add(conn, "later-p-10", -10, "1 hour")
+    await add(conn, "later-p0", 0, "1 hour")
+    locked = await add(conn, "locked-p-20", -20, "-1 hour")
+    await conn.execute(f"update {S}._private_jobs set locked_at = now(), locked_by = 'x'"
+                       " where id = $1", locked)
+    task_ids = list((await queries.ensure_tasks(conn, S, ["t"])).values())
+
+    assert await fetch_names(fetch_conn, task_ids, 3) == ["p-3", "p0-early", "p0-late"]
+    assert await fetch_names(fetch_conn, task_ids, 3) == ["p5"]
+    assert await fetch_names(fetch_conn, task_ids, 3) == []
+
+
+def _blocks(node: dict[str, Any]) -> int:
+    return int(node.get("Shared Hit Blocks", 0)) + int(node.get("Shared Read Blocks", 0))
+
+
+async def test_a_fetch_that_finds_nothing_due_does_not_read_the_jobs_due_later(
+    conn: asyncpg.Connection, fetch_conn: asyncpg.Connection
+) -> None:
+    await conn.execute(
+        f"select {S}.add_jobs(array(select row('t', json_build_object('i', i), null,"
+        f" now() + interval '1 day', null, null, (i % 3)::smallint, null)::{S}.job_spec"
+        f" from generate_series(1, {LATER_JOBS}) as i))"
+    )
+    index_pages = await conn.fetchval(
+        f"select pg_relation_size('{S}.jobs_main_index') / current_setting('block_size')::int"
+    )
+    task_ids = list((await queries.ensure_tasks(conn, S, ["t"])).values())
+    statement = queries.statement("fetch", S)
+    async with fetch_conn.transaction():
+        plan = json.loads(await fetch_conn.fetchval(
+            "explain (analyze, buffers, format json) " + statement, "me", task_ids, 500
+        ))
+    top = plan[0]["Plan"]
+    assert top["Actual Rows"] == 0
+    # the old plan read every leaf page of the index (~100 for these jobs); this one reads
+    # a few pages per priority
+    assert index_pages > 60
+    assert _blocks(top) < 40, (_blocks(top), index_pages)
