@@ -26,6 +26,15 @@ def local_server_answers() -> bool:
         return False
 
 
+def libpq_variables(url: str) -> dict[str, str]:
+    """The PG* variables that name the server and database of ``url``, as libpq reads them."""
+    parts = urlsplit(url)
+    return {
+        "PGHOST": parts.hostname or "", "PGPORT": str(parts.port or 5432),
+        "PGUSER": parts.username or "", "PGDATABASE": parts.path.lstrip("/"),
+    }
+
+
 def with_database(url: str, database: str) -> str:
     """The same server URL pointing at another database."""
     parts = urlsplit(url)
