@@ -63,11 +63,14 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-async def listening(conn: asyncpg.Connection) -> bool:
-    """Whether a session of this database waits on LISTEN for new jobs."""
+async def listening(conn: asyncpg.Connection, application_name: str | None = None) -> bool:
+    """Whether a session of this database (of that application, if named) waits on LISTEN
+    for new jobs."""
     count: int = await conn.fetchval(
         "select count(*) from pg_stat_activity where datname = current_database() "
-        "and state = 'idle' and query like 'LISTEN %jobs:insert%'"
+        "and state = 'idle' and query like 'LISTEN %jobs:insert%' "
+        "and ($1::text is null or application_name = $1)",
+        application_name,
     )
     return count > 0
 
