@@ -38,6 +38,7 @@ from tests.helpers.database import (
 )
 from tests.helpers.faults import RUNS_TABLE
 from tests.helpers.recovery import ensure_registry
+from tests.helpers.tls_cluster import make_certificates, tls_cluster
 
 TIERS = ("unit", "integration", "acceptance", "interop", "browser")
 TESTS_DIR = Path(__file__).resolve().parent
@@ -164,3 +165,22 @@ async def observer(conn: asyncpg.Connection) -> asyncpg.Connection:
     """The test's own view of the database, with the application's table."""
     await conn.execute("create table orders (id serial primary key, note text not null)")
     return conn
+
+
+@pytest.fixture(scope="session")
+def tls_certificates() -> Iterator[Path]:
+    """A folder with a certificate authority and a server certificate it signed."""
+    folder = Path(tempfile.mkdtemp(prefix="gw-tls-files-"))
+    folder.chmod(0o755)
+    try:
+        make_certificates(folder)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tls_port(tls_certificates: Path) -> Iterator[int]:
+    """The port of a throwaway cluster that requires TLS (the TLS connection tests)."""
+    with tls_cluster(tls_certificates) as port:
+        yield port

@@ -4,7 +4,8 @@
 - ``paths``: the repository root and the ``gw`` executable
 - ``waiting``: polling a condition with a deadline
 - ``worker``: an in-process worker's options and jobs added with plain SQL
-- ``context``: ``Job`` and ``WorkerContext`` values built without a database
+- ``context``: ``Job`` and ``WorkerContext`` values built without a database, a task run on them
+- ``task_programs``: executable task files (shell scripts) written for a test
 - ``gw_process``: ``gw`` as a subprocess (commands, environment, task files, output)
 - ``metrics``: free ports and Prometheus text
 - ``asgi_server``: an ASGI app served by uvicorn in the test's event loop
@@ -17,4 +18,6 @@
 - ``doc_recipes``: the code blocks of the docs that the tests run or compare
 - ``outside_world``: the unit tier's guard against connections and processes
 - ``reference``: the Node.js reference worker (graphile-worker 0.18.0) pinned in tests/interop
+- ``side_by_side``: gw and the reference on two schemas of one database, their job rows
+- ``tls_cluster``: a throwaway PostgreSQL cluster that requires TLS, and gw's connections to it
 """

@@ -1,4 +1,5 @@
-"""``Job`` and ``WorkerContext`` values for tests that need no database."""
+"""``Job`` and ``WorkerContext`` values for tests that need no database, and a task run on
+them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncpg
 
 from graphile_worker_cli.context import AbortSignal, Extensions, WorkerContext
 from graphile_worker_cli.job import Job
+from graphile_worker_cli.tasks import define_task
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -57,3 +59,10 @@ def make_context(
         extensions=extensions or Extensions(),
         abort_signal=AbortSignal(),
     )
+
+
+async def run_task(obj: object, payload: Any, *, identifier: str = "t", attempts: int = 1) -> Any:
+    """Define ``obj`` as a task and run it on a job with ``payload``: its outcome."""
+    definition = define_task(obj, identifier)
+    ctx = make_context(make_job(payload, identifier=identifier, attempts=attempts))
+    return await definition(ctx)

@@ -26,6 +26,15 @@ def local_server_answers() -> bool:
         return False
 
 
+def libpq_variables(url: str) -> dict[str, str]:
+    """The PG* variables that name the server and database of ``url``, as libpq reads them."""
+    parts = urlsplit(url)
+    return {
+        "PGHOST": parts.hostname or "", "PGPORT": str(parts.port or 5432),
+        "PGUSER": parts.username or "", "PGDATABASE": parts.path.lstrip("/"),
+    }
+
+
 def with_database(url: str, database: str) -> str:
     """The same server URL pointing at another database."""
     parts = urlsplit(url)
@@ -54,11 +63,14 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-async def listening(conn: asyncpg.Connection) -> bool:
-    """Whether a session of this database waits on LISTEN for new jobs."""
+async def listening(conn: asyncpg.Connection, application_name: str | None = None) -> bool:
+    """Whether a session of this database (of that application, if named) waits on LISTEN
+    for new jobs."""
     count: int = await conn.fetchval(
         "select count(*) from pg_stat_activity where datname = current_database() "
-        "and state = 'idle' and query like 'LISTEN %jobs:insert%'"
+        "and state = 'idle' and query like 'LISTEN %jobs:insert%' "
+        "and ($1::text is null or application_name = $1)",
+        application_name,
     )
     return count > 0
 

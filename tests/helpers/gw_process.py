@@ -34,6 +34,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def env_without_database(**extra: str) -> dict[str, str]:
+    """This environment without what could name a database to gw or libpq (``GW_*``,
+    ``PG*``, ``DATABASE_URL``), plus ``extra``."""
+    env = {
+        name: value for name, value in os.environ.items()
+        if not name.startswith(("GW_", "PG")) and name != "DATABASE_URL"
+    }
+    env.update(extra)
+    return env
+
+
 def write_tasks(root: Path, files: dict[str, str]) -> Path:
     tasks_dir = root / "tasks"
     for name, text in files.items():

@@ -7,6 +7,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
-"""Task directories and modules the task-loading tests read."""
+"""Task directories and modules the task-loading tests read, and a CA certificate (tls/)."""
 GW = str(Path(sys.executable).parent / "gw")
 """The ``gw`` console script installed beside the interpreter running the tests."""

@@ -15,8 +15,8 @@ from graphile_worker_cli import db
 from graphile_worker_cli.cron import parse_crontab_file
 from graphile_worker_cli.cron.matcher import floor_minute
 from graphile_worker_cli.cron.scheduler import run_scheduler
-from tests.interop import reference
-from tests.interop.test_outcomes_interop import GW_SCHEMA, NODE_SCHEMA
+from tests.helpers import reference
+from tests.helpers.side_by_side import GW_SCHEMA, NODE_SCHEMA
 
 pytestmark = pytest.mark.interop
 

@@ -11,8 +11,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.interop import reference
-from tests.interop.test_outcomes_interop import GW, GW_SCHEMA, NODE_SCHEMA, gw_env, rows
+from tests.helpers import reference
+from tests.helpers.gw_process import env_without_database
+from tests.helpers.paths import GW
+from tests.helpers.side_by_side import GW_SCHEMA, NODE_SCHEMA, job_rows
 
 pytestmark = pytest.mark.interop
 
@@ -55,10 +57,11 @@ async def test_an_executable_task_runs_alike_on_both_sides(
     assert node.returncode == 0, node.stdout + node.stderr
     mine = await asyncio.to_thread(
         subprocess.run, [GW, "run", "--once", "-j", "1", "--tasks", "tasks", "-c", db_url],
-        capture_output=True, text=True, env=gw_env(), timeout=60, cwd=sides[GW_SCHEMA],
+        capture_output=True, text=True, env=env_without_database(), timeout=60,
+        cwd=sides[GW_SCHEMA],
     )
     assert mine.returncode == 0, mine.stderr
-    assert await rows(conn, GW_SCHEMA) == await rows(conn, NODE_SCHEMA) == []
+    assert await job_rows(conn, GW_SCHEMA) == await job_rows(conn, NODE_SCHEMA) == []
 
     for job_id in (1, 2, 3):
         seen = {}
@@ -101,12 +104,12 @@ async def test_a_failing_executable_fails_its_job_on_both_sides(
     assert node.returncode == 0, node.stdout + node.stderr
     mine = await asyncio.to_thread(
         subprocess.run, [GW, "run", "--once", "-j", "1", "--tasks", "tasks", "-c", db_url],
-        capture_output=True, text=True, env={**gw_env(), "FAIL_WITH": "3"}, timeout=60,
+        capture_output=True, text=True, env=env_without_database(FAIL_WITH="3"), timeout=60,
         cwd=sides[GW_SCHEMA],
     )
     assert mine.returncode == 0, mine.stderr
-    (gw_row,) = await rows(conn, GW_SCHEMA)
-    (node_row,) = await rows(conn, NODE_SCHEMA)
+    (gw_row,) = await job_rows(conn, GW_SCHEMA)
+    (node_row,) = await job_rows(conn, NODE_SCHEMA)
     assert gw_row[4:] == node_row[4:] == (1, None, True)
     # The reference rejects with the string "Process exited with code 3", which its error
     # coercion replaces by a generic message; gw keeps the code and the end of stderr (a

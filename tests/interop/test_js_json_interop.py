@@ -19,7 +19,7 @@ import pytest
 
 from graphile_worker_cli import js_json, utils
 from graphile_worker_cli.job import RawJobSpec
-from tests.interop import reference
+from tests.helpers import reference
 
 pytestmark = pytest.mark.interop
 

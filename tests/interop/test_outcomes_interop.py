@@ -6,22 +6,18 @@ batch keeps, byte for byte."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.interop import reference
+from tests.helpers import reference
+from tests.helpers.gw_process import env_without_database
+from tests.helpers.paths import GW
+from tests.helpers.side_by_side import GW_SCHEMA, NODE_SCHEMA, job_rows
 
 pytestmark = pytest.mark.interop
-
-GW = str(Path(sys.executable).parent / "gw")
-GW_SCHEMA = "graphile_worker"
-NODE_SCHEMA = "graphile_worker_node"
 
 # (task, payload text as a producer might write it, queue). Spaces, escapes, `1.0`, `1E21`
 # and key order are deliberate: both sides must rewrite the failed items the same way.
@@ -102,25 +98,6 @@ async def add_jobs(conn: asyncpg.Connection, schema: str) -> None:
         )
 
 
-async def rows(conn: asyncpg.Connection, schema: str) -> list[tuple[Any, ...]]:
-    return [
-        tuple(row) for row in await conn.fetch(
-            f"select j.id, t.identifier, j.payload::text, j.last_error, j.attempts, "
-            f"q.queue_name, j.locked_by is null from {schema}._private_jobs as j "
-            f"join {schema}._private_tasks as t on t.id = j.task_id "
-            f"left join {schema}._private_job_queues as q on q.id = j.job_queue_id "
-            f"order by j.id"
-        )
-    ]
-
-
-def gw_env() -> dict[str, str]:
-    return {
-        name: value for name, value in os.environ.items()
-        if not name.startswith(("GW_", "PG")) and name not in ("DATABASE_URL",)
-    }
-
-
 async def test_same_jobs_leave_the_same_rows_on_both_sides(
     db_url: str, conn: asyncpg.Connection, tmp_path: Path
 ) -> None:
@@ -142,11 +119,11 @@ async def test_same_jobs_leave_the_same_rows_on_both_sides(
         subprocess.run,
         [GW, "run", "--once", "-j", "1", "--tasks", str(tmp_path / "gw_tasks"), "-c", db_url,
          "--schema", GW_SCHEMA],
-        capture_output=True, text=True, env=gw_env(), timeout=60,
+        capture_output=True, text=True, env=env_without_database(), timeout=60,
     )
     assert mine.returncode == 0, mine.stderr
 
-    gw_rows, node_rows = await rows(conn, GW_SCHEMA), await rows(conn, NODE_SCHEMA)
+    gw_rows, node_rows = await job_rows(conn, GW_SCHEMA), await job_rows(conn, NODE_SCHEMA)
     count = len(JOBS)
     explode_id, big_id = count + 1, count + 2
     plain = [(a, b) for a, b in zip(gw_rows, node_rows, strict=True) if a[0] < explode_id]
@@ -203,10 +180,10 @@ async def test_a_lone_surrogate_in_failed_items_stops_the_reference_not_gw(
     mine = await asyncio.to_thread(
         subprocess.run,
         [GW, "run", "--once", "-j", "1", "--tasks", str(tmp_path / "gw_tasks"), "-c", db_url],
-        capture_output=True, text=True, env=gw_env(), timeout=60,
+        capture_output=True, text=True, env=env_without_database(), timeout=60,
     )
     assert mine.returncode == 0, mine.stderr
-    (gw_row,) = await rows(conn, GW_SCHEMA)
+    (gw_row,) = await job_rows(conn, GW_SCHEMA)
     assert gw_row[2:5] == (r'[{"fail":"lone","s":"a\ud800b"}]', "Batch failures:\nlone", 1)
-    (node_row,) = await rows(conn, NODE_SCHEMA)
+    (node_row,) = await job_rows(conn, NODE_SCHEMA)
     assert node_row[2] == payload and node_row[6] is False  # unchanged, and still locked

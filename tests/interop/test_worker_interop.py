@@ -17,6 +17,7 @@ import pytest
 from graphile_worker_cli import context, utils
 from graphile_worker_cli.worker import WorkerOptions
 from tests.helpers import reference
+from tests.helpers.database import count, listening
 from tests.helpers.waiting import wait_until
 from tests.helpers.worker import make_options, no_jobs
 
@@ -178,6 +179,17 @@ async def test_gw_and_the_reference_drain_named_queues_together(
     ) == 0
 
 
+GW_SIDE, NODE_SIDE = "gw_side", "node_side"
+"""The application names the two workers' connections carry, to tell their sessions apart."""
+
+
+async def registered(conn: asyncpg.Connection, worker_id: str) -> bool:
+    found: bool = await conn.fetchval(
+        f"select exists (select 1 from {S}._gw_workers where id = $1)", worker_id
+    )
+    return found
+
+
 @pytest.mark.interop
 async def test_with_the_reference_a_local_queue_keeps_named_queues_serial(
     db_url: str, conn: asyncpg.Connection, tmp_path: Path
@@ -185,10 +197,12 @@ async def test_with_the_reference_a_local_queue_keeps_named_queues_serial(
     total, queues = 1500, 12
     await conn.execute("create table runs (job_id bigint, queue text, who text, "
                        "started timestamptz, ended timestamptz)")
+    # The jobs wait in the future until both workers are seen running: whichever starts
+    # first must not get them all.
     await conn.execute(
         # Every fifth job has no named queue (and q = null in its payload).
         f"""select {S}.add_jobs(array_agg(row('drain', json_build_object('q', q), q,
-                null, null, null, null, null)::{S}.job_spec))
+                now() + interval '1 hour', null, null, null, null)::{S}.job_spec))
             from (select case when i % 5 = 0 then null else 'q' || (i % $2) end as q
                     from generate_series(1, $1::int) as i) as s""",
         total, queues,
@@ -205,13 +219,19 @@ async def test_with_the_reference_a_local_queue_keeps_named_queues_serial(
                             ctx.job_id, payload["q"], started)
 
     node = await reference.start_reference(
-        db_url, "--jobs", "6", "--poll-interval", "100", cwd=tmp_path
+        f"{db_url}?application_name={NODE_SIDE}", "--jobs", "6", "--poll-interval", "100",
+        cwd=tmp_path,
     )
-    options = make_options(db_url, concurrency=8, max_pg_conn=12, local_queue_size=64,
-                           complete_job_batch_delay=0.005)
+    options = make_options(f"{db_url}?application_name={GW_SIDE}", concurrency=8,
+                           max_pg_conn=12, local_queue_size=64, complete_job_batch_delay=0.005)
     worker = await options.define_job(drain, "drain").init()
     runner = asyncio.create_task(worker.run())
     try:
+        await wait_until(lambda: listening(conn, NODE_SIDE), 60)
+        await wait_until(lambda: listening(conn, GW_SIDE), 60)
+        await wait_until(lambda: registered(conn, worker.worker_id), 60)
+        assert await count(conn, "select count(*) from runs") == 0
+        await conn.execute(f"update {S}._private_jobs set run_at = now()")
         await wait_until(lambda: no_jobs(conn), 60)
     finally:
         worker.request_shutdown()

@@ -26,15 +26,8 @@ from graphile_worker_cli.tasks import (
     TaskSuccess,
     define_task,
 )
-from tests.helpers.context import make_context, make_job
+from tests.helpers.context import make_context, make_job, run_task
 from tests.helpers.paths import FIXTURES, REPO_ROOT
-
-
-async def run(obj: object, payload: Any, *, identifier: str = "t", attempts: int = 1) -> Any:
-    definition = define_task(obj, identifier)
-    ctx = make_context(make_job(payload, identifier=identifier, attempts=attempts))
-    return await definition(ctx)
-
 
 # TaskHandler ------------------------------------------------------------------------
 
@@ -62,12 +55,12 @@ async def test_task_handler_gets_its_validated_payload() -> None:
 
 
 async def test_invalid_payload_fails_with_a_clear_message() -> None:
-    outcome = await run(SendEmail, {"subject": "no recipient"}, identifier="send_email")
+    outcome = await run_task(SendEmail, {"subject": "no recipient"}, identifier="send_email")
     assert isinstance(outcome, TaskFailure)
     assert outcome.message == 'invalid payload for task "send_email": field "to": Field required'
     assert outcome.replacement_payload is NO_REPLACEMENT
 
-    outcome = await run(SendEmail, [1, 2], identifier="send_email")
+    outcome = await run_task(SendEmail, [1, 2], identifier="send_email")
     assert outcome.message.startswith('invalid payload for task "send_email": Input should be')
 
 
@@ -104,11 +97,11 @@ class Failing(TaskHandler):
     ],
 )
 async def test_results_map_to_outcomes(mode: str, expected: object) -> None:
-    assert await run(Failing, {"mode": mode}, identifier="failing") == expected
+    assert await run_task(Failing, {"mode": mode}, identifier="failing") == expected
 
 
 async def test_a_raised_exception_is_kept_for_logs() -> None:
-    outcome = await run(Failing, {"mode": "raise"}, identifier="failing")
+    outcome = await run_task(Failing, {"mode": "raise"}, identifier="failing")
     assert isinstance(outcome, TaskFailure) and isinstance(outcome.error, ValueError)
 
 
@@ -142,7 +135,7 @@ async def test_async_function_with_raw_json_payload() -> None:
     async def raw(payload, ctx):  # type: ignore[no-untyped-def]  # unannotated on purpose
         seen.append((payload, ctx.job_id))
 
-    assert await run(raw, {"a": [1, "2"]}) == TaskSuccess()
+    assert await run_task(raw, {"a": [1, "2"]}) == TaskSuccess()
     assert seen == [({"a": [1, "2"]}, 42)]
 
 
@@ -152,9 +145,9 @@ async def test_function_with_a_dataclass_payload_is_validated() -> None:
     async def resize(payload: Resize, ctx: WorkerContext) -> None:
         seen.append(payload)
 
-    assert await run(resize, {"width": "640"}) == TaskSuccess()
+    assert await run_task(resize, {"width": "640"}) == TaskSuccess()
     assert seen == [Resize(640, 0)]
-    outcome = await run(resize, {"width": "wide"}, identifier="resize")
+    outcome = await run_task(resize, {"width": "wide"}, identifier="resize")
     assert outcome == TaskFailure(
         'invalid payload for task "resize": field "width": '
         "Input should be a valid integer, unable to parse string as an integer"
@@ -167,7 +160,7 @@ async def test_function_taking_only_the_payload() -> None:
     def only_payload(payload: dict[str, int]) -> None:
         seen.append(payload)
 
-    assert await run(only_payload, {"n": 1}) == TaskSuccess()
+    assert await run_task(only_payload, {"n": 1}) == TaskSuccess()
     assert seen == [{"n": 1}]
 
 
@@ -198,7 +191,7 @@ async def test_sync_task_handler_run_also_uses_a_thread() -> None:
         def run(self, ctx: WorkerContext) -> None:  # type: ignore[override]
             threads.append(threading.get_ident())
 
-    assert await run(SyncHandler, {}) == TaskSuccess()
+    assert await run_task(SyncHandler, {}) == TaskSuccess()
     assert threads and threads[0] != threading.get_ident()
 
 
@@ -206,7 +199,7 @@ async def test_sync_function_exception_becomes_a_failure() -> None:
     def broken(payload: Any) -> None:
         raise KeyError("missing")
 
-    assert await run(broken, {}) == TaskFailure("KeyError: 'missing'")
+    assert await run_task(broken, {}) == TaskFailure("KeyError: 'missing'")
 
 
 async def test_decorated_function_keeps_working_as_a_function() -> None:
@@ -260,7 +253,7 @@ class IndexRecord(BatchTaskHandler):
 async def test_batch_all_ok_is_a_success() -> None:
     definition = define_task(IndexRecord)
     assert definition.batch
-    assert await run(IndexRecord, [{"id": 1}, {"id": 2}]) == TaskSuccess()
+    assert await run_task(IndexRecord, [{"id": 1}, {"id": 2}]) == TaskSuccess()
 
 
 async def test_batch_partial_failure_retries_only_the_failed_items_original_json() -> None:
@@ -270,7 +263,7 @@ async def test_batch_partial_failure_retries_only_the_failed_items_original_json
         {"id": 2},
         {"id": -5, "note": [1, 2]},
     ]
-    outcome = await run(IndexRecord, payload, identifier="index_record")
+    outcome = await run_task(IndexRecord, payload, identifier="index_record")
     assert outcome == TaskFailure(
         "Batch failures:\nid zero is reserved\nnegative id -5",
         replacement_payload=[{"id": 0, "extra": "kept as is"}, {"id": -5, "note": [1, 2]}],
@@ -278,7 +271,7 @@ async def test_batch_partial_failure_retries_only_the_failed_items_original_json
 
 
 async def test_batch_item_that_does_not_validate_fails_alone() -> None:
-    outcome = await run(IndexRecord, [{"id": 1}, {"id": "x"}], identifier="index_record")
+    outcome = await run_task(IndexRecord, [{"id": 1}, {"id": "x"}], identifier="index_record")
     assert isinstance(outcome, TaskFailure)
     assert outcome.replacement_payload == [{"id": "x"}]
     assert outcome.message.startswith('Batch failures:\ninvalid payload for task "index_record"')
@@ -293,7 +286,7 @@ async def test_batch_wrong_result_count_fails_the_whole_job() -> None:
         async def run_batch(cls, items: list[Short], ctx: WorkerContext) -> Sequence[object]:
             return [None]
 
-    outcome = await run(Short, [{"id": 1}, {"id": 2}], identifier="short")
+    outcome = await run_task(Short, [{"id": 1}, {"id": 2}], identifier="short")
     assert outcome == TaskFailure(
         'batch task "short" returned 1 result for 2 items; '
         "expected a list with one result per item, in order"
@@ -310,14 +303,14 @@ async def test_batch_that_raises_fails_the_whole_job_without_replacement() -> No
         async def run_batch(cls, items: list[Exploding], ctx: WorkerContext) -> Sequence[object]:
             raise OSError("disk full")
 
-    assert await run(Exploding, [{"id": 1}]) == TaskFailure("OSError: disk full")
+    assert await run_task(Exploding, [{"id": 1}]) == TaskFailure("OSError: disk full")
 
 
 async def test_batch_handler_given_a_single_object_treats_it_as_one_item() -> None:
-    assert await run(IndexRecord, {"id": 3}) == TaskSuccess()
-    outcome = await run(IndexRecord, {"id": -1})
+    assert await run_task(IndexRecord, {"id": 3}) == TaskSuccess()
+    outcome = await run_task(IndexRecord, {"id": -1})
     assert outcome == TaskFailure("ValueError: negative id -1")  # payload kept as is
-    assert await run(IndexRecord, []) == TaskSuccess()
+    assert await run_task(IndexRecord, []) == TaskSuccess()
 
 
 async def test_batch_function() -> None:
@@ -325,7 +318,7 @@ async def test_batch_function() -> None:
     def index_fn(items: list[Resize]) -> list[object]:
         return [None if item.width else TaskFailure("no width") for item in items]
 
-    outcome = await run(index_fn, [{"width": 1}, {"width": 0}], identifier="index_fn")
+    outcome = await run_task(index_fn, [{"width": 1}, {"width": 0}], identifier="index_fn")
     assert outcome == TaskFailure("Batch failures:\nno width", replacement_payload=[{"width": 0}])
 
 
@@ -660,7 +653,7 @@ async def test_exception_with_a_broken_str_still_fails_cleanly() -> None:
     async def raises_weird(payload: Any) -> None:
         raise Weird()
 
-    assert await run(raises_weird, {}) == TaskFailure("Weird: <message unavailable>")
+    assert await run_task(raises_weird, {}) == TaskFailure("Weird: <message unavailable>")
 
 
 @pytest.mark.parametrize(
@@ -677,6 +670,6 @@ async def test_batch_returning_no_list_fails_the_whole_job(returned: object, mes
     async def whole(items: list[Any], ctx: WorkerContext) -> object:
         return returned
 
-    outcome = await run(whole, [1, 2], identifier="whole")
+    outcome = await run_task(whole, [1, 2], identifier="whole")
     assert isinstance(outcome, TaskFailure) and outcome.message.startswith(message)
     assert outcome.replacement_payload is NO_REPLACEMENT

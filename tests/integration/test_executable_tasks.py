@@ -1,14 +1,12 @@
-"""Executable task files: found in the tasks directory, run as processes with the
-reference's environment and stdin, their exit code read as the outcome, and stopped (with
-everything they started) when the worker stops them."""
+"""Executable task files run as processes with the reference's environment and stdin, their
+exit code read as the outcome, and stopped (with everything they started) when the worker
+stops them (tests/unit/test_executable_tasks.py: finding them in the tasks directory)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +14,11 @@ import asyncpg
 import pytest
 
 from graphile_worker_cli import tasks
-from graphile_worker_cli.errors import TaskLoadError
 from graphile_worker_cli.tasks import executable
-from tests.test_worker import S, add_job, make_options, wait_until
-
-RECORD = """\
-#!/bin/sh
-env | grep '^GRAPHILE_WORKER_' | sort > "$OUT/$GRAPHILE_WORKER_JOB_ID.env"
-cat > "$OUT/$GRAPHILE_WORKER_JOB_ID.stdin"
-echo "hello from the task"
-"""
+from tests.helpers.context import make_context, make_job
+from tests.helpers.task_programs import RECORD, write_program
+from tests.helpers.waiting import wait_until
+from tests.helpers.worker import S, add_job, make_options
 
 FAIL = """\
 #!/bin/sh
@@ -53,14 +46,6 @@ while true; do sleep 0.05; done
 """
 
 
-def write_program(folder: Path, name: str, text: str, mode: int = 0o755) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(mode)
-    return path
-
-
 @pytest.fixture
 def out_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     out = tmp_path / "out"
@@ -68,39 +53,6 @@ def out_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("OUT", str(out))
     monkeypatch.setenv("GRAPHILE_WORKER_JOB_KEY", "from the worker's own environment")
     return out
-
-
-def test_directory_finds_executables_beside_python_files(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    folder = tmp_path / "tasks"
-    write_program(folder, "report.sh", RECORD)
-    write_program(folder, "plain", RECORD)
-    write_program(folder, "emails/digest.tar.gz", RECORD)
-    write_program(folder, "notes.txt", "not executable", mode=0o644)
-    write_program(folder, "both.py", "def task(payload):\n    return None\n", mode=0o755)
-    write_program(folder, "both.sh", RECORD)
-    write_program(folder, "_private.sh", RECORD)
-    write_program(folder, "bad name.sh", RECORD)
-    caplog.set_level(logging.INFO, logger="gw.tasks")
-    registry = tasks.load_tasks_directory(folder)
-    assert sorted(registry.identifiers()) == ["both", "emails/digest", "plain", "report"]
-    assert registry["report"].handler == folder / "report.sh"
-    assert not isinstance(registry["both"].handler, Path)  # the Python file wins
-    messages = [record.getMessage() for record in caplog.records]
-    assert f"ignoring executable {folder / 'both.sh'}: task both is both.py" in messages
-
-
-def test_two_executables_for_one_task_is_an_error(tmp_path: Path) -> None:
-    folder = tmp_path / "tasks"
-    write_program(folder, "sync.sh", RECORD)
-    write_program(folder, "sync.rb", RECORD)
-    with pytest.raises(TaskLoadError) as raised:
-        tasks.load_tasks_directory(folder)
-    assert raised.value.message == (
-        f"{folder / 'sync.rb'} and {folder / 'sync.sh'} are both executable files for task "
-        "sync; keep one (or remove the execute bit from the others)"
-    )
 
 
 async def test_a_script_gets_the_reference_environment_and_payload_on_stdin(
@@ -218,8 +170,6 @@ async def test_stop_process_kills_a_script_that_ignores_sigterm(
 
 
 async def test_an_aborted_job_stops_its_script(tmp_path: Path, out_dir: Path) -> None:
-    from tests.test_context import make_context, make_job
-
     program = write_program(tmp_path, "slow.sh", SLOW)
     definition = executable.executable_task(program, "slow")
     ctx = make_context(make_job({}, identifier="slow"))
@@ -229,14 +179,3 @@ async def test_an_aborted_job_stops_its_script(tmp_path: Path, out_dir: Path) ->
     outcome: Any = await asyncio.wait_for(running, 30)
     assert outcome.message == "Process stopped: the job was aborted (worker shutdown)"
     assert gone(child)
-
-
-def test_is_executable_file_reads_the_owner_execute_bit(tmp_path: Path) -> None:
-    path = write_program(tmp_path, "x", "#!/bin/sh\n", mode=0o644)
-    assert not executable.is_executable_file(path)
-    path.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    assert executable.is_executable_file(path)
-    link = tmp_path / "link"
-    os.symlink(path, link)
-    assert executable.is_executable_file(link)
-    assert not executable.is_executable_file(tmp_path)  # a directory

@@ -1,18 +1,23 @@
 """A throwaway PostgreSQL cluster with TLS on, for the connection tests: a certificate
 authority and a server certificate made with openssl, initdb, and a server on a free port
-of 127.0.0.1 that refuses connections without TLS. (The shared test server has TLS off.)"""
+of 127.0.0.1 that refuses connections without TLS (the shared test server has TLS off);
+and whether gw's connections to it use TLS. tests/conftest.py starts it (``tls_port``)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from graphile_worker_cli import db
+from graphile_worker_cli.errors import DatabaseConnectError
+from tests.helpers.metrics import free_port
 
 SERVER_USER = "postgres"
 """Who runs the cluster when the tests run as root (PostgreSQL refuses to run as root)."""
@@ -44,13 +49,6 @@ def _binary(name: str) -> str:
     return str(Path(bindir) / name)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def tls_cluster(certificates: Path) -> Iterator[int]:
     """Start the cluster; yield its port (user postgres, trust, TLS required)."""
@@ -59,7 +57,7 @@ def tls_cluster(certificates: Path) -> Iterator[int]:
     data = root / "data"
     as_root = os.geteuid() == 0
     prefix = ["runuser", "-u", SERVER_USER, "--"] if as_root else []
-    port = _free_port()
+    port = free_port()
     try:
         for name in ("server.crt", "server.key"):
             shutil.copy(certificates / name, root / name)
@@ -97,3 +95,26 @@ def tls_cluster(certificates: Path) -> Iterator[int]:
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def cluster_url(port: int, query: str) -> str:
+    """A URL to the cluster's ``postgres`` database, with ``query`` as its parameters."""
+    return f"postgres://postgres@127.0.0.1:{port}/postgres?{query}"
+
+
+async def uses_tls(target: str) -> bool:
+    """Whether gw's connection to ``target`` is encrypted (raises if it cannot connect)."""
+    conn = await db.connect(target)
+    try:
+        on: bool = await conn.fetchval("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+        return on
+    finally:
+        await conn.close()
+
+
+def accepted(target: str) -> bool:
+    """Whether gw connects to ``target`` (over TLS: the cluster refuses anything else)."""
+    try:
+        return asyncio.run(uses_tls(target))
+    except DatabaseConnectError:
+        return False

@@ -1,5 +1,6 @@
 """A task's return value as the reference reads it: a list returned for a JSON array payload
-is one result per item (the failed items stay in the job), ``False`` is a success."""
+is one result per item (the failed items stay in the job), ``False`` is a success
+(tests/integration/test_task_outcomes.py: what a worker writes for them)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,11 @@ import asyncio
 import logging
 from typing import Any
 
-import asyncpg
 import pytest
 
 from graphile_worker_cli.context import WorkerContext
 from graphile_worker_cli.tasks import TaskFailure, TaskHandler, TaskSuccess
-from tests.test_tasks import run
-from tests.test_worker import S, add_job, make_options
+from tests.helpers.context import run_task
 
 ITEMS = [{"n": 1}, {"n": 2, "note": "é"}, {"n": 3}, {"n": 4}, {"n": 5}]
 
@@ -23,7 +22,7 @@ async def per_item(payload: Any) -> list[object]:
 
 
 async def test_a_list_for_an_array_payload_fails_only_the_failed_items() -> None:
-    outcome = await run(per_item, ITEMS)
+    outcome = await run_task(per_item, ITEMS)
     assert outcome == TaskFailure(
         "Batch failures:\ntwo is odd\nthree refused",
         replacement_payload=[{"n": 2, "note": "é"}, {"n": 3}],
@@ -45,7 +44,7 @@ async def test_awaitables_in_the_list_are_settled_together() -> None:
     async def concurrent(payload: list[dict[str, Any]]) -> list[object]:
         return [handle(item) for item in payload]
 
-    outcome = await run(concurrent, ITEMS[:2])
+    outcome = await run_task(concurrent, ITEMS[:2])
     assert outcome == TaskFailure("Batch failures:\n'missing'", replacement_payload=[ITEMS[1]])
 
 
@@ -54,7 +53,7 @@ def sync_per_item(payload: list[Any]) -> list[object]:  # runs in a thread
 
 
 async def test_a_sync_task_too_and_an_empty_message_is_an_empty_line() -> None:
-    assert await run(sync_per_item, ITEMS[:3]) == TaskFailure(
+    assert await run_task(sync_per_item, ITEMS[:3]) == TaskFailure(
         "Batch failures:\n", replacement_payload=[ITEMS[0]]
     )
 
@@ -63,7 +62,7 @@ async def test_every_item_done_is_a_success() -> None:
     async def fine(payload: Any) -> list[object]:
         return [None, True, "ok", 0, TaskSuccess()]
 
-    assert await run(fine, ITEMS) == TaskSuccess()
+    assert await run_task(fine, ITEMS) == TaskSuccess()
 
 
 async def test_a_list_of_another_length_is_a_success_with_a_warning(
@@ -73,7 +72,7 @@ async def test_a_list_of_another_length_is_a_success_with_a_warning(
         return [ValueError("lost")]
 
     caplog.set_level(logging.WARNING, logger="gw.tasks")
-    assert await run(short, ITEMS[:2], identifier="short") == TaskSuccess()
+    assert await run_task(short, ITEMS[:2], identifier="short") == TaskSuccess()
     assert [r.getMessage() for r in caplog.records] == [
         'task "short" returned 1 results for an array payload of 2 items: treated as a '
         "success for every item (return nothing, or one result per item)"
@@ -84,14 +83,14 @@ async def test_a_list_for_a_payload_that_is_not_an_array_is_a_plain_value() -> N
     async def listy(payload: Any) -> list[object]:
         return [ValueError("not an item")]
 
-    assert await run(listy, {"n": 1}) == TaskSuccess()
+    assert await run_task(listy, {"n": 1}) == TaskSuccess()
 
 
 async def test_raising_fails_the_whole_job_and_keeps_its_payload() -> None:
     async def explode(payload: Any) -> list[object]:
         raise OSError("disk full")
 
-    outcome = await run(explode, ITEMS)
+    outcome = await run_task(explode, ITEMS)
     assert outcome == TaskFailure("OSError: disk full")
     assert not outcome.has_replacement
 
@@ -106,47 +105,4 @@ class Flag(TaskHandler):
 
 @pytest.mark.parametrize("handler", [Flag, lambda payload: False])
 async def test_returning_false_is_a_success(handler: object) -> None:
-    assert await run(handler, {"ok": False}, identifier="flag") == TaskSuccess()
-
-
-async def test_a_worker_writes_the_failed_items_as_node_would(
-    db_url: str, conn: asyncpg.Connection
-) -> None:
-    job_id = await add_job(conn, "per_item", [{"n": 1.0}, {"n": 2, "fail": "é"}])
-    await conn.execute(  # the text a producer wrote, spaces and all
-        f"update {S}._private_jobs set payload = $2::json where id = $1", job_id,
-        '[{"n": 1.0}, {"n": 2.0, "fail": "é", "v": 1e-05}]',
-    )
-
-    async def per_item(payload: list[dict[str, Any]]) -> list[object]:
-        return [ValueError(item["fail"]) if "fail" in item else None for item in payload]
-
-    worker = await make_options(db_url).define_job(per_item, "per_item").init()
-    await worker.run_once()
-    row = await conn.fetchrow(
-        f"select payload::text as payload, last_error, attempts from {S}._private_jobs"
-    )
-    assert row is not None
-    assert dict(row) == {
-        "payload": '[{"n":2,"fail":"é","v":0.00001}]',
-        "last_error": "Batch failures:\né",
-        "attempts": 1,
-    }
-
-
-async def test_a_replacement_payload_that_is_not_json_keeps_the_payload_and_says_why(
-    db_url: str, conn: asyncpg.Connection
-) -> None:
-    await add_job(conn, "odd", {"keep": "me"})
-
-    async def odd(payload: Any) -> TaskFailure:
-        return TaskFailure("went wrong", replacement_payload={"when": object()})
-
-    worker = await make_options(db_url).define_job(odd, "odd").init()
-    await worker.run_once()
-    row = await conn.fetchrow(
-        f"select payload::text as payload, last_error, locked_by from {S}._private_jobs"
-    )
-    assert row is not None
-    assert row["payload"] == '{"keep": "me"}' and row["locked_by"] is None
-    assert row["last_error"].startswith("went wrong\n(new payload not written: payload of type")
+    assert await run_task(handler, {"ok": False}, identifier="flag") == TaskSuccess()
