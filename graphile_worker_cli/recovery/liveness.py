@@ -19,6 +19,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,7 +51,18 @@ KEEPALIVE_BOUND_SECONDS = 30.0
 FIRST_RETRY_DELAY = 0.1
 LOCK_RETRY_DELAY = 0.1
 STOP_TIMEOUT = 10.0
+JOIN_POLL = 0.02
 DEREGISTER_TIMEOUT = 5.0
+
+_LAST_BEAT: dict[str, float] = {}
+"""When each worker of this process last wrote its heartbeat (monotonic clock)."""
+
+
+def seconds_since_heartbeat(worker_id: str) -> float | None:
+    """Seconds since a worker of this process last wrote its heartbeat; None when it has no
+    liveness thread (or has not registered yet)."""
+    last = _LAST_BEAT.get(worker_id)
+    return time.monotonic() - last if last is not None else None
 
 
 class LivenessThread:
@@ -108,7 +120,11 @@ class LivenessThread:
     async def stop(self, *, deregister: bool = True) -> None:
         """Stop from an event loop: deregister (when asked), close the session, join."""
         self.request_stop(deregister=deregister)
-        await asyncio.to_thread(self._thread.join, STOP_TIMEOUT)
+        # Polled, not joined in an executor: the default executor's threads may all be
+        # busy with sync tasks that shutdown could not stop.
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            await asyncio.sleep(JOIN_POLL)
 
     # -- the thread ---------------------------------------------------------------------------
     def _main(self) -> None:
@@ -127,6 +143,7 @@ class LivenessThread:
             if self._deregister:
                 await self._deregister_row()
         finally:
+            _LAST_BEAT.pop(self.worker_id, None)
             await self._close()
 
     async def _sleep(self, seconds: float) -> bool:
@@ -229,6 +246,7 @@ class LivenessThread:
                 registry.heartbeat(conn, self.schema, self.worker_id, stall), timeout
             )
             if alive:
+                _LAST_BEAT[self.worker_id] = time.monotonic()
                 return
             logger.error(
                 "worker %s was declared dead by a sweep (its heartbeat was late beyond the "
@@ -245,6 +263,7 @@ class LivenessThread:
             ),
             timeout,
         )
+        _LAST_BEAT[self.worker_id] = time.monotonic()
         self.registered.set()
 
     async def _deregister_row(self) -> None:

@@ -27,6 +27,15 @@ FIX = "a blocking call in an async task: make it a sync `def task`, or use `asyn
 
 RunningJobs = Callable[[], list[tuple[int, str]]]
 
+_RUNNING: dict[str, StallWatchdog] = {}
+"""The watchdog of each worker of this process, by worker id (read by the metrics)."""
+
+
+def longest_recent_stall(worker_id: str) -> float | None:
+    """The longest recent event-loop stall of a worker of this process, in seconds."""
+    watchdog = _RUNNING.get(worker_id)
+    return watchdog.longest_recent() if watchdog is not None else None
+
 
 class StallWatchdog:
     """Watches one event loop from a daemon thread; ``start`` it from that loop."""
@@ -58,9 +67,12 @@ class StallWatchdog:
         self._stamp = time.monotonic()
         self._handle = loop.call_later(TICK, self._tick, loop)
         self._thread.start()
+        _RUNNING[self._worker_id] = self
 
     def stop(self) -> None:
         self._stop.set()
+        if _RUNNING.get(self._worker_id) is self:
+            del _RUNNING[self._worker_id]
         if self._handle is not None:
             self._handle.cancel()
 
