@@ -63,8 +63,9 @@ async def measure(seconds: float, block: float, jobs: int) -> str:
                             ))
                     await asyncio.sleep(3)  # both registered
                     await conn.execute(
-                        "select graphile_worker.add_job('block', json_build_object('block', $1))"
-                        " from generate_series(1, $2)", block, jobs,
+                        "select graphile_worker.add_job('block',"
+                        " json_build_object('block', $1::float8))"
+                        " from generate_series(1, $2::int)", block, jobs,
                     )
                     await asyncio.sleep(seconds)
                     starts = await conn.fetchval(
