@@ -79,7 +79,7 @@ def prepare_batch_job(identifier: Any, items: Sequence[Any], spec: job.JobSpec |
         raise BadInputError(
             f"invalid batch items of type {type(items).__name__}: expected a list"
         )
-    checked = job_input.check_spec(spec)
+    checked = job.check_spec(spec)
     if checked.job_key_mode is job.JobKeyMode.UNSAFE_DEDUPE:
         raise BadInputError(
             "a batch job cannot use job key mode unsafe_dedupe (its items would be "
@@ -89,7 +89,7 @@ def prepare_batch_job(identifier: Any, items: Sequence[Any], spec: job.JobSpec |
 
 
 def _prepared(identifier: str, payload_json: str, spec: job.JobSpec | None) -> Prepared:
-    return job_input.check_identifier(identifier), payload_json, job_input.check_spec(spec)
+    return job.check_identifier(identifier), payload_json, job.check_spec(spec)
 
 
 def prepare_jobs(items: Iterable[Any], *, raw: bool) -> list[Prepared]:
@@ -285,18 +285,18 @@ def reschedule_jobs(
     base = options or job_input.RescheduleJobOptions()
     args = (
         ids,
-        job_input.check_time(run_at if run_at is not None else base.run_at),
-        job_input.check_int(
+        job.check_time(run_at if run_at is not None else base.run_at),
+        job.check_int(
             priority if priority is not None else base.priority,
-            "priority", job_input.SMALLINT_MIN, job_input.SMALLINT_MAX,
+            "priority", job.SMALLINT_MIN, job.SMALLINT_MAX,
         ),
-        job_input.check_int(
+        job.check_int(
             attempts if attempts is not None else base.attempts,
-            "attempts", 0, job_input.SMALLINT_MAX,
+            "attempts", 0, job.SMALLINT_MAX,
         ),
-        job_input.check_int(
+        job.check_int(
             max_attempts if max_attempts is not None else base.max_attempts,
-            "max_attempts", 1, job_input.SMALLINT_MAX,
+            "max_attempts", 1, job.SMALLINT_MAX,
         ),
     )
     return _jobs(Statement(queries.render(queries.RESCHEDULE_JOBS, schema), args))
@@ -329,7 +329,7 @@ def cleanup(
     """Delete what the named cleanup tasks cover; the rows deleted per task. Permanently
     failed jobs go first, so the tasks and queues they used can go too."""
     chosen = {job_input.cleanup_task(task) for task in tasks}
-    keep = [job_input.check_identifier(name, "task identifier to keep")
+    keep = [job.check_identifier(name, "task identifier to keep")
             for name in task_identifiers_to_keep]
     steps = [
         (task, Statement(queries.render(template, schema), args))
@@ -370,11 +370,11 @@ def list_jobs(
     *,
     task: str | None,
     queue: str | None,
-    state: job_input.JobState | str | None,
+    state: job.JobState | str | None,
     limit: int | None,
 ) -> Operation[list[job.Job]]:
     """Jobs in id order, filtered by task identifier, queue name and state."""
-    checked_state = job_input.parse_job_state(state)
-    job_input.check_int(limit, "limit", 0, 2**62)
+    checked_state = job.parse_job_state(state)
+    job.check_int(limit, "limit", 0, 2**62)
     args = (task, queue, checked_state.value if checked_state else None, limit)
     return _jobs(Statement(queries.render(queries.LIST_JOBS, schema), args))

@@ -2,7 +2,7 @@
 
 The dashboard changes jobs only through ``WorkerUtils`` (the schema's own functions); these
 statements only read. Templates use ``{s}`` for the escaped schema: ``render(template, schema)``.
-A job's state follows the same rules as ``utils.JobState``: locked (held by a worker), failed
+A job's state follows the same rules as ``job.JobState``: locked (held by a worker), failed
 (out of attempts), scheduled (available, run_at in the future), ready (available now).
 """
 
