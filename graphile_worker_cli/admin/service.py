@@ -15,10 +15,11 @@ import asyncpg
 
 from graphile_worker_cli import cron, db, job, job_input, recovery, worker_utils
 from graphile_worker_cli.admin import params
+from graphile_worker_cli.cron import store as cron_store
 from graphile_worker_cli.errors import BadInputError, JobNotFoundError
 from graphile_worker_cli.job import Job
+from graphile_worker_cli.queries import Query
 from graphile_worker_cli.queries import admin as queries
-from graphile_worker_cli.queries import cron as cron_queries
 
 STATES = params.STATES
 ACTIONS = ("run_now", "reschedule", "complete", "fail")
@@ -44,12 +45,10 @@ class AdminService:
         self.schema = worker_utils.schema
         self.crontabs = {item.identifier: item for item in crontabs}
 
-    async def _fetch(self, template: str, *args: Any) -> list[asyncpg.Record]:
+    async def _fetch(self, query: Query, *args: Any) -> list[asyncpg.Record]:
         with db.database_errors(self.schema):
             async with self.utils.pool.acquire() as conn:
-                rows: list[asyncpg.Record] = await conn.fetch(
-                    queries.render(template, self.schema), *args
-                )
+                rows: list[asyncpg.Record] = await conn.fetch(query.sql(self.schema), *args)
         return rows
 
     # -- reading
@@ -126,7 +125,7 @@ class AdminService:
     async def crontabs_json(self) -> dict[str, Any]:
         """Known crontabs; the next run needs the crontab item (given to create_app)."""
         with db.database_errors(self.schema):
-            known = await cron_queries.fetch_known_crontabs(self.utils.pool, self.schema)
+            known = await cron_store.fetch_known_crontabs(self.utils.pool, self.schema)
         now = datetime.now(UTC)
         listed = []
         for row in known:

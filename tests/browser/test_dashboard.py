@@ -18,8 +18,8 @@ import pytest
 from playwright.async_api import Browser, Dialog, Page, expect
 
 from graphile_worker_cli import admin, cron, recovery
+from graphile_worker_cli.cron import store as cron_store
 from graphile_worker_cli.job import JobSpec
-from graphile_worker_cli.queries import cron as cron_queries
 from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers.asgi_server import serve
 from tests.helpers.paths import REPO_ROOT
@@ -70,7 +70,7 @@ async def seeded(worker_utils: WorkerUtils, db_url: str) -> Seeded:
             "locked_by = 'worker-7f3a' where id = $1",
             running.id,
         )
-        await cron_queries.register_crontabs(conn, "graphile_worker", ["send_digest"],
+        await cron_store.register_crontabs(conn, "graphile_worker", ["send_digest"],
                                              datetime.now(UTC) - timedelta(days=1))
     finally:
         await conn.close()

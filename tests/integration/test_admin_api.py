@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 
 from graphile_worker_cli import admin, cron, recovery
 from graphile_worker_cli.admin.service import AdminService
+from graphile_worker_cli.cron import store as cron_store
 from graphile_worker_cli.job import JobSpec
-from graphile_worker_cli.queries import cron as cron_queries
 from graphile_worker_cli.worker_utils import WorkerUtils
 
 LOOPBACK = "http://127.0.0.1"
@@ -433,7 +433,7 @@ def test_crontabs_next_run_needs_the_crontab(seeded: Seeded) -> None:
     async def know() -> None:
         conn = await asyncpg.connect(seeded.url)
         try:
-            await cron_queries.register_crontabs(conn, "graphile_worker", ["send_digest"],
+            await cron_store.register_crontabs(conn, "graphile_worker", ["send_digest"],
                                                  datetime.now(UTC))
         finally:
             await conn.close()
