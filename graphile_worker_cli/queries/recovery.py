@@ -30,7 +30,7 @@ def sweep_lock_key(schema: str) -> int:
     """The advisory lock key that lets one sweeper at a time work on ``schema`` (unescaped).
 
     Derived from the schema name so fleets on different schemas of one database never
-    wait for each other; a signed 64-bit value as ``pg_try_advisory_xact_lock`` wants.
+    wait for each other; a signed 64-bit value, as the bigint advisory lock functions want.
     """
     digest = hashlib.blake2b(f"gw.recovery.sweep:{schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
@@ -39,9 +39,7 @@ def sweep_lock_key(schema: str) -> int:
 # $1 worker id. Takes the worker's liveness lock for this session; false when another
 # session holds it (the previous session of this worker not ended yet, or a sweeper
 # testing it right now): try again shortly.
-TAKE_LIVENESS_LOCK = Query(
-    f"select pg_try_advisory_lock({LIVENESS_KEY.format(id='$1::text')})", "take_liveness_lock"
-)
+TAKE_LIVENESS_LOCK = Query(f"select pg_try_advisory_lock({LIVENESS_KEY.format(id='$1::text')})")
 
 # $1 id, $2 host, $3 pid, $4 version, $5 tasks text[], $6 heartbeat interval (seconds),
 # $7 metadata jsonb (text). Upsert: registering again refreshes everything but started_at.
@@ -59,8 +57,7 @@ on conflict (id) do update set
   heartbeat_interval = excluded.heartbeat_interval,
   metadata = excluded.metadata,
   last_heartbeat_at = now()
-returning (xmax = 0) as inserted""",
-    "register_worker",
+returning (xmax = 0) as inserted"""
 )
 
 # $1 id, $2 longest recent event-loop stall in seconds (null: not measured). Returns a row
@@ -72,8 +69,7 @@ set last_heartbeat_at = now(),
     metadata = case when $2::float8 is null then metadata
                else metadata || jsonb_build_object('longest_stall_seconds', $2::float8) end
 where id = $1
-returning id""",
-    "heartbeat",
+returning id"""
 )
 
 # $1 id. Only when the worker holds no job or queue lock any more: otherwise the row stays,
@@ -92,8 +88,7 @@ removed as (
   where w.id = $1 and held.jobs = 0 and held.queues = 0
   returning w.id
 )
-select (jobs + queues)::int as held from held""",
-    "deregister_worker",
+select (jobs + queues)::int as held from held"""
 )
 
 # $1 threshold seconds, $2 resilient multiplier, $3 resilient flags; alias w = registry.
@@ -134,8 +129,7 @@ select
   (select count(*) from {{s}}._private_job_queues as q where q.locked_by = w.id)::int
     as queues_held
 from {{s}}._gw_workers as w
-order by w.started_at, w.id""",
-    "list_active_workers",
+order by w.started_at, w.id"""
 )
 
 # No parameters. Lock holders with no registry row (reference workers, old gw): the sweep
@@ -147,8 +141,7 @@ from {s}._private_jobs as j
 where j.locked_by is not null
   and not exists (select 1 from {s}._gw_workers as w where w.id = j.locked_by)
 group by j.locked_by
-order by min(j.locked_at), j.locked_by""",
-    "list_unregistered_lock_holders",
+order by min(j.locked_at), j.locked_by"""
 )
 
 # $1 unescaped schema name. Whether the schema is migrated and has gw's worker registry.
@@ -156,8 +149,7 @@ SCHEMA_STATE = Query(
     """
 select
   to_regclass(quote_ident($1::text) || '._private_jobs') is not null as migrated,
-  to_regclass(quote_ident($1::text) || '._gw_workers') is not null as has_registry""",
-    "schema_state",
+  to_regclass(quote_ident($1::text) || '._gw_workers') is not null as has_registry"""
 )
 
 # $1 worker ids text[]. The schema's own function unlocks their jobs and queues; returns
@@ -167,8 +159,7 @@ FORCE_UNLOCK_WORKERS = Query(
 with held as (
   select count(*)::int as jobs from {s}._private_jobs where locked_by = any($1::text[])
 )
-select held.jobs from held, lateral (select {s}.force_unlock_workers($1::text[])) as unlock""",
-    "force_unlock_workers",
+select held.jobs from held, lateral (select {s}.force_unlock_workers($1::text[])) as unlock"""
 )
 
 # $1 sweep lock key, $2 statement and lock timeout, $3 idle-in-transaction timeout (texts
@@ -181,8 +172,7 @@ select
   set_config('statement_timeout', $2::text, true),
   set_config('lock_timeout', $2::text, true),
   set_config('idle_in_transaction_session_timeout', $3::text, true),
-  pg_try_advisory_xact_lock($1::bigint) as locked""",
-    "begin_sweep",
+  pg_try_advisory_xact_lock($1::bigint) as locked"""
 )
 
 # $1 threshold seconds, $2 resilient multiplier, $3 resilient flags text[], $4 the sweeping
@@ -245,8 +235,7 @@ select
   coalesce((select array_agg(id order by id) from recovered_jobs), '{{}}') as job_ids,
   coalesce((select array_agg(queue_name order by queue_name) from unlocked_queues), '{{}}')
     as queue_names,
-  (select count(*) from notified)::int as notified""",
-    "sweep_stale_workers",
+  (select count(*) from notified)::int as notified"""
 )
 
 # $1 threshold seconds, $2 resilient multiplier, $3 resilient flags text[], $4 the sweeper's
@@ -260,8 +249,7 @@ join {{s}}._gw_workers as w on w.id = j.locked_by
 join {{s}}._private_tasks as t on t.id = j.task_id
 left join {{s}}._private_job_queues as q on q.id = j.job_queue_id
 where {_DEAD}
-order by j.id""",
-    "jobs_of_dead_workers",
+order by j.id"""
 )
 
 # JobRecovery decisions, applied after the sweep statement in its transaction.
@@ -270,8 +258,7 @@ RECOVERY_RESCHEDULE = Query(
     """
 update {s}._private_jobs
 set run_at = $2::timestamptz, attempts = coalesce($3::smallint, attempts), updated_at = now()
-where id = $1 and locked_by is null""",
-    "recovery_reschedule",
+where id = $1 and locked_by is null"""
 )
 
 # $1 job id, $2 attempts as locked (the lost attempt counts). Backoff as a failure.
@@ -281,8 +268,7 @@ update {s}._private_jobs
 set attempts = $2::smallint,
     run_at = greatest(now(), run_at) + exp(least($2::int, 10)) * interval '1 second',
     updated_at = now()
-where id = $1 and locked_by is null""",
-    "recovery_fail_with_backoff",
+where id = $1 and locked_by is null"""
 )
 
 # $1 job id, $2 locked_by, $3 locked_at, $4 attempts, $5 run_at, $6 last_error: put the job
@@ -299,6 +285,5 @@ with job as (
 update {s}._private_job_queues as q
 set locked_by = $2, locked_at = $3
 from job
-where q.id = job.job_queue_id and q.locked_by is null""",
-    "recovery_skip",
+where q.id = job.job_queue_id and q.locked_by is null"""
 )
