@@ -439,6 +439,8 @@ async def test_heartbeat_survives_termination_of_its_connection(
 
         await wait_until(beats_again)
         assert not task.done()
+        # It holds its liveness lock again, on its new session.
+        assert not await recovery.take_liveness_lock(rconn, SCHEMA, "gw-hb")
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=10)
