@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from graphile_worker_cli.version import __version__ as __version__
 
 _EXPORTS: dict[str, str] = {
     # jobs
@@ -33,7 +33,7 @@ _EXPORTS: dict[str, str] = {
     "define_task": "tasks",
     "run_task_from_worker_ctx": "tasks",
     "WorkerContext": "context",
-    "Extensions": "context",
+    "Extensions": "extensions",
     "AbortSignal": "context",
     # worker
     "WorkerOptions": "worker",
@@ -126,7 +126,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from graphile_worker_cli.context import AbortSignal, Extensions, WorkerContext
+    from graphile_worker_cli.context import AbortSignal, WorkerContext
     from graphile_worker_cli.cron import (
         Cron,
         CronBuilder,
@@ -137,6 +137,7 @@ if TYPE_CHECKING:
     )
     from graphile_worker_cli.db import escape_identifier
     from graphile_worker_cli.errors import GraphileWorkerError
+    from graphile_worker_cli.extensions import Extensions
     from graphile_worker_cli.hooks import (
         BeforeJobRun,
         HookRegistry,

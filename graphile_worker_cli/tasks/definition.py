@@ -19,8 +19,8 @@ import pydantic
 
 from graphile_worker_cli.context import WorkerContext
 from graphile_worker_cli.errors import TaskLoadError
+from graphile_worker_cli.task_outcome import TaskFailure, TaskOutcome, TaskSuccess
 from graphile_worker_cli.tasks import handlers, outcomes
-from graphile_worker_cli.tasks.handlers import TaskFailure, TaskOutcome, TaskSuccess
 
 Runner = Callable[[WorkerContext], Awaitable[TaskOutcome]]
 
