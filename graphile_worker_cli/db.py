@@ -174,10 +174,11 @@ async def create_pool(
     """Open a pool (at least one connection is made, so a bad URL fails here)."""
     try:
         dsn = _driver_arguments(url, kwargs)
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, **kwargs)
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, **kwargs
+        )
     except _CONNECT_ERRORS as error:
         raise _connect_error(url, error) from error
-    assert pool is not None
     return pool
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     # The event classes are imported on first use: a worker without hooks never needs them,
-    # and building their ~50 classes is a noticeable part of `gw run`'s start-up.
+    # and building all their classes would add to every `gw run`'s start-up.
     if name.startswith("__") and name != "__all__":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     events = importlib.import_module("graphile_worker_cli.hooks.events")

@@ -158,7 +158,8 @@ def define_task(
             if not _overrides(obj, handlers.BatchTaskHandler, "run_batch"):
                 raise TaskLoadError(f"{where}: {obj.__name__} does not define run_batch")
             return _define_batch_class(obj, name, where)
-        assert issubclass(obj, handlers.TaskHandler)
+        if not issubclass(obj, handlers.TaskHandler):  # is_handler_class said it is one
+            raise TaskLoadError(f"{where}: {obj.__name__} is not a TaskHandler subclass")
         if not _overrides(obj, handlers.TaskHandler, "run"):
             raise TaskLoadError(f"{where}: {obj.__name__} does not define run")
         return _define_class(obj, name, where)
