@@ -214,13 +214,13 @@ class Runner:
         self, kind: type[BaseException] | None, error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if error is None:
-            await self.stop()
-            return
         try:
             await self.stop()
-        except Exception:
-            log.exception("the worker failed while stopping")
+        except Exception as stop_error:
+            if error is None:
+                raise
+            if stop_error is not error:  # the body's error goes on; this one is logged
+                log.error("the worker failed: %s", stop_error, exc_info=stop_error)
 
     # -- blocking use -------------------------------------------------------------------
     def run_forever(self) -> int:
