@@ -119,9 +119,12 @@ async def test_gw_and_the_reference_drain_named_queues_together(
         "create table runs (job_id bigint, queue text, who text, "
         "started timestamptz, ended timestamptz)"
     )
+    # The jobs wait in the future until both workers are seen running: whichever starts
+    # first must not drain them all alone.
     await conn.execute(
         f"""select {S}.add_jobs(array_agg(row('drain', json_build_object('q', 'q' || (i % $2)),
-                'q' || (i % $2), null, null, null, null, null)::{S}.job_spec))
+                'q' || (i % $2), now() + interval '1 hour', null, null, null,
+                null)::{S}.job_spec))
             from generate_series(1, $1::int) as i""",
         total, queues,
     )
@@ -139,13 +142,18 @@ async def test_gw_and_the_reference_drain_named_queues_together(
             )
 
     node = await reference.start_reference(
-        db_url, "--jobs", "10", "--poll-interval", "100", cwd=tmp_path
+        f"{db_url}?application_name={NODE_SIDE}", "--jobs", "10", "--poll-interval", "100",
+        cwd=tmp_path,
     )
-    worker = await options(db_url, concurrency=10, max_pg_conn=12).define_job(
-        drain, "drain"
-    ).init()
+    worker = await options(
+        f"{db_url}?application_name={GW_SIDE}", concurrency=10, max_pg_conn=12
+    ).define_job(drain, "drain").init()
     runner = asyncio.create_task(worker.run())
     try:
+        await wait_until(lambda: listening(conn, NODE_SIDE), 60)
+        await wait_until(lambda: listening(conn, GW_SIDE), 60)
+        await wait_until(lambda: registered(conn, worker.worker_id), 60)
+        await conn.execute(f"update {S}._private_jobs set run_at = now()")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 55
         while await conn.fetchval(f"select count(*) from {S}._private_jobs") > 0:
