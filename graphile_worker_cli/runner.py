@@ -92,7 +92,8 @@ class Runner:
     (``DATABASE_URL``, ``GW_<KEY>``) < ``overrides`` (keyword arguments named like the
     TOML keys, e.g. ``concurrency=4``). A bad value is a ``ConfigError`` naming its source.
 
-    ``tasks``: task functions or handler classes to run besides those the settings name;
+    ``task_handlers``: task functions or handler classes to run besides those the settings
+    name (``tasks`` is the settings key of the task directory, as in worker.toml);
     ``hooks``: a ``HookRegistry`` merged after the plugins the settings name.
     ``once``: run the jobs runnable now, then stop (``gw run --once``).
     ``handle_signals``: route SIGINT/SIGTERM/SIGHUP to a graceful stop (a second signal cuts
@@ -106,7 +107,7 @@ class Runner:
         settings: config.Settings | None = None,
         *,
         config_file: Path | str | None = None,
-        tasks: Iterable[Any] = (),
+        task_handlers: Iterable[Any] = (),
         hooks: gw_hooks.HookRegistry | None = None,
         once: bool = False,
         handle_signals: bool | None = None,
@@ -120,7 +121,7 @@ class Runner:
             settings = config.load_settings(path, overrides)
         self.settings = settings
         self.once = once
-        self._extra_tasks = list(tasks)
+        self._extra_tasks = list(task_handlers)
         self._extra_hooks = hooks
         self._handle_signals = handle_signals
         self._child_args = list(child_args) if child_args is not None else None
@@ -329,14 +330,14 @@ def run(
     settings: config.Settings | None = None,
     *,
     config_file: Path | str | None = None,
-    tasks: Iterable[Any] = (),
+    task_handlers: Iterable[Any] = (),
     once: bool = False,
     **overrides: Any,
 ) -> int:
     """``Runner(...).run_forever()``: run the worker ``gw run`` runs, in this process, until
     SIGINT/SIGTERM (with ``once``: until no job is runnable); return the exit code."""
     return Runner(
-        settings, config_file=config_file, tasks=tasks, once=once, **overrides
+        settings, config_file=config_file, task_handlers=task_handlers, once=once, **overrides
     ).run_forever()
 
 

@@ -53,7 +53,7 @@ async def test_async_with_runs_queued_jobs_and_stops(
     db_url: str, conn: asyncpg.Connection
 ) -> None:
     before = signal.getsignal(signal.SIGTERM)
-    async with Runner(database_url=db_url, tasks=[record], poll_interval="0.2s") as runner:
+    async with Runner(database_url=db_url, task_handlers=[record], poll_interval="0.2s") as runner:
         assert signal.getsignal(signal.SIGTERM) == before  # no handler of its own
         await conn.execute(f"select {S}.add_job('record', '{{\"n\": 1}}')")
         await wait_until(lambda: resolved(ran == [{"n": 1}]))
@@ -69,7 +69,7 @@ async def _no_jobs(conn: asyncpg.Connection) -> bool:
 async def test_stop_hands_back_a_job_still_running_after_the_grace_period(
     db_url: str, conn: asyncpg.Connection
 ) -> None:
-    runner = Runner(database_url=db_url, tasks=[hold], shutdown_grace_period="0.2s")
+    runner = Runner(database_url=db_url, task_handlers=[hold], shutdown_grace_period="0.2s")
     await runner.start()
     await conn.execute(f"select {S}.add_job('hold', '{{}}')")
     await asyncio.wait_for(started.wait(), 20)
@@ -82,7 +82,7 @@ async def test_stop_hands_back_a_job_still_running_after_the_grace_period(
 async def test_a_job_running_at_stop_finishes_within_the_grace_period(
     db_url: str, conn: asyncpg.Connection
 ) -> None:
-    async with Runner(database_url=db_url, tasks=[hold]) as runner:
+    async with Runner(database_url=db_url, task_handlers=[hold]) as runner:
         await conn.execute(f"select {S}.add_job('hold', '{{}}')")
         await asyncio.wait_for(started.wait(), 20)
         stopping = asyncio.ensure_future(runner.stop())
@@ -98,7 +98,7 @@ async def test_once_runs_the_runnable_jobs_then_ends(
     await conn.execute(
         f"select {S}.add_job('record', json_build_object('n', n)) from generate_series(1, 3) n"
     )
-    async with Runner(database_url=db_url, tasks=[record], once=True) as runner:
+    async with Runner(database_url=db_url, task_handlers=[record], once=True) as runner:
         assert await runner.wait() == 0
     assert sorted(item["n"] for item in ran) == [1, 2, 3]
     assert await _jobs(conn) == []
@@ -125,7 +125,7 @@ async def _crontab_known(conn: asyncpg.Connection) -> bool:
 
 
 async def test_start_up_errors_raise_from_start(empty_db_url: str) -> None:
-    runner = Runner(database_url=empty_db_url, tasks=[record], migrate=False)
+    runner = Runner(database_url=empty_db_url, task_handlers=[record], migrate=False)
     with pytest.raises(MigrationError, match="has no Graphile Worker migrations"):
         await runner.start()
 
@@ -134,7 +134,9 @@ async def test_a_breaking_migration_surfaces_from_wait(
     db_url: str, conn: asyncpg.Connection
 ) -> None:
     with pytest.raises(SchemaTooNewError, match="breaking migration 21"):
-        async with Runner(database_url=db_url, tasks=[record], poll_interval="1h") as runner:
+        async with Runner(
+            database_url=db_url, task_handlers=[record], poll_interval="1h"
+        ) as runner:
             await wait_until(lambda: listening(conn))
             await conn.execute(
                 "select pg_notify('worker:migrate', $1)",

@@ -78,7 +78,7 @@ def test_load_reads_the_default_tasks_directory_and_crontab(tmp_path: Path) -> N
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "hello.py").write_text("async def task(payload, ctx):\n    pass\n")
     (tmp_path / "crontab").write_text("0 4 * * * hello\n")
-    made = runner.Runner(tasks=[greet])
+    made = runner.Runner(task_handlers=[greet])
     made.load()
     assert made.registry is not None
     assert sorted(made.registry.identifiers()) == ["greet", "hello"]
@@ -89,12 +89,12 @@ def test_a_task_defined_twice_is_a_load_error(tmp_path: Path) -> None:
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "greet.py").write_text("async def task(payload, ctx):\n    pass\n")
     with pytest.raises(TaskLoadError, match='"greet" is defined twice'):
-        runner.Runner(tasks=[greet]).load()
+        runner.Runner(task_handlers=[greet]).load()
 
 
 def test_a_missing_plugin_is_a_load_error() -> None:
     with pytest.raises(BadInputError) as caught:
-        runner.Runner(tasks=[greet], plugins=["no_such_module_for_gw:Plugin"]).load()
+        runner.Runner(task_handlers=[greet], plugins=["no_such_module_for_gw:Plugin"]).load()
     assert caught.value.exit_code == 2
 
 
