@@ -12,7 +12,7 @@ import typer
 
 from graphile_worker_cli import logs, runner
 from graphile_worker_cli.cli import common
-from graphile_worker_cli.errors import BadInputError, GraphileWorkerError
+from graphile_worker_cli.errors import GraphileWorkerError
 
 
 def register(app: typer.Typer) -> None:
@@ -198,13 +198,10 @@ def run_command(
     )
     try:
         worker_runner.load()
-    except BadInputError as error:
-        common.fail(error.message, error.exit_code)
-    # Everything imported and loaded so far lives until exit: move it out of the collector's
-    # reach. Full collections during the run then skip it, and so does the interpreter's
-    # final collection at exit.
-    gc.freeze()
-    try:
+        # Everything imported and loaded so far lives until exit: move it out of the
+        # collector's reach. Full collections during the run then skip it, and so does the
+        # interpreter's final collection at exit.
+        gc.freeze()
         code = worker_runner.run_forever()
     except KeyboardInterrupt:
         common.fail("interrupted", 130)
