@@ -137,6 +137,7 @@ class Runner:
         self._task: asyncio.Task[int] | None = None
         self._started: asyncio.Future[None] | None = None
         self._supervisor: processes_mod.Supervisor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- loading ------------------------------------------------------------------------
     @property
@@ -178,7 +179,7 @@ class Runner:
         if self._task is not None:
             raise RuntimeError("a Runner starts once; make a new one")
         self.load()
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._started = loop.create_future()
         self._task = loop.create_task(self._main(), name="gw-runner")
         pending: set[asyncio.Future[Any]] = {self._started, self._task}
@@ -196,8 +197,8 @@ class Runner:
     def request_stop(self, reason: str = STOP_REASON) -> None:
         """``stop`` without waiting; safe from any thread."""
         self._stop.set(reason)
-        if self._supervisor is not None:
-            self._supervisor.request_stop()
+        if self._supervisor is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._supervisor.request_stop)
 
     async def wait(self) -> int:
         """Wait for the runner to end (a stop, or with ``once`` an empty queue); return the
@@ -215,8 +216,10 @@ class Runner:
         self, kind: type[BaseException] | None, error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if not self._stop.is_set():  # a second request would cut the grace period short
+            self.request_stop()
         try:
-            await self.stop()
+            await self.wait()
         except Exception as stop_error:
             if error is None:
                 raise

@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers.doc_recipes import INTEGRATIONS, write_recipes
 from tests.helpers.gw_process import Gw, clean_env
-from tests.helpers.waiting import wait_until
+from tests.helpers.waiting import resolved, wait_until
 
 S = "graphile_worker"
 
@@ -138,6 +138,10 @@ async def test_script_runs_jobs_and_hands_back_the_running_one_on_sigterm(
     )
     try:
         await wait_until(lambda: _receipt_sent(conn, 1), 30, lambda: script.output)
+        await wait_until(  # every worker process running, none still starting
+            lambda: resolved(script.output.count("started:") == int(processes)), 30,
+            lambda: script.output,
+        )
         await _queue_slow(conn, 2, 3600)
         await wait_until(lambda: _running(conn), 20, lambda: script.output)
         script.signal(signal.SIGTERM)
@@ -150,6 +154,31 @@ async def test_script_runs_jobs_and_hands_back_the_running_one_on_sigterm(
     assert job["locked_at"] is None  # handed back at once
     assert job["attempts"] == 0  # the interrupted attempt is not used up
     assert not await _receipt_sent(conn, 2)
-    started = [line for line in script.output.splitlines() if "started:" in line]
-    assert len(started) == int(processes), script.output
     assert "Traceback" not in script.output
+
+
+async def test_async_runner_supervises_worker_processes_and_stops_them(
+    db_url: str, recipes: Path, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graphile_worker_cli import Runner
+
+    monkeypatch.chdir(recipes)
+    for name in ("DATABASE_URL", "GW_PROCESSES", "GW_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    await conn.execute(
+        f"select {S}.add_job('send_receipt', json_build_object('order_id', n))"
+        " from generate_series(1, 2) n"
+    )
+    async with Runner(database_url=db_url, tasks="tasks", processes=2) as runner:
+        assert runner.supervises
+        await wait_until(lambda: _receipt_sent(conn, 2), 30)
+        await wait_until(lambda: _receipt_sent(conn, 1), 30)
+        # two worker processes, each registered for recovery
+        await wait_until(lambda: _workers_registered(conn, 2), 30)
+        code = await asyncio.wait_for(runner.stop(), 30)
+    assert code == 0
+    assert await conn.fetchval(f"select count(*) from {S}._gw_workers") == 0
+
+
+async def _workers_registered(conn: asyncpg.Connection, count: int) -> bool:
+    return bool(await conn.fetchval(f"select count(*) from {S}._gw_workers") == count)

@@ -143,3 +143,14 @@ async def test_a_breaking_migration_surfaces_from_wait(
                 '{"migrationNumber": 21, "breaking": true}',
             )
             await asyncio.wait_for(runner.wait(), 20)
+
+
+async def test_leaving_the_block_after_request_stop_keeps_the_grace_period(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    async with Runner(database_url=db_url, task_handlers=[hold]) as runner:
+        await conn.execute(f"select {S}.add_job('hold', '{{}}')")
+        await asyncio.wait_for(started.wait(), 20)
+        runner.request_stop()
+        asyncio.get_running_loop().call_later(0.2, blocker.set)
+    assert await _jobs(conn) == []  # finished, not cut short and handed back
