@@ -43,6 +43,8 @@ def new_worker_id() -> str:
 @dataclass(kw_only=True)
 class WorkerOptions:
     database_url: str | None = None
+    direct_database_url: str | None = None
+    """A direct PostgreSQL session for the liveness lock (behind a transaction pooler)."""
     pg_pool: asyncpg.Pool | None = None
     schema: str = db.DEFAULT_SCHEMA
     concurrency: int = 10
@@ -134,6 +136,7 @@ class WorkerOptions:
             "local_queue_ttl", "local_queue_refetch_delay", "complete_job_batch_delay",
             "fail_job_batch_delay", "prepared_statements", "worker_recovery",
             "heartbeat_interval", "sweep_interval", "sweep_threshold", "recovery_delay",
+            "direct_database_url",
         )
         values: dict[str, Any] = {
             name: getattr(settings, name) for name in names if hasattr(settings, name)

@@ -259,8 +259,9 @@ class Worker:
             self.pool, self.schema, self.worker_id,
             recovery.WorkerRecoveryConfig.from_settings(self.options),
             stop=self.settled, tasks=list(self._task_names.values()),
-            url=self.options.database_url,
+            url=self.options.direct_database_url or self.options.database_url,
             prepared_statements=self.options.prepared_statements, hooks=self._hooks,
+            running_jobs=lambda: [(r.job.id, r.job.task_identifier) for r in self._active.values()],
         )
 
     def _side_task_ended(self, name: str, task: asyncio.Task[None]) -> None:
@@ -522,7 +523,7 @@ class Worker:
                     "fetching jobs failed (%s); retrying in %.1fs", error, wait,
                     extra={"gw": {"action": "fetch_retry", "attempt": failures}},
                 )
-                await self._sleep_unless_stopping(wait)
+                await backoff.pause(self._wakeup, wait)  # the listener back: retry now
         return []
 
     async def _sleep_unless_stopping(self, seconds: float) -> bool:

@@ -22,8 +22,6 @@ PACKAGE = Path(graphile_worker_cli.__file__).parent
 # test says so). worker/, recovery/, hooks/recovery.py and cli/ hold no SQL text already.
 NOT_YET_CONVERTED = frozenset({
     "queries/worker.py",
-    "queries/recovery.py",
-    "queries/hooks.py",
 })
 
 SQL = re.compile(
