@@ -182,3 +182,40 @@ async def test_async_runner_supervises_worker_processes_and_stops_them(
 
 async def _workers_registered(conn: asyncpg.Connection, count: int) -> bool:
     return bool(await conn.fetchval(f"select count(*) from {S}._gw_workers") == count)
+
+
+async def test_blocking_run_once_drains_the_queue_and_returns_0(
+    db_url: str, recipes: Path, conn: asyncpg.Connection
+) -> None:
+    (recipes / "drain.py").write_text(
+        "from graphile_worker_cli import run\n\n"
+        "raise SystemExit(run(tasks='tasks', once=True))\n"
+    )
+    await conn.execute(
+        f"select {S}.add_job('send_receipt', json_build_object('order_id', n))"
+        " from generate_series(1, 2) n"
+    )
+    script = await _spawn(recipes, "drain.py", DATABASE_URL=db_url)
+    assert await script.exit_code(60) == 0, script.output
+    assert await _receipt_sent(conn, 1) and await _receipt_sent(conn, 2)
+    assert await _job_count(conn) == 0
+
+
+async def test_blocking_run_raises_the_gw_run_error_for_bad_input(
+    db_url: str, recipes: Path
+) -> None:
+    (recipes / "bad.py").write_text(
+        "from graphile_worker_cli import run\n"
+        "from graphile_worker_cli.errors import GraphileWorkerError\n\n"
+        "try:\n"
+        "    run(tasks='no_such_dir')\n"
+        "except GraphileWorkerError as error:\n"
+        "    print(error.exit_code, error.message)\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "bad.py", cwd=recipes, env=clean_env(DATABASE_URL=db_url),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert out.decode().startswith("2 tasks directory no_such_dir does not exist")
