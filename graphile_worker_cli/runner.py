@@ -183,7 +183,11 @@ class Runner:
         self._started = loop.create_future()
         self._task = loop.create_task(self._main(), name="gw-runner")
         pending: set[asyncio.Future[Any]] = {self._started, self._task}
-        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            self.request_stop("start-up was cancelled")  # no worker left running unowned
+            raise
         if self._task.done():
             self._task.result()  # start-up failed: raise its error
 

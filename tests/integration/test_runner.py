@@ -154,3 +154,18 @@ async def test_leaving_the_block_after_request_stop_keeps_the_grace_period(
         runner.request_stop()
         asyncio.get_running_loop().call_later(0.2, blocker.set)
     assert await _jobs(conn) == []  # finished, not cut short and handed back
+
+
+async def test_cancelling_start_stops_the_start_up_it_began(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runner = Runner(
+        database_url="postgresql://root@127.0.0.1:1/nowhere", database_wait="1m",
+        task_handlers=[record],
+    )
+    starting = asyncio.ensure_future(runner.start())
+    await wait_until(lambda: resolved("database not reachable yet" in caplog.text), 10)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert await asyncio.wait_for(runner.wait(), 10) == 0
