@@ -24,6 +24,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "extensions": ("Extensions",),
     # worker
     "worker": ("ShutdownSignal", "Worker", "WorkerOptions"),
+    "runner": ("Runner", "run"),
     # cron
     "cron": ("Cron", "CronBuilder", "CronJobKeyMode", "Crontab", "CrontabFill", "parse_crontab"),
     # recovery
@@ -92,6 +93,8 @@ if TYPE_CHECKING:
     from graphile_worker_cli.recovery import SweepStaleWorkersResult as SweepStaleWorkersResult
     from graphile_worker_cli.recovery import WorkerRecoveryConfig as WorkerRecoveryConfig
     from graphile_worker_cli.recovery import job_has_resilient_flag as job_has_resilient_flag
+    from graphile_worker_cli.runner import Runner as Runner
+    from graphile_worker_cli.runner import run as run
     from graphile_worker_cli.sync import SyncWorkerUtils as SyncWorkerUtils
     from graphile_worker_cli.tasks import BatchTaskHandler as BatchTaskHandler
     from graphile_worker_cli.tasks import TaskDefinition as TaskDefinition

@@ -189,9 +189,8 @@ LAYERS: dict[str, frozenset[str]] = {
 
 NO_ASYNCPG = frozenset({"cli"})
 """Groups that must not import asyncpg (they call library functions instead)."""
-NO_ASYNCPG_YET = frozenset({"cli.cron_cmd"})
-"""Modules still importing asyncpg while the runner and liveness work lands (issue 13
-item 5): the lead empties this set."""
+NO_ASYNCPG_YET: frozenset[str] = frozenset()
+"""Modules allowed to import asyncpg for now (none left since the runner landed)."""
 
 
 LAYER_EXCEPTIONS = frozenset({
@@ -215,9 +214,7 @@ def test_the_graph_sees_every_kind_of_import() -> None:
     graph = import_graph()
     assert "errors" in graph["job"]  # module level
     assert "hooks" in graph["context"]  # under TYPE_CHECKING
-    assert "worker" in graph["cli.run_cmd"] or "worker.options" in graph["cli.run_cmd"] or any(
-        target.startswith("worker") for target in graph["cli.run_cmd"]
-    )
+    assert "recovery" in graph["worker_utils"]  # inside a function
 
 
 def test_the_cycle_finder_finds_cycles() -> None:
@@ -258,6 +255,15 @@ def test_layers() -> None:
 
 ENTRY_POINTS = frozenset({"__main__", "contrib.django.management.commands.gw"})
 """Modules that start the command line (``python -m``, ``manage.py gw``)."""
+
+
+def test_only_the_cli_and_applications_use_the_runner() -> None:
+    """The runner sits on top of the worker: no library layer below it imports it."""
+    below = {"queries", "db", "hooks", "context", "tasks", "cron", "recovery", "operations",
+             "drivers", "migrate", "worker_utils", "sync", "worker", "job", "job_input"}
+    wrong = [f"{module} imports runner" for module, target in _edges()
+             if target == "runner" and group(module) in below]
+    assert wrong == []
 
 
 def test_nothing_but_entry_points_imports_the_cli() -> None:
