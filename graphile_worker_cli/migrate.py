@@ -21,18 +21,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from graphile_worker_cli import db
 from graphile_worker_cli.errors import (
-    BadInputError,
-    DatabaseError,
     MigrationError,
     SchemaTooNewError,
     UnsupportedServerError,
 )
 from graphile_worker_cli.queries import migrate as queries
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config
 
 logger = logging.getLogger("gw.migrate")
 
@@ -184,6 +186,25 @@ async def apply_migrations(
             "schema %s migrated to %s (applied %d now)", schema, after.latest, len(applied)
         )
     return MigrationResult(after, applied, gw_applied)
+
+
+async def migrate_configured_database(
+    settings: config.Settings, *, only_status: bool = False, what: str = "gw migrate"
+) -> MigrationResult:
+    """``gw migrate``: migrate the database the settings name (the embedded one when none
+    is), waiting up to ``database_wait`` for it to come up; with ``only_status``, report
+    where the schema stands and change nothing."""
+    from graphile_worker_cli import embedded  # settings-level: the config stack on demand
+
+    async with embedded.database_url(settings) as url:
+
+        async def attempt() -> MigrationResult:
+            async with db.connection(url) as conn:
+                if only_status:
+                    return MigrationResult(await migration_status(conn, settings.schema_name))
+                return await apply_migrations(conn, settings.schema_name)
+
+        return await db.when_reachable(attempt, settings.database_wait, what)
 
 
 async def migration_status(
@@ -360,37 +381,3 @@ async def _run_step(conn: asyncpg.Connection, schema: str, step: Migration, *, g
         ) from error
     logger.debug("applied %s %s", "gw migration" if gw else "migration", step.name)
     return True
-
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaState:
-    """What a schema holds: gw's jobs tables (migrated) and gw's worker registry."""
-
-    migrated: bool
-    has_registry: bool
-
-
-async def schema_state(conn: asyncpg.Connection | asyncpg.Pool, schema: str) -> SchemaState:
-    """Whether ``schema`` is migrated and has the worker registry (no error if neither)."""
-    row = await conn.fetchrow(queries.SCHEMA_STATE.sql(schema), db.escape_identifier(schema))
-    if row is None:  # a select without from returns exactly one row
-        return SchemaState(False, False)
-    return SchemaState(bool(row["migrated"]), bool(row["has_registry"]))
-
-
-async def require_worker_registry(conn: asyncpg.Connection | asyncpg.Pool, schema: str) -> None:
-    """Raise a one-line error unless ``schema`` is migrated and has the worker registry:
-    BadInputError for a schema without gw's tables (a wrong --schema, most likely),
-    DatabaseError for one migrated before the registry existed."""
-    state = await schema_state(conn, schema)
-    if not state.migrated:
-        raise BadInputError(
-            f"schema {schema!r} has no Graphile Worker tables: check --schema, or run "
-            "`gw migrate`"
-        )
-    if not state.has_registry:
-        raise DatabaseError(
-            f"schema {schema!r} has no gw worker registry (_gw_workers): run `gw migrate` "
-            "to add it"
-        )

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import asyncpg
 
@@ -30,7 +30,6 @@ from graphile_worker_cli import (
     migrate,
     operations,
     payloads,
-    recovery,
 )
 from graphile_worker_cli.drivers import asyncpg_conn
 from graphile_worker_cli.errors import (
@@ -46,6 +45,9 @@ from graphile_worker_cli.job_input import (
     RescheduleJobOptions,
     TaskName,
 )
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config, recovery
 
 T = TypeVar("T")
 
@@ -356,6 +358,9 @@ class WorkerUtils:
         self, *, threshold: float | None = None, conn: asyncpg.Connection | None = None
     ) -> list[recovery.ActiveWorkerRow]:
         """Registered gw workers: heartbeat age, jobs held, stale or not (see ``recovery``)."""
+        # Imported on use: a worker (which holds a WorkerUtils) may run without recovery.
+        from graphile_worker_cli import recovery
+
         async with self._connection(self._asyncpg_only(conn, "list_active_workers")) as c:
             with db.database_errors(self._schema):
                 return await recovery.list_active_workers(c, self._schema, threshold=threshold)
@@ -367,6 +372,8 @@ class WorkerUtils:
         conn: asyncpg.Connection | None = None,
     ) -> recovery.SweepStaleWorkersResult:
         """Give the jobs of dead registered workers back to the queue (see ``recovery``)."""
+        from graphile_worker_cli import recovery
+
         async with self._connection(self._asyncpg_only(conn, "sweep_stale_workers")) as c:
             with db.database_errors(self._schema):
                 return await recovery.sweep_stale_workers(
@@ -440,4 +447,23 @@ async def _scheduled_specs(
             continue
         kept.append((identifier, text, spec))
     return kept
+
+
+@asynccontextmanager
+async def configured_worker_utils(
+    settings: config.Settings, *, max_size: int = 1, check_schema: bool = True
+) -> AsyncIterator[WorkerUtils]:
+    """A ``WorkerUtils`` with a pool of its own on the database the settings name (the
+    embedded one when none is), for the ``gw jobs`` commands and ``gw admin``; with
+    ``check_schema``, after refusing a schema it cannot work with (not migrated, too new)."""
+    from graphile_worker_cli import embedded  # settings-level: the config stack on demand
+
+    async with embedded.database_url(settings) as url, await WorkerUtils.connect(
+        url, schema=settings.schema_name, max_size=max_size
+    ) as worker_utils:
+        if check_schema:
+            with db.database_errors(settings.schema_name):
+                async with worker_utils.pool.acquire() as conn:
+                    await migrate.check_schema(conn, settings.schema_name)
+        yield worker_utils
 
