@@ -366,12 +366,12 @@ async def enqueue_utils(ctx: Context) -> Figure:
     """One run: jobs/s of ``WorkerUtils.add_jobs`` with the same batches (items
     ``(identifier, dict)``)."""
     try:
-        from graphile_worker_cli import utils
+        from graphile_worker_cli.worker_utils import WorkerUtils
     except ImportError as error:
         return Figure.missing(f"n/a: WorkerUtils not importable ({error})")
     async with (
         ctx.dbs.fresh("gw", "enqueue_utils") as url,
-        await utils.WorkerUtils.connect(url, schema=profiles.SCHEMA) as worker_utils,
+        await WorkerUtils.connect(url, schema=profiles.SCHEMA) as worker_utils,
     ):
 
         async def add(items: list[dict[str, int]]) -> object:

@@ -17,9 +17,9 @@ _EXPORTS: dict[str, str] = {
     "JobSpec": "job",
     "JobKeyMode": "job",
     "RawJobSpec": "job",
-    "WorkerUtils": "utils",
-    "CleanupTask": "utils",
-    "RescheduleJobOptions": "utils",
+    "WorkerUtils": "worker_utils",
+    "CleanupTask": "job_input",
+    "RescheduleJobOptions": "job_input",
     "SyncWorkerUtils": "sync",
     # tasks and context
     "TaskHandler": "tasks",
@@ -146,6 +146,7 @@ if TYPE_CHECKING:
         Plugin,
     )
     from graphile_worker_cli.job import Job, JobKeyMode, JobSpec, RawJobSpec
+    from graphile_worker_cli.job_input import CleanupTask, RescheduleJobOptions
     from graphile_worker_cli.recovery import (
         INFRASTRUCTURE_RESILIENT_FLAG,
         ActiveWorkerRow,
@@ -167,5 +168,5 @@ if TYPE_CHECKING:
         run_task_from_worker_ctx,
         task,
     )
-    from graphile_worker_cli.utils import CleanupTask, RescheduleJobOptions, WorkerUtils
     from graphile_worker_cli.worker import ShutdownSignal, Worker, WorkerOptions
+    from graphile_worker_cli.worker_utils import WorkerUtils

@@ -21,7 +21,7 @@ from graphile_worker_cli import job as jobs
 
 if TYPE_CHECKING:
     from graphile_worker_cli import hooks as worker_hooks
-    from graphile_worker_cli import utils as worker_utils
+    from graphile_worker_cli import job_input, worker_utils
 
 T = TypeVar("T")
 
@@ -294,10 +294,10 @@ class WorkerContext:
         """A ``WorkerUtils`` on the worker's pool and schema (every scheduling and admin
         operation: add_raw_job, add_batch_job, remove_job, ...)."""
         if self._utils is None:
-            # Imported on first use: utils sits in the layer above this one.
-            from graphile_worker_cli import utils
+            # Imported on first use: worker_utils sits in the layer above this one.
+            from graphile_worker_cli import worker_utils
 
-            self._utils = utils.WorkerUtils(self.pool, schema=self.schema, hooks=self.hooks)
+            self._utils = worker_utils.WorkerUtils(self.pool, schema=self.schema, hooks=self.hooks)
         return self._utils
 
     async def add_job(
@@ -313,7 +313,7 @@ class WorkerContext:
 
     async def add_jobs(
         self,
-        specs: Sequence[worker_utils.JobInput],
+        specs: Sequence[job_input.JobInput],
         *,
         conn: asyncpg.Connection | None = None,
         job_key_preserve_run_at: bool = False,

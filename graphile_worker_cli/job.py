@@ -1,4 +1,6 @@
-"""Job records and the options for adding jobs: ``Job``, ``JobSpec``, ``JobKeyMode``."""
+"""Job records and the options for adding jobs: ``Job``, ``JobSpec``, ``JobKeyMode``,
+``JobState``, and the checks a spec passes before it reaches the database (one
+``BadInputError`` line per bad value, whichever API was used)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,15 @@ import dataclasses
 import enum
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+
+from graphile_worker_cli.errors import BadInputError
+
+MAX_IDENTIFIER_LENGTH = 128
+MAX_JOB_KEY_LENGTH = 512
+SMALLINT_MIN, SMALLINT_MAX = -32768, 32767
 
 
 class JobKeyMode(enum.StrEnum):
@@ -167,3 +175,108 @@ def jobs_from_rows(
             set_field(job, value)
         append(job)
     return jobs
+
+
+class JobState(enum.StrEnum):
+    """Where a job stands, as ``gw jobs list --state`` filters it."""
+
+    READY = "ready"
+    """Available and due: the next free worker may take it."""
+    SCHEDULED = "scheduled"
+    """Available, but its run_at is in the future."""
+    LOCKED = "locked"
+    """Taken by a worker (maybe a dead one, if the lock is over 4 hours old)."""
+    FAILED = "failed"
+    """Out of attempts: it will not run again unless rescheduled."""
+
+
+def job_state(record: Job, now: datetime) -> JobState:
+    """The state of a job at ``now`` (the same rules as the ``state`` filter)."""
+    if record.locked_at is not None:
+        return JobState.LOCKED
+    if record.attempts >= record.max_attempts:
+        return JobState.FAILED
+    if record.run_at > now:
+        return JobState.SCHEDULED
+    return JobState.READY
+
+
+def parse_job_state(value: JobState | str | None) -> JobState | None:
+    if value is None or isinstance(value, JobState):
+        return value
+    try:
+        return JobState(str(value).lower())
+    except ValueError:
+        valid = ", ".join(state.value for state in JobState)
+        raise BadInputError(f"unknown job state {value!r}: expected one of {valid}") from None
+
+
+# --- checks ---------------------------------------------------------------------------
+
+
+def check_identifier(identifier: Any, what: str = "task identifier") -> str:
+    if not isinstance(identifier, str) or not identifier:
+        raise BadInputError(f"invalid {what} {identifier!r}: expected a non-empty string")
+    if len(identifier) > MAX_IDENTIFIER_LENGTH:
+        raise BadInputError(
+            f"invalid {what} {identifier[:40]!r}...: at most {MAX_IDENTIFIER_LENGTH} characters"
+        )
+    return identifier
+
+
+def check_int(value: Any, name: str, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInputError(f"invalid {name} {value!r}: expected an integer")
+    if not low <= value <= high:
+        raise BadInputError(f"invalid {name} {value}: expected an integer from {low} to {high}")
+    return value
+
+
+def check_time(value: Any, name: str = "run_at") -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise BadInputError(f"invalid {name} {value!r}: expected a datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise BadInputError(
+            f"invalid {name} {value.isoformat()}: expected a timezone-aware datetime "
+            "(e.g. datetime.now(UTC))"
+        )
+    return value
+
+
+def job_key_mode(value: Any) -> JobKeyMode | None:
+    """A JobKeyMode from an enum member or its name; BadInputError lists the valid modes."""
+    if value is None or isinstance(value, JobKeyMode):
+        return value
+    try:
+        return JobKeyMode(str(value).lower())
+    except ValueError:
+        valid = ", ".join(mode.value for mode in JobKeyMode)
+        raise BadInputError(f"unknown job key mode {value!r}: expected one of {valid}") from None
+
+
+def check_spec(spec: JobSpec | None) -> JobSpec:
+    spec = spec if spec is not None else JobSpec()
+    if not isinstance(spec, JobSpec):
+        raise BadInputError(f"invalid job spec {spec!r}: expected a JobSpec")
+    if spec.queue_name is not None:
+        check_identifier(spec.queue_name, "queue name")
+    if spec.job_key is not None and (
+        not isinstance(spec.job_key, str) or not 1 <= len(spec.job_key) <= MAX_JOB_KEY_LENGTH
+    ):
+        raise BadInputError(
+            f"invalid job key {spec.job_key!r}: expected a string of 1 to "
+            f"{MAX_JOB_KEY_LENGTH} characters"
+        )
+    check_int(spec.max_attempts, "max_attempts", 1, SMALLINT_MAX)
+    check_int(spec.priority, "priority", SMALLINT_MIN, SMALLINT_MAX)
+    check_time(spec.run_at)
+    flags = spec.flags
+    if flags is not None:
+        if isinstance(flags, str) or not all(isinstance(flag, str) and flag for flag in flags):
+            raise BadInputError(f"invalid flags {flags!r}: expected a list of non-empty strings")
+        flags = tuple(flags)
+    return replace(spec, job_key_mode=job_key_mode(spec.job_key_mode), flags=flags)

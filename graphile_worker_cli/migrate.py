@@ -26,6 +26,8 @@ import asyncpg
 
 from graphile_worker_cli import db
 from graphile_worker_cli.errors import (
+    BadInputError,
+    DatabaseError,
     MigrationError,
     SchemaTooNewError,
     UnsupportedServerError,
@@ -166,7 +168,7 @@ async def apply_migrations(
     gw_steps = gw_migrations(gw_migrations_dir or GW_MIGRATIONS_DIR)
     steps = reference_migrations()
     try:
-        await _check_server_version(conn)
+        await _check_server_version(conn, schema)
         await _ensure_ledgers(conn, schema)
         before = await _read_status(conn, schema)
         _check_not_too_new(before, gw_steps)
@@ -174,7 +176,9 @@ async def apply_migrations(
         gw_applied = await _run_steps(conn, schema, gw_steps, before.gw_latest, gw=True)
         after = await _read_status(conn, schema)
     except _DRIVER_ERRORS as error:
-        raise MigrationError(f"migrating schema {schema!r} failed: {_one_line(error)}") from error
+        raise MigrationError(
+            f"migrating schema {schema!r} failed: {db.first_line(error)}"
+        ) from error
     if applied or gw_applied:
         logger.info(
             "schema %s migrated to %s (applied %d now)", schema, after.latest, len(applied)
@@ -190,7 +194,7 @@ async def migration_status(
         return await _read_status(conn, schema)
     except _DRIVER_ERRORS as error:
         raise MigrationError(
-            f"reading the migration status of schema {schema!r} failed: {_one_line(error)}"
+            f"reading the migration status of schema {schema!r} failed: {db.first_line(error)}"
         ) from error
 
 
@@ -216,19 +220,34 @@ async def check_schema(conn: asyncpg.Connection, schema: str = db.DEFAULT_SCHEMA
 
 
 async def _read_status(conn: asyncpg.Connection, schema: str) -> MigrationStatus:
-    has_ledger, has_breaking, has_gw_ledger = await queries.ledger_shape(conn, schema)
+    has_ledger, has_breaking, has_gw_ledger = await _ledger_shape(conn, schema)
     latest = latest_breaking = gw_latest = None
     if has_ledger:
-        latest, latest_breaking = await queries.latest_steps(
-            conn, schema, has_breaking=has_breaking
-        )
+        query = queries.LATEST_STEPS if has_breaking else queries.LATEST_STEPS_WITHOUT_BREAKING
+        row = await conn.fetchrow(query.sql(schema))
+        if row is not None:
+            latest, latest_breaking = row["latest"], row["latest_breaking"]
     if has_gw_ledger:
-        gw_latest = await queries.latest_gw_step(conn, schema)
+        gw_latest = await conn.fetchval(queries.LATEST_GW_STEP.sql(schema))
     return MigrationStatus(schema, latest, latest_breaking, gw_latest)
 
 
-async def _check_server_version(conn: asyncpg.Connection) -> None:
-    require_supported_server(await queries.server_version_num(conn))
+async def _ledger_shape(conn: asyncpg.Connection, schema: str) -> tuple[bool, bool, bool]:
+    """Whether the ledger exists, whether it has the ``breaking`` column, and whether gw's
+    ledger exists."""
+    quoted = db.escape_identifier(schema)
+    row = await conn.fetchrow(
+        queries.LEDGER_SHAPE.sql(schema),
+        f"{quoted}.{queries.LEDGER_TABLE}",
+        f"{quoted}.{queries.GW_LEDGER_TABLE}",
+    )
+    if row is None:  # a select without from returns exactly one row
+        return False, False, False
+    return bool(row[0]), bool(row[1]), bool(row[2])
+
+
+async def _check_server_version(conn: asyncpg.Connection, schema: str) -> None:
+    require_supported_server(int(await conn.fetchval(queries.SERVER_VERSION_NUM.sql(schema))))
 
 
 def require_supported_server(version_num: int) -> None:
@@ -268,14 +287,17 @@ async def _ensure_ledgers(conn: asyncpg.Connection, schema: str) -> None:
     ledger made by a release older than 0.16. Concurrent callers are serialised by an
     advisory lock; a clash with a migrator that does not take it (the Node reference)
     is retried."""
-    status = await queries.ledger_shape(conn, schema)
+    status = await _ledger_shape(conn, schema)
     if status == (True, True, True):
         return
     for attempt in range(_BOOTSTRAP_ATTEMPTS):
         try:
             async with conn.transaction():
-                await queries.create_ledgers(
-                    conn, schema, advisory_lock_key(schema), list(BREAKING_MIGRATIONS)
+                lock_key = advisory_lock_key(schema)
+                await conn.execute(queries.ADVISORY_XACT_LOCK.sql(schema), lock_key)
+                await conn.execute(queries.CREATE_LEDGERS.sql(schema))
+                await conn.execute(
+                    queries.MARK_BREAKING.sql(schema), list(BREAKING_MIGRATIONS)
                 )
             return
         except asyncpg.PostgresError as error:
@@ -308,15 +330,17 @@ async def _run_step(conn: asyncpg.Connection, schema: str, step: Migration, *, g
     try:
         async with conn.transaction():
             if gw:
-                await queries.record_gw_step(conn, schema, step.number, step.name)
+                await conn.execute(queries.RECORD_GW_STEP.sql(schema), step.number, step.name)
             else:
-                await queries.record_step(conn, schema, step.number, step.breaking)
+                await conn.execute(queries.RECORD_STEP.sql(schema), step.number, step.breaking)
             recorded = True
             await conn.execute(sql)
             if not gw:
                 payload = {"migrationNumber": step.number, "breaking": step.breaking}
-                await queries.notify(
-                    conn, MIGRATE_CHANNEL, json.dumps(payload, separators=(",", ":"))
+                await conn.execute(
+                    queries.NOTIFY.sql(schema),
+                    MIGRATE_CHANNEL,
+                    json.dumps(payload, separators=(",", ":")),
                 )
     except asyncpg.PostgresError as error:
         if not recorded and isinstance(error, asyncpg.UniqueViolationError):
@@ -332,12 +356,41 @@ async def _run_step(conn: asyncpg.Connection, schema: str, step: Migration, *, g
             ) from error
         kind = "gw migration" if gw else "migration"
         raise MigrationError(
-            f"{kind} {step.name} of schema {schema!r} failed: {_one_line(error)}"
+            f"{kind} {step.name} of schema {schema!r} failed: {db.first_line(error)}"
         ) from error
     logger.debug("applied %s %s", "gw migration" if gw else "migration", step.name)
     return True
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """What a schema holds: gw's jobs tables (migrated) and gw's worker registry."""
+
+    migrated: bool
+    has_registry: bool
+
+
+async def schema_state(conn: asyncpg.Connection | asyncpg.Pool, schema: str) -> SchemaState:
+    """Whether ``schema`` is migrated and has the worker registry (no error if neither)."""
+    row = await conn.fetchrow(queries.SCHEMA_STATE.sql(schema), db.escape_identifier(schema))
+    if row is None:  # a select without from returns exactly one row
+        return SchemaState(False, False)
+    return SchemaState(bool(row["migrated"]), bool(row["has_registry"]))
+
+
+async def require_worker_registry(conn: asyncpg.Connection | asyncpg.Pool, schema: str) -> None:
+    """Raise a one-line error unless ``schema`` is migrated and has the worker registry:
+    BadInputError for a schema without gw's tables (a wrong --schema, most likely),
+    DatabaseError for one migrated before the registry existed."""
+    state = await schema_state(conn, schema)
+    if not state.migrated:
+        raise BadInputError(
+            f"schema {schema!r} has no Graphile Worker tables: check --schema, or run "
+            "`gw migrate`"
+        )
+    if not state.has_registry:
+        raise DatabaseError(
+            f"schema {schema!r} has no gw worker registry (_gw_workers): run `gw migrate` "
+            "to add it"
+        )

@@ -26,7 +26,7 @@ from graphile_worker_cli.errors import (
     JobKeyRaceError,
     JobNotFoundError,
 )
-from graphile_worker_cli.queries import utils as queries
+from graphile_worker_cli.queries import jobs as queries
 
 T = TypeVar("T")
 
@@ -79,7 +79,7 @@ def prepare_batch_job(identifier: Any, items: Sequence[Any], spec: job.JobSpec |
         raise BadInputError(
             f"invalid batch items of type {type(items).__name__}: expected a list"
         )
-    checked = job_input.check_spec(spec)
+    checked = job.check_spec(spec)
     if checked.job_key_mode is job.JobKeyMode.UNSAFE_DEDUPE:
         raise BadInputError(
             "a batch job cannot use job key mode unsafe_dedupe (its items would be "
@@ -89,7 +89,7 @@ def prepare_batch_job(identifier: Any, items: Sequence[Any], spec: job.JobSpec |
 
 
 def _prepared(identifier: str, payload_json: str, spec: job.JobSpec | None) -> Prepared:
-    return job_input.check_identifier(identifier), payload_json, job_input.check_spec(spec)
+    return job.check_identifier(identifier), payload_json, job.check_spec(spec)
 
 
 def prepare_jobs(items: Iterable[Any], *, raw: bool) -> list[Prepared]:
@@ -117,7 +117,7 @@ def add_job(schema: str, prepared: Prepared, *, key_race_retries: int) -> Operat
         list(spec.flags) if spec.flags is not None else None,
         spec.job_key_mode.value if spec.job_key_mode is not None else None,
     )
-    statement = Statement(queries.render(queries.ADD_JOB, schema), args)
+    statement = Statement(queries.ADD_JOB.sql(schema), args)
     tries = max(1, key_race_retries) if spec.job_key is not None else 1
     return _add_job(schema, statement, tries, identifier, spec)
 
@@ -174,7 +174,7 @@ def add_jobs(
 def _add_jobs(
     schema: str, specs: list[Prepared], preserve: bool, tries: int, names: Names
 ) -> Operation[list[job.Job]]:
-    sql = queries.render(queries.ADD_JOBS, schema)
+    sql = queries.ADD_JOBS.sql(schema)
     pending = specs
     added: list[Row] = []
     for _ in range(tries):
@@ -206,7 +206,7 @@ def _resolve(
     task_ids = sorted({row["task_id"] for row in rows} - task_names.keys())
     queue_ids = sorted({row["job_queue_id"] for row in rows} - queue_names.keys() - {None})
     if task_ids or queue_ids:
-        statement = Statement(queries.render(queries.RESOLVE_NAMES, schema), (task_ids, queue_ids))
+        statement = Statement(queries.RESOLVE_NAMES.sql(schema), (task_ids, queue_ids))
         for found in (yield statement):
             found_names = names.tasks if found["kind"] == "task" else names.queues
             found_names[found["id"]] = found["name"]
@@ -242,7 +242,7 @@ def remove_job(schema: str, job_key: str) -> Operation[job.Job | None]:
     """Delete the job with this key (a locked job loses its key instead)."""
     if not isinstance(job_key, str) or not job_key:
         raise BadInputError(f"invalid job key {job_key!r}: expected a non-empty string")
-    return _maybe_job(Statement(queries.render(queries.REMOVE_JOB, schema), (job_key,)))
+    return _maybe_job(Statement(queries.REMOVE_JOB.sql(schema), (job_key,)))
 
 
 def _maybe_job(statement: Statement) -> Operation[job.Job | None]:
@@ -253,7 +253,7 @@ def _maybe_job(statement: Statement) -> Operation[job.Job | None]:
 
 def complete_jobs(schema: str, job_ids: Iterable[int]) -> Operation[list[job.Job]]:
     ids = job_input.check_ids(job_ids)
-    return _jobs(Statement(queries.render(queries.COMPLETE_JOBS, schema), (ids,)))
+    return _jobs(Statement(queries.COMPLETE_JOBS.sql(schema), (ids,)))
 
 
 def permanently_fail_jobs(
@@ -267,7 +267,7 @@ def permanently_fail_jobs(
         template, args = queries.PERMANENTLY_FAIL_JOBS_DEFAULT_REASON, (ids,)
     else:
         template, args = queries.PERMANENTLY_FAIL_JOBS, (ids, reason)
-    return _jobs(Statement(queries.render(template, schema), args))
+    return _jobs(Statement(template.sql(schema), args))
 
 
 def reschedule_jobs(
@@ -285,28 +285,28 @@ def reschedule_jobs(
     base = options or job_input.RescheduleJobOptions()
     args = (
         ids,
-        job_input.check_time(run_at if run_at is not None else base.run_at),
-        job_input.check_int(
+        job.check_time(run_at if run_at is not None else base.run_at),
+        job.check_int(
             priority if priority is not None else base.priority,
-            "priority", job_input.SMALLINT_MIN, job_input.SMALLINT_MAX,
+            "priority", job.SMALLINT_MIN, job.SMALLINT_MAX,
         ),
-        job_input.check_int(
+        job.check_int(
             attempts if attempts is not None else base.attempts,
-            "attempts", 0, job_input.SMALLINT_MAX,
+            "attempts", 0, job.SMALLINT_MAX,
         ),
-        job_input.check_int(
+        job.check_int(
             max_attempts if max_attempts is not None else base.max_attempts,
-            "max_attempts", 1, job_input.SMALLINT_MAX,
+            "max_attempts", 1, job.SMALLINT_MAX,
         ),
     )
-    return _jobs(Statement(queries.render(queries.RESCHEDULE_JOBS, schema), args))
+    return _jobs(Statement(queries.RESCHEDULE_JOBS.sql(schema), args))
 
 
 def force_unlock_workers(schema: str, worker_ids: Iterable[str]) -> Operation[None]:
     ids = list(worker_ids)
     if isinstance(worker_ids, str) or not all(isinstance(w, str) for w in ids):
         raise BadInputError(f"invalid worker ids {worker_ids!r}: expected a list of strings")
-    return _no_result(Statement(queries.render(queries.FORCE_UNLOCK_WORKERS, schema), (ids,)))
+    return _no_result(Statement(queries.FORCE_UNLOCK_WORKERS.sql(schema), (ids,)))
 
 
 def _no_result(statement: Statement) -> Operation[None]:
@@ -329,10 +329,10 @@ def cleanup(
     """Delete what the named cleanup tasks cover; the rows deleted per task. Permanently
     failed jobs go first, so the tasks and queues they used can go too."""
     chosen = {job_input.cleanup_task(task) for task in tasks}
-    keep = [job_input.check_identifier(name, "task identifier to keep")
+    keep = [job.check_identifier(name, "task identifier to keep")
             for name in task_identifiers_to_keep]
     steps = [
-        (task, Statement(queries.render(template, schema), args))
+        (task, Statement(template.sql(schema), args))
         for task, template, args in (
             (job_input.CleanupTask.DELETE_PERMAFAILED_JOBS, queries.DELETE_PERMAFAILED_JOBS, ()),
             (job_input.CleanupTask.GC_TASK_IDENTIFIERS, queries.GC_TASK_IDENTIFIERS, (keep,)),
@@ -355,7 +355,7 @@ def _cleanup(
 
 def get_job(schema: str, job_id: int) -> Operation[job.Job]:
     (checked,) = job_input.check_ids([job_id])
-    return _one_job(Statement(queries.render(queries.GET_JOB, schema), (checked,)), checked)
+    return _one_job(Statement(queries.GET_JOB.sql(schema), (checked,)), checked)
 
 
 def _one_job(statement: Statement, job_id: int) -> Operation[job.Job]:
@@ -370,11 +370,11 @@ def list_jobs(
     *,
     task: str | None,
     queue: str | None,
-    state: job_input.JobState | str | None,
+    state: job.JobState | str | None,
     limit: int | None,
 ) -> Operation[list[job.Job]]:
     """Jobs in id order, filtered by task identifier, queue name and state."""
-    checked_state = job_input.parse_job_state(state)
-    job_input.check_int(limit, "limit", 0, 2**62)
+    checked_state = job.parse_job_state(state)
+    job.check_int(limit, "limit", 0, 2**62)
     args = (task, queue, checked_state.value if checked_state else None, limit)
-    return _jobs(Statement(queries.render(queries.LIST_JOBS, schema), args))
+    return _jobs(Statement(queries.LIST_JOBS.sql(schema), args))

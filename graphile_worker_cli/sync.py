@@ -28,8 +28,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, ParamSpec, Self, TypeVar
 
-from graphile_worker_cli import db, drivers, job, operations, recovery, utils
+from graphile_worker_cli import db, drivers, job, job_input, operations, recovery
 from graphile_worker_cli.errors import BadInputError, GraphileWorkerError
+from graphile_worker_cli.worker_utils import WorkerUtils
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -71,13 +72,13 @@ class SyncWorkerUtils:
     """Blocking twins of the ``WorkerUtils`` methods (same arguments). Without a pool
     (``SyncWorkerUtils(schema=...)``) every jobs method needs ``conn=``."""
 
-    key_race_retries: ClassVar[int] = utils.WorkerUtils.key_race_retries
+    key_race_retries: ClassVar[int] = WorkerUtils.key_race_retries
     """How many times add_job tries again on ``conn=`` when a keyed job was locked mid-call."""
 
     def __init__(self, *, schema: str = db.DEFAULT_SCHEMA) -> None:
         db.escape_identifier(schema)  # rejects an empty or NUL-containing name now
         self._schema = schema
-        self._utils: utils.WorkerUtils | None = None
+        self._utils: WorkerUtils | None = None
         self._runner: _LoopThread | None = None
 
     @classmethod
@@ -87,7 +88,7 @@ class SyncWorkerUtils:
         """Open a pool on the background loop; close it with ``close()`` or ``with``.
         Without ``url``, the PG* environment variables name the server."""
         runner = _loop_thread()
-        async_utils = runner.call(utils.WorkerUtils.connect, url, schema=schema, max_size=max_size)
+        async_utils = runner.call(WorkerUtils.connect, url, schema=schema, max_size=max_size)
         made = cls(schema=schema)
         made._utils, made._runner = async_utils, runner
         return made
@@ -97,11 +98,11 @@ class SyncWorkerUtils:
         return self._schema
 
     @property
-    def async_utils(self) -> utils.WorkerUtils:
+    def async_utils(self) -> WorkerUtils:
         """The wrapped WorkerUtils (its pool lives on the background loop)."""
         return self._pooled()[0]
 
-    def _pooled(self) -> tuple[utils.WorkerUtils, _LoopThread]:
+    def _pooled(self) -> tuple[WorkerUtils, _LoopThread]:
         if self._utils is None or self._runner is None:
             raise BadInputError(
                 "this SyncWorkerUtils has no pool (it was made with SyncWorkerUtils(schema=...)):"
@@ -142,7 +143,7 @@ class SyncWorkerUtils:
 
     def add_job(
         self,
-        identifier: utils.TaskName,
+        identifier: job_input.TaskName,
         payload: Any = None,
         spec: job.JobSpec | None = None,
         *,
@@ -166,7 +167,7 @@ class SyncWorkerUtils:
 
     def add_batch_job(
         self,
-        identifier: utils.TaskName,
+        identifier: job_input.TaskName,
         items: Sequence[Any],
         spec: job.JobSpec | None = None,
         *,
@@ -183,7 +184,7 @@ class SyncWorkerUtils:
 
     def add_jobs(
         self,
-        jobs: Sequence[utils.JobInput],
+        jobs: Sequence[job_input.JobInput],
         *,
         conn: object | None = None,
         job_key_preserve_run_at: bool = False,
@@ -242,7 +243,7 @@ class SyncWorkerUtils:
     def reschedule_jobs(
         self,
         job_ids: Iterable[int],
-        options: utils.RescheduleJobOptions | None = None,
+        options: job_input.RescheduleJobOptions | None = None,
         *,
         run_at: datetime | None = None,
         priority: int | None = None,
@@ -282,11 +283,11 @@ class SyncWorkerUtils:
 
     def cleanup(
         self,
-        tasks: Iterable[utils.CleanupTask | str] = utils.DEFAULT_CLEANUP_TASKS,
+        tasks: Iterable[job_input.CleanupTask | str] = job_input.DEFAULT_CLEANUP_TASKS,
         task_identifiers_to_keep: Iterable[str] = (),
         *,
         conn: object | None = None,
-    ) -> dict[utils.CleanupTask, int]:
+    ) -> dict[job_input.CleanupTask, int]:
         if conn is None:
             return self._call(self.async_utils.cleanup, tasks, task_identifiers_to_keep)
         return self._on(conn, operations.cleanup(self._schema, tasks, task_identifiers_to_keep))
@@ -304,7 +305,7 @@ class SyncWorkerUtils:
         *,
         task: str | None = None,
         queue: str | None = None,
-        state: utils.JobState | str | None = None,
+        state: job.JobState | str | None = None,
         limit: int | None = 100,
         conn: object | None = None,
     ) -> list[job.Job]:

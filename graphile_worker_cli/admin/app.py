@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphile_worker_cli import cron, db, utils
+from graphile_worker_cli import cron, db, worker_utils
 from graphile_worker_cli.admin import auth as admin_auth
 from graphile_worker_cli.admin.routes import Api
 from graphile_worker_cli.admin.service import AdminService
@@ -34,7 +34,7 @@ from graphile_worker_cli.admin.service import AdminService
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE_CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-Source: TypeAlias = "utils.WorkerUtils | asyncpg.Pool | str"
+Source: TypeAlias = "worker_utils.WorkerUtils | asyncpg.Pool | str"
 
 
 class ResponseHeaders:
@@ -73,7 +73,7 @@ class _Backend:
         self.schema = schema
         self.crontabs = crontabs
         self._service: AdminService | None = None
-        self._owned: utils.WorkerUtils | None = None
+        self._owned: worker_utils.WorkerUtils | None = None
         self._lock: asyncio.Lock | None = None
 
     async def get(self) -> AdminService:
@@ -85,13 +85,13 @@ class _Backend:
                 self._service = AdminService(await self._utils(), self.crontabs)
         return self._service
 
-    async def _utils(self) -> utils.WorkerUtils:
-        if isinstance(self.source, utils.WorkerUtils):
+    async def _utils(self) -> worker_utils.WorkerUtils:
+        if isinstance(self.source, worker_utils.WorkerUtils):
             return self.source
         if isinstance(self.source, str):
-            self._owned = await utils.WorkerUtils.connect(self.source, schema=self.schema)
+            self._owned = await worker_utils.WorkerUtils.connect(self.source, schema=self.schema)
             return self._owned
-        return utils.WorkerUtils(self.source, schema=self.schema)
+        return worker_utils.WorkerUtils(self.source, schema=self.schema)
 
     async def close(self) -> None:
         if self._owned is not None:
@@ -116,7 +116,7 @@ def create_app(
     ``database_label``: what to show as the database (redacted before display); defaults to
     the URL when one is given.
     """
-    if isinstance(utils_or_pool, utils.WorkerUtils):
+    if isinstance(utils_or_pool, worker_utils.WorkerUtils):
         schema = schema or utils_or_pool.schema
     schema = schema or db.DEFAULT_SCHEMA
     db.escape_identifier(schema)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from graphile_worker_cli import utils
+from graphile_worker_cli import job
 from graphile_worker_cli.errors import BadInputError
 
 MAX_PAGE = 500
@@ -21,7 +21,7 @@ MAX_BULK = 1000
 MAX_TEXT = 512
 MAX_JOB_ID = 2**63 - 1  # bigint
 JOB_FILTERS = ("state", "task", "queue", "key", "error", "limit", "offset")
-STATES = tuple(state.value for state in utils.JobState)
+STATES = tuple(state.value for state in job.JobState)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,12 +13,13 @@ from typing import Any
 
 import asyncpg
 
-from graphile_worker_cli import cron, recovery, utils
+from graphile_worker_cli import cron, db, job, job_input, recovery, worker_utils
 from graphile_worker_cli.admin import params
+from graphile_worker_cli.cron import store as cron_store
 from graphile_worker_cli.errors import BadInputError, JobNotFoundError
 from graphile_worker_cli.job import Job
+from graphile_worker_cli.queries import Query
 from graphile_worker_cli.queries import admin as queries
-from graphile_worker_cli.queries import cron as cron_queries
 
 STATES = params.STATES
 ACTIONS = ("run_now", "reschedule", "complete", "fail")
@@ -38,18 +39,16 @@ class AdminService:
     """The dashboard's operations on one schema, through one WorkerUtils."""
 
     def __init__(
-        self, worker_utils: utils.WorkerUtils, crontabs: Sequence[cron.Crontab] = ()
+        self, worker_utils: worker_utils.WorkerUtils, crontabs: Sequence[cron.Crontab] = ()
     ) -> None:
         self.utils = worker_utils
         self.schema = worker_utils.schema
         self.crontabs = {item.identifier: item for item in crontabs}
 
-    async def _fetch(self, template: str, *args: Any) -> list[asyncpg.Record]:
-        with utils.database_errors(self.schema):
+    async def _fetch(self, query: Query, *args: Any) -> list[asyncpg.Record]:
+        with db.database_errors(self.schema):
             async with self.utils.pool.acquire() as conn:
-                rows: list[asyncpg.Record] = await conn.fetch(
-                    queries.render(template, self.schema), *args
-                )
+                rows: list[asyncpg.Record] = await conn.fetch(query.sql(self.schema), *args)
         return rows
 
     # -- reading
@@ -89,7 +88,7 @@ class AdminService:
         """One job with its payload; JobNotFoundError when there is none."""
         found = await self.utils.get_job(job_id)
         (now,) = await self._fetch(queries.NOW)
-        return job_json(found, utils.job_state(found, now[0]).value)
+        return job_json(found, job.job_state(found, now[0]).value)
 
     async def queues(self) -> list[dict[str, Any]]:
         return [
@@ -104,7 +103,7 @@ class AdminService:
 
     async def workers(self) -> dict[str, Any]:
         """Registered gw workers with heartbeats, and lock holders that never registered."""
-        with utils.database_errors(self.schema):
+        with db.database_errors(self.schema):
             has_registry = await recovery.registry_exists(self.utils.pool, self.schema)
         registered = await self.utils.list_active_workers() if has_registry else []
         known = {worker.id for worker in registered}
@@ -125,8 +124,8 @@ class AdminService:
 
     async def crontabs_json(self) -> dict[str, Any]:
         """Known crontabs; the next run needs the crontab item (given to create_app)."""
-        with utils.database_errors(self.schema):
-            known = await cron_queries.fetch_known_crontabs(self.utils.pool, self.schema)
+        with db.database_errors(self.schema):
+            known = await cron_store.fetch_known_crontabs(self.utils.pool, self.schema)
         now = datetime.now(UTC)
         listed = []
         for row in known:
@@ -188,13 +187,13 @@ class AdminService:
         return changed
 
     async def _reschedule(self, ids: list[int], body: Mapping[str, Any]) -> list[Job]:
-        options = utils.RescheduleJobOptions(
+        options = job_input.RescheduleJobOptions(
             run_at=params.optional_time(body, "run_at"),
             priority=params.optional_int(body, "priority"),
             attempts=params.optional_int(body, "attempts"),
             max_attempts=params.optional_int(body, "max_attempts"),
         )
-        if options == utils.RescheduleJobOptions():
+        if options == job_input.RescheduleJobOptions():
             raise BadInputError(
                 "nothing to reschedule: expected at least one of run_at, priority, attempts, "
                 "max_attempts"
@@ -214,7 +213,7 @@ class AdminService:
             await self.utils.migrate()
             return {"operation": operation, "ok": True}
         if operation == "cleanup":
-            tasks = params.string_list(body, "tasks") or list(utils.DEFAULT_CLEANUP_TASKS)
+            tasks = params.string_list(body, "tasks") or list(job_input.DEFAULT_CLEANUP_TASKS)
             keep = params.string_list(body, "keep")
             deleted = await self.utils.cleanup(tasks, keep)
             return {"operation": operation, "deleted": {str(k): v for k, v in deleted.items()}}

@@ -119,11 +119,12 @@ async def _serve(
     read_only: bool,
     crontabs: list[cron.Crontab],
 ) -> None:
-    from graphile_worker_cli import admin, utils
+    from graphile_worker_cli import admin
+    from graphile_worker_cli.worker_utils import WorkerUtils
 
     async with (
         embedded.database_url(settings) as url,
-        await utils.WorkerUtils.connect(url, schema=settings.schema_name) as worker_utils,
+        await WorkerUtils.connect(url, schema=settings.schema_name) as worker_utils,
     ):
         app = admin.create_app(
             worker_utils, settings.schema_name, read_only=read_only, auth=auth,

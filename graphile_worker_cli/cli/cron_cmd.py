@@ -12,8 +12,8 @@ from rich.table import Table
 
 from graphile_worker_cli import config, cron, db, embedded
 from graphile_worker_cli.cli import common
+from graphile_worker_cli.cron import store as cron_store
 from graphile_worker_cli.errors import EXIT_USAGE, CrontabError, DatabaseError
-from graphile_worker_cli.queries import cron as cron_queries
 
 cron_app = typer.Typer(help="Crontab tools: validate a file, list known crontabs.")
 
@@ -145,10 +145,10 @@ def _print_table(listed: list[dict[str, Any]], unregistered: list[str], with_nex
         )
 
 
-async def _fetch(settings: config.Settings) -> list[cron_queries.KnownCrontab]:
+async def _fetch(settings: config.Settings) -> list[cron_store.KnownCrontab]:
     async with embedded.database_url(settings) as url, db.connection(url) as conn:
         try:
-            return await cron_queries.fetch_known_crontabs(conn, settings.schema_name)
+            return await cron_store.fetch_known_crontabs(conn, settings.schema_name)
         except asyncpg.UndefinedTableError:
             raise DatabaseError(
                 f"schema {settings.schema_name!r} has no Graphile Worker tables; "

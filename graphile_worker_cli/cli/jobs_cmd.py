@@ -17,12 +17,22 @@ import typer
 from rich import box
 from rich.table import Table
 
-from graphile_worker_cli import config, durations, embedded, job, migrate, payloads, utils
+from graphile_worker_cli import (
+    config,
+    db,
+    durations,
+    embedded,
+    job,
+    job_input,
+    migrate,
+    payloads,
+)
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import (
     EXIT_FAILURE,
     BadInputError,
 )
+from graphile_worker_cli.worker_utils import WorkerUtils
 
 jobs_app = typer.Typer(
     name="jobs", help="Inspect and manage queued jobs.", no_args_is_help=True
@@ -66,19 +76,19 @@ def register(app: typer.Typer) -> None:
 
 
 @asynccontextmanager
-async def _worker_utils(settings: config.Settings) -> AsyncIterator[utils.WorkerUtils]:
+async def _worker_utils(settings: config.Settings) -> AsyncIterator[WorkerUtils]:
     """WorkerUtils on a one-connection pool, after checking the schema is usable."""
-    async with embedded.database_url(settings) as url, await utils.WorkerUtils.connect(
+    async with embedded.database_url(settings) as url, await WorkerUtils.connect(
         url, schema=settings.schema_name, max_size=1
     ) as worker_utils:
-        with utils.database_errors(settings.schema_name):
+        with db.database_errors(settings.schema_name):
             async with worker_utils.pool.acquire() as conn:
                 await migrate.check_schema(conn, settings.schema_name)
         yield worker_utils
 
 
 async def _call(
-    settings: config.Settings, call: Callable[[utils.WorkerUtils], Awaitable[T]]
+    settings: config.Settings, call: Callable[[WorkerUtils], Awaitable[T]]
 ) -> T:
     """``call(worker_utils)`` on ``_worker_utils(settings)``: the body of most commands."""
     async with _worker_utils(settings) as worker_utils:
@@ -116,7 +126,7 @@ def job_to_dict(record: job.Job, now: datetime | None = None) -> dict[str, Any]:
     for name, value in values.items():
         if isinstance(value, datetime):
             values[name] = value.isoformat()
-    values["state"] = utils.job_state(record, now or datetime.now(UTC)).value
+    values["state"] = job.job_state(record, now or datetime.now(UTC)).value
     return values
 
 
@@ -129,7 +139,7 @@ def _print_jobs(records: list[job.Job], title: str) -> None:
     rows = [
         {
             "id": str(record.id),
-            "state": utils.job_state(record, now).value,
+            "state": job.job_state(record, now).value,
             "prio": str(record.priority),
             "run at (UTC)": record.run_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             "tries": f"{record.attempts}/{record.max_attempts}",
@@ -222,7 +232,7 @@ def add_job_command(
             run_at=_when(run_at, delay),
             max_attempts=max_attempts,
             job_key=job_key,
-            job_key_mode=utils.job_key_mode(job_key_mode),
+            job_key_mode=job.job_key_mode(job_key_mode),
             priority=priority,
             flags=tuple(flag) if flag else None,
         )
@@ -360,11 +370,11 @@ def reschedule_command(
     settings = common.load_settings(connection, schema, config)
 
     async def reschedule() -> list[job.Job]:
-        options = utils.RescheduleJobOptions(
+        options = job_input.RescheduleJobOptions(
             run_at=_when(run_at, delay), priority=priority, attempts=attempts,
             max_attempts=max_attempts,
         )
-        if options == utils.RescheduleJobOptions():
+        if options == job_input.RescheduleJobOptions():
             raise BadInputError(
                 "nothing to change: give --run-at, --delay, --priority, --attempts "
                 "or --max-attempts"
@@ -430,8 +440,8 @@ def cleanup_command(
     """Delete unused task identifiers and queues, and permanently failed jobs."""
     settings = common.load_settings(connection, schema, config)
 
-    async def cleanup() -> dict[utils.CleanupTask, int]:
-        tasks = [utils.cleanup_task(name) for name in task] if task else None
+    async def cleanup() -> dict[job_input.CleanupTask, int]:
+        tasks = [job_input.cleanup_task(name) for name in task] if task else None
         async with _worker_utils(settings) as worker_utils:
             if tasks is None:
                 return await worker_utils.cleanup(task_identifiers_to_keep=keep_task or ())

@@ -11,9 +11,9 @@ from graphile_worker_cli.cron.parser import (
     parse_crontab_file,
     parse_crontab_line,
 )
+from graphile_worker_cli.cron.store import KnownCrontab
 from graphile_worker_cli.cron.types import CronJobKeyMode, Crontab, CrontabFill
 from graphile_worker_cli.errors import CrontabError
-from graphile_worker_cli.queries.cron import KnownCrontab
 
 JobKeyMode = CronJobKeyMode
 CrontabParseError = CrontabError

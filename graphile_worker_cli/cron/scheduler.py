@@ -30,6 +30,7 @@ from typing import Any
 import asyncpg
 
 from graphile_worker_cli import hooks, job
+from graphile_worker_cli.cron import store as cron_store
 from graphile_worker_cli.cron.clock import Clock, SystemClock
 from graphile_worker_cli.cron.matcher import ONE_MINUTE, ceil_minute, due_minutes, floor_minute
 from graphile_worker_cli.cron.parser import check_unique_ids
@@ -39,7 +40,6 @@ from graphile_worker_cli.errors import (
     JobScheduleFailedError,
     JobScheduleSkippedError,
 )
-from graphile_worker_cli.queries import cron as cron_queries
 
 log = logging.getLogger("gw.cron")
 
@@ -72,8 +72,8 @@ def cron_payload(item: Crontab, ts: datetime, backfilled: bool) -> dict[str, Any
     return {**(item.payload or {}), "_cron": {"ts": format_ts(ts), "backfilled": backfilled}}
 
 
-def _request(item: Crontab, ts: datetime, backfilled: bool) -> cron_queries.CronJobRequest:
-    return cron_queries.CronJobRequest(
+def _request(item: Crontab, ts: datetime, backfilled: bool) -> cron_store.CronJobRequest:
+    return cron_store.CronJobRequest(
         identifier=item.identifier,
         task_identifier=item.task_identifier,
         payload=cron_payload(item, ts, backfilled),
@@ -85,7 +85,7 @@ def _request(item: Crontab, ts: datetime, backfilled: bool) -> cron_queries.Cron
     )
 
 
-def _spec(request: cron_queries.CronJobRequest, ts: datetime) -> job.JobSpec:
+def _spec(request: cron_store.CronJobRequest, ts: datetime) -> job.JobSpec:
     return job.JobSpec(
         queue_name=request.queue_name, run_at=ts, max_attempts=request.max_attempts,
         job_key=request.job_key, priority=request.priority,
@@ -199,11 +199,11 @@ class _Scheduler:
         ids = [item.identifier for item in self.items]
         known = {
             row.identifier: row
-            for row in await cron_queries.fetch_known_crontabs(self.pool, self.schema, ids)
+            for row in await cron_store.fetch_known_crontabs(self.pool, self.schema, ids)
         }
         unknown = [i for i in ids if i not in known]
         if unknown:
-            await cron_queries.register_crontabs(self.pool, self.schema, unknown, start)
+            await cron_store.register_crontabs(self.pool, self.schema, unknown, start)
         due = [
             self._backfill_minutes(position, item, start, row.last_execution or row.known_since)
             for position, item in enumerate(self.items)
@@ -254,14 +254,14 @@ class _Scheduler:
                 )
 
     async def _claim(
-        self, ts: datetime, requests: list[cron_queries.CronJobRequest]
+        self, ts: datetime, requests: list[cron_store.CronJobRequest]
     ) -> dict[str, int]:
         """Claim ``ts`` for every request in one statement; if the database refuses it,
         claim them one by one so that a refused job costs only its own item the minute."""
         if not requests:
             return {}
         try:
-            return await cron_queries.schedule_cron_jobs(self.pool, self.schema, requests, ts)
+            return await cron_store.schedule_cron_jobs(self.pool, self.schema, requests, ts)
         except asyncpg.PostgresError as error:
             if not _is_refusal(error):
                 raise
@@ -272,7 +272,7 @@ class _Scheduler:
         for request in requests:
             try:
                 claimed.update(
-                    await cron_queries.schedule_cron_jobs(self.pool, self.schema, [request], ts)
+                    await cron_store.schedule_cron_jobs(self.pool, self.schema, [request], ts)
                 )
             except asyncpg.PostgresError as error:
                 if not _is_refusal(error):
@@ -281,7 +281,7 @@ class _Scheduler:
         return claimed
 
     def _refused(
-        self, ts: datetime, request: cron_queries.CronJobRequest, error: asyncpg.PostgresError
+        self, ts: datetime, request: cron_store.CronJobRequest, error: asyncpg.PostgresError
     ) -> None:
         log.error(
             "cron item %s at %s not scheduled: the database refused its job for task %r: %s",
@@ -295,8 +295,8 @@ class _Scheduler:
         self,
         ts: datetime,
         batch: list[tuple[Crontab, bool]],
-        requests: list[cron_queries.CronJobRequest],
-    ) -> tuple[list[tuple[Crontab, bool]], list[cron_queries.CronJobRequest]]:
+        requests: list[cron_store.CronJobRequest],
+    ) -> tuple[list[tuple[Crontab, bool]], list[cron_store.CronJobRequest]]:
         """CronTick, then BeforeJobSchedule for each item: the items that remain."""
         assert self.hooks is not None
         await self.hooks.emit(
@@ -304,7 +304,7 @@ class _Scheduler:
         )
         if hooks.BeforeJobSchedule not in self.hooks.events:
             return batch, requests
-        kept: list[tuple[tuple[Crontab, bool], cron_queries.CronJobRequest]] = []
+        kept: list[tuple[tuple[Crontab, bool], cron_store.CronJobRequest]] = []
         for entry, request in zip(batch, requests, strict=True):
             context = hooks.BeforeJobScheduleContext(
                 request.task_identifier, request.payload, _spec(request, ts)

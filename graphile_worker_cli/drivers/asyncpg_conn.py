@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from graphile_worker_cli.drivers import errors
+from graphile_worker_cli import db
 from graphile_worker_cli.operations import Row, Statement
 
 
@@ -23,5 +23,5 @@ class AsyncpgExecutor:
         try:
             rows: list[Row] = await self._conn.fetch(statement.sql, *statement.args)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-            raise errors.translate(error, self._schema) from error
+            raise db.translate_error(error, self._schema) from error
         return rows

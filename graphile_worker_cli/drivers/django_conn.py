@@ -11,7 +11,8 @@ from typing import Any
 
 import django.db
 
-from graphile_worker_cli.drivers import errors, placeholders, rows
+from graphile_worker_cli import db
+from graphile_worker_cli.drivers import placeholders, rows
 from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.operations import Row, Statement
 
@@ -39,4 +40,4 @@ class DjangoExecutor:
                 columns = [column[0] for column in cursor.description]
                 return list(rows.records(columns, cursor.fetchall()))
         except django.db.Error as error:
-            raise errors.translate(error, self._schema) from error
+            raise db.translate_error(error, self._schema) from error

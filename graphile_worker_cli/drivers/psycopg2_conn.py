@@ -10,7 +10,8 @@ from typing import Any
 
 import psycopg2
 
-from graphile_worker_cli.drivers import errors, placeholders, rows
+from graphile_worker_cli import db
+from graphile_worker_cli.drivers import placeholders, rows
 from graphile_worker_cli.operations import Row, Statement
 
 
@@ -33,4 +34,4 @@ class Psycopg2Executor:
                 columns = [column[0] for column in cursor.description]
                 return list(rows.records(columns, cursor.fetchall()))
         except psycopg2.Error as error:
-            raise errors.translate(error, self._schema) from error
+            raise db.translate_error(error, self._schema) from error

@@ -11,7 +11,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from graphile_worker_cli.drivers import errors, placeholders, rows
+from graphile_worker_cli import db
+from graphile_worker_cli.drivers import placeholders, rows
 from graphile_worker_cli.operations import Row, Statement
 
 
@@ -34,7 +35,7 @@ class PsycopgExecutor:
                 columns = [column.name for column in cursor.description]
                 return list(rows.records(columns, cursor.fetchall()))
         except psycopg.Error as error:
-            raise errors.translate(error, self._schema) from error
+            raise db.translate_error(error, self._schema) from error
 
 
 class PsycopgAsyncExecutor:
@@ -56,4 +57,4 @@ class PsycopgAsyncExecutor:
                 columns = [column.name for column in cursor.description]
                 return list(rows.records(columns, await cursor.fetchall()))
         except psycopg.Error as error:
-            raise errors.translate(error, self._schema) from error
+            raise db.translate_error(error, self._schema) from error

@@ -14,7 +14,8 @@ import sqlalchemy.exc
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from graphile_worker_cli.drivers import errors, placeholders, rows
+from graphile_worker_cli import db
+from graphile_worker_cli.drivers import placeholders, rows
 from graphile_worker_cli.operations import Row, Statement
 
 
@@ -47,7 +48,7 @@ class SqlalchemyExecutor:
             )
             return _rows(result)
         except sqlalchemy.exc.DBAPIError as error:
-            raise errors.translate(error, self._schema) from error
+            raise db.translate_error(error, self._schema) from error
 
 
 class SqlalchemyAsyncExecutor:
@@ -74,4 +75,4 @@ class SqlalchemyAsyncExecutor:
             )
             return _rows(result)
         except sqlalchemy.exc.DBAPIError as error:
-            raise errors.translate(error, self._schema) from error
+            raise db.translate_error(error, self._schema) from error

@@ -25,7 +25,7 @@ import asyncpg
 from graphile_worker_cli import db
 from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.hooks import HookRegistry, events
-from graphile_worker_cli.queries import hooks as queries
+from graphile_worker_cli.queries import metrics as queries
 
 try:
     import prometheus_client as prom
@@ -146,10 +146,9 @@ class MetricsPlugin:
         """Query queue depth, oldest runnable age and heartbeat age now."""
         if self._pool is None:
             return
-        schema = db.escape_identifier(self._schema)
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(queries.queue_stats(schema))
-            age = await _heartbeat_age(conn, schema, self._worker_id)
+            rows = await conn.fetch(queries.QUEUE_STATS.sql(self._schema))
+            age = await _heartbeat_age(conn, self._schema, self._worker_id)
         seen = set()
         for row in rows:
             seen.add(row["task"])
@@ -222,7 +221,7 @@ class MetricsPlugin:
 
 async def _heartbeat_age(conn: asyncpg.Connection, schema: str, worker_id: str) -> float:
     try:
-        value = await conn.fetchval(queries.heartbeat_age(schema), worker_id)
+        value = await conn.fetchval(queries.HEARTBEAT_AGE.sql(schema), worker_id)
     except asyncpg.UndefinedTableError:
         return -1.0
     return float(value) if value is not None else -1.0

@@ -31,7 +31,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from graphile_worker_cli import db
 from graphile_worker_cli.hooks import HookRegistry, events
-from graphile_worker_cli.queries import hooks as queries
+from graphile_worker_cli.queries import tracing as queries
 
 try:
     from opentelemetry import context as otel_context
@@ -86,13 +86,12 @@ class TracingPlugin:
                 carrier: dict[str, str] = {}
                 _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
                 if "traceparent" in carrier:
-                    schema = db.escape_identifier(ctx.schema)
                     if isinstance(ctx.conn, asyncpg.Connection | PoolConnectionProxy):
                         await self._ensure_table(ctx.conn, ctx.schema)
                     else:  # another driver's connection: no address to remember it by
-                        await ctx.fetch(queries.create_trace_table(schema))
+                        await ctx.fetch(queries.CREATE_TRACE_TABLE.sql(ctx.schema))
                     await ctx.fetch(
-                        queries.insert_trace(schema), [job.id], carrier["traceparent"],
+                        queries.INSERT_TRACE.sql(ctx.schema), [job.id], carrier["traceparent"],
                         carrier.get("tracestate"),
                     )
         finally:
@@ -105,7 +104,7 @@ class TracingPlugin:
         key = (f"{getattr(conn, '_addr', '')}/{getattr(params, 'database', '')}", schema)
         if key in self._tables:
             return
-        await conn.execute(queries.create_trace_table(db.escape_identifier(schema)))
+        await conn.execute(queries.CREATE_TRACE_TABLE.sql(schema))
         self._tables.add(key)
 
     # -- worker ---------------------------------------------------------------------------
@@ -115,14 +114,12 @@ class TracingPlugin:
             return
         async with ctx.pool.acquire() as conn:
             await self._ensure_table(conn, ctx.schema)
-            await conn.execute(queries.prune_traces(db.escape_identifier(ctx.schema)))
+            await conn.execute(queries.PRUNE_TRACES.sql(ctx.schema))
 
     async def _parent(self, job_id: int) -> otel_context.Context | None:
         if not self.propagate or self._pool is None:
             return None
-        row = await self._pool.fetchrow(
-            queries.get_trace(db.escape_identifier(self._schema)), job_id
-        )
+        row = await self._pool.fetchrow(queries.GET_TRACE.sql(self._schema), job_id)
         if row is None:
             return None
         carrier = {"traceparent": row["traceparent"]}
@@ -161,9 +158,7 @@ class TracingPlugin:
 
     async def _forget(self, job_id: int) -> None:
         if self.propagate and self._pool is not None:
-            await self._pool.execute(
-                queries.delete_traces(db.escape_identifier(self._schema)), [job_id]
-            )
+            await self._pool.execute(queries.DELETE_TRACES.sql(self._schema), [job_id])
 
     async def _on_complete(self, ctx: events.JobCompleteContext) -> None:
         self._finish(ctx.job.id, None, outcome="complete")

@@ -1,26 +1,14 @@
 """Read queries of the admin dashboard: counts by state, filtered job pages, queues.
 
 The dashboard changes jobs only through ``WorkerUtils`` (the schema's own functions); these
-statements only read. Templates use ``{s}`` for the escaped schema: ``render(template, schema)``.
-A job's state follows the same rules as ``utils.JobState``: locked (held by a worker), failed
+statements only read.
+A job's state follows the same rules as ``job.JobState``: locked (held by a worker), failed
 (out of attempts), scheduled (available, run_at in the future), ready (available now).
 """
 
 from __future__ import annotations
 
-from graphile_worker_cli.queries.utils import render
-
-__all__ = [
-    "COUNT_JOBS",
-    "ERROR_EXCERPT_CHARS",
-    "JOB_STATES",
-    "LIST_JOBS",
-    "LOCK_HOLDERS",
-    "NOW",
-    "OVERVIEW",
-    "QUEUES",
-    "render",
-]
+from graphile_worker_cli.queries import Query
 
 _STATE = """
 case
@@ -32,7 +20,8 @@ end
 """
 
 # Counts per (task, queue, state); the caller sums them up by task, by queue and overall.
-OVERVIEW = f"""
+OVERVIEW = Query(
+    f"""
 select tasks.identifier as task_identifier, job_queues.queue_name,
        {_STATE} as state, count(*)::bigint as count
 from {{s}}._private_jobs as jobs
@@ -40,7 +29,9 @@ left join {{s}}._private_tasks as tasks on tasks.id = jobs.task_id
 left join {{s}}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
 group by 1, 2, 3
 order by 1, 2, 3
-"""
+""",
+    "OVERVIEW",
+)
 
 # Filters, each null = any: $1 state, $2 task identifier, $3 queue name, $4 job key,
 # $5 text in last_error (a LIKE pattern, already escaped, matched case-insensitively).
@@ -64,7 +55,7 @@ ERROR_EXCERPT_CHARS = 240
 # One page of jobs, newest first, without payloads and with only the start of each
 # last_error (both can be large; the detail view loads one job whole): filters $1-$5 as
 # above, $6 limit, $7 offset.
-LIST_JOBS = (
+LIST_JOBS = Query(
     f"""
 select jobs.id, tasks.identifier as task_identifier, job_queues.queue_name,
        jobs.priority, jobs.run_at, jobs.attempts, jobs.max_attempts,
@@ -78,37 +69,53 @@ select jobs.id, tasks.identifier as task_identifier, job_queues.queue_name,
     + """
 order by jobs.id desc
 limit $6::bigint offset $7::bigint
-"""
+""",
+    "LIST_JOBS",
 )
 
 # How many jobs match filters $1-$5.
-COUNT_JOBS = "select count(*)::bigint" + _FROM_JOBS + _FILTERS
+COUNT_JOBS = Query(
+    "select count(*)::bigint" + _FROM_JOBS + _FILTERS,
+    "COUNT_JOBS",
+)
 
 # The state of each of these jobs ($1 ids); ids with no job are absent.
-JOB_STATES = f"""
+JOB_STATES = Query(
+    f"""
 select jobs.id, {_STATE} as state
 from {{s}}._private_jobs as jobs
 where jobs.id = any($1::bigint[])
-"""
+""",
+    "JOB_STATES",
+)
 
 # Every queue with its lock and how many jobs point at it.
-QUEUES = """
+QUEUES = Query(
+    """
 select job_queues.queue_name, job_queues.locked_at, job_queues.locked_by,
        count(jobs.id)::bigint as job_count
 from {s}._private_job_queues as job_queues
 left join {s}._private_jobs as jobs on jobs.job_queue_id = job_queues.id
 group by job_queues.id
 order by job_queues.queue_name
-"""
+""",
+    "QUEUES",
+)
 
 # Every worker id that holds a job lock, registered or not (Node workers never register).
-LOCK_HOLDERS = """
+LOCK_HOLDERS = Query(
+    """
 select jobs.locked_by as id, count(*)::bigint as jobs_held, min(jobs.locked_at) as oldest_lock_at
 from {s}._private_jobs as jobs
 where jobs.locked_by is not null
 group by jobs.locked_by
 order by min(jobs.locked_at), jobs.locked_by
-"""
+""",
+    "LOCK_HOLDERS",
+)
 
 # The database clock: "run now" means now as the workers (which compare with now()) see it.
-NOW = "select now()"
+NOW = Query(
+    "select now()",
+    "NOW",
+)

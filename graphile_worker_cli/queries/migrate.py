@@ -1,11 +1,11 @@
-"""The statements of the migrator: its two ledgers, the server version, the advisory lock
-and the ``worker:migrate`` notification. The steps themselves are files in ``sql/``."""
+"""The statements of the migrator (run by ``migrate``): its two ledgers, the server
+version, the advisory lock and the ``worker:migrate`` notification. The steps themselves
+are files in ``sql/``."""
 
 from __future__ import annotations
 
-import asyncpg
-
-from graphile_worker_cli import db
+from graphile_worker_cli.queries import Query
+from graphile_worker_cli.queries.recovery import REGISTRY_TABLE
 
 LEDGER_TABLE = "migrations"
 """The reference's ledger: one row per applied step, with its ``breaking`` flag."""
@@ -14,94 +14,87 @@ GW_LEDGER_TABLE = "_gw_migrations"
 MIGRATE_CHANNEL = "worker:migrate"
 """Notified after each reference step, with its number and whether it is breaking."""
 
+SERVER_VERSION_NUM = Query(
+    "select current_setting('server_version_num')::int", "SERVER_VERSION_NUM"
+)
 
-def _ledgers(schema: str) -> tuple[str, str]:
-    quoted = db.escape_identifier(schema)
-    return f"{quoted}.{LEDGER_TABLE}", f"{quoted}.{GW_LEDGER_TABLE}"
+# $1 the ledger, $2 gw's ledger, each as a quoted qualified name (to_regclass takes text,
+# so the names are values here, not part of the statement). Returns whether the ledger
+# exists, whether it has the breaking column, and whether gw's ledger exists.
+LEDGER_SHAPE = Query(
+    """
+select to_regclass($1) is not null,
+       exists(select 1 from pg_attribute
+               where attrelid = to_regclass($1) and attname = 'breaking'
+                 and not attisdropped),
+       to_regclass($2) is not null
+""",
+    "LEDGER_SHAPE",
+)
 
+# The ledger's latest step and latest breaking step.
+LATEST_STEPS = Query(
+    f"select max(id) as latest, max(id) filter (where breaking) as latest_breaking"
+    f" from {{s}}.{LEDGER_TABLE}",
+    "LATEST_STEPS",
+)
 
-async def server_version_num(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("select current_setting('server_version_num')"))
+# The same for a ledger older than the breaking column (latest_breaking is null).
+LATEST_STEPS_WITHOUT_BREAKING = Query(
+    f"select max(id) as latest, null::int as latest_breaking from {{s}}.{LEDGER_TABLE}",
+    "LATEST_STEPS_WITHOUT_BREAKING",
+)
 
+LATEST_GW_STEP = Query(f"select max(id) from {{s}}.{GW_LEDGER_TABLE}", "LATEST_GW_STEP")
 
-async def ledger_shape(conn: asyncpg.Connection, schema: str) -> tuple[bool, bool, bool]:
-    """Whether the ledger exists, whether it has the ``breaking`` column, and whether gw's
-    ledger exists."""
-    ledger, gw_ledger = _ledgers(schema)
-    row = await conn.fetchrow(
-        """
-        select to_regclass($1) is not null,
-               exists(select 1 from pg_attribute
-                       where attrelid = to_regclass($1) and attname = 'breaking'
-                         and not attisdropped),
-               to_regclass($2) is not null
-        """,
-        ledger,
-        gw_ledger,
-    )
-    assert row is not None
-    return bool(row[0]), bool(row[1]), bool(row[2])
+# $1 the lock key: held until the transaction ends.
+ADVISORY_XACT_LOCK = Query("select pg_advisory_xact_lock($1)", "ADVISORY_XACT_LOCK")
 
+# No parameters (several statements: run with execute and no arguments).
+CREATE_LEDGERS = Query(
+    f"""
+create schema if not exists {{s}};
+create table if not exists {{s}}.{LEDGER_TABLE} (
+  id int primary key,
+  ts timestamptz default now() not null
+);
+alter table {{s}}.{LEDGER_TABLE}
+  add column if not exists breaking boolean not null default false;
+create table if not exists {{s}}.{GW_LEDGER_TABLE} (
+  id int primary key,
+  name text not null,
+  ts timestamptz not null default now()
+);
+""",
+    "CREATE_LEDGERS",
+)
 
-async def latest_steps(
-    conn: asyncpg.Connection, schema: str, *, has_breaking: bool
-) -> tuple[int | None, int | None]:
-    """The ledger's latest step and latest breaking step (None without the column)."""
-    ledger, _ = _ledgers(schema)
-    breaking = "max(id) filter (where breaking)" if has_breaking else "null::int"
-    row = await conn.fetchrow(
-        f"select max(id) as latest, {breaking} as latest_breaking from {ledger}"
-    )
-    assert row is not None
-    return row["latest"], row["latest_breaking"]
+# $1 the numbers of the breaking steps: marks them in a ledger that predates the column.
+MARK_BREAKING = Query(
+    f"update {{s}}.{LEDGER_TABLE} set breaking = true"
+    " where id = any($1::int[]) and not breaking",
+    "MARK_BREAKING",
+)
 
+# $1 step number, $2 breaking.
+RECORD_STEP = Query(
+    f"insert into {{s}}.{LEDGER_TABLE} (id, breaking) values ($1, $2)", "RECORD_STEP"
+)
 
-async def latest_gw_step(conn: asyncpg.Connection, schema: str) -> int | None:
-    _, gw_ledger = _ledgers(schema)
-    latest: int | None = await conn.fetchval(f"select max(id) from {gw_ledger}")
-    return latest
+# $1 step number, $2 step name.
+RECORD_GW_STEP = Query(
+    f"insert into {{s}}.{GW_LEDGER_TABLE} (id, name) values ($1, $2)", "RECORD_GW_STEP"
+)
 
+# $1 channel, $2 payload.
+NOTIFY = Query("select pg_notify($1, $2)", "NOTIFY")
 
-async def create_ledgers(
-    conn: asyncpg.Connection, schema: str, lock_key: int, breaking: list[int]
-) -> None:
-    """Within the caller's transaction, under the advisory lock ``lock_key``: create the
-    schema and both ledgers when missing, and mark the ``breaking`` steps in a ledger that
-    predates the column."""
-    quoted = db.escape_identifier(schema)
-    ledger, gw_ledger = _ledgers(schema)
-    await conn.execute("select pg_advisory_xact_lock($1)", lock_key)
-    await conn.execute(f"""
-        create schema if not exists {quoted};
-        create table if not exists {ledger} (
-          id int primary key,
-          ts timestamptz default now() not null
-        );
-        alter table {ledger}
-          add column if not exists breaking boolean not null default false;
-        create table if not exists {gw_ledger} (
-          id int primary key,
-          name text not null,
-          ts timestamptz not null default now()
-        );
-    """)
-    await conn.execute(
-        f"update {ledger} set breaking = true where id = any($1::int[]) and not breaking",
-        breaking,
-    )
-
-
-async def record_step(
-    conn: asyncpg.Connection, schema: str, number: int, breaking: bool
-) -> None:
-    ledger, _ = _ledgers(schema)
-    await conn.execute(f"insert into {ledger} (id, breaking) values ($1, $2)", number, breaking)
-
-
-async def record_gw_step(conn: asyncpg.Connection, schema: str, number: int, name: str) -> None:
-    _, gw_ledger = _ledgers(schema)
-    await conn.execute(f"insert into {gw_ledger} (id, name) values ($1, $2)", number, name)
-
-
-async def notify(conn: asyncpg.Connection, channel: str, payload: str) -> None:
-    await conn.execute("select pg_notify($1, $2)", channel, payload)
+# $1 the schema, quoted (a value: to_regclass takes text). Whether the schema is migrated
+# (has the jobs table) and whether it has gw's worker registry.
+SCHEMA_STATE = Query(
+    f"""
+select
+  to_regclass($1::text || '._private_jobs') is not null as migrated,
+  to_regclass($1::text || '.{REGISTRY_TABLE}') is not null as has_registry""",
+    "SCHEMA_STATE",
+)

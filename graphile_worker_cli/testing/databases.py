@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 from graphile_worker_cli import db, migrate
+from graphile_worker_cli.queries import testing as queries
 
 
 def with_database(url: str, database: str) -> str:
@@ -20,8 +21,10 @@ async def create_migrated_database(admin_url: str, *, template: str | None = Non
     name = f"gw_test_{secrets.token_hex(6)}"
     conn = await db.connect(admin_url)
     try:
-        clause = f" template {db.escape_identifier(template)}" if template else ""
-        await conn.execute(f"create database {db.escape_identifier(name)}{clause}")
+        statement = await conn.fetchval(
+            queries.CREATE_DATABASE_STATEMENT.sql(db.DEFAULT_SCHEMA), name, template
+        )
+        await conn.execute(statement)
     finally:
         await conn.close()
     url = with_database(admin_url, name)
@@ -38,7 +41,10 @@ async def drop_database(admin_url: str, url: str) -> None:
     name = urlsplit(url).path.lstrip("/")
     conn = await db.connect(admin_url)
     try:
-        await conn.execute(f"drop database if exists {db.escape_identifier(name)} with (force)")
+        statement = await conn.fetchval(
+            queries.DROP_DATABASE_STATEMENT.sql(db.DEFAULT_SCHEMA), name
+        )
+        await conn.execute(statement)
     finally:
         await conn.close()
 
@@ -65,5 +71,5 @@ async def throwaway_schema(url: str, prefix: str = "gw_test") -> AsyncIterator[s
         await migrate.migrate(conn, schema)
         yield schema
     finally:
-        await conn.execute(f"drop schema if exists {db.escape_identifier(schema)} cascade")
+        await conn.execute(queries.DROP_SCHEMA.sql(schema))
         await conn.close()

@@ -17,9 +17,10 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, Dialog, Page, expect
 
-from graphile_worker_cli import admin, cron, recovery, utils
+from graphile_worker_cli import admin, cron, recovery
+from graphile_worker_cli.cron import store as cron_store
 from graphile_worker_cli.job import JobSpec
-from graphile_worker_cli.queries import cron as cron_queries
+from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers.asgi_server import serve
 from tests.helpers.paths import REPO_ROOT
 
@@ -31,19 +32,19 @@ CRONTAB = "*/15 * * * * send_digest ?queue=mail\n0 3 * * * nightly_cleanup\n"
 
 @dataclass
 class Seeded:
-    utils: utils.WorkerUtils
+    utils: WorkerUtils
     declined: int
     cleanup_ids: list[int]
 
 
 @pytest.fixture
-async def worker_utils(db_url: str) -> AsyncIterator[utils.WorkerUtils]:
-    async with await utils.WorkerUtils.connect(db_url) as u:
+async def worker_utils(db_url: str) -> AsyncIterator[WorkerUtils]:
+    async with await WorkerUtils.connect(db_url) as u:
         yield u
 
 
 @pytest.fixture
-async def seeded(worker_utils: utils.WorkerUtils, db_url: str) -> Seeded:
+async def seeded(worker_utils: WorkerUtils, db_url: str) -> Seeded:
     """5 ready, 3 scheduled, 1 locked, 2 failed jobs; a live worker; a known crontab."""
     u = worker_utils
     for n in range(4):
@@ -69,7 +70,7 @@ async def seeded(worker_utils: utils.WorkerUtils, db_url: str) -> Seeded:
             "locked_by = 'worker-7f3a' where id = $1",
             running.id,
         )
-        await cron_queries.register_crontabs(conn, "graphile_worker", ["send_digest"],
+        await cron_store.register_crontabs(conn, "graphile_worker", ["send_digest"],
                                              datetime.now(UTC) - timedelta(days=1))
     finally:
         await conn.close()

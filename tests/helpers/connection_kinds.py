@@ -18,7 +18,8 @@ import sqlalchemy
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
-from graphile_worker_cli import job, sync, utils
+from graphile_worker_cli import job, sync
+from graphile_worker_cli.worker_utils import WorkerUtils
 
 T = TypeVar("T")
 SCHEMA = "graphile_worker"
@@ -92,7 +93,7 @@ class AsyncTxn(Txn):
                  commit: Callable[[], Any], rollback: Callable[[], Any]) -> None:
         self.name, self.conn = name, conn
         self._write, self._commit, self._rollback = write, commit, rollback
-        self.gw = utils.WorkerUtils(schema=SCHEMA)
+        self.gw = WorkerUtils(schema=SCHEMA)
 
     async def write_order(self) -> None:
         await self._write()

@@ -16,10 +16,11 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from graphile_worker_cli import admin, cron, recovery, utils
+from graphile_worker_cli import admin, cron, recovery
 from graphile_worker_cli.admin.service import AdminService
+from graphile_worker_cli.cron import store as cron_store
 from graphile_worker_cli.job import JobSpec
-from graphile_worker_cli.queries import cron as cron_queries
+from graphile_worker_cli.worker_utils import WorkerUtils
 
 LOOPBACK = "http://127.0.0.1"
 TOKEN = "s3cret-token-0123456789"
@@ -36,7 +37,7 @@ class Seeded:
 
 
 async def _seed(url: str) -> Seeded:
-    async with await utils.WorkerUtils.connect(url) as u:
+    async with await WorkerUtils.connect(url) as u:
         a = await u.add_job("send_email", {"to": "a@example.com"})
         b = await u.add_job("send_email", {"to": "b@example.com"}, JobSpec(queue_name="mail"))
         later = datetime.now(UTC) + timedelta(hours=2)
@@ -141,7 +142,7 @@ def test_the_list_carries_an_excerpt_of_each_error_and_the_detail_all_of_it(
     assert len(traceback) > 16_000
 
     async def fail_many() -> list[int]:
-        async with await utils.WorkerUtils.connect(seeded.url) as u:
+        async with await WorkerUtils.connect(seeded.url) as u:
             ids = [(await u.add_job("crash", {"n": n})).id for n in range(50)]
             await u.permanently_fail_jobs(ids, traceback)
         return ids
@@ -432,7 +433,7 @@ def test_crontabs_next_run_needs_the_crontab(seeded: Seeded) -> None:
     async def know() -> None:
         conn = await asyncpg.connect(seeded.url)
         try:
-            await cron_queries.register_crontabs(conn, "graphile_worker", ["send_digest"],
+            await cron_store.register_crontabs(conn, "graphile_worker", ["send_digest"],
                                                  datetime.now(UTC))
         finally:
             await conn.close()

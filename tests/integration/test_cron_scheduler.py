@@ -487,21 +487,21 @@ async def test_odd_schema_name(db_url: str, conn: asyncpg.Connection) -> None:
 async def test_claim_statement_adds_one_job_per_claimed_id_only(
     conn: asyncpg.Connection,
 ) -> None:
-    from graphile_worker_cli.queries import cron as cron_queries
+    from graphile_worker_cli.cron import store as cron_store
 
     await set_known(conn, "ahead", T0 - timedelta(hours=1), at(12, 5))
     await set_known(conn, "behind", T0 - timedelta(hours=1), at(11, 0))
 
-    def request(identifier: str) -> cron_queries.CronJobRequest:
-        return cron_queries.CronJobRequest(
+    def request(identifier: str) -> cron_store.CronJobRequest:
+        return cron_store.CronJobRequest(
             identifier=identifier, task_identifier="t", payload={"id": identifier},
             queue_name=None, max_attempts=None, job_key=None, priority=None, job_key_mode=None,
         )
 
     requests = [request("ahead"), request("behind"), request("fresh")]
-    claimed = await cron_queries.schedule_cron_jobs(conn, SCHEMA, requests, at(12, 0))
+    claimed = await cron_store.schedule_cron_jobs(conn, SCHEMA, requests, at(12, 0))
     assert set(claimed) == {"behind", "fresh"}
-    again = await cron_queries.schedule_cron_jobs(conn, SCHEMA, requests, at(12, 0))
+    again = await cron_store.schedule_cron_jobs(conn, SCHEMA, requests, at(12, 0))
     assert again == {}
     jobs = await cron_jobs(conn)
     assert sorted(job["payload"]["id"] for job in jobs) == ["behind", "fresh"]

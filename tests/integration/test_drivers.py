@@ -15,8 +15,9 @@ import asyncpg
 import psycopg
 import pytest
 
-from graphile_worker_cli import job, sync, utils
+from graphile_worker_cli import job, job_input, sync
 from graphile_worker_cli.errors import BadInputError, DatabaseError
+from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers.connection_kinds import SCHEMA, Opener
 from tests.helpers.database import count
 
@@ -43,7 +44,7 @@ async def jobs_and_orders(conn: asyncpg.Connection) -> tuple[int, int]:
 async def sentinel_notification(db_url: str, received: asyncio.Queue[str]) -> int:
     """Commit one job elsewhere and wait for its notification; return how many
     notifications had arrived before it (they are delivered in commit order)."""
-    async with await utils.WorkerUtils.connect(db_url, schema=S, max_size=1) as gw:
+    async with await WorkerUtils.connect(db_url, schema=S, max_size=1) as gw:
         await gw.add_job("sentinel")
     earlier = 0
     while True:
@@ -147,7 +148,7 @@ where j.key like $1 order by j.id
 async def test_payloads_and_specs_are_stored_byte_for_byte_as_asyncpg_writes_them(
     kind: Opener, db_url: str, observer: asyncpg.Connection,
 ) -> None:
-    async with await utils.WorkerUtils.connect(db_url, schema=S, max_size=1) as gw:
+    async with await WorkerUtils.connect(db_url, schema=S, max_size=1) as gw:
         baseline = [await gw.add_job("odd 'task' %s", payload, tricky_spec("base", n))
                     for n, payload in enumerate(TRICKY_PAYLOADS)]
     async with kind(db_url) as txn:
@@ -255,7 +256,7 @@ def test_add_job_on_a_psycopg2_connection_is_one_statement(db_url: str) -> None:
 async def test_a_sync_connection_given_to_worker_utils_is_refused_with_a_hint(
     db_url: str,
 ) -> None:
-    gw = utils.WorkerUtils(schema=S)
+    gw = WorkerUtils(schema=S)
     with psycopg.connect(db_url) as conn, pytest.raises(BadInputError) as caught:
         await gw.add_job("send", conn=conn)
     assert "psycopg Connection, which is synchronous: pass it to SyncWorkerUtils" in str(
@@ -317,9 +318,9 @@ def test_every_jobs_method_runs_on_a_psycopg_connection(db_url: str) -> None:
             ["DELETE_PERMAFAILED_JOBS", "GC_TASK_IDENTIFIERS", "GC_JOB_QUEUES"], conn=conn
         )
         assert deleted == {
-            utils.CleanupTask.DELETE_PERMAFAILED_JOBS: 1,
-            utils.CleanupTask.GC_TASK_IDENTIFIERS: 3,
-            utils.CleanupTask.GC_JOB_QUEUES: 1,
+            job_input.CleanupTask.DELETE_PERMAFAILED_JOBS: 1,
+            job_input.CleanupTask.GC_TASK_IDENTIFIERS: 3,
+            job_input.CleanupTask.GC_JOB_QUEUES: 1,
         }
         assert gw.list_jobs(conn=conn) == []
         conn.commit()
@@ -329,7 +330,7 @@ async def test_every_jobs_method_runs_on_a_sqlalchemy_async_session(db_url: str)
     import sqlalchemy.ext.asyncio as sa_async
 
     engine = sa_async.create_async_engine("postgresql+asyncpg://" + db_url.split("://", 1)[1])
-    gw = utils.WorkerUtils(schema=S)
+    gw = WorkerUtils(schema=S)
     try:
         async with sa_async.AsyncSession(engine) as session:
             added = await gw.add_jobs([("a", {"n": 1}), ("b", {"n": 2})], conn=session)
@@ -358,7 +359,7 @@ async def test_job_scheduled_hooks_run_in_the_callers_psycopg_transaction(
         )
         seen.append((type(ctx.conn).__name__, row["n"]))
 
-    gw = utils.WorkerUtils(schema=S, hooks=hooks.HookRegistry().on(hooks.JobScheduled, scheduled))
+    gw = WorkerUtils(schema=S, hooks=hooks.HookRegistry().on(hooks.JobScheduled, scheduled))
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         await gw.add_job("a", conn=conn)
         await gw.add_jobs([("b", {}), ("c", {})], conn=conn)

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphile_worker_cli import db, hooks, job, recovery, utils
+from graphile_worker_cli import db, hooks, job, recovery
 from graphile_worker_cli.cron import MockClock, parse_crontab
 from graphile_worker_cli.cron.scheduler import run_scheduler
 from graphile_worker_cli.errors import (
@@ -19,6 +19,7 @@ from graphile_worker_cli.errors import (
     JobScheduleSkippedError,
 )
 from graphile_worker_cli.hooks import JobRecoveryResult, JobScheduleResult
+from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers.recovery import add_locked_job, age_heartbeat
 
 S = "graphile_worker"
@@ -50,7 +51,7 @@ async def test_every_add_path_runs_before_job_schedule(
     db_url: str, conn: asyncpg.Connection
 ) -> None:
     seen: list[tuple[str, Any]] = []
-    async with await utils.WorkerUtils.connect(db_url, hooks=tagging_registry(seen)) as wu:
+    async with await WorkerUtils.connect(db_url, hooks=tagging_registry(seen)) as wu:
         first = await wu.add_job("a", {"n": 1})
         assert first.payload == {"n": 1, "tagged": True}
         await wu.add_raw_job("b", {"n": 2})
@@ -72,7 +73,7 @@ async def test_every_add_path_runs_before_job_schedule(
 
 
 async def test_add_job_without_hooks_is_unchanged(db_url: str, conn: asyncpg.Connection) -> None:
-    async with await utils.WorkerUtils.connect(db_url, hooks=hooks.HookRegistry()) as wu:
+    async with await WorkerUtils.connect(db_url, hooks=hooks.HookRegistry()) as wu:
         await wu.add_job("a", {"n": 1})
     assert await stored_payloads(conn) == [{"n": 1}]
 
@@ -89,7 +90,7 @@ async def test_job_scheduled_runs_on_the_callers_transaction(
         visible.append(count)
 
     registry = hooks.HookRegistry().on(hooks.JobScheduled, scheduled)
-    wu = await utils.WorkerUtils.connect(db_url, hooks=registry)
+    wu = await WorkerUtils.connect(db_url, hooks=registry)
     async with wu, wu.pool.acquire() as own, own.transaction():
         await wu.add_job("a", {"n": 1}, conn=own)
         await wu.add_jobs([("b", {}), ("c", {})], conn=own)

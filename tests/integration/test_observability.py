@@ -15,9 +15,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from graphile_worker_cli import context, hooks, logs, utils
+from graphile_worker_cli import context, hooks, logs
 from graphile_worker_cli.observability.metrics import MetricsPlugin
 from graphile_worker_cli.observability.tracing import TracingPlugin
+from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers.metrics import free_port, sample, scrape
 from tests.helpers.worker import add_job, make_options
 
@@ -86,11 +87,11 @@ async def test_a_span_per_job_with_the_producers_trace_id(
     provider, memory = exporter
     tracer = provider.get_tracer("test")
     producer_hooks = hooks.HookRegistry().add_plugin(TracingPlugin(provider))
-    async with await utils.WorkerUtils.connect(db_url, hooks=producer_hooks) as wu:
+    async with await WorkerUtils.connect(db_url, hooks=producer_hooks) as wu:
         with tracer.start_as_current_span("web request") as request:
             first = await wu.add_job("traced", {"n": 1})
             second = await wu.add_jobs([("traced", {"n": 2})])
-        untraced = await utils.WorkerUtils.connect(db_url)
+        untraced = await WorkerUtils.connect(db_url)
         async with untraced:
             orphan = await untraced.add_job("traced", {"n": 3})
     request_trace = request.get_span_context().trace_id
@@ -134,7 +135,7 @@ async def test_trace_context_is_stored_in_a_psycopg_callers_transaction(
 
     provider, memory = exporter
     tracer = provider.get_tracer("test")
-    producer = utils.WorkerUtils(
+    producer = WorkerUtils(
         schema=S, hooks=hooks.HookRegistry().add_plugin(TracingPlugin(provider))
     )
     async with await psycopg.AsyncConnection.connect(db_url) as caller:

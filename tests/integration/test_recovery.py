@@ -8,8 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from graphile_worker_cli import migrate, recovery, utils
+from graphile_worker_cli import migrate, recovery
 from graphile_worker_cli.queries import recovery as queries
+from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers.recovery import (
     SCHEMA,
     add_locked_job,
@@ -253,7 +254,7 @@ async def test_worker_utils_delegates(rconn: asyncpg.Connection, db_url: str) ->
     await register(rconn, "gw-dead")
     await add_locked_job(rconn, "gw-dead")
     await age_heartbeat(rconn, "gw-dead", "1 hour")
-    async with await utils.WorkerUtils.connect(db_url) as worker_utils:
+    async with await WorkerUtils.connect(db_url) as worker_utils:
         listed = await worker_utils.list_active_workers(threshold=60)
         assert [(row.id, row.stale, row.jobs_held) for row in listed] == [("gw-dead", True, 1)]
         result = await worker_utils.sweep_stale_workers(Sweep(threshold=60))

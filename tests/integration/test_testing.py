@@ -6,8 +6,9 @@ from typing import Any
 
 import asyncpg
 
-from graphile_worker_cli import TaskHandler, WorkerContext, sync, task, testing, utils
+from graphile_worker_cli import TaskHandler, WorkerContext, sync, task, testing
 from graphile_worker_cli.job import JobSpec
+from graphile_worker_cli.worker_utils import WorkerUtils
 
 SENT: list[str] = []
 
@@ -37,7 +38,7 @@ async def test_run_jobs_until_idle_runs_queued_jobs_and_the_jobs_they_add(
     SENT.clear()
     async with (
         testing.throwaway_database(pg_admin_url) as url,
-        await utils.WorkerUtils.connect(url, max_size=1) as gw,
+        await WorkerUtils.connect(url, max_size=1) as gw,
     ):
         await gw.add_job("sign_up", {"email": "a@example.com"})
         await gw.add_job("charge", {"card": "4242"})
@@ -59,7 +60,7 @@ async def test_throwaway_schema_is_migrated_then_dropped(db_url: str) -> None:
     SENT.clear()
     async with testing.throwaway_schema(db_url) as schema:
         assert schema.startswith("gw_test_")
-        async with await utils.WorkerUtils.connect(db_url, schema=schema, max_size=1) as gw:
+        async with await WorkerUtils.connect(db_url, schema=schema, max_size=1) as gw:
             await gw.add_job("send_email", {"to": "b@example.com"})
         outcomes = await testing.run_jobs_until_idle(db_url, [SendEmail], schema=schema)
         assert [o.status for o in outcomes] == ["completed"] and SENT == ["b@example.com"]

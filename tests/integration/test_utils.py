@@ -13,14 +13,16 @@ import asyncpg
 import pydantic
 import pytest
 
-from graphile_worker_cli import utils as wu
+from graphile_worker_cli import db
+from graphile_worker_cli import worker_utils as wu
 from graphile_worker_cli.errors import (
     BadInputError,
     DatabaseError,
     JobKeyRaceError,
     JobNotFoundError,
 )
-from graphile_worker_cli.job import JobKeyMode, JobSpec, RawJobSpec
+from graphile_worker_cli.job import JobKeyMode, JobSpec, JobState, RawJobSpec, job_state
+from graphile_worker_cli.job_input import CleanupTask, RescheduleJobOptions
 
 SCHEMA = "graphile_worker"
 
@@ -142,7 +144,7 @@ async def test_bad_identifier_is_bad_input(utils: wu.WorkerUtils) -> None:
 
 async def test_database_bad_key_mode_error_is_translated(conn: asyncpg.Connection) -> None:
     with pytest.raises(BadInputError, match="unknown job key mode: expected one of replace"):  # noqa: SIM117
-        with wu.database_errors(SCHEMA):
+        with db.database_errors(SCHEMA):
             await conn.execute(
                 "select graphile_worker.add_job('t', job_key => 'k', job_key_mode => 'nope')"
             )
@@ -474,16 +476,16 @@ async def test_cleanup(utils: wu.WorkerUtils, conn: asyncpg.Connection) -> None:
 
     deleted = await utils.cleanup(
         [
-            wu.CleanupTask.DELETE_PERMAFAILED_JOBS,
+            CleanupTask.DELETE_PERMAFAILED_JOBS,
             "gc_task_identifiers",
-            wu.CleanupTask.GC_JOB_QUEUES,
+            CleanupTask.GC_JOB_QUEUES,
         ],
         task_identifiers_to_keep=["keep_me"],
     )
     assert deleted == {
-        wu.CleanupTask.DELETE_PERMAFAILED_JOBS: 1,
-        wu.CleanupTask.GC_TASK_IDENTIFIERS: 2,
-        wu.CleanupTask.GC_JOB_QUEUES: 1,
+        CleanupTask.DELETE_PERMAFAILED_JOBS: 1,
+        CleanupTask.GC_TASK_IDENTIFIERS: 2,
+        CleanupTask.GC_JOB_QUEUES: 1,
     }
     tasks = await conn.fetch("select identifier from graphile_worker._private_tasks")
     assert sorted(r["identifier"] for r in tasks) == ["keep_me", "live_task"]
@@ -493,7 +495,7 @@ async def test_cleanup(utils: wu.WorkerUtils, conn: asyncpg.Connection) -> None:
 
 async def test_cleanup_defaults_and_bad_task(utils: wu.WorkerUtils) -> None:
     assert set(await utils.cleanup()) == {
-        wu.CleanupTask.GC_JOB_QUEUES, wu.CleanupTask.GC_TASK_IDENTIFIERS,
+        CleanupTask.GC_JOB_QUEUES, CleanupTask.GC_TASK_IDENTIFIERS,
     }
     with pytest.raises(BadInputError, match="GC_TASK_IDENTIFIERS, GC_JOB_QUEUES"):
         await utils.cleanup(["VACUUM"])
@@ -573,14 +575,14 @@ async def test_get_job_and_list_jobs(utils: wu.WorkerUtils, conn: asyncpg.Connec
 
     assert await ids() == [ready.id, scheduled.id, locked.id, failed.id]
     assert await ids(state="ready") == [ready.id]
-    assert await ids(state=wu.JobState.SCHEDULED) == [scheduled.id]
+    assert await ids(state=JobState.SCHEDULED) == [scheduled.id]
     assert await ids(state="locked") == [locked.id]
     assert await ids(state="failed") == [failed.id]
     assert await ids(task="b") == [scheduled.id, failed.id]
     assert await ids(queue="q") == [ready.id]
     assert await ids(limit=2) == [ready.id, scheduled.id]
     now = datetime.now(UTC)
-    states = [wu.job_state(job, now) for job in await utils.list_jobs()]
+    states = [job_state(job, now) for job in await utils.list_jobs()]
     assert states == ["ready", "scheduled", "locked", "failed"]
     with pytest.raises(BadInputError, match="ready, scheduled, locked, failed"):
         await utils.list_jobs(state="done")
@@ -646,7 +648,7 @@ async def test_add_jobs_key_race_retries_the_missing_jobs(
 async def test_reschedule_with_options_object(utils: wu.WorkerUtils) -> None:
     job = await utils.add_job("t", {})
     at = datetime(2035, 1, 1, tzinfo=UTC)
-    options = wu.RescheduleJobOptions(run_at=at, priority=5, max_attempts=2)
+    options = RescheduleJobOptions(run_at=at, priority=5, max_attempts=2)
     (moved,) = await utils.reschedule_jobs([job.id], options, priority=6)
     assert (moved.run_at, moved.priority, moved.max_attempts) == (at, 6, 2)
     with pytest.raises(BadInputError, match="attempts -1"):
@@ -667,7 +669,7 @@ async def test_odd_schema_name(db_url: str, conn: asyncpg.Connection) -> None:
         assert [j.id for j in await utils.permanently_fail_jobs([bulk.id])] == [bulk.id]
         assert (await utils.remove_job("k")) is not None
         await utils.force_unlock_workers(["nobody"])
-        deleted = await utils.cleanup(list(wu.CleanupTask))
-        assert deleted[wu.CleanupTask.DELETE_PERMAFAILED_JOBS] == 1
+        deleted = await utils.cleanup(list(CleanupTask))
+        assert deleted[CleanupTask.DELETE_PERMAFAILED_JOBS] == 1
     assert await conn.fetchval('select count(*) from "odd ""name"""._private_tasks') == 0
     assert await conn.fetchval("select count(*) from graphile_worker._private_jobs") == 0

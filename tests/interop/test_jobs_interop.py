@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from graphile_worker_cli import utils as wu
+from graphile_worker_cli import worker_utils as wu
 from graphile_worker_cli.job import JobSpec
 from tests.helpers import reference
 from tests.helpers.paths import GW

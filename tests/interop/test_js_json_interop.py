@@ -17,8 +17,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphile_worker_cli import js_json, utils
+from graphile_worker_cli import js_json
 from graphile_worker_cli.job import RawJobSpec
+from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers import reference
 
 pytestmark = pytest.mark.interop
@@ -230,7 +231,7 @@ async def test_jobs_added_by_either_side_store_the_same_text(db_url: str, tmp_pa
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    async with await utils.WorkerUtils.connect(db_url) as worker_utils:
+    async with await WorkerUtils.connect(db_url) as worker_utils:
         for payload in ADDED:
             await worker_utils.add_job("gw_one", payload)
         await worker_utils.add_jobs([("gw_bulk", payload) for payload in ADDED])

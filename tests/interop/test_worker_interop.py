@@ -14,8 +14,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphile_worker_cli import context, utils
+from graphile_worker_cli import context
 from graphile_worker_cli.worker import WorkerOptions
+from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers import reference
 from tests.helpers.database import count, listening
 from tests.helpers.waiting import wait_until
@@ -100,7 +101,7 @@ async def test_jobs_queued_by_gw_run_on_the_reference(
     await conn.execute("create table seen (job_id bigint primary key, payload text)")
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "from_gw.js").write_text(RECORD_TASK)
-    async with await utils.WorkerUtils.connect(db_url) as worker_utils:
+    async with await WorkerUtils.connect(db_url) as worker_utils:
         for payload in PAYLOADS:
             await worker_utils.add_job("from_gw", payload)
     result = await asyncio.to_thread(reference.run_reference, db_url, "--once", cwd=tmp_path)

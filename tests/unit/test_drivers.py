@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from graphile_worker_cli import sync, utils
+from graphile_worker_cli import sync
 from graphile_worker_cli.errors import BadInputError
+from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers.connection_kinds import SCHEMA
 
 S = SCHEMA
@@ -19,14 +20,14 @@ def test_no_pool_and_no_conn_says_what_to_do() -> None:
 
 async def test_worker_utils_without_a_pool_says_what_to_do() -> None:
     with pytest.raises(BadInputError, match="pass conn= your connection"):
-        await utils.WorkerUtils(schema=S).add_job("send")
+        await WorkerUtils(schema=S).add_job("send")
 
 
 def test_every_jobs_method_takes_conn_in_both_apis() -> None:
     import inspect
 
     asyncpg_only = {"migrate", "list_active_workers", "sweep_stale_workers"}
-    for name, method in vars(utils.WorkerUtils).items():
+    for name, method in vars(WorkerUtils).items():
         if name.startswith("_") or name == "close" or not inspect.iscoroutinefunction(method):
             continue
         takes_conn = "conn" in inspect.signature(method).parameters

@@ -8,10 +8,10 @@ from graphile_worker_cli import sync
 
 
 def test_every_public_worker_utils_method_has_a_sync_twin() -> None:
-    from graphile_worker_cli import utils
+    from graphile_worker_cli import worker_utils
 
     public = {
-        name for name, value in vars(utils.WorkerUtils).items()
+        name for name, value in vars(worker_utils.WorkerUtils).items()
         if not name.startswith("_") and asyncio.iscoroutinefunction(value)
     }
     missing = sorted(name for name in public if not hasattr(sync.SyncWorkerUtils, name))

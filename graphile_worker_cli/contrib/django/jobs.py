@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import connections
 
-from graphile_worker_cli import job, sync, utils
+from graphile_worker_cli import job, job_input, sync
 from graphile_worker_cli.contrib.django import conf
 
 
@@ -30,7 +30,7 @@ def connection(using: str | None = None) -> Any:
 
 
 def add_job(
-    identifier: utils.TaskName,
+    identifier: job_input.TaskName,
     payload: Any = None,
     spec: job.JobSpec | None = None,
     *,
@@ -51,7 +51,7 @@ def add_raw_job(
 
 
 def add_batch_job(
-    identifier: utils.TaskName,
+    identifier: job_input.TaskName,
     items: Sequence[Any],
     spec: job.JobSpec | None = None,
     *,
@@ -61,7 +61,7 @@ def add_batch_job(
 
 
 def add_jobs(
-    jobs: Sequence[utils.JobInput],
+    jobs: Sequence[job_input.JobInput],
     *,
     job_key_preserve_run_at: bool = False,
     using: str | None = None,

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
@@ -33,65 +33,21 @@ from graphile_worker_cli import (
     recovery,
 )
 from graphile_worker_cli.drivers import asyncpg_conn
-from graphile_worker_cli.drivers import errors as driver_errors
 from graphile_worker_cli.errors import (
     BadInputError,
     ConfigError,
-    DatabaseError,
     JobScheduleSkippedError,
 )
+from graphile_worker_cli.job import JobState
 from graphile_worker_cli.job_input import (
     DEFAULT_CLEANUP_TASKS,
     CleanupTask,
-    Identified,
     JobInput,
-    JobState,
     RescheduleJobOptions,
     TaskName,
-    cleanup_task,
-    job_key_mode,
-    job_state,
 )
 
-__all__ = [  # the jobs API's argument types live in job_input; importable from here too
-    "DEFAULT_CLEANUP_TASKS",
-    "CleanupTask",
-    "Identified",
-    "JobInput",
-    "JobState",
-    "RescheduleJobOptions",
-    "TaskName",
-    "WorkerUtils",
-    "cleanup_task",
-    "database_errors",
-    "job_key_mode",
-    "job_key_mode_error",
-    "job_state",
-]
-
 T = TypeVar("T")
-
-# --- database errors ----------------------------------------------------------------------
-
-
-@contextmanager
-def database_errors(schema: str) -> Iterator[None]:
-    """Translate asyncpg errors raised inside the block into gw's errors, each one line
-    (``BadInputError`` for values the database refused, ``DatabaseError`` otherwise)."""
-    try:
-        yield
-    except asyncpg.PostgresError as error:
-        raise driver_errors.translate(error, schema) from error
-    except (asyncpg.InterfaceError, OSError) as error:
-        raise DatabaseError(
-            f"database connection failed: {driver_errors.first_line(error)}"
-        ) from error
-
-
-job_key_mode_error = driver_errors.job_key_mode_error
-
-
-# --- the API ------------------------------------------------------------------------------
 
 
 class WorkerUtils:
@@ -183,7 +139,7 @@ class WorkerUtils:
             yield conn
             return
         pool = self.pool
-        with database_errors(self._schema):
+        with db.database_errors(self._schema):
             acquired = await pool.acquire()
         try:
             yield acquired
@@ -401,7 +357,7 @@ class WorkerUtils:
     ) -> list[recovery.ActiveWorkerRow]:
         """Registered gw workers: heartbeat age, jobs held, stale or not (see ``recovery``)."""
         async with self._connection(self._asyncpg_only(conn, "list_active_workers")) as c:
-            with database_errors(self._schema):
+            with db.database_errors(self._schema):
                 return await recovery.list_active_workers(c, self._schema, threshold=threshold)
 
     async def sweep_stale_workers(
@@ -412,7 +368,7 @@ class WorkerUtils:
     ) -> recovery.SweepStaleWorkersResult:
         """Give the jobs of dead registered workers back to the queue (see ``recovery``)."""
         async with self._connection(self._asyncpg_only(conn, "sweep_stale_workers")) as c:
-            with database_errors(self._schema):
+            with db.database_errors(self._schema):
                 return await recovery.sweep_stale_workers(
                     c, self._schema, options, hooks=self.hooks
                 )
@@ -435,7 +391,7 @@ class WorkerUtils:
     async def migrate(self, *, conn: asyncpg.Connection | None = None) -> None:
         """Bring the schema up to date (raises SchemaTooNewError for a newer database)."""
         async with self._connection(self._asyncpg_only(conn, "migrate")) as c:
-            with database_errors(self._schema):
+            with db.database_errors(self._schema):
                 await migrate.migrate(c, self._schema)
 
     # -- reading

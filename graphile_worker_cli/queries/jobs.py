@@ -1,9 +1,9 @@
-"""SQL of the jobs API (``utils.WorkerUtils``): adding, settling and inspecting jobs.
+"""SQL of the jobs API (``WorkerUtils``, ``SyncWorkerUtils``): adding, settling and
+inspecting jobs.
 
 Business rules live in the schema's own functions (``add_job``, ``add_jobs``,
 ``complete_jobs``...), so Node, SQL and Python callers behave the same; these statements only
-call them and resolve the names the rows point to. Every statement is a template with
-``{s}`` for the escaped schema: call ``render(template, schema)``.
+call them and resolve the names the rows point to.
 
 The statements run on every driver gw accepts a connection of (asyncpg, psycopg, psycopg2,
 Django, SQLAlchemy), so each one fixes the types of what it returns: the JSON columns come
@@ -13,18 +13,10 @@ back as text (a driver that decodes JSON itself would turn the payload ``"42"`` 
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from graphile_worker_cli import db
+from graphile_worker_cli.queries import Query
 
 
-@lru_cache(maxsize=256)
-def render(template: str, schema: str) -> str:
-    """The statement with the schema name quoted safely in place of ``{s}``."""
-    return template.replace("{s}", db.escape_identifier(schema))
-
-
-def job_columns(alias: str) -> str:
+def _job_columns(alias: str) -> str:
     """The ``_private_jobs`` columns in table order (``job.JOB_COLUMNS``), JSON as text."""
     p = f"{alias}."
     return (
@@ -38,8 +30,11 @@ def job_columns(alias: str) -> str:
 # add_job: $1 identifier, $2 payload (JSON text), $3 queue_name, $4 run_at, $5 max_attempts,
 # $6 job_key, $7 priority, $8 flags, $9 job_key_mode. Returns the job row, or a row of nulls
 # when the keyed job was locked between the function's two steps (the reference's race).
-ADD_JOB = """
-select """ + job_columns("added") + """ from {s}.add_job(
+ADD_JOB = Query(
+    """
+select """
+    + _job_columns("added")
+    + """ from {s}.add_job(
   identifier => $1::text,
   payload => $2::json,
   queue_name => $3::text,
@@ -50,66 +45,91 @@ select """ + job_columns("added") + """ from {s}.add_job(
   flags => $8::text[],
   job_key_mode => $9::text
 ) as added
-"""
+""",
+    "ADD_JOB",
+)
 
 # add_jobs: $1 JSON array of job_spec objects, $2 job_key_preserve_run_at.
-ADD_JOBS = """
-select """ + job_columns("added") + """ from {s}.add_jobs(
+ADD_JOBS = Query(
+    """
+select """
+    + _job_columns("added")
+    + """ from {s}.add_jobs(
   array(select json_populate_recordset(null::{s}.job_spec, $1::json)),
   $2::boolean
 ) as added
-"""
+""",
+    "ADD_JOBS",
+)
 
 # Names of tasks ($1 ids) and queues ($2 ids), in a statement of its own so it sees rows
 # that add_job created in the statement before.
-RESOLVE_NAMES = """
+RESOLVE_NAMES = Query(
+    """
 select 'task' as kind, id, identifier as name
 from {s}._private_tasks where id = any($1::int[])
 union all
 select 'queue' as kind, id, queue_name as name
 from {s}._private_job_queues where id = any($2::int[])
-"""
+""",
+    "RESOLVE_NAMES",
+)
 
-_WITH_NAMES = """
-select """ + job_columns("jobs") + """, tasks.identifier as task_identifier, job_queues.queue_name
+_WITH_NAMES = (
+    """
+select """
+    + _job_columns("jobs")
+    + """, tasks.identifier as task_identifier, job_queues.queue_name
 from changed as jobs
 left join {s}._private_tasks as tasks on tasks.id = jobs.task_id
 left join {s}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
 order by jobs.id
 """
+)
 
 # complete_jobs: $1 job ids. Deletes unlocked (or stale-locked) jobs, returns them.
-COMPLETE_JOBS = (
-    "with changed as (select * from {s}.complete_jobs($1::bigint[]))" + _WITH_NAMES
+COMPLETE_JOBS = Query(
+    "with changed as (select * from {s}.complete_jobs($1::bigint[]))" + _WITH_NAMES,
+    "COMPLETE_JOBS",
 )
 
 # permanently_fail_jobs: $1 job ids, $2 reason.
-PERMANENTLY_FAIL_JOBS = (
+PERMANENTLY_FAIL_JOBS = Query(
     "with changed as (select * from {s}.permanently_fail_jobs($1::bigint[], $2::text))"
-    + _WITH_NAMES
+    + _WITH_NAMES,
+    "PERMANENTLY_FAIL_JOBS",
 )
 
 # permanently_fail_jobs with the function's default reason: $1 job ids.
-PERMANENTLY_FAIL_JOBS_DEFAULT_REASON = (
-    "with changed as (select * from {s}.permanently_fail_jobs($1::bigint[]))" + _WITH_NAMES
+PERMANENTLY_FAIL_JOBS_DEFAULT_REASON = Query(
+    "with changed as (select * from {s}.permanently_fail_jobs($1::bigint[]))" + _WITH_NAMES,
+    "PERMANENTLY_FAIL_JOBS_DEFAULT_REASON",
 )
 
 # reschedule_jobs: $1 job ids, $2 run_at, $3 priority, $4 attempts, $5 max_attempts.
-RESCHEDULE_JOBS = (
+RESCHEDULE_JOBS = Query(
     "with changed as (select * from {s}.reschedule_jobs($1::bigint[],"
     " run_at => $2::timestamptz, priority => $3::int, attempts => $4::int,"
-    " max_attempts => $5::int))" + _WITH_NAMES
+    " max_attempts => $5::int))" + _WITH_NAMES,
+    "RESCHEDULE_JOBS",
 )
 
 # remove_job: $1 job key. Returns the deleted (or, if locked, detached) job or nulls.
-REMOVE_JOB = "with changed as (select * from {s}.remove_job($1::text))" + _WITH_NAMES
+REMOVE_JOB = Query(
+    "with changed as (select * from {s}.remove_job($1::text))" + _WITH_NAMES,
+    "REMOVE_JOB",
+)
 
 # force_unlock_workers: $1 worker ids.
-FORCE_UNLOCK_WORKERS = "select {s}.force_unlock_workers($1::text[])"
+FORCE_UNLOCK_WORKERS = Query(
+    "select {s}.force_unlock_workers($1::text[])",
+    "FORCE_UNLOCK_WORKERS",
+)
 
 # Cleanup. `not exists` instead of `not in`: a null in the subquery would make `not in`
 # match nothing at all.
-DELETE_PERMAFAILED_JOBS = """
+DELETE_PERMAFAILED_JOBS = Query(
+    """
 with deleted as (
   delete from {s}._private_jobs as jobs
   where jobs.attempts >= jobs.max_attempts
@@ -117,10 +137,13 @@ with deleted as (
   returning 1
 )
 select count(*) as deleted from deleted
-"""
+""",
+    "DELETE_PERMAFAILED_JOBS",
+)
 
 # $1 task identifiers to keep.
-GC_TASK_IDENTIFIERS = """
+GC_TASK_IDENTIFIERS = Query(
+    """
 with deleted as (
   delete from {s}._private_tasks as tasks
   where not exists (select 1 from {s}._private_jobs as jobs where jobs.task_id = tasks.id)
@@ -129,9 +152,12 @@ with deleted as (
   returning 1
 )
 select count(*) as deleted from deleted
-"""
+""",
+    "GC_TASK_IDENTIFIERS",
+)
 
-GC_JOB_QUEUES = """
+GC_JOB_QUEUES = Query(
+    """
 with deleted as (
   delete from {s}._private_job_queues as job_queues
   where job_queues.locked_at is null
@@ -140,22 +166,33 @@ with deleted as (
   returning 1
 )
 select count(*) as deleted from deleted
-"""
+""",
+    "GC_JOB_QUEUES",
+)
 
-_SELECT_JOBS = """
-select """ + job_columns("jobs") + """, tasks.identifier as task_identifier, job_queues.queue_name
+_SELECT_JOBS = (
+    """
+select """
+    + _job_columns("jobs")
+    + """, tasks.identifier as task_identifier, job_queues.queue_name
 from {s}._private_jobs as jobs
 left join {s}._private_tasks as tasks on tasks.id = jobs.task_id
 left join {s}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
 """
+)
 
 # get_job: $1 job id.
-GET_JOB = _SELECT_JOBS + "where jobs.id = $1::bigint"
+GET_JOB = Query(
+    _SELECT_JOBS + "where jobs.id = $1::bigint",
+    "GET_JOB",
+)
 
 # list_jobs: $1 task identifier, $2 queue name, $3 state, $4 limit (each filter null = any).
 # States: locked (held by a worker), failed (out of attempts, not locked), scheduled
 # (available, run_at in the future), ready (available now).
-LIST_JOBS = _SELECT_JOBS + """
+LIST_JOBS = Query(
+    _SELECT_JOBS
+    + """
 where ($1::text is null or tasks.identifier = $1::text)
 and ($2::text is null or job_queues.queue_name = $2::text)
 and (
@@ -167,4 +204,13 @@ and (
 )
 order by jobs.id
 limit $4::bigint
-"""
+""",
+    "LIST_JOBS",
+)
+
+
+def retry_run_at(run_at: str, attempts: str) -> str:
+    """The reference's retry delay as an SQL expression over the columns (or parameters)
+    named: ``exp(min(attempts, 10))`` seconds after the later of now and ``run_at``. Every
+    statement that fails a job splices this one text in, so the backoff cannot drift."""
+    return f"greatest(now(), {run_at}) + exp(least({attempts}, 10)) * interval '1 second'"
