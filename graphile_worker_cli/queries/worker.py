@@ -19,14 +19,12 @@ ENSURE_TASKS = Query(
 insert into {s}._private_tasks as tasks (identifier)
 select u.i from unnest($1::text[]) as u(i)
 where not exists (select 1 from {s}._private_tasks as t where t.identifier = u.i)
-on conflict do nothing""",
-    "ensure_tasks",
+on conflict do nothing"""
 )
 
 # $1 identifiers text[]. Returns id, identifier.
 TASK_IDS = Query(
-    "select id, identifier from {s}._private_tasks where identifier = any($1::text[])",
-    "task_ids",
+    "select id, identifier from {s}._private_tasks where identifier = any($1::text[])"
 )
 
 # The priorities that have available jobs are found from the high end of the index (the
@@ -81,13 +79,12 @@ returning jobs.*,
 
 # $1 worker id, $2 task ids int[], $3 batch size. Locks up to $3 runnable jobs (at most
 # one per named queue) for the worker; returns the job rows plus queue_name.
-FETCH_JOBS = Query(_FETCH.replace("FLAGS", ""), "fetch_jobs")
+FETCH_JOBS = Query(_FETCH.replace("FLAGS", ""))
 
 # FETCH_JOBS, plus $4 forbidden flags text[]: jobs carrying any of them are skipped. A
 # statement of its own so the common fetch keeps a plan without the flags test.
 FETCH_JOBS_WITHOUT_FLAGS = Query(
-    _FETCH.replace("FLAGS", "and (jobs.flags ?| $4::text[]) is not true"),
-    "fetch_jobs_without_flags",
+    _FETCH.replace("FLAGS", "and (jobs.flags ?| $4::text[]) is not true")
 )
 
 # ``settle`` (a delete or update of ``{s}._private_jobs as jobs`` guarded by $1 = worker
@@ -104,8 +101,7 @@ update {s}._private_job_queues as q set locked_by = null, locked_at = null
 COMPLETE_JOBS = Query(
     _UNLOCKING_QUEUES.replace("SETTLE", """
   delete from {s}._private_jobs as jobs
-   where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text"""),
-    "complete_jobs",
+   where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text""")
 )
 
 # $1 worker id, $2 job ids bigint[], $3 messages text[], $4 replacement payloads json[]
@@ -123,8 +119,7 @@ FAIL_JOBS = Query(
     from unnest($2::bigint[], $3::text[], $4::json[], $5::int[])
          as f(id, message, payload, attempts)
    where jobs.id = f.id and jobs.locked_by = $1::text
-     and (f.attempts is null or jobs.attempts = f.attempts)"""),
-    "fail_jobs",
+     and (f.attempts is null or jobs.attempts = f.attempts)""")
 )
 
 # $1 worker id, $2 job ids bigint[], $3 delay in seconds float8 (null: leave run_at).
@@ -137,8 +132,7 @@ RETURN_JOBS = Query(
          locked_at = null,
          run_at = case when $3::float8 is null then jobs.run_at
                        else greatest(jobs.run_at, now() + $3::float8 * interval '1 second') end
-   where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text"""),
-    "return_jobs",
+   where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text""")
 )
 
 # $1 worker id, $2 ids bigint[] of the jobs the worker holds (kept). Hands back every
@@ -147,8 +141,7 @@ RETURN_ORPHANS = Query(
     _UNLOCKING_QUEUES.replace("SETTLE", """
   update {s}._private_jobs as jobs
      set attempts = greatest(0, jobs.attempts - 1), locked_by = null, locked_at = null
-   where jobs.locked_by = $1::text and not (jobs.id = any($2::bigint[]))"""),
-    "return_orphans",
+   where jobs.locked_by = $1::text and not (jobs.id = any($2::bigint[]))""")
 )
 
 # No parameters. Unlocks jobs and queues whose lock is older than four hours (a crashed
@@ -162,9 +155,8 @@ with jobs_reset as (
 )
 update {s}._private_job_queues as q set locked_at = null, locked_by = null
  where q.locked_at < now() - interval '4 hours'
-""",
-    "reset_stale_locks",
+"""
 )
 
 # One round trip: shows whether a connection is still alive.
-PING = Query("select 1", "ping")
+PING = Query("select 1")
