@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     sweep_interval: Duration = 30.0
     sweep_threshold: Duration = 60.0
     recovery_delay: Duration = 0.0
+    direct_database_url: Annotated[str | None, Expect("a PostgreSQL URL")] = None
 
     plugins: list[str] = []
     metrics_port: Port | None = None
@@ -139,7 +140,7 @@ class Settings(BaseSettings):
         result: dict[str, Any] = {}
         for name in KEYS:
             value = getattr(self, FIELD_BY_KEY[name])
-            if name == "database_url" and value is not None:
+            if name in ("database_url", "direct_database_url") and value is not None:
                 value = db.redact_url(value)
             elif isinstance(value, Path):
                 value = str(value)

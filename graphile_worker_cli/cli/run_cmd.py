@@ -117,6 +117,12 @@ def run_command(
                      help="Delay before jobs of a dead worker run again (default 0s).",
                      show_default=False),
     ] = None,
+    direct_database_url: Annotated[
+        str | None,
+        typer.Option("--direct-database-url",
+                     help="A direct PostgreSQL URL for the worker's liveness session (needed "
+                          "behind PgBouncer in transaction mode).", show_default=False),
+    ] = None,
     no_worker_recovery: Annotated[
         bool, typer.Option("--no-worker-recovery",
                            help="No heartbeats and no sweeping of dead workers.")
@@ -200,6 +206,7 @@ def run_command(
         sweep_threshold=sweep_threshold,
         recovery_delay=recovery_delay,
         worker_recovery=False if no_worker_recovery else None,
+        direct_database_url=direct_database_url,
         local_queue_size=local_queue_size,
         local_queue_ttl=local_queue_ttl,
         local_queue_refetch_delay=local_queue_refetch_delay,

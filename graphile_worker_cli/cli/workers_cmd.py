@@ -9,14 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import asyncpg
 import typer
 from rich.table import Table
 
-from graphile_worker_cli import config, db, durations, embedded, recovery
+from graphile_worker_cli import config, durations, embedded, recovery
 from graphile_worker_cli.cli import common
-from graphile_worker_cli.errors import BadInputError, DatabaseError
-from graphile_worker_cli.queries import recovery as queries
+from graphile_worker_cli.errors import BadInputError
 
 workers_app = typer.Typer(
     name="workers",
@@ -40,26 +38,13 @@ def register(app: typer.Typer) -> None:
 
 
 @asynccontextmanager
-async def _connection(settings: config.Settings) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to a migrated schema; database errors become one line."""
-    async with embedded.database_url(settings) as url, db.connection(url) as conn:
-        escaped = db.escape_identifier(settings.schema_name)
-        state = await conn.fetchrow(queries.SCHEMA_STATE, escaped)
-        assert state is not None
-        if not state["migrated"]:
-            raise BadInputError(
-                f"schema {settings.schema_name!r} has no Graphile Worker tables: "
-                "check --schema, or run `gw migrate`"
-            )
-        if not state["has_registry"]:
-            raise DatabaseError(
-                f"schema {settings.schema_name!r} has no gw worker registry (_gw_workers): "
-                "run `gw migrate` to add it"
-            )
-        try:
-            yield conn
-        except asyncpg.PostgresError as error:
-            raise DatabaseError(f"database error: {error}") from error
+async def _connection(settings: config.Settings) -> AsyncIterator[recovery.Executor]:
+    """A connection to a migrated schema with gw's registry; database errors become one line."""
+    async with (
+        embedded.database_url(settings) as url,
+        recovery.registry_connection(url, settings.schema_name) as conn,
+    ):
+        yield conn
 
 
 def _duration(option: str, value: str | None) -> float | None:
@@ -76,17 +61,28 @@ def _age(seconds: float) -> str:
     return durations.format_duration(round(seconds)) if seconds >= 1 else f"{int(seconds * 1000)}ms"
 
 
+def _state(row: recovery.ActiveWorkerRow) -> str:
+    if row.stale:
+        return "[red]stale[/]"
+    if row.late:
+        # Its process still holds its session: stalled or busy, never swept.
+        return "[yellow]late (session alive)[/]"
+    return "[green]alive[/]"
+
+
 def _print_workers(
     rows: list[recovery.ActiveWorkerRow], holders: list[recovery.LockHolderRow]
 ) -> None:
     table = Table(title="registered gw workers", title_justify="left")
-    for column in ("id", "host", "pid", "age", "last heartbeat", "jobs", "queues", "state"):
+    columns = ("id", "host", "pid", "age", "last heartbeat", "longest stall", "jobs", "queues",
+               "state")
+    for column in columns:
         table.add_column(column)
     for row in rows:
-        state = "[red]stale[/]" if row.stale else "[green]alive[/]"
         table.add_row(
             row.id, row.host, str(row.pid), _age(row.age), f"{_age(row.heartbeat_age)} ago",
-            str(row.jobs_held), str(row.queues_held), state,
+            "-" if row.longest_stall is None else _age(row.longest_stall),
+            str(row.jobs_held), str(row.queues_held), _state(row),
         )
     if rows:
         common.stdout.print(table)
@@ -272,10 +268,7 @@ def force_unlock_command(
                         f"worker(s) {', '.join(alive)} are alive (fresh heartbeat): unlocking "
                         "their jobs would run them twice; pass --force if you are sure"
                     )
-            escaped = db.escape_identifier(settings.schema_name)
-            held: int = await conn.fetchval(queries.count_locked_jobs(escaped), ids)
-            await conn.execute(queries.force_unlock_workers(escaped), ids)
-            return held
+            return await recovery.force_unlock_workers(conn, settings.schema_name, ids)
 
     held = common.run(main())
     common.stdout.print(f"unlocked {held} job(s) held by {', '.join(ids)}", highlight=False)

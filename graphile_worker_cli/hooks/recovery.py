@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from graphile_worker_cli import db, job
+from graphile_worker_cli import job
 from graphile_worker_cli.hooks import events, results
 from graphile_worker_cli.hooks.registry import HookRegistry
-from graphile_worker_cli.queries import hooks as queries
+from graphile_worker_cli.queries import recovery as queries
 
 if TYPE_CHECKING:
     from graphile_worker_cli.recovery.config import ResolvedSweepConfig, SweepStaleWorkersResult
@@ -29,7 +29,7 @@ async def snapshot(
     conn: asyncpg.Connection, schema: str, config: ResolvedSweepConfig, sweeper_id: str | None
 ) -> list[job.Job]:
     rows = await conn.fetch(
-        queries.jobs_of_dead_workers(db.escape_identifier(schema)),
+        queries.JOBS_OF_DEAD_WORKERS.sql(schema),
         config.threshold,
         config.resilient_sweep_threshold_multiplier,
         list(config.resilient_job_flags),
@@ -46,7 +46,6 @@ async def apply(
     recovered: set[int],
     sweeper_id: str,
 ) -> None:
-    quoted = db.escape_identifier(schema)
     for locked in before:
         if locked.id not in recovered or locked.locked_by is None:
             continue
@@ -56,16 +55,16 @@ async def apply(
         action = decision.action
         if action is results.RecoveryAction.RESCHEDULE:
             await conn.execute(
-                queries.recovery_reschedule(quoted), locked.id, decision.run_at,
+                queries.RECOVERY_RESCHEDULE.sql(schema), locked.id, decision.run_at,
                 decision.attempts,
             )
         elif action is results.RecoveryAction.FAIL_WITH_BACKOFF:
             await conn.execute(
-                queries.recovery_fail_with_backoff(quoted), locked.id, locked.attempts
+                queries.RECOVERY_FAIL_WITH_BACKOFF.sql(schema), locked.id, locked.attempts
             )
         elif action is results.RecoveryAction.SKIP:
             await conn.execute(
-                queries.recovery_skip(quoted), locked.id, locked.locked_by, locked.locked_at,
+                queries.RECOVERY_SKIP.sql(schema), locked.id, locked.locked_by, locked.locked_at,
                 locked.attempts, locked.run_at, locked.last_error,
             )
 

@@ -88,10 +88,10 @@ class RecoveryAction(enum.StrEnum):
 class JobRecoveryResult:
     """JobRecovery: what a sweep does with one job of a dead worker.
 
-    - ``DEFAULT``: what the sweep does anyway (attempt given back, run after the recovery
-      delay);
+    - ``DEFAULT``: what the sweep does anyway (the attempt it was running is used, run at
+      its original run_at plus the recovery delay);
     - ``reschedule(run_at, attempts=None)``: unlocked to run at ``run_at`` (attempts set
-      when given, else the attempt is given back as by default);
+      when given, else as by default);
     - ``FAIL_WITH_BACKOFF``: counted as a failed attempt, retried after the usual
       exponential backoff (permanently failed when it was the last attempt);
     - ``SKIP``: left locked by the dead worker (the 4-hour stale-lock reset applies).

@@ -26,6 +26,8 @@ from graphile_worker_cli import db
 from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.hooks import HookRegistry, events
 from graphile_worker_cli.queries import metrics as queries
+from graphile_worker_cli.recovery import liveness
+from graphile_worker_cli.worker import watchdog
 
 try:
     import prometheus_client as prom
@@ -106,6 +108,15 @@ class MetricsPlugin:
             "(-1 when it is not registered)", registry=r,
         )
         self.local_queue.set_function(self._local_queue_size)
+        # Read from the liveness and watchdog threads' figures at scrape time: true even
+        # while the event loop (which refreshes the other gauges) is blocked.
+        self.longest_stall = prom.Gauge(
+            "gw_event_loop_longest_stall_seconds",
+            "Longest recent stall of this worker's event loop (0: none)", registry=r,
+        )
+        self.longest_stall.set_function(self._longest_stall)
+        self._db_heartbeat_age = -1.0
+        self.heartbeat_age.set_function(self._heartbeat_age_now)
 
     # -- plugin ---------------------------------------------------------------------------
     def register(self, registry: HookRegistry) -> None:
@@ -159,9 +170,16 @@ class MetricsPlugin:
             for labels in _label_values(gauge):
                 if labels[0] not in seen:
                     gauge.labels(*labels).set(0)
-        self.heartbeat_age.set(age)
+        self._db_heartbeat_age = age
 
     # -- handlers -------------------------------------------------------------------------
+    def _longest_stall(self) -> float:
+        return watchdog.longest_recent_stall(self._worker_id or "") or 0.0
+
+    def _heartbeat_age_now(self) -> float:
+        local = liveness.seconds_since_heartbeat(self._worker_id or "")
+        return local if local is not None else self._db_heartbeat_age
+
     def _local_queue_size(self) -> float:
         return float(self.local_queue_size()) if self.local_queue_size is not None else 0.0
 

@@ -1,15 +1,18 @@
-"""SQL of dead-worker recovery: the ``_gw_workers`` registry, heartbeats and the sweep.
+"""SQL of dead-worker recovery: the ``_gw_workers`` registry, liveness, heartbeats, the
+sweep, and the JobRecovery decisions applied inside a sweep.
 
-Each function returns one statement for a schema (already escaped with
-``db.escape_identifier``); the docstring gives the parameter order.
+A registered worker is dead only when both hold: its heartbeat is older than its effective
+threshold, and its liveness lock (a session-level advisory lock its process holds on a
+connection of its own for its whole life) can be taken, so its database session is gone.
+The lock key is derived from the worker id in SQL (``LIVENESS_KEY``), so the worker and
+every sweeper compute the same key with no stored column.
 """
 
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 
-from graphile_worker_cli.queries import worker
+from graphile_worker_cli.queries import Query, worker
 
 REGISTRY_TABLE = "_gw_workers"
 JOBS_INSERT_CHANNEL = worker.JOBS_INSERT_CHANNEL
@@ -18,24 +21,32 @@ JOBS_INSERT_CHANNEL = worker.JOBS_INSERT_CHANNEL
 # declare it dead, whatever threshold the sweeper was given.
 MIN_MISSED_HEARTBEATS = 3
 
+# The liveness lock key of worker id `<id>`: a signed 64-bit value for the bigint advisory
+# lock functions. The prefix keeps it apart from other users of advisory locks.
+LIVENESS_KEY = "hashtextextended('gw.liveness:' || {id}, 0)"
+
 
 def sweep_lock_key(schema: str) -> int:
     """The advisory lock key that lets one sweeper at a time work on ``schema`` (unescaped).
 
     Derived from the schema name so fleets on different schemas of one database never
-    wait for each other; a signed 64-bit value as ``pg_try_advisory_xact_lock`` wants.
+    wait for each other; a signed 64-bit value, as the bigint advisory lock functions want.
     """
     digest = hashlib.blake2b(f"gw.recovery.sweep:{schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
-@lru_cache(maxsize=64)
-def register_worker(schema: str) -> str:
-    """$1 id, $2 host, $3 pid, $4 version, $5 tasks text[], $6 heartbeat interval (seconds),
-    $7 metadata jsonb (text). Upsert: registering again refreshes everything but started_at.
-    Returns ``inserted`` (false when the row already existed)."""
-    return f"""
-insert into {schema}.{REGISTRY_TABLE} as w
+# $1 worker id. Takes the worker's liveness lock for this session; false when another
+# session holds it (the previous session of this worker not ended yet, or a sweeper
+# testing it right now): try again shortly.
+TAKE_LIVENESS_LOCK = Query(f"select pg_try_advisory_lock({LIVENESS_KEY.format(id='$1::text')})")
+
+# $1 id, $2 host, $3 pid, $4 version, $5 tasks text[], $6 heartbeat interval (seconds),
+# $7 metadata jsonb (text). Upsert: registering again refreshes everything but started_at.
+# Returns `inserted` (false when the row already existed).
+REGISTER_WORKER = Query(
+    """
+insert into {s}._gw_workers as w
   (id, host, pid, version, tasks, heartbeat_interval, metadata)
 values ($1, $2, $3, $4, $5::text[], $6::float8 * interval '1 second', $7::jsonb)
 on conflict (id) do update set
@@ -47,139 +58,151 @@ on conflict (id) do update set
   metadata = excluded.metadata,
   last_heartbeat_at = now()
 returning (xmax = 0) as inserted"""
+)
 
-
-@lru_cache(maxsize=64)
-def heartbeat(schema: str) -> str:
-    """$1 id. Returns a row only when the worker is still registered."""
-    return f"""
-update {schema}.{REGISTRY_TABLE}
-set last_heartbeat_at = now()
+# $1 id, $2 longest recent event-loop stall in seconds (null: not measured). Returns a row
+# only when the worker is still registered.
+HEARTBEAT = Query(
+    """
+update {s}._gw_workers
+set last_heartbeat_at = now(),
+    metadata = case when $2::float8 is null then metadata
+               else metadata || jsonb_build_object('longest_stall_seconds', $2::float8) end
 where id = $1
 returning id"""
+)
 
-
-@lru_cache(maxsize=64)
-def deregister_worker(schema: str) -> str:
-    """$1 id. Only when the worker holds no job or queue lock any more: otherwise the row
-    stays, goes stale, and a sweep recovers what is still locked. Returns ``held``, the
-    number of jobs and queues still locked by the worker (0: the row is gone)."""
-    return f"""
+# $1 id. Only when the worker holds no job or queue lock any more: otherwise the row stays,
+# goes stale, and a sweep recovers what is still locked. Returns `held`, the number of jobs
+# and queues still locked by the worker (0: the row is gone).
+DEREGISTER_WORKER = Query(
+    """
 with held as (
   select
-    (select count(*) from {schema}._private_jobs where locked_by = $1) as jobs,
-    (select count(*) from {schema}._private_job_queues where locked_by = $1) as queues
+    (select count(*) from {s}._private_jobs where locked_by = $1) as jobs,
+    (select count(*) from {s}._private_job_queues where locked_by = $1) as queues
 ),
 removed as (
-  delete from {schema}.{REGISTRY_TABLE} as w
+  delete from {s}._gw_workers as w
   using held
   where w.id = $1 and held.jobs = 0 and held.queues = 0
   returning w.id
 )
 select (jobs + queues)::int as held from held"""
+)
 
-
-def _effective_threshold(schema: str) -> str:
-    # $1 threshold seconds, $2 resilient multiplier, $3 resilient flags; alias w = registry.
-    return f"""(
+# $1 threshold seconds, $2 resilient multiplier, $3 resilient flags; alias w = registry.
+_EFFECTIVE_THRESHOLD = f"""(
     greatest($1::float8 * interval '1 second', w.heartbeat_interval * {MIN_MISSED_HEARTBEATS})
     * case when exists (
-        select 1 from {schema}._private_jobs as j
+        select 1 from {{s}}._private_jobs as j
         where j.locked_by = w.id and j.flags ?| $3::text[]
       ) then $2::integer else 1 end
   )"""
+_LATE = f"w.last_heartbeat_at < now() - {_EFFECTIVE_THRESHOLD}"
+# Whether worker w's liveness lock is free (its session is gone). Taking it is transaction
+# scoped, so it is released when the statement's transaction ends; the case keeps the
+# lock untouched for workers whose heartbeat is not late.
+_SESSION_GONE = f"pg_try_advisory_xact_lock({LIVENESS_KEY.format(id='w.id')})"
+# $4 (in the sweep; the sweeper's own id) is never dead.
+_DEAD = (
+    f"(case when {_LATE} and w.id is distinct from $4::text then {_SESSION_GONE} else false end)"
+)
 
-
-@lru_cache(maxsize=64)
-def list_active_workers(schema: str) -> str:
-    """$1 threshold seconds, $2 resilient multiplier, $3 resilient flags text[].
-    Every registered worker with its jobs and queues held and whether it is stale."""
-    return f"""
+# $1 threshold seconds, $2 resilient multiplier, $3 resilient flags text[]. Every registered
+# worker with its jobs and queues held, whether its heartbeat is late, whether its session
+# still holds its liveness lock, and whether a sweep would declare it dead (stale).
+LIST_ACTIVE_WORKERS = Query(
+    f"""
 select
   w.id, w.host, w.pid, w.version, w.tasks, w.started_at, w.last_heartbeat_at,
   extract(epoch from now() - w.started_at)::float8 as age,
   extract(epoch from now() - w.last_heartbeat_at)::float8 as heartbeat_age,
   extract(epoch from w.heartbeat_interval)::float8 as heartbeat_interval,
-  extract(epoch from {_effective_threshold(schema)})::float8 as threshold,
-  w.last_heartbeat_at < now() - {_effective_threshold(schema)} as stale,
-  (select count(*) from {schema}._private_jobs as j where j.locked_by = w.id)::int
+  extract(epoch from {_EFFECTIVE_THRESHOLD})::float8 as threshold,
+  {_LATE} as late,
+  not {_SESSION_GONE} as session_alive,
+  {_LATE} and {_SESSION_GONE} as stale,
+  (w.metadata ->> 'longest_stall_seconds')::float8 as longest_stall,
+  (select count(*) from {{s}}._private_jobs as j where j.locked_by = w.id)::int
     as jobs_held,
-  (select count(*) from {schema}._private_job_queues as q where q.locked_by = w.id)::int
+  (select count(*) from {{s}}._private_job_queues as q where q.locked_by = w.id)::int
     as queues_held
-from {schema}.{REGISTRY_TABLE} as w
+from {{s}}._gw_workers as w
 order by w.started_at, w.id"""
+)
 
-
-@lru_cache(maxsize=64)
-def list_unregistered_lock_holders(schema: str) -> str:
-    """No parameters. Lock holders with no registry row (reference workers, old gw):
-    the sweep never touches them; only the 4-hour stale-lock rule applies."""
-    return f"""
+# No parameters. Lock holders with no registry row (reference workers, old gw): the sweep
+# never touches them; only the 4-hour stale-lock rule applies.
+LIST_UNREGISTERED_LOCK_HOLDERS = Query(
+    """
 select j.locked_by as id, count(*)::int as jobs_held, min(j.locked_at) as oldest_lock_at
-from {schema}._private_jobs as j
+from {s}._private_jobs as j
 where j.locked_by is not null
-  and not exists (select 1 from {schema}.{REGISTRY_TABLE} as w where w.id = j.locked_by)
+  and not exists (select 1 from {s}._gw_workers as w where w.id = j.locked_by)
 group by j.locked_by
 order by min(j.locked_at), j.locked_by"""
+)
 
-
-SCHEMA_STATE = f"""
+# $1 unescaped schema name. Whether the schema is migrated and has gw's worker registry.
+SCHEMA_STATE = Query(
+    """
 select
-  to_regclass($1::text || '._private_jobs') is not null as migrated,
-  to_regclass($1::text || '.{REGISTRY_TABLE}') is not null as has_registry"""
-"""$1 escaped schema. Whether the schema is migrated and has gw's worker registry."""
+  to_regclass(quote_ident($1::text) || '._private_jobs') is not null as migrated,
+  to_regclass(quote_ident($1::text) || '._gw_workers') is not null as has_registry"""
+)
 
+# $1 worker ids text[]. The schema's own function unlocks their jobs and queues; returns
+# how many jobs they held.
+FORCE_UNLOCK_WORKERS = Query(
+    """
+with held as (
+  select count(*)::int as jobs from {s}._private_jobs where locked_by = any($1::text[])
+)
+select held.jobs from held, lateral (select {s}.force_unlock_workers($1::text[])) as unlock"""
+)
 
-@lru_cache(maxsize=64)
-def count_locked_jobs(schema: str) -> str:
-    """$1 worker ids text[]. How many jobs these workers hold."""
-    return f"select count(*)::int from {schema}._private_jobs where locked_by = any($1::text[])"
+# $1 sweep lock key, $2 statement and lock timeout, $3 idle-in-transaction timeout (texts
+# such as '10s'). Opens a sweep: timeouts for this transaction only, so a sweeper that
+# stalls mid-transaction loses its session and the lock within the idle timeout instead of
+# holding every other sweeper off; then the fleet-wide sweep lock. Returns `locked`.
+BEGIN_SWEEP = Query(
+    """
+select
+  set_config('statement_timeout', $2::text, true),
+  set_config('lock_timeout', $2::text, true),
+  set_config('idle_in_transaction_session_timeout', $3::text, true),
+  pg_try_advisory_xact_lock($1::bigint) as locked"""
+)
 
-
-@lru_cache(maxsize=64)
-def force_unlock_workers(schema: str) -> str:
-    """$1 worker ids text[]. The schema's own function: unlocks their jobs and queues."""
-    return f"select {schema}.force_unlock_workers($1::text[])"
-
-
-TRY_SWEEP_LOCK = "select pg_try_advisory_xact_lock($1::bigint)"
-
-
-@lru_cache(maxsize=64)
-def sweep_stale_workers(schema: str) -> str:
-    """$1 threshold seconds, $2 resilient multiplier, $3 resilient flags text[],
-    $4 recovery delay seconds, $5 the sweeping worker's own id (never swept; may be null).
-    Run inside the transaction holding the sweep lock.
-
-    Dead = registered and heartbeat older than its effective threshold. Their jobs are
-    unlocked with the unfinished attempt given back (except jobs detached by
-    remove_job/add_job while locked: those were modified after locking and already sit at
-    max_attempts, so they must not come back), run_at pushed by the recovery delay; their
-    queues are unlocked and their rows deleted. A row being heartbeated right now is
-    locked by that update and skipped. Idle workers are woken with a jobs:insert notice.
-    Returns worker_ids, job_ids, queue_names (arrays)."""
-    return f"""
+# $1 threshold seconds, $2 resilient multiplier, $3 resilient flags text[], $4 the sweeping
+# worker's own id (never swept; may be null), $5 recovery delay seconds. Run inside the
+# transaction holding the sweep lock.
+#
+# Dead = registered, heartbeat older than its effective threshold, and liveness lock free.
+# Their jobs are unlocked with the attempt they were running used (as the reference's
+# stale-lock reset does: a job that kills its worker ends permanently failed after
+# max_attempts), keep their place in line (run_at + the recovery delay), and say why in
+# last_error. Their queues are unlocked and their rows deleted. A row being heartbeated
+# right now is locked by that update and skipped. Idle workers are woken with a
+# jobs:insert notice. Returns worker_ids, job_ids, queue_names (arrays).
+SWEEP_STALE_WORKERS = Query(
+    f"""
 with dead as (
-  select w.id, w.last_heartbeat_at
-  from {schema}.{REGISTRY_TABLE} as w
-  where w.last_heartbeat_at < now() - {_effective_threshold(schema)}
-    and w.id is distinct from $5::text
+  select w.id
+  from {{s}}._gw_workers as w
+  where {_DEAD}
   for update of w skip locked
 ),
 recovered_jobs as (
-  update {schema}._private_jobs as j
+  update {{s}}._private_jobs as j
   set
     locked_at = null,
     locked_by = null,
-    attempts = case
-      when j.attempts >= j.max_attempts and j.updated_at > j.locked_at then j.attempts
-      else greatest(j.attempts - 1, 0)
-    end,
-    run_at = greatest(j.run_at, now()) + $4::float8 * interval '1 second',
+    run_at = j.run_at + $5::float8 * interval '1 second',
     last_error = format(
-      'worker %s stopped heartbeating at %s (sweep at %s); job recovered by sweep',
+      'worker %s died while running this job (recovered by sweep at %s)',
       dead.id,
-      to_char(dead.last_heartbeat_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
       to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
     ),
     updated_at = now()
@@ -188,14 +211,14 @@ recovered_jobs as (
   returning j.id, j.run_at <= now() as due
 ),
 unlocked_queues as (
-  update {schema}._private_job_queues as q
+  update {{s}}._private_job_queues as q
   set locked_at = null, locked_by = null
   from dead
   where q.locked_by = dead.id
   returning q.queue_name
 ),
 removed as (
-  delete from {schema}.{REGISTRY_TABLE} as w
+  delete from {{s}}._gw_workers as w
   using dead
   where w.id = dead.id
   returning w.id
@@ -213,3 +236,54 @@ select
   coalesce((select array_agg(queue_name order by queue_name) from unlocked_queues), '{{}}')
     as queue_names,
   (select count(*) from notified)::int as notified"""
+)
+
+# $1 threshold seconds, $2 resilient multiplier, $3 resilient flags text[], $4 the sweeper's
+# id. The jobs the sweep is about to recover, as they are now (run it in the sweep's
+# transaction, before the sweep statement; same dead rule).
+JOBS_OF_DEAD_WORKERS = Query(
+    f"""
+select j.*, t.identifier as task_identifier, q.queue_name
+from {{s}}._private_jobs as j
+join {{s}}._gw_workers as w on w.id = j.locked_by
+join {{s}}._private_tasks as t on t.id = j.task_id
+left join {{s}}._private_job_queues as q on q.id = j.job_queue_id
+where {_DEAD}
+order by j.id"""
+)
+
+# JobRecovery decisions, applied after the sweep statement in its transaction.
+# $1 job id, $2 run_at, $3 attempts (null: as the sweep left it).
+RECOVERY_RESCHEDULE = Query(
+    """
+update {s}._private_jobs
+set run_at = $2::timestamptz, attempts = coalesce($3::smallint, attempts), updated_at = now()
+where id = $1 and locked_by is null"""
+)
+
+# $1 job id, $2 attempts as locked (the lost attempt counts). Backoff as a failure.
+RECOVERY_FAIL_WITH_BACKOFF = Query(
+    """
+update {s}._private_jobs
+set attempts = $2::smallint,
+    run_at = greatest(now(), run_at) + exp(least($2::int, 10)) * interval '1 second',
+    updated_at = now()
+where id = $1 and locked_by is null"""
+)
+
+# $1 job id, $2 locked_by, $3 locked_at, $4 attempts, $5 run_at, $6 last_error: put the job
+# back as the dead worker left it (locked), and its queue too.
+RECOVERY_SKIP = Query(
+    """
+with job as (
+  update {s}._private_jobs
+  set locked_by = $2, locked_at = $3, attempts = $4::smallint, run_at = $5,
+      last_error = $6
+  where id = $1 and locked_by is null
+  returning job_queue_id
+)
+update {s}._private_job_queues as q
+set locked_by = $2, locked_at = $3
+from job
+where q.id = job.job_queue_id and q.locked_by is null"""
+)

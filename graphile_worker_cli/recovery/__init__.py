@@ -18,32 +18,44 @@ from graphile_worker_cli.recovery.config import (
 )
 from graphile_worker_cli.recovery.registry import (
     ActiveWorkerRow,
+    Executor,
     LockHolderRow,
+    SchemaState,
     deregister_worker,
+    force_unlock_workers,
     heartbeat,
     list_active_workers,
     list_unregistered_lock_holders,
     register_worker,
     registry_exists,
+    schema_state,
+    take_liveness_lock,
 )
 from graphile_worker_cli.recovery.runner import run_worker_recovery
+from graphile_worker_cli.recovery.session import registry_connection
 from graphile_worker_cli.recovery.sweep import sweep_stale_workers
 
 __all__ = [
     "INFRASTRUCTURE_RESILIENT_FLAG",
     "ActiveWorkerRow",
+    "Executor",
     "LockHolderRow",
     "ResolvedSweepConfig",
+    "SchemaState",
     "SweepStaleWorkersOptions",
     "SweepStaleWorkersResult",
     "WorkerRecoveryConfig",
     "deregister_worker",
+    "force_unlock_workers",
     "heartbeat",
     "job_has_resilient_flag",
     "list_active_workers",
     "list_unregistered_lock_holders",
     "register_worker",
+    "registry_connection",
     "registry_exists",
     "run_worker_recovery",
+    "schema_state",
     "sweep_stale_workers",
+    "take_liveness_lock",
 ]

@@ -46,7 +46,14 @@ class ActiveWorkerRow:
     heartbeat_age: float
     heartbeat_interval: float
     threshold: float
+    late: bool
+    """Its heartbeat is older than its threshold."""
+    session_alive: bool
+    """Its database session still holds its liveness lock (its process lives)."""
     stale: bool
+    """Late and session gone: a sweep would declare it dead."""
+    longest_stall: float | None
+    """The longest event-loop stall it reported recently, in seconds (None: not reported)."""
     jobs_held: int
     queues_held: int
 
@@ -60,11 +67,35 @@ class LockHolderRow:
     oldest_lock_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    migrated: bool
+    """The schema has Graphile Worker's tables."""
+    has_registry: bool
+    """The schema has gw's worker registry."""
+
+
+async def schema_state(pool_or_conn: Executor, schema: str) -> SchemaState:
+    """Whether ``schema`` is migrated and has gw's worker registry."""
+    async with acquire(pool_or_conn) as conn:
+        state = await conn.fetchrow(queries.SCHEMA_STATE.sql(schema), schema)
+    if state is None:
+        return SchemaState(False, False)
+    return SchemaState(bool(state["migrated"]), bool(state["has_registry"]))
+
+
 async def registry_exists(pool_or_conn: Executor, schema: str) -> bool:
     """Whether ``schema`` has gw's worker registry (``migrate.migrate`` creates it)."""
+    return (await schema_state(pool_or_conn, schema)).has_registry
+
+
+async def force_unlock_workers(
+    pool_or_conn: Executor, schema: str, worker_ids: Sequence[str]
+) -> int:
+    """Unlock every job and queue the workers hold; how many jobs they held."""
     async with acquire(pool_or_conn) as conn:
-        state = await conn.fetchrow(queries.SCHEMA_STATE, db.escape_identifier(schema))
-    return bool(state is not None and state["has_registry"])
+        held = await conn.fetchval(queries.FORCE_UNLOCK_WORKERS.sql(schema), list(worker_ids))
+    return int(held or 0)
 
 
 async def register_worker(
@@ -81,7 +112,7 @@ async def register_worker(
     """Add (or refresh) this worker's row; True when the row was new."""
     async with acquire(pool_or_conn) as conn:
         inserted = await conn.fetchval(
-            queries.register_worker(db.escape_identifier(schema)),
+            queries.REGISTER_WORKER.sql(schema),
             worker_id,
             host or socket.gethostname(),
             os.getpid() if pid is None else pid,
@@ -93,11 +124,21 @@ async def register_worker(
     return bool(inserted)
 
 
-async def heartbeat(pool_or_conn: Executor, schema: str, worker_id: str) -> bool:
-    """Record that the worker is alive; False when its row is gone (it was swept)."""
+async def heartbeat(
+    pool_or_conn: Executor, schema: str, worker_id: str, longest_stall: float | None = None
+) -> bool:
+    """Record that the worker is alive (and its longest recent event-loop stall); False when
+    its row is gone (it was swept)."""
     async with acquire(pool_or_conn) as conn:
-        found = await conn.fetchval(queries.heartbeat(db.escape_identifier(schema)), worker_id)
+        found = await conn.fetchval(queries.HEARTBEAT.sql(schema), worker_id, longest_stall)
     return found is not None
+
+
+async def take_liveness_lock(conn: asyncpg.Connection, schema: str, worker_id: str) -> bool:
+    """Take the worker's liveness lock for ``conn``'s session; False when another session
+    holds it for now. Held until the session ends: while it is held, no sweep declares the
+    worker dead, however late its heartbeat."""
+    return bool(await conn.fetchval(queries.TAKE_LIVENESS_LOCK.sql(schema), worker_id))
 
 
 async def deregister_worker(pool_or_conn: Executor, schema: str, worker_id: str) -> bool:
@@ -107,11 +148,8 @@ async def deregister_worker(pool_or_conn: Executor, schema: str, worker_id: str)
     stale and a sweep recovers those jobs, instead of leaving them to the 4-hour rule.
     """
     async with acquire(pool_or_conn) as conn:
-        record = await conn.fetchrow(
-            queries.deregister_worker(db.escape_identifier(schema)), worker_id
-        )
-    assert record is not None
-    return bool(record["held"] == 0)
+        held = await conn.fetchval(queries.DEREGISTER_WORKER.sql(schema), worker_id)
+    return bool(held == 0)
 
 
 async def list_active_workers(
@@ -125,7 +163,7 @@ async def list_active_workers(
     base = config or WorkerRecoveryConfig()
     async with acquire(pool_or_conn) as conn:
         records = await conn.fetch(
-            queries.list_active_workers(db.escape_identifier(schema)),
+            queries.LIST_ACTIVE_WORKERS.sql(schema),
             base.sweep_threshold if threshold is None else threshold,
             base.resilient_sweep_threshold_multiplier,
             list(base.resilient_job_flags),
@@ -138,7 +176,5 @@ async def list_unregistered_lock_holders(
 ) -> list[LockHolderRow]:
     """Lock holders the sweep never touches (only the 4-hour stale-lock rule applies)."""
     async with acquire(pool_or_conn) as conn:
-        records = await conn.fetch(
-            queries.list_unregistered_lock_holders(db.escape_identifier(schema))
-        )
+        records = await conn.fetch(queries.LIST_UNREGISTERED_LOCK_HOLDERS.sql(schema))
     return [LockHolderRow(**dict(record)) for record in records]

@@ -1,8 +1,10 @@
 """The recovery side task of a worker: register, heartbeat, sweep, deregister.
 
-The heartbeat runs on a connection of its own (when a URL is given) so that busy job
-slots or a saturated pool can never delay it, and retries after database errors at least
-once per heartbeat interval, re-registering when its row vanished. Sweeping uses the pool.
+With a URL, the liveness lock and the heartbeat live in a thread of their own with their
+own connection (``liveness.LivenessThread``), so neither busy job slots, a saturated pool
+nor a stalled event loop can delay them. Without one (a pool passed in), the heartbeat
+runs on this loop from the pool, with no liveness lock: such a worker is judged by its
+heartbeat alone. Sweeping uses the pool, on this loop. The stall watchdog starts here too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from graphile_worker_cli import db
 from graphile_worker_cli.errors import GraphileWorkerError
 from graphile_worker_cli.recovery import registry, sweep
 from graphile_worker_cli.recovery.config import SweepStaleWorkersOptions, WorkerRecoveryConfig
+from graphile_worker_cli.recovery.liveness import LivenessThread
+from graphile_worker_cli.worker.watchdog import RunningJobs, StallWatchdog
 
 if TYPE_CHECKING:
     from graphile_worker_cli import hooks as gw_hooks
@@ -202,18 +206,57 @@ async def run_worker_recovery(
     metadata: dict[str, Any] | None = None,
     prepared_statements: bool = True,
     hooks: gw_hooks.HookRegistry | None = None,
+    running_jobs: RunningJobs | None = None,
 ) -> None:
-    """Register ``worker_id``, heartbeat and sweep until ``stop`` is set, then deregister.
+    """Register ``worker_id``, hold its liveness lock, heartbeat and sweep until ``stop``
+    is set, then deregister.
 
-    With ``url`` the heartbeat uses a dedicated connection to it; without, the pool. Set
-    ``stop`` only after the worker settled or returned its jobs: a deregistered worker's
-    remaining locks fall back to the 4-hour rule. Database errors never end this
-    coroutine; it returns only when ``stop`` is set.
+    With ``url`` the liveness lock and heartbeat use a dedicated connection to it, in a
+    thread; without, the pool. ``running_jobs`` (the worker's running job ids and tasks)
+    turns on the stall watchdog. Set ``stop`` only after the worker settled or returned its
+    jobs: a deregistered worker's remaining locks fall back to the 4-hour rule. Database
+    errors never end this coroutine; it returns only when ``stop`` is set.
     """
-    if not config.enabled:
-        await stop.wait()
-        return
-    heart = _Heart(pool, schema, worker_id, config, tasks, url, metadata, prepared_statements)
+    watchdog = StallWatchdog(running_jobs, worker_id=worker_id) if running_jobs else None
+    if watchdog is not None:
+        watchdog.start()
+    try:
+        if not config.enabled:
+            await stop.wait()
+        elif url is None:
+            await _recover_on_loop(pool, schema, worker_id, config, stop, tasks, metadata,
+                                   prepared_statements, hooks)
+        else:
+            liveness = LivenessThread(
+                url, schema, worker_id, config, tasks=tasks, metadata=metadata,
+                prepared_statements=prepared_statements,
+                longest_stall=watchdog.longest_recent if watchdog is not None else None,
+            )
+            liveness.start()
+            try:
+                await _sweep_loop(pool, schema, worker_id, config, stop, hooks)
+            except BaseException:
+                # Cancelled: the session ends, the row stays; a sweep recovers what is held.
+                liveness.request_stop(deregister=False)
+                raise
+            await liveness.stop()
+    finally:
+        if watchdog is not None:
+            watchdog.stop()
+
+
+async def _recover_on_loop(
+    pool: asyncpg.Pool,
+    schema: str,
+    worker_id: str,
+    config: WorkerRecoveryConfig,
+    stop: asyncio.Event,
+    tasks: Sequence[str],
+    metadata: dict[str, Any] | None,
+    prepared_statements: bool,
+    hooks: gw_hooks.HookRegistry | None,
+) -> None:
+    heart = _Heart(pool, schema, worker_id, config, tasks, None, metadata, prepared_statements)
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(heart.run(stop), name=f"gw-heartbeat-{worker_id}")

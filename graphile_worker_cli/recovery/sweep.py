@@ -1,7 +1,8 @@
 """The sweep: registered workers whose heartbeat went stale give their jobs back.
 
 One transaction, one sweeper at a time per schema (a transaction-scoped advisory lock; a
-second sweeper returns at once with ``skipped``). A dry run does the same work and rolls
+second sweeper returns at once with ``skipped``), bounded by server-side timeouts so a
+sweeper that stalls cannot hold the lock for long. A dry run does the same work and rolls
 it back, so it reports exactly what a real sweep would have done.
 """
 
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
     from graphile_worker_cli import hooks as gw_hooks
 
 logger = logging.getLogger("gw.recovery")
+
+# Bounds of one sweep transaction: a statement (or a row lock wait) longer than the first
+# is cancelled; a sweeper idle inside the transaction longer than the second (its event
+# loop stalled) loses its session, and with it the sweep lock, so other sweepers go on.
+SWEEP_STATEMENT_TIMEOUT = "10s"
+SWEEP_IDLE_TIMEOUT = "5s"
 
 
 async def sweep_stale_workers(
@@ -52,7 +59,11 @@ async def sweep_stale_workers(
         transaction = conn.transaction()
         await transaction.start()
         try:
-            if not await conn.fetchval(queries.TRY_SWEEP_LOCK, queries.sweep_lock_key(schema)):
+            began = await conn.fetchrow(
+                queries.BEGIN_SWEEP.sql(schema), queries.sweep_lock_key(schema),
+                SWEEP_STATEMENT_TIMEOUT, SWEEP_IDLE_TIMEOUT,
+            )
+            if began is None or not began["locked"]:
                 logger.debug("another sweeper holds the sweep lock; skipping this sweep")
                 await transaction.rollback()
                 return SweepStaleWorkersResult(dry_run=resolved.dry_run, skipped=True)
@@ -61,12 +72,12 @@ async def sweep_stale_workers(
                 if intercept else []
             )
             record = await conn.fetchrow(
-                queries.sweep_stale_workers(db.escape_identifier(schema)),
+                queries.SWEEP_STALE_WORKERS.sql(schema),
                 resolved.threshold,
                 resolved.resilient_sweep_threshold_multiplier,
                 list(resolved.resilient_job_flags),
-                resolved.recovery_delay,
                 sweeper_id,
+                resolved.recovery_delay,
             )
             if intercept and record is not None and hooks is not None:
                 await hook_recovery.apply(

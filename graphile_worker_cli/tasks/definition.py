@@ -2,8 +2,9 @@
 
 ``define_task`` turns a handler class or a function into a definition: it works out how
 to validate the payload, whether to run in a thread, and how to read the return value.
-Calling a definition never raises (except ``asyncio.CancelledError``): every problem
-becomes a ``TaskFailure`` whose message is the job's ``last_error``.
+Calling a definition never raises (except ``asyncio.CancelledError`` when the worker
+cancels the job): every problem, any ``BaseException`` included, becomes a ``TaskFailure``
+whose message is the job's ``last_error``.
 """
 
 from __future__ import annotations
@@ -42,9 +43,15 @@ class TaskDefinition:
     async def __call__(self, ctx: WorkerContext) -> TaskOutcome:
         try:
             return await self._runner(ctx)
-        except asyncio.CancelledError:
-            raise
-        except (Exception, SystemExit) as error:
+        except asyncio.CancelledError as error:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the worker cancelled the job (shutdown): it hands the job back
+            # Raised by the task's own code (or a cancelled future it awaited): a failure.
+            return TaskFailure(outcomes.describe_error(error), error=error)
+        except BaseException as error:
+            # KeyboardInterrupt, SystemExit, GeneratorExit... from job code are that job's
+            # failure: letting them through would crash the worker and strand the job.
             return TaskFailure(outcomes.describe_error(error), error=error)
 
     def __repr__(self) -> str:

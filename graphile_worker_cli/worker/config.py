@@ -50,6 +50,8 @@ return when ``worker.stopping`` is set; if it raises, the worker shuts down and 
 @dataclass(kw_only=True)
 class WorkerConfig:
     database_url: str | None = None
+    direct_database_url: str | None = None
+    """A direct PostgreSQL session for the liveness lock (behind a transaction pooler)."""
     pg_pool: asyncpg.Pool | None = None
     schema: str = db.DEFAULT_SCHEMA
     concurrency: int = 10
@@ -141,6 +143,7 @@ class WorkerConfig:
             "local_queue_ttl", "local_queue_refetch_delay", "complete_job_batch_delay",
             "fail_job_batch_delay", "prepared_statements", "worker_recovery",
             "heartbeat_interval", "sweep_interval", "sweep_threshold", "recovery_delay",
+            "direct_database_url",
         )
         values: dict[str, Any] = {
             name: getattr(settings, name) for name in names if hasattr(settings, name)

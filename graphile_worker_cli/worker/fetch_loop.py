@@ -156,7 +156,7 @@ class FetchLoop:
                     "fetching jobs failed (%s); retrying in %.1fs", error, wait,
                     extra={"gw": {"action": "fetch_retry", "attempt": failures}},
                 )
-                await sleep_unless_set(self._stopping, wait)
+                await backoff.pause(self._slots.wakeup, wait)  # the listener back: retry now
         return []
 
     def _held_ids(self) -> list[int]:

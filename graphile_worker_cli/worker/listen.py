@@ -27,7 +27,7 @@ log = logging.getLogger("gw.worker")
 
 JOBS_INSERT = queries.JOBS_INSERT_CHANNEL
 WORKER_MIGRATE = migrate_queries.MIGRATE_CHANNEL
-LISTEN_BACKOFF_CAP = 60.0
+LISTEN_BACKOFF_CAP = backoff.CAP_SECONDS
 CLOSE_TIMEOUT = 5.0
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]

@@ -260,10 +260,14 @@ class Worker:
             self.pool, self.schema, self.worker_id,
             recovery.WorkerRecoveryConfig.from_settings(self.options),
             stop=self.settled, tasks=list(self._task_names.values()),
-            url=self.options.database_url,
+            url=self.options.direct_database_url or self.options.database_url,
             prepared_statements=self.options.prepared_statements,
-            hooks=self.events.registry,
+            hooks=self.events.registry, running_jobs=self._running_jobs,
         )
+
+    def _running_jobs(self) -> list[tuple[int, str]]:
+        """(id, task) of each running job, for the stall watchdog."""
+        return [(r.job.id, r.job.task_identifier) for r in self.slots.running.values()]
 
     def _side_task_ended(self, name: str, task: asyncio.Task[None]) -> None:
         if task.cancelled():

@@ -139,7 +139,7 @@ async def test_job_recovery_outcomes_and_worker_recovered(conn: asyncpg.Connecti
             f"from {S}._private_jobs"
         )
     }
-    assert rows[default]["attempts"] == 2 and rows[default]["locked_by"] is None
+    assert rows[default]["attempts"] == 3 and rows[default]["locked_by"] is None
     assert rows[moved]["attempts"] == 0 and rows[moved]["run_at"] == later
     assert rows[backoff]["attempts"] == 3 and rows[backoff]["locked_by"] is None
     assert timedelta(seconds=15) < rows[backoff]["wait"] < timedelta(seconds=25)  # e**3 = 20 s

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import asyncpg
@@ -45,12 +46,18 @@ async def test_stale_registered_worker_is_swept_and_its_jobs_recovered(
     assert sorted(result.recovered_job_ids) == sorted([queued, plain])
     assert result.unlocked_queue_names == ["serial"]
     assert not result.skipped and not result.dry_run
-    for job_id, attempts in ((queued, 2), (plain, 0)):
+    for job_id, attempts in ((queued, 3), (plain, 1)):
         row = await job_row(rconn, job_id)
         assert row["locked_by"] is None and row["locked_at"] is None
+        # The attempt the dead worker was running is used, as the reference's reset does.
         assert row["attempts"] == attempts
-        assert row["delay"].total_seconds() > 25
-        assert "gw-dead" in row["last_error"] and "recovered by sweep" in row["last_error"]
+        # It keeps its place: the original run_at (a minute ago) plus the delay.
+        assert -35 < row["delay"].total_seconds() < -25
+        assert re.fullmatch(
+            r"worker gw-dead died while running this job \(recovered by sweep at "
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\)",
+            row["last_error"],
+        ), row["last_error"]
     queue = await rconn.fetchrow(
         "select locked_by, locked_at from graphile_worker._private_job_queues"
         " where queue_name = 'serial'"
@@ -119,7 +126,9 @@ async def test_remove_job_on_a_dead_workers_job_is_not_undone(rconn: asyncpg.Con
     assert row["attempts"] == row["max_attempts"] and row["is_available"] is False
 
 
-async def test_final_attempt_of_a_dead_worker_runs_again(rconn: asyncpg.Connection) -> None:
+async def test_final_attempt_of_a_dead_worker_fails_the_job_for_good(
+    rconn: asyncpg.Connection,
+) -> None:
     await register(rconn, "gw-dead")
     job_id = await add_locked_job(rconn, "gw-dead", attempts=1, max_attempts=1)
     await age_heartbeat(rconn, "gw-dead", "1 hour")
@@ -127,7 +136,83 @@ async def test_final_attempt_of_a_dead_worker_runs_again(rconn: asyncpg.Connecti
     await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
 
     row = await job_row(rconn, job_id)
-    assert row["attempts"] == 0 and row["is_available"] is True
+    assert row["attempts"] == 1 and row["locked_by"] is None
+    assert row["last_error"].startswith("worker gw-dead died while running this job")
+    runnable = await rconn.fetchval(
+        "select count(*) from graphile_worker.jobs where id = $1 and attempts < max_attempts",
+        job_id,
+    )
+    assert runnable == 0
+
+
+async def test_late_worker_whose_session_holds_its_liveness_lock_is_never_swept(
+    rconn: asyncpg.Connection, db_url: str
+) -> None:
+    await register(rconn, "gw-stalled")
+    job_id = await add_locked_job(rconn, "gw-stalled")
+    await age_heartbeat(rconn, "gw-stalled", "1 hour")
+    session = await asyncpg.connect(db_url)
+    try:
+        assert await recovery.take_liveness_lock(session, SCHEMA, "gw-stalled")
+        listed = await recovery.list_active_workers(rconn, SCHEMA, threshold=60)
+        assert [(r.late, r.session_alive, r.stale) for r in listed] == [(True, True, False)]
+        result = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
+        assert result.worker_ids == [] and result.recovered_job_ids == []
+        assert (await job_row(rconn, job_id))["locked_by"] == "gw-stalled"
+    finally:
+        await session.close()  # the process dies: its session, and the lock, are gone
+    result = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
+    assert result.worker_ids == ["gw-stalled"] and result.recovered_job_ids == [job_id]
+
+
+async def test_fresh_worker_whose_session_is_gone_is_not_swept(
+    rconn: asyncpg.Connection,
+) -> None:
+    await register(rconn, "gw-reconnecting")
+    await add_locked_job(rconn, "gw-reconnecting")
+    result = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
+    assert result.worker_ids == []
+
+
+async def test_liveness_lock_is_held_by_one_session_at_a_time(
+    rconn: asyncpg.Connection, db_url: str
+) -> None:
+    first = await asyncpg.connect(db_url)
+    second = await asyncpg.connect(db_url)
+    try:
+        assert await recovery.take_liveness_lock(first, SCHEMA, "gw-one")
+        assert not await recovery.take_liveness_lock(second, SCHEMA, "gw-one")
+        assert await recovery.take_liveness_lock(second, SCHEMA, "gw-other")
+        await first.close()
+        assert await recovery.take_liveness_lock(second, SCHEMA, "gw-one")
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_sweeper_stalled_inside_its_transaction_loses_the_sweep_lock(
+    rconn: asyncpg.Connection, db_url: str
+) -> None:
+    await register(rconn, "gw-dead")
+    await add_locked_job(rconn, "gw-dead")
+    await age_heartbeat(rconn, "gw-dead", "1 hour")
+    stalled = await asyncpg.connect(db_url)
+    try:
+        # A sweeper whose event loop froze right after taking the lock.
+        await stalled.execute("begin")
+        began = await stalled.fetchrow(
+            queries.BEGIN_SWEEP.sql(SCHEMA), queries.sweep_lock_key(SCHEMA), "10s", "1s"
+        )
+        assert began is not None and began["locked"]
+        assert (await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))).skipped
+
+        async def swept() -> bool:
+            result = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
+            return result.worker_ids == ["gw-dead"]
+
+        await wait_until(swept, timeout=10)
+    finally:
+        stalled.terminate()
 
 
 async def test_resilient_flag_extends_the_threshold_of_its_worker(
@@ -178,7 +263,10 @@ async def test_second_sweeper_skips_while_the_sweep_lock_is_held(
     other = await asyncpg.connect(db_url)
     try:
         async with other.transaction():
-            assert await other.fetchval(queries.TRY_SWEEP_LOCK, queries.sweep_lock_key(SCHEMA))
+            began = await other.fetchrow(
+                queries.BEGIN_SWEEP.sql(SCHEMA), queries.sweep_lock_key(SCHEMA), "10s", "5s"
+            )
+            assert began is not None and began["locked"]
             skipped = await recovery.sweep_stale_workers(rconn, SCHEMA, Sweep(threshold=60))
         assert skipped.skipped and skipped.worker_ids == []
         assert await registered_ids(rconn) == {"gw-dead"}
@@ -206,7 +294,7 @@ async def test_two_concurrent_sweepers_recover_each_job_once(
     swept = [w for r in results for w in r.worker_ids]
     assert sorted(swept) == [f"gw-dead-{n}" for n in range(5)]
     attempts = await rconn.fetch("select attempts from graphile_worker._private_jobs")
-    assert [r["attempts"] for r in attempts] == [1] * 5
+    assert [r["attempts"] for r in attempts] == [2] * 5
 
 
 async def test_sweep_wakes_idle_workers(rconn: asyncpg.Connection, db_url: str) -> None:
@@ -340,7 +428,7 @@ async def test_heartbeat_survives_termination_of_its_connection(
         await wait_until(registered)
         killed = await rconn.fetch(
             "select pg_terminate_backend(pid) from pg_stat_activity"
-            " where application_name = 'gw-recovery gw-hb'"
+            " where application_name = 'gw-liveness gw-hb'"
         )
         assert [r[0] for r in killed] == [True]
         after_kill = await rconn.fetchval("select now()")
@@ -351,6 +439,8 @@ async def test_heartbeat_survives_termination_of_its_connection(
 
         await wait_until(beats_again)
         assert not task.done()
+        # It holds its liveness lock again, on its new session.
+        assert not await recovery.take_liveness_lock(rconn, SCHEMA, "gw-hb")
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=10)
