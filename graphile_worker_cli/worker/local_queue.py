@@ -68,6 +68,11 @@ class LocalQueue:
         """The job fetched first (the queue must not be empty)."""
         return self._jobs.popleft()[0]
 
+    def next_job(self) -> Job | None:
+        """The job fetched first, taken off the queue (None: the queue is empty)."""
+        jobs = self._jobs
+        return jobs.popleft()[0] if jobs else None
+
     def wants_refill(self, demand: int) -> bool:
         """Whether to top the queue up now: jobs may be waiting (``demand``), refills are
         allowed, and the queue is down to its low-water mark."""

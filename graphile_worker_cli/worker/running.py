@@ -77,12 +77,17 @@ class JobRunner:
         self.jobs_run += 1
         if not task.cancelled() and task.exception() is not None:
             log.error("bug: job %d's runner raised", job_id, exc_info=task.exception())
-        if not queue:
+        if self._stopping.is_set():
+            if not queue:
+                slots.more_jobs()
+            return
+        job = queue.next_job()
+        if job is None:
             slots.more_jobs()
-        elif not self._stopping.is_set():
-            self._start(queue.pop())
-            if queue.wants_refill(slots.demand):
-                slots.wakeup.set()
+            return
+        self._start(job)  # no round trip: the next queued job takes the slot
+        if queue.wants_refill(slots.demand):
+            slots.wakeup.set()
 
     async def _run_job(self, job: Job, abort: context.AbortSignal) -> None:
         debug = log.isEnabledFor(logging.DEBUG)

@@ -47,8 +47,9 @@ def test_jobs_leave_in_fetch_order() -> None:
     queue.add(jobs(1, 2), now=0.0)
     queue.add(jobs(3), now=1.0)
     assert len(queue) == 3 and queue.job_ids() == [1, 2, 3]
-    assert [queue.pop().id for _ in range(3)] == [1, 2, 3]
-    assert not queue
+    assert [queue.pop().id for _ in range(2)] == [1, 2]
+    assert [job.id for job in [queue.next_job()] if job] == [3]
+    assert not queue and queue.next_job() is None
 
 
 def test_an_empty_queue_asks_for_a_full_batch_a_partial_one_for_what_is_wanted() -> None:
