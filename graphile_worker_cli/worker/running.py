@@ -13,10 +13,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+import asyncpg
 
 from graphile_worker_cli import context, payloads, tasks
 from graphile_worker_cli.errors import BadInputError
+from graphile_worker_cli.hooks import HookRegistry
 from graphile_worker_cli.job import Job
 from graphile_worker_cli.worker.events import Events
 from graphile_worker_cli.worker.local_queue import LocalQueue
@@ -25,8 +29,19 @@ from graphile_worker_cli.worker.slots import Running, Slots
 from graphile_worker_cli.worker.store import Failure
 
 log = logging.getLogger("gw.worker")
+_JOB_LOG = logging.getLogger(context.JOB_LOGGER_NAME)  # looked up once, not per job
 
-MakeContext = Callable[[Job, context.AbortSignal], context.WorkerContext]
+
+@dataclass(frozen=True, slots=True)
+class JobContextFields:
+    """What every job's ``WorkerContext`` shares."""
+
+    pool: asyncpg.Pool
+    schema: str
+    worker_id: str
+    extensions: context.Extensions
+    hooks: HookRegistry | None
+
 
 
 class JobRunner:
@@ -40,7 +55,7 @@ class JobRunner:
         settler: Settler,
         events: Events,
         registry: tasks.TaskRegistry,
-        make_context: MakeContext,
+        context_of: JobContextFields,
         stopping: asyncio.Event,
         interrupted_retry_delay: float,
         stop_reason: Callable[[], str],
@@ -50,7 +65,7 @@ class JobRunner:
         self._settler = settler
         self._events = events
         self._tasks = registry
-        self._make_context = make_context
+        self._context_of = context_of
         self._stopping = stopping
         self._interrupted_retry_delay = interrupted_retry_delay
         self._stop_reason = stop_reason
@@ -135,8 +150,14 @@ class JobRunner:
             definition = self._tasks[job.task_identifier]
         except KeyError:
             return tasks.TaskFailure(f"unknown task {job.task_identifier!r}")
+        fields = self._context_of
+        ctx = context.WorkerContext(
+            job=job, pool=fields.pool, schema=fields.schema, worker_id=fields.worker_id,
+            extensions=fields.extensions, abort_signal=abort, logger=_JOB_LOG,
+            hooks=fields.hooks,
+        )
         try:
-            return await definition(self._make_context(job, abort))
+            return await definition(ctx)
         except Exception as error:  # TaskDefinition should not raise; be safe anyway
             return tasks.TaskFailure(f"{type(error).__name__}: {error}")
 

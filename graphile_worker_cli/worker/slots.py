@@ -35,13 +35,10 @@ class Slots:
         self.running: dict[int, Running] = {}
         self.wakeup = asyncio.Event()
         """Set when the fetch loop should look again."""
-        self._demand = concurrency
+        self.demand = concurrency
+        """Read it anywhere; change it only through the methods below."""
         self._serial_unsettled: set[int] = set()
         """Jobs of named queues whose outcome is not written yet (their queue is locked)."""
-
-    @property
-    def demand(self) -> int:
-        return self._demand
 
     def free(self) -> int:
         return self.concurrency - len(self.running)
@@ -58,22 +55,22 @@ class Slots:
     # -- demand ---------------------------------------------------------------------------
     def more_jobs(self, count: int = 1) -> None:
         """``count`` more jobs may be runnable (a notification, a slot freed): wake up."""
-        self._demand = min(self.concurrency, self._demand + count)
+        self.demand = min(self.concurrency, self.demand + count)
         self.wakeup.set()
 
     def anything(self) -> None:
         """Anything may be runnable (notifications may have been missed): wake up."""
-        self._demand = self.concurrency
+        self.demand = self.concurrency
         self.wakeup.set()
 
     def restore(self) -> None:
         """A poll is due, or a fetch came back full: look again on the next round."""
-        self._demand = self.concurrency
+        self.demand = self.concurrency
 
     def consume(self) -> None:
         """A fetch is about to start. Taken before it is sent, so a nudge arriving while
         it is in flight survives it."""
-        self._demand = 0
+        self.demand = 0
 
     # -- named queues ---------------------------------------------------------------------
     def holds_queue(self, job_id: int) -> None:
@@ -88,7 +85,7 @@ class Slots:
             unlocked = self._serial_unsettled.intersection(job_ids)
             if unlocked:
                 self._serial_unsettled.difference_update(unlocked)
-                self._demand = min(self.concurrency, self._demand + len(unlocked))
+                self.demand = min(self.concurrency, self.demand + len(unlocked))
         self.wakeup.set()
 
     def serial_unsettled(self) -> int:

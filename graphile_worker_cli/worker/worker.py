@@ -20,9 +20,8 @@ from typing import Any
 
 import asyncpg
 
-from graphile_worker_cli import context, migrate
+from graphile_worker_cli import migrate
 from graphile_worker_cli.errors import GraphileWorkerError, SchemaTooNewError
-from graphile_worker_cli.job import Job
 from graphile_worker_cli.worker import backoff, stale_locks
 from graphile_worker_cli.worker.config import WorkerConfig
 from graphile_worker_cli.worker.events import worker_events
@@ -30,7 +29,7 @@ from graphile_worker_cli.worker.fetch_loop import FetchLoop
 from graphile_worker_cli.worker.fetchconn import FetchConnection
 from graphile_worker_cli.worker.listen import worker_listener
 from graphile_worker_cli.worker.local_queue import LocalQueue
-from graphile_worker_cli.worker.running import JobRunner
+from graphile_worker_cli.worker.running import JobContextFields, JobRunner
 from graphile_worker_cli.worker.settle import Settler
 from graphile_worker_cli.worker.shutdown import ShutdownSignal, os_signal_handlers
 from graphile_worker_cli.worker.slots import Slots
@@ -41,7 +40,6 @@ SETTLE_DRAIN_TIMEOUT = 15.0
 SIDE_TASK_STOP_TIMEOUT = 5.0
 POOL_CLOSE_TIMEOUT = 10.0
 LISTENER = "listener"
-_JOB_LOG = logging.getLogger(context.JOB_LOGGER_NAME)  # looked up once, not per job
 
 
 class Worker:
@@ -93,7 +91,10 @@ class Worker:
         )
         self._runner = JobRunner(
             slots=self.slots, queue=self.queue, settler=self.settler, events=self.events,
-            registry=options.tasks, make_context=self._job_context, stopping=self.stopping,
+            registry=options.tasks, stopping=self.stopping,
+            context_of=JobContextFields(
+                pool, self.schema, worker_id, options.extensions, self.events.registry
+            ),
             interrupted_retry_delay=options.shutdown_interrupted_job_retry_delay,
             stop_reason=lambda: self._stop_reason("worker shutdown"),
         )
@@ -306,13 +307,6 @@ class Worker:
                 await asyncio.wait_for(self.pool.close(), timeout=POOL_CLOSE_TIMEOUT)
             except backoff.TRANSIENT_ERRORS:
                 self.pool.terminate()
-
-    def _job_context(self, job: Job, abort: context.AbortSignal) -> context.WorkerContext:
-        return context.WorkerContext(
-            job=job, pool=self.pool, schema=self.schema, worker_id=self.worker_id,
-            extensions=self.options.extensions, abort_signal=abort, logger=_JOB_LOG,
-            hooks=self.events.registry,
-        )
 
     # -- shutdown ---------------------------------------------------------------------------
     def _stop_reason(self, default: str) -> str:
