@@ -39,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "WorkerOptions": "worker",
     "Worker": "worker",
     "ShutdownSignal": "worker",
+    "Runner": "runner",
+    "run": "runner",
     # cron
     "Cron": "cron",
     "CronBuilder": "cron",
@@ -91,6 +93,7 @@ __all__ = [
     "Plugin",
     "RawJobSpec",
     "RescheduleJobOptions",
+    "Runner",
     "ShutdownSignal",
     "SweepStaleWorkersOptions",
     "SweepStaleWorkersResult",
@@ -110,6 +113,7 @@ __all__ = [
     "escape_identifier",
     "job_has_resilient_flag",
     "parse_crontab",
+    "run",
     "run_task_from_worker_ctx",
     "task",
 ]
@@ -155,6 +159,7 @@ if TYPE_CHECKING:
         WorkerRecoveryConfig,
         job_has_resilient_flag,
     )
+    from graphile_worker_cli.runner import Runner, run
     from graphile_worker_cli.sync import SyncWorkerUtils
     from graphile_worker_cli.tasks import (
         BatchTaskHandler,

@@ -356,7 +356,13 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
 
 # --- CLI overrides ---------------------------------------------------------------------
 
-_OPTION_NAMES = {"database_url": "--connection", "schema": "--schema"}
+# Flags not spelled --<key>: the repeatable ones take one item each.
+_OPTION_NAMES = {
+    "database_url": "--connection",
+    "schema": "--schema",
+    "tasks_modules": "--tasks-module",
+    "forbidden_flags": "--forbidden-flag",
+}
 
 
 def option_name(key: str) -> str:

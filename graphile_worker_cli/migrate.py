@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -33,6 +34,9 @@ from graphile_worker_cli.errors import (
     UnsupportedServerError,
 )
 from graphile_worker_cli.queries import migrate as queries
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config
 
 logger = logging.getLogger("gw.migrate")
 
@@ -184,6 +188,25 @@ async def apply_migrations(
             "schema %s migrated to %s (applied %d now)", schema, after.latest, len(applied)
         )
     return MigrationResult(after, applied, gw_applied)
+
+
+async def migrate_configured_database(
+    settings: config.Settings, *, only_status: bool = False, what: str = "gw migrate"
+) -> MigrationResult:
+    """``gw migrate``: migrate the database the settings name (the embedded one when none
+    is), waiting up to ``database_wait`` for it to come up; with ``only_status``, report
+    where the schema stands and change nothing."""
+    from graphile_worker_cli import embedded  # settings-level: the config stack on demand
+
+    async with embedded.database_url(settings) as url:
+
+        async def attempt() -> MigrationResult:
+            async with db.connection(url) as conn:
+                if only_status:
+                    return MigrationResult(await migration_status(conn, settings.schema_name))
+                return await apply_migrations(conn, settings.schema_name)
+
+        return await db.when_reachable(attempt, settings.database_wait, what)
 
 
 async def migration_status(

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import asyncpg
 
@@ -46,6 +46,9 @@ from graphile_worker_cli.job_input import (
     RescheduleJobOptions,
     TaskName,
 )
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config
 
 T = TypeVar("T")
 
@@ -440,4 +443,23 @@ async def _scheduled_specs(
             continue
         kept.append((identifier, text, spec))
     return kept
+
+
+@asynccontextmanager
+async def configured_worker_utils(
+    settings: config.Settings, *, max_size: int = 1, check_schema: bool = True
+) -> AsyncIterator[WorkerUtils]:
+    """A ``WorkerUtils`` with a pool of its own on the database the settings name (the
+    embedded one when none is), for the ``gw jobs`` commands and ``gw admin``; with
+    ``check_schema``, after refusing a schema it cannot work with (not migrated, too new)."""
+    from graphile_worker_cli import embedded  # settings-level: the config stack on demand
+
+    async with embedded.database_url(settings) as url, await WorkerUtils.connect(
+        url, schema=settings.schema_name, max_size=max_size
+    ) as worker_utils:
+        if check_schema:
+            with db.database_errors(settings.schema_name):
+                async with worker_utils.pool.acquire() as conn:
+                    await migrate.check_schema(conn, settings.schema_name)
+        yield worker_utils
 

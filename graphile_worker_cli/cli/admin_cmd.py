@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from graphile_worker_cli import config, cron, db, embedded
+from graphile_worker_cli import cron
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import (
     EXIT_USAGE,
     BadInputError,
     CrontabError,
-    GraphileWorkerError,
 )
 
 if TYPE_CHECKING:
-    import uvicorn
-    from starlette.applications import Starlette
-
     from graphile_worker_cli.admin import AdminAuth
 
 TOKEN_ENV = "GW_ADMIN_TOKEN"
@@ -84,7 +77,21 @@ def admin_command(
     check_bind(host, auth)
     settings = common.load_settings(connection, schema, config_path)
     crontabs = _crontabs(crontab or settings.crontab)
-    common.run(_serve(settings, host, port, auth, read_only, crontabs))
+    from graphile_worker_cli.admin import server
+
+    def announce(bound: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        mode = " (read-only)" if read_only else ""
+        common.stderr.print(
+            f"gw admin{mode}: http://{shown}:{bound}/ · schema {settings.schema_name} · "
+            f"auth {auth.describe()}",
+            highlight=False, markup=False, soft_wrap=True,
+        )
+
+    common.run(server.serve(
+        settings, host=host, port=port, auth=auth, read_only=read_only, crontabs=crontabs,
+        on_listening=announce,
+    ))
 
 
 def check_bind(host: str, auth: AdminAuth) -> None:
@@ -109,73 +116,3 @@ def _crontabs(path: Path | None) -> list[cron.Crontab]:
         return cron.parse_crontab_file(path)
     except CrontabError as error:
         common.fail(error.message, EXIT_USAGE)
-
-
-async def _serve(
-    settings: config.Settings,
-    host: str,
-    port: int,
-    auth: AdminAuth,
-    read_only: bool,
-    crontabs: list[cron.Crontab],
-) -> None:
-    from graphile_worker_cli import admin
-    from graphile_worker_cli.worker_utils import WorkerUtils
-
-    async with (
-        embedded.database_url(settings) as url,
-        await WorkerUtils.connect(url, schema=settings.schema_name) as worker_utils,
-    ):
-        app = admin.create_app(
-            worker_utils, settings.schema_name, read_only=read_only, auth=auth,
-            crontabs=crontabs, database_label=db.redact_url(url),
-        )
-        sock = listen(host, port)
-        server = _server(app)
-        bound = sock.getsockname()[1]
-        shown = f"[{host}]" if ":" in host else host
-        mode = " (read-only)" if read_only else ""
-        common.stderr.print(
-            f"gw admin{mode}: http://{shown}:{bound}/ · schema {settings.schema_name} · "
-            f"auth {auth.describe()}",
-            highlight=False, markup=False, soft_wrap=True,
-        )
-        try:
-            await server.serve(sockets=[sock])
-        finally:
-            sock.close()
-
-
-def _server(app: Starlette) -> uvicorn.Server:
-    import uvicorn  # the admin extra: imported only when the dashboard is served
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            # SIGINT/SIGTERM are how the dashboard is meant to stop: shut down, exit 0.
-            # (uvicorn would re-raise the signal afterwards: a traceback for Ctrl-C.)
-            if self.should_exit and sig == signal.SIGINT:
-                self.force_exit = True
-            else:
-                self.should_exit = True
-
-    return Server(uvicorn.Config(app, log_level="warning", access_log=False))
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A socket listening on host:port, or one clear error line (port in use, no such host)."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as error:
-        raise GraphileWorkerError(f"cannot listen on {host}:{port}: {error}") from None
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)  # connections wait in the backlog until uvicorn serves them
-    except OSError as error:
-        sock.close()
-        reason = error.strerror or str(error)
-        raise GraphileWorkerError(f"cannot listen on {host}:{port}: {reason}") from None
-    return sock

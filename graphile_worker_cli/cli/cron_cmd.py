@@ -6,14 +6,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import asyncpg
 import typer
 from rich.table import Table
 
-from graphile_worker_cli import config, cron, db, embedded
+from graphile_worker_cli import cron
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.cron import store as cron_store
-from graphile_worker_cli.errors import EXIT_USAGE, CrontabError, DatabaseError
+from graphile_worker_cli.errors import EXIT_USAGE, CrontabError
 
 cron_app = typer.Typer(help="Crontab tools: validate a file, list known crontabs.")
 
@@ -104,7 +103,7 @@ def list_command(
     settings = common.load_settings(connection, schema, config_path)
     path = crontab or settings.crontab or (Path("crontab") if Path("crontab").is_file() else None)
     items = {item.identifier: item for item in _load(path)} if path else {}
-    rows = common.run(_fetch(settings))
+    rows = common.run(cron_store.known_crontabs(settings))
     now = datetime.now(UTC)
     listed = []
     for row in rows:
@@ -143,14 +142,3 @@ def _print_table(listed: list[dict[str, Any]], unregistered: list[str], with_nex
             f"{identifier}: in the crontab, not known yet (a worker registers it on start)",
             highlight=False, markup=False,
         )
-
-
-async def _fetch(settings: config.Settings) -> list[cron_store.KnownCrontab]:
-    async with embedded.database_url(settings) as url, db.connection(url) as conn:
-        try:
-            return await cron_store.fetch_known_crontabs(conn, settings.schema_name)
-        except asyncpg.UndefinedTableError:
-            raise DatabaseError(
-                f"schema {settings.schema_name!r} has no Graphile Worker tables; "
-                "run gw migrate (or start a worker) first"
-            ) from None

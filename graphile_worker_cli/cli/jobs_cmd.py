@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -19,12 +18,9 @@ from rich.table import Table
 
 from graphile_worker_cli import (
     config,
-    db,
     durations,
-    embedded,
     job,
     job_input,
-    migrate,
     payloads,
 )
 from graphile_worker_cli.cli import common
@@ -32,7 +28,7 @@ from graphile_worker_cli.errors import (
     EXIT_FAILURE,
     BadInputError,
 )
-from graphile_worker_cli.worker_utils import WorkerUtils
+from graphile_worker_cli.worker_utils import WorkerUtils, configured_worker_utils
 
 jobs_app = typer.Typer(
     name="jobs", help="Inspect and manage queued jobs.", no_args_is_help=True
@@ -75,23 +71,11 @@ def register(app: typer.Typer) -> None:
 # --- plumbing -------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def _worker_utils(settings: config.Settings) -> AsyncIterator[WorkerUtils]:
-    """WorkerUtils on a one-connection pool, after checking the schema is usable."""
-    async with embedded.database_url(settings) as url, await WorkerUtils.connect(
-        url, schema=settings.schema_name, max_size=1
-    ) as worker_utils:
-        with db.database_errors(settings.schema_name):
-            async with worker_utils.pool.acquire() as conn:
-                await migrate.check_schema(conn, settings.schema_name)
-        yield worker_utils
-
-
 async def _call(
     settings: config.Settings, call: Callable[[WorkerUtils], Awaitable[T]]
 ) -> T:
-    """``call(worker_utils)`` on ``_worker_utils(settings)``: the body of most commands."""
-    async with _worker_utils(settings) as worker_utils:
+    """``call(worker_utils)`` on the configured database: the body of most commands."""
+    async with configured_worker_utils(settings) as worker_utils:
         return await call(worker_utils)
 
 
@@ -442,7 +426,7 @@ def cleanup_command(
 
     async def cleanup() -> dict[job_input.CleanupTask, int]:
         tasks = [job_input.cleanup_task(name) for name in task] if task else None
-        async with _worker_utils(settings) as worker_utils:
+        async with configured_worker_utils(settings) as worker_utils:
             if tasks is None:
                 return await worker_utils.cleanup(task_identifiers_to_keep=keep_task or ())
             return await worker_utils.cleanup(tasks, keep_task or ())

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from graphile_worker_cli import config, db, embedded, logs, migrate
+from graphile_worker_cli import logs, migrate
 from graphile_worker_cli.cli import common
 
 
@@ -46,27 +46,11 @@ def migrate_command(
         # the summary line on stdout already says what the migrate logger would say
         logging.getLogger(migrate.logger.name).setLevel(logging.WARNING)
     name = settings.schema_name
-    result = common.run(_migrate(settings, only_status=status))
+    result = common.run(migrate.migrate_configured_database(settings, only_status=status))
     if json_output:
         common.print_json(_as_dict(result))
         return
     common.stdout.print(_summary(name, result), highlight=False, markup=False, soft_wrap=True)
-
-
-async def _migrate(
-    settings: config.Settings, *, only_status: bool
-) -> migrate.MigrationResult:
-    async with embedded.database_url(settings) as url:
-
-        async def attempt() -> migrate.MigrationResult:
-            async with db.connection(url) as conn:
-                if only_status:
-                    return migrate.MigrationResult(
-                        await migrate.migration_status(conn, settings.schema_name)
-                    )
-                return await migrate.apply_migrations(conn, settings.schema_name)
-
-        return await db.when_reachable(attempt, settings.database_wait, "gw migrate")
 
 
 def _summary(schema: str, result: migrate.MigrationResult) -> str:

@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from graphile_worker_cli import js_json
+from graphile_worker_cli import db, js_json
+from graphile_worker_cli.errors import DatabaseError
 from graphile_worker_cli.queries import cron as queries
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,21 @@ async def fetch_known_crontabs(
     wanted = None if identifiers is None else list(identifiers)
     rows = await conn.fetch(queries.KNOWN_CRONTABS.sql(schema), wanted)
     return [KnownCrontab(r["identifier"], r["known_since"], r["last_execution"]) for r in rows]
+
+
+async def known_crontabs(settings: config.Settings) -> list[KnownCrontab]:
+    """``gw cron list``: every known crontab row of the database the settings name (the
+    embedded one when none is). Raises ``DatabaseError`` when the schema has no tables."""
+    from graphile_worker_cli import embedded  # settings-level: the config stack on demand
+
+    async with embedded.database_url(settings) as url, db.connection(url) as conn:
+        try:
+            return await fetch_known_crontabs(conn, settings.schema_name)
+        except asyncpg.UndefinedTableError:
+            raise DatabaseError(
+                f"schema {settings.schema_name!r} has no Graphile Worker tables; "
+                "run gw migrate (or start a worker) first"
+            ) from None
 
 
 async def register_crontabs(

@@ -77,11 +77,13 @@ class Supervisor:
     def pids(self) -> list[int]:
         return [s.process.pid for s in self._slots if s.process and s.process.returncode is None]
 
-    async def run(self) -> int:
+    async def run(self, *, handle_signals: bool = True) -> int:
+        """Run the children until they have all stopped; return the worst exit code.
+        ``handle_signals``: forward SIGINT/SIGTERM/SIGHUP to them (else ``request_stop``)."""
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
         try:
-            for sig in OS_SIGNALS:
+            for sig in OS_SIGNALS if handle_signals else ():
                 loop.add_signal_handler(sig, self._on_signal, sig)
                 installed.append(sig)
             for slot in self._slots:
@@ -93,10 +95,17 @@ class Supervisor:
             await self._kill_leftovers()
         return _worst([slot.last_code for slot in self._slots])
 
+    def request_stop(self) -> None:
+        """Stop the children as SIGTERM would (a second call: as a second SIGTERM)."""
+        self._stop_children(signal.SIGTERM, "stop requested")
+
     def _on_signal(self, sig: signal.Signals) -> None:
+        self._stop_children(sig, f"received {sig.name}")
+
+    def _stop_children(self, sig: signal.Signals, reason: str) -> None:
         self._signals += 1
         if not self._stopping:
-            log.info("received %s: stopping %d worker process(es)", sig.name, len(self.pids))
+            log.info("%s: stopping %d worker process(es)", reason, len(self.pids))
         self._stopping = True
         self._forward(sig)
         self._changed.set()

@@ -9,8 +9,8 @@ from tests.helpers.doc_recipes import INTEGRATIONS, TESTING, blocks
 
 def test_the_docs_have_every_recipe() -> None:
     assert sorted(blocks(INTEGRATIONS, "recipe")) == [
-        "fastapi_psycopg.py", "fastapi_sqlalchemy.py", "flask_app.py", "import_orders.py",
-        "schema.sql", "tasks/send_receipt.py",
+        "fastapi_psycopg.py", "fastapi_sqlalchemy.py", "fastapi_worker.py", "flask_app.py",
+        "import_orders.py", "schema.sql", "tasks/send_receipt.py", "worker_script.py",
     ]
     assert sorted(blocks(INTEGRATIONS, "django")) == ["shop/tasks.py", "shop/views.py"]
     assert sorted(blocks(TESTING, "recipe")) == ["conftest.py", "test_sign_up.py"]
