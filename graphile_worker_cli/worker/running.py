@@ -22,6 +22,7 @@ from graphile_worker_cli import context, payloads, tasks
 from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.hooks import HookRegistry
 from graphile_worker_cli.job import Job
+from graphile_worker_cli.jobs_api import JobsApi
 from graphile_worker_cli.worker.events import Events
 from graphile_worker_cli.worker.local_queue import LocalQueue
 from graphile_worker_cli.worker.settle import Settler
@@ -41,6 +42,8 @@ class JobContextFields:
     worker_id: str
     extensions: context.Extensions
     hooks: HookRegistry | None
+    utils: JobsApi
+    """The jobs API every context of this worker gets (``ctx.utils``)."""
 
 
 
@@ -154,7 +157,7 @@ class JobRunner:
         ctx = context.WorkerContext(
             job=job, pool=fields.pool, schema=fields.schema, worker_id=fields.worker_id,
             extensions=fields.extensions, abort_signal=abort, logger=_JOB_LOG,
-            hooks=fields.hooks,
+            hooks=fields.hooks, utils=fields.utils,
         )
         try:
             return await definition(ctx)

@@ -33,6 +33,7 @@ from graphile_worker_cli.worker.running import JobContextFields, JobRunner
 from graphile_worker_cli.worker.settle import Settler
 from graphile_worker_cli.worker.shutdown import ShutdownSignal, os_signal_handlers
 from graphile_worker_cli.worker.slots import Slots
+from graphile_worker_cli.worker_utils import WorkerUtils
 
 log = logging.getLogger("gw.worker")
 
@@ -93,7 +94,8 @@ class Worker:
             slots=self.slots, queue=self.queue, settler=self.settler, events=self.events,
             registry=options.tasks, stopping=self.stopping,
             context_of=JobContextFields(
-                pool, self.schema, worker_id, options.extensions, self.events.registry
+                pool, self.schema, worker_id, options.extensions, self.events.registry,
+                WorkerUtils(pool, schema=self.schema, hooks=self.events.registry),
             ),
             interrupted_retry_delay=options.shutdown_interrupted_job_retry_delay,
             stop_reason=lambda: self._stop_reason("worker shutdown"),
