@@ -17,8 +17,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "sync": ("SyncWorkerUtils",),
     # tasks and context
     "tasks": (
-        "BatchTaskHandler", "TaskDefinition", "TaskFailure", "TaskHandler", "TaskOutcome",
-        "TaskRegistry", "TaskSuccess", "define_task", "run_task_from_worker_ctx", "task",
+        "BatchTaskHandler", "PermanentFailure", "TaskDefinition", "TaskFailure", "TaskHandler",
+        "TaskOutcome", "TaskRegistry", "TaskSuccess", "define_task", "run_task_from_worker_ctx",
+        "task",
     ),
     "context": ("AbortSignal", "WorkerContext"),
     "extensions": ("Extensions",),
@@ -97,6 +98,7 @@ if TYPE_CHECKING:
     from graphile_worker_cli.runner import run as run
     from graphile_worker_cli.sync import SyncWorkerUtils as SyncWorkerUtils
     from graphile_worker_cli.tasks import BatchTaskHandler as BatchTaskHandler
+    from graphile_worker_cli.tasks import PermanentFailure as PermanentFailure
     from graphile_worker_cli.tasks import TaskDefinition as TaskDefinition
     from graphile_worker_cli.tasks import TaskFailure as TaskFailure
     from graphile_worker_cli.tasks import TaskHandler as TaskHandler

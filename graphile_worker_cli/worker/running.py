@@ -14,11 +14,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from graphile_worker_cli import context, payloads, tasks
+from graphile_worker_cli.durations import parse_duration
 from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.hooks import HookRegistry
 from graphile_worker_cli.job import Job
@@ -122,7 +124,7 @@ class JobRunner:
         if job.job_queue_id is not None:
             self._slots.holds_queue(job.id)
         if isinstance(outcome, tasks.TaskFailure):
-            self._settler.fail(_failure(job, outcome))
+            self._settler.fail(_failure(job, outcome, self._tasks.get(job.task_identifier)))
             _log_failure(job, outcome, started)
             await self._events.job_failed(job, outcome, started)
             return
@@ -173,7 +175,7 @@ def _fields(job: Job) -> dict[str, Any]:
 
 
 def _log_failure(job: Job, outcome: tasks.TaskFailure, started: float) -> None:
-    final = job.attempts >= job.max_attempts
+    final = outcome.permanent or job.attempts >= job.max_attempts
     fields = {**_fields(job), "duration_ms": round((time.monotonic() - started) * 1000, 1),
               "error": outcome.message, "final": final}
     if final:
@@ -186,7 +188,9 @@ def _log_failure(job: Job, outcome: tasks.TaskFailure, started: float) -> None:
                     extra={"gw": {"action": "fail", **fields}})
 
 
-def _failure(job: Job, outcome: tasks.TaskFailure) -> Failure:
+def _failure(
+    job: Job, outcome: tasks.TaskFailure, definition: tasks.TaskDefinition | None
+) -> Failure:
     message, payload_json = outcome.message, None
     if outcome.has_replacement:
         try:
@@ -196,8 +200,41 @@ def _failure(job: Job, outcome: tasks.TaskFailure) -> Failure:
             log.error("job %d %s: %s; its payload is kept", job.id, job.task_identifier,
                       error.message)
             message = f"{message}\n(new payload not written: {error.message})"
+    run_at, delay = None, None
+    try:
+        run_at, delay = _next_run(job, outcome, definition)
+    except Exception as error:  # a bad retry_in or backoff must not lose the failure
+        log.error("job %d %s: %s; the default backoff applies", job.id, job.task_identifier,
+                  error)
+        message = f"{message}\n(retry time not used: {error})"
     return Failure(job_id=job.id, message=message, payload_json=payload_json,
-                   attempts=job.attempts)
+                   attempts=job.attempts, run_at=run_at, delay=delay,
+                   permanent=outcome.permanent)
+
+
+def _next_run(
+    job: Job, outcome: tasks.TaskFailure, definition: tasks.TaskDefinition | None
+) -> tuple[datetime | None, float | None]:
+    """(run_at, delay in seconds) the task chose for the next attempt; (None, None) for
+    the reference's backoff."""
+    if outcome.retry_at is not None:
+        at = outcome.retry_at
+        if not isinstance(at, datetime):
+            raise BadInputError(f"retry_at must be a datetime, not {type(at).__name__}")
+        return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)), None
+    if outcome.retry_in is not None:
+        return None, parse_duration(outcome.retry_in)
+    if definition is not None and definition.backoff is not None:
+        wait = definition.backoff(job.attempts)
+        if isinstance(wait, timedelta):
+            wait = wait.total_seconds()
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
+            raise BadInputError(
+                f"backoff({job.attempts}) returned {wait!r}; expected seconds (>= 0) or "
+                "a timedelta"
+            )
+        return None, float(wait)
+    return None, None
 
 
 async def shielded(settle: asyncio.Task[None]) -> None:
