@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from graphile_worker_cli import context, payloads, tasks
-from graphile_worker_cli.durations import parse_duration
+from graphile_worker_cli.durations import format_duration, parse_duration
 from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.hooks import HookRegistry
 from graphile_worker_cli.job import Job
@@ -32,6 +32,10 @@ from graphile_worker_cli.worker.slots import Running, Slots
 from graphile_worker_cli.worker.store import Failure
 
 log = logging.getLogger("gw.worker")
+
+TIMEOUT_ABORT_WINDOW = 1.0
+"""Seconds a timed-out job has, after its abort signal fired, before it is cancelled."""
+
 _JOB_LOG = logging.getLogger(context.JOB_LOGGER_NAME)  # looked up once, not per job
 
 
@@ -64,7 +68,11 @@ class JobRunner:
         stopping: asyncio.Event,
         interrupted_retry_delay: float,
         stop_reason: Callable[[], str],
+        task_timeout: float | None = None,
+        abort_window: float = TIMEOUT_ABORT_WINDOW,
     ) -> None:
+        self._task_timeout = task_timeout
+        self._abort_window = abort_window
         self._slots = slots
         self._queue = queue
         self._settler = settler
@@ -116,8 +124,15 @@ class JobRunner:
             log.debug("→ job %d %s started (attempt %d/%d)", job.id, job.task_identifier,
                       job.attempts, job.max_attempts,
                       extra={"gw": {"action": "start", **_fields(job)}})
+        definition = self._tasks.get(job.task_identifier)
+        timeout = self._task_timeout
+        if definition is not None and definition.timeout is not None:
+            timeout = definition.timeout
         try:
-            outcome = await self._run_handler(job, abort)
+            if timeout is None:
+                outcome = await self._run_handler(job, abort)
+            else:
+                outcome = await self._run_within(timeout, job, abort)
         except asyncio.CancelledError:
             await self._interrupted(job, started)
             return
@@ -135,6 +150,33 @@ class JobRunner:
                       duration, extra={"gw": {"action": "complete", **_fields(job),
                                               "duration_ms": duration}})
         await self._events.job_complete(job, started)
+
+    async def _run_within(
+        self, timeout: float, job: Job, abort: context.AbortSignal
+    ) -> tasks.TaskOutcome:
+        """Run the handler for at most ``timeout`` seconds; past it, fire the abort signal,
+        give the abort window, then cancel it. A job past its timeout fails as timed out,
+        whatever the handler returns once aborted."""
+        handler = asyncio.ensure_future(self._run_handler(job, abort))
+        try:
+            done, _ = await asyncio.wait({handler}, timeout=timeout)
+            if done:
+                return handler.result()
+            abort.set("timeout")
+            done, _ = await asyncio.wait({handler}, timeout=self._abort_window)
+            if not done:
+                # A sync handler's thread cannot be stopped: cancelling only stops the wait
+                # for it, and the thread runs on unobserved.
+                handler.cancel()
+                await asyncio.wait({handler}, timeout=self._abort_window)
+        except asyncio.CancelledError:  # the worker is cancelling the job (shutdown)
+            handler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({handler}, timeout=self._abort_window)
+            raise
+        if handler.done() and not handler.cancelled():
+            handler.exception()  # retrieved: its failure is the timeout's
+        return tasks.TaskFailure(f"timed out after {format_duration(timeout)}")
 
     async def _interrupted(self, job: Job, started: float) -> None:
         """The worker aborted the job (shutdown): hand it back without using an attempt."""
