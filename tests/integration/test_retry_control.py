@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from graphile_worker_cli import PermanentFailure, TaskFailure, TaskHandler, task
+from graphile_worker_cli import PermanentFailure, TaskFailure, TaskHandler, hooks, task
 from tests.helpers.worker import S, add_job, make_options
 
 
@@ -154,3 +154,21 @@ async def test_a_bad_retry_in_still_records_the_failure_with_the_default_backoff
     assert row["locked_by"] is None and row["attempts"] == 1
     assert row["last_error"].startswith("odd\n(retry time not used: invalid duration 'soon'")
     assert 2.0 < row["wait"] <= 2.72
+
+
+async def test_a_permanent_failure_fires_job_permanently_fail_at_the_first_attempt(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    job_id = await add_job(conn, "decline", None)
+    seen: list[tuple[str, Any]] = []
+
+    async def decline(payload: Any) -> None:
+        raise PermanentFailure("card declined")
+
+    options = make_options(db_url).define_job(decline, "decline")
+    options.hooks.on(hooks.JobFail, lambda c: seen.append(("fail", c.will_retry)))
+    options.hooks.on(hooks.JobPermanentlyFail, lambda c: seen.append(("permanent", c.error)))
+    worker = await options.init()
+    await worker.run_once()
+    assert seen == [("fail", False), ("permanent", "card declined")]
+    assert (await _row(conn, job_id))["attempts"] == 25
