@@ -137,7 +137,7 @@ FAIL_JOBS_SCHEDULED = Query(
      set last_error = f.message,
          run_at = coalesce(f.run_at, now() + f.delay * interval '1 second',
                            greatest(now(), jobs.run_at)
-                           + exp(least(jobs.attempts, 10)) * interval '1 second'),
+                           + """ + RETRY_DELAY.replace("ATTEMPTS", "jobs.attempts") + """),
          attempts = case when f.permanent then jobs.max_attempts else jobs.attempts end,
          locked_by = null,
          locked_at = null,

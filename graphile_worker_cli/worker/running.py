@@ -139,7 +139,7 @@ class JobRunner:
         if job.job_queue_id is not None:
             self._slots.holds_queue(job.id)
         if isinstance(outcome, tasks.TaskFailure):
-            self._settler.fail(_failure(job, outcome, self._tasks.get(job.task_identifier)))
+            self._settler.fail(_failure(job, outcome, definition))
             _log_failure(job, outcome, started)
             await self._events.job_failed(job, outcome, started)
             return
