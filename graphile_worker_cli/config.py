@@ -219,6 +219,13 @@ def _check_value(key: str, value: Any) -> Any:
     info = Settings.model_fields[FIELD_BY_KEY[key]]
     if isinstance(value, bool) and info.annotation is not bool:
         raise _Invalid(f"expected {expected(key)}, got {_show(value)}")
+    if key in DURATION_KEYS and isinstance(value, str):
+        try:
+            return durations.parse_duration(value)
+        except durations.BareNumberError as error:
+            raise _Invalid(error.message) from None
+        except BadInputError:
+            raise _Invalid(f"expected {expected(key)}, got {_show(value)}") from None
     if info.annotation == list[str] and not isinstance(value, list):
         raise _Invalid(f"expected {expected(key)}, got {_show(value)}")
     try:
@@ -275,6 +282,10 @@ def read_toml(path: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: {_unknown_key_message(key)}")
         if canonical in values:
             raise ConfigError(f'{path}: key "{key}" is given twice (also as "{canonical}")')
+        if _is_bare_duration(canonical, value):
+            raise ConfigError(
+                f'{path}: key "{key}": {durations.bare_number_message(value, quote=chr(34))}'
+            )
         try:
             checked = _check_value(canonical, value)
         except _Invalid as error:
@@ -284,6 +295,16 @@ def read_toml(path: Path) -> dict[str, Any]:
             checked = path.parent / checked
         values[canonical] = checked
     return values
+
+
+def _is_bare_duration(key: str, value: Any) -> bool:
+    """A TOML number for a duration: written without a unit, so refused as ambiguous."""
+    return (
+        key in DURATION_KEYS
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value > 0
+    )
 
 
 def check_values(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -307,6 +328,8 @@ def env_text(value: Any) -> str:
     """A checked value as the text of its GW_ variable (lists as JSON arrays)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):  # every float setting is a duration, and text needs a unit
+        return durations.format_duration(value)
     if isinstance(value, list):
         return json.dumps([str(item) for item in value])
     return str(value)
@@ -360,6 +383,7 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
 _OPTION_NAMES = {
     "database_url": "--connection",
     "schema": "--schema",
+    "max_pg_conn": "--max-pool-size",
     "tasks_modules": "--tasks-module",
     "forbidden_flags": "--forbidden-flag",
 }

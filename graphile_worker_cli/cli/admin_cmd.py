@@ -25,7 +25,9 @@ DEFAULT_CRONTAB = Path("crontab")
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
-    app.command("admin")(admin_command)
+    app.command("admin", short_help="Serve the admin dashboard (jobs, queues, workers, cron).")(
+        admin_command
+    )
 
 
 def admin_command(

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from graphile_worker_cli import config
 from graphile_worker_cli.errors import EXIT_FAILURE, GraphileWorkerError
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from graphile_worker_cli import config
 
 T = TypeVar("T")
 
@@ -36,6 +37,7 @@ SchemaOption = Annotated[
     str | None,
     typer.Option(
         "--schema",
+        "-s",
         help="Graphile Worker schema (default graphile_worker; env GRAPHILE_WORKER_SCHEMA).",
         show_default=False,
     ),
@@ -77,6 +79,8 @@ def load_settings(
 
     A bad value anywhere is one error line and exit code 2, never a traceback.
     """
+    from graphile_worker_cli import config
+
     try:
         return config.load_settings(
             config_path, {"database_url": connection, "schema": schema, **overrides}
@@ -94,6 +98,27 @@ def fail(message: str, exit_code: int = EXIT_FAILURE) -> NoReturn:
         f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True
     )
     raise typer.Exit(exit_code)
+
+
+def install_usage_errors() -> None:
+    """Make click's usage errors (unknown option, missing value...) gw's one ``error:`` line
+    naming the help to read; the exit code stays click's (2)."""
+    from typer._click import exceptions
+
+    def show_usage_error(self: exceptions.UsageError, file: Any = None) -> None:
+        where = f" (see {self.ctx.command_path} --help)" if self.ctx is not None else ""
+        _error_line(f"{self.format_message()}{where}")
+
+    def show_click_error(self: exceptions.ClickException, file: Any = None) -> None:
+        _error_line(self.format_message())
+
+    exceptions.UsageError.show = show_usage_error  # type: ignore[method-assign]
+    exceptions.ClickException.show = show_click_error  # type: ignore[method-assign]
+
+
+def _error_line(message: str) -> None:
+    text = message.replace("\n", " ").strip().rstrip(".")
+    sys.stderr.write(f"error: {text[:1].lower()}{text[1:]}\n")
 
 
 def run(

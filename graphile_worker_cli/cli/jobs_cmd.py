@@ -64,7 +64,9 @@ T = TypeVar("T")
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("add-job")(add_job_command)
-    app.command("cleanup")(cleanup_command)
+    app.command("cleanup", short_help="Delete unused task names and queues, failed jobs.")(
+        cleanup_command
+    )
     app.add_typer(jobs_app)
 
 

@@ -140,7 +140,7 @@ def check_command(
     config_path: common.ConfigOption = None,
     host: Annotated[
         str | None,
-        typer.Option("--host", help="Host the worker runs on [default: this machine's name].",
+        typer.Option("--host", help="Host the worker runs on (default: this machine's name).",
                      show_default=False),
     ] = None,
     pid: Annotated[
@@ -150,7 +150,7 @@ def check_command(
     max_age: Annotated[
         str | None,
         typer.Option("--max-age", help="Oldest acceptable heartbeat "
-                     "[default: 3 x heartbeat_interval].", show_default=False),
+                     "(default: 3 x heartbeat_interval).", show_default=False),
     ] = None,
 ) -> None:
     """Exit 0 when a gw worker of this host (or --host/--pid) heartbeated recently, else 1:
