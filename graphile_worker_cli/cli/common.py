@@ -3,11 +3,12 @@ with gw's errors turned into one line and an exit code, and output helpers."""
 
 from __future__ import annotations
 
-import asyncio
+import importlib.util
 import json
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -15,6 +16,8 @@ import typer
 from graphile_worker_cli.errors import EXIT_FAILURE, GraphileWorkerError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from rich.console import Console
 
     from graphile_worker_cli import config
@@ -53,6 +56,29 @@ ConfigOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 _consoles: dict[str, Console] = {}
+
+
+def lazy_module(name: str) -> ModuleType:
+    """The module ``name``, imported when one of its attributes is first used.
+
+    Command modules name the library modules they call this way, so that ``gw --help`` (which
+    registers every command) and each command load only what they run.
+    """
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module named {name!r}")
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    return module
 
 
 def __getattr__(name: str) -> Any:
@@ -127,6 +153,8 @@ def run(
 ) -> T:
     """Run a coroutine (on a loop from ``loop_factory`` if given); a GraphileWorkerError
     becomes one line on stderr and its exit code."""
+    import asyncio
+
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(coroutine)

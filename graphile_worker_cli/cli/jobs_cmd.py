@@ -10,25 +10,23 @@ import dataclasses
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich import box
-from rich.table import Table
 
-from graphile_worker_cli import (
-    config,
-    durations,
-    job,
-    job_input,
-    payloads,
-)
+from graphile_worker_cli import durations
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import (
     EXIT_FAILURE,
     BadInputError,
 )
-from graphile_worker_cli.worker_utils import WorkerUtils, configured_worker_utils
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config, job, job_input
+    from graphile_worker_cli.worker_utils import WorkerUtils
+
+# The library modules are imported by the commands that use them, so that `gw --help`
+# and `gw add-job` load only what they need.
 
 jobs_app = typer.Typer(
     name="jobs", help="Inspect and manage queued jobs.", no_args_is_help=True
@@ -77,6 +75,8 @@ async def _call(
     settings: config.Settings, call: Callable[[WorkerUtils], Awaitable[T]]
 ) -> T:
     """``call(worker_utils)`` on the configured database: the body of most commands."""
+    from graphile_worker_cli.worker_utils import configured_worker_utils
+
     async with configured_worker_utils(settings) as worker_utils:
         return await call(worker_utils)
 
@@ -108,6 +108,8 @@ def _when(run_at: str | None, delay: str | None) -> datetime | None:
 
 def job_to_dict(record: job.Job, now: datetime | None = None) -> dict[str, Any]:
     """A job as JSON-ready values (times in ISO 8601), with its state."""
+    from graphile_worker_cli import job
+
     values = dataclasses.asdict(record)
     for name, value in values.items():
         if isinstance(value, datetime):
@@ -121,6 +123,11 @@ def _cut(text: str, width: int) -> str:
 
 
 def _print_jobs(records: list[job.Job], title: str) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from graphile_worker_cli import job
+
     now = datetime.now(UTC)
     rows = [
         {
@@ -207,6 +214,8 @@ def add_job_command(
 ) -> None:
     """Queue a job and print its id."""
     settings = common.load_settings(connection, schema, config)
+
+    from graphile_worker_cli import job, payloads
 
     async def add() -> job.Job:
         text = sys.stdin.read() if payload == "-" else payload
@@ -355,6 +364,8 @@ def reschedule_command(
     """Change when and how jobs run. Jobs a worker holds are left alone."""
     settings = common.load_settings(connection, schema, config)
 
+    from graphile_worker_cli import job_input
+
     async def reschedule() -> list[job.Job]:
         options = job_input.RescheduleJobOptions(
             run_at=_when(run_at, delay), priority=priority, attempts=attempts,
@@ -425,6 +436,9 @@ def cleanup_command(
 ) -> None:
     """Delete unused task identifiers and queues, and permanently failed jobs."""
     settings = common.load_settings(connection, schema, config)
+
+    from graphile_worker_cli import job_input
+    from graphile_worker_cli.worker_utils import configured_worker_utils
 
     async def cleanup() -> dict[job_input.CleanupTask, int]:
         tasks = [job_input.cleanup_task(name) for name in task] if task else None

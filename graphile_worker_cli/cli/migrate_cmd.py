@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from graphile_worker_cli import logs, migrate
 from graphile_worker_cli.cli import common
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import logs, migrate
+else:
+    logs = common.lazy_module("graphile_worker_cli.logs")
+    migrate = common.lazy_module("graphile_worker_cli.migrate")
 
 
 def register(app: typer.Typer) -> None:

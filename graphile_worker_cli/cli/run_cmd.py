@@ -6,12 +6,17 @@ from __future__ import annotations
 import gc
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from graphile_worker_cli import config, logs, runner
 from graphile_worker_cli.cli import common
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config, logs, runner
+else:
+    logs = common.lazy_module("graphile_worker_cli.logs")
+    runner = common.lazy_module("graphile_worker_cli.runner")
 from graphile_worker_cli.errors import EXIT_USAGE, GraphileWorkerError
 
 

@@ -7,13 +7,19 @@ import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from graphile_worker_cli import config, durations, embedded, recovery
+from graphile_worker_cli import durations
 from graphile_worker_cli.cli import common
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config, embedded, recovery
+else:
+    config = common.lazy_module("graphile_worker_cli.config")
+    embedded = common.lazy_module("graphile_worker_cli.embedded")
+    recovery = common.lazy_module("graphile_worker_cli.recovery")
 from graphile_worker_cli.errors import BadInputError
 
 workers_app = typer.Typer(
@@ -73,6 +79,8 @@ def _state(row: recovery.ActiveWorkerRow) -> str:
 def _print_workers(
     rows: list[recovery.ActiveWorkerRow], holders: list[recovery.LockHolderRow]
 ) -> None:
+    from rich.table import Table
+
     table = Table(title="registered gw workers", title_justify="left")
     columns = ("id", "host", "pid", "age", "last heartbeat", "longest stall", "jobs", "queues",
                "state")
