@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from rich.console import Console
+    from rich.table import Table
 
     from graphile_worker_cli import config
 
@@ -89,13 +90,39 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# Output to a pipe or file is as wide as its longest line (within reason) rather than the
+# 80 columns rich assumes: a table row stays one line for grep, and nothing is cut.
+_PIPE_WIDTH = 4000
+
+
 def _console(name: str) -> Console:
     console = _consoles.get(name)
     if console is None:
+        import os
+
         from rich.console import Console
 
-        console = _consoles[name] = Console(stderr=name == "stderr")
+        stream = sys.stderr if name == "stderr" else sys.stdout
+        wide = not _is_terminal(stream) and not os.environ.get("COLUMNS")
+        console = _consoles[name] = Console(
+            stderr=name == "stderr", width=_PIPE_WIDTH if wide else None
+        )
     return console
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def table(*columns: str, **options: Any) -> Table:
+    """A rich table whose cells wrap (folding long words) in a narrow terminal instead of
+    ending in "…": ids, names, keys, URLs and times are never cut."""
+    from rich.table import Column, Table
+
+    return Table(*(Column(name, overflow="fold") for name in columns), **options)
 
 
 def load_settings(

@@ -61,9 +61,7 @@ def show(
         common.stdout.print("config file: none", highlight=False)
     else:
         common.stdout.print(f"config file: {config_file}", highlight=False)
-    from rich.table import Table
-
-    table = Table("key", "value", "source", box=None, pad_edge=False)
+    table = common.table("key", "value", "source", box=None, pad_edge=False)
     sources = settings.sources
     for key, value in values.items():
         table.add_row(key, _display(key, value), _source_label(sources[key]))

@@ -132,11 +132,8 @@ def _print_table(listed: list[dict[str, Any]], unregistered: list[str], with_nex
     if not listed:
         common.stdout.print("No known crontabs.", markup=False)
     else:
-        from rich.table import Table
-
-        table = Table("id", "known since", "last execution", box=None, pad_edge=False)
-        if with_next:
-            table.add_column("next run")
+        headers = ["id", "known since", "last execution"] + (["next run"] if with_next else [])
+        table = common.table(*headers, box=None, pad_edge=False)
         for entry in listed:
             cells = [entry["id"], entry["known_since"], entry["last_execution"] or "never"]
             if with_next:

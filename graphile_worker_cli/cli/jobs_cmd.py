@@ -122,9 +122,24 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+BATCH_FAILURES = "Batch failures:\n"
+_PIPE_WIDTH = 10_000
+
+
+def error_summary(last_error: str | None) -> str:
+    """A job's last error on one line: its first line, or for a batch job the items' errors
+    (the first line alone would only say "Batch failures:")."""
+    if not last_error:
+        return ""
+    if last_error.startswith(BATCH_FAILURES):
+        items = [line for line in last_error[len(BATCH_FAILURES):].splitlines() if line]
+        return "Batch failures: " + "; ".join(items)
+    return last_error.split("\n", 1)[0]
+
+
 def _print_jobs(records: list[job.Job], title: str) -> None:
     from rich import box
-    from rich.table import Table
+    from rich.measure import Measurement
 
     from graphile_worker_cli import job
 
@@ -136,27 +151,44 @@ def _print_jobs(records: list[job.Job], title: str) -> None:
             "prio": str(record.priority),
             "run at (UTC)": record.run_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             "tries": f"{record.attempts}/{record.max_attempts}",
-            "task": _cut(record.task_identifier, 24),
-            "queue": _cut(record.queue_name or "", 16),
-            "key": _cut(record.key or "", 16),
-            "locked by": _cut(record.locked_by or "", 22),
-            "last error": _cut((record.last_error or "").split("\n", 1)[0], 60),
+            "task": record.task_identifier,
+            "queue": record.queue_name or "",
+            "key": record.key or "",
+            "locked by": record.locked_by or "",
+            "last error": _cut(error_summary(record.last_error), 80),
         }
         for record in records
     ]
-    # One line per job (`gw jobs show ID` prints one in full): optional columns that are
-    # empty for every row are left out, text is cut here, and only the last error may wrap
-    # (rich hides whole no-wrap columns when a table is wider than the terminal).
+    # Optional columns that are empty for every row are left out. Nothing that identifies a
+    # job is cut: a table row per job when it fits (always in a pipe), else a block per job.
+    # Only the last error is shortened (`gw jobs show ID` prints it in full).
     optional = ("queue", "key", "locked by", "last error")
     columns = [name for name in (rows[0] if rows else {}) if name not in optional or any(
         row[name] for row in rows
     )]
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in columns:
-        table.add_column(name, no_wrap=name != "last error", min_width=min(len(name), 12))
+    table = common.table(
+        *columns, title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+        padding=(0, 1),
+    )
     for row in rows:
         table.add_row(*(row[name] for name in columns))
-    common.stdout.print(table)
+    console = common.stdout
+    unbounded = console.options.update_width(_PIPE_WIDTH)
+    if Measurement.get(console, unbounded, table).maximum <= console.width:
+        console.print(table)
+        return
+    # Narrower than the table: one block per job, each value whole on its own line.
+    console.print(title, highlight=False, markup=False)
+    for row in rows:
+        console.print(
+            f"{row['id']}  {row['state']}  prio {row['prio']}  tries {row['tries']}  "
+            f"run at {row['run at (UTC)']} UTC",
+            highlight=False, markup=False, soft_wrap=True,
+        )
+        for name in ("task", *optional):
+            if row.get(name):
+                console.print(f"  {name + ':':<11} {row[name]}", highlight=False, markup=False,
+                              soft_wrap=True)
 
 
 def _report(
@@ -177,6 +209,32 @@ def _report(
 
 
 # --- gw add-job -----------------------------------------------------------------------------
+
+
+def _payload_argument(text: str) -> Any:
+    """The payload argument; a word that is not JSON at all is named as a stray argument
+    (``--delay 5 minutes`` leaves ``minutes`` where the payload goes)."""
+    from graphile_worker_cli import payloads
+
+    try:
+        return payloads.parse_json_text(text)
+    except BadInputError:
+        if text.strip()[:1] in ("{", "[", '"') or _is_json(text):
+            raise
+        raise BadInputError(
+            f"unexpected argument {text!r}: the payload must be a JSON object or array "
+            "(does an option's value have a space in it? quote it)"
+        ) from None
+
+
+def _is_json(text: str) -> bool:
+    import json
+
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def add_job_command(
@@ -218,8 +276,10 @@ def add_job_command(
     from graphile_worker_cli import job, payloads
 
     async def add() -> job.Job:
-        text = sys.stdin.read() if payload == "-" else payload
-        value = payloads.parse_json_text(text) if text is not None else {}
+        if payload == "-":
+            value = payloads.parse_json_text(sys.stdin.read())
+        else:
+            value = _payload_argument(payload) if payload is not None else {}
         if job_key_mode is not None and job_key is None:
             raise BadInputError("--job-key-mode needs --job-key")
         spec = job.JobSpec(

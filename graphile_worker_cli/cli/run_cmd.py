@@ -4,6 +4,7 @@ runs the worker until it is told to stop; its errors become one line and an exit
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -233,6 +234,7 @@ def run_command(
     if schema_only or cleanup is not None:
         _maintain(settings, schema_only=schema_only, cleanup=cleanup)
         return
+    _import_from_the_working_directory()
     worker_runner = runner.Runner(
         settings, once=once, handle_signals=True, child_args=sys.argv[1:]
     )
@@ -249,6 +251,15 @@ def run_command(
         common.fail(error.message, error.exit_code)
     if code != 0:
         raise typer.Exit(code)
+
+
+def _import_from_the_working_directory() -> None:
+    """Put the working directory first on ``sys.path``, as ``python -m`` does: a console
+    script's path starts at its own bin directory, so ``--tasks-module myapp.tasks`` and
+    ``plugins = ["myapp.plug:X"]`` would not find the project's own packages."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def _maintain(settings: config.Settings, *, schema_only: bool, cleanup: str | None) -> None:

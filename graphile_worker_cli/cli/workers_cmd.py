@@ -79,13 +79,10 @@ def _state(row: recovery.ActiveWorkerRow) -> str:
 def _print_workers(
     rows: list[recovery.ActiveWorkerRow], holders: list[recovery.LockHolderRow]
 ) -> None:
-    from rich.table import Table
-
-    table = Table(title="registered gw workers", title_justify="left")
-    columns = ("id", "host", "pid", "age", "last heartbeat", "longest stall", "jobs", "queues",
-               "state")
-    for column in columns:
-        table.add_column(column)
+    table = common.table(
+        "id", "host", "pid", "age", "last heartbeat", "longest stall", "jobs", "queues", "state",
+        title="registered gw workers", title_justify="left",
+    )
     for row in rows:
         table.add_row(
             row.id, row.host, str(row.pid), _age(row.age), f"{_age(row.heartbeat_age)} ago",
@@ -97,12 +94,11 @@ def _print_workers(
     else:
         common.stdout.print("no registered gw workers")
     if holders:
-        other = Table(
+        other = common.table(
+            "id", "jobs", "oldest lock",
             title="unregistered lock holders (never swept; 4-hour rule only)",
             title_justify="left",
         )
-        for column in ("id", "jobs", "oldest lock"):
-            other.add_column(column)
         for holder in holders:
             other.add_row(holder.id, str(holder.jobs_held), holder.oldest_lock_at.isoformat())
         common.stdout.print(other)

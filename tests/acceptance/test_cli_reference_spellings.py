@@ -72,3 +72,29 @@ async def test_a_bare_number_for_a_duration_flag_is_exit_2_with_both_readings(
     assert result.stderr.strip() == (
         "error: option --poll-interval: 2000: add a unit, e.g. 2000ms or 2000s"
     )
+
+
+async def test_tasks_module_and_plugins_load_from_the_project_directory(
+    db_url: str, tmp_path: Path
+) -> None:
+    package = tmp_path / "myapp"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "tasks.py").write_text(
+        "from graphile_worker_cli import task\n\n"
+        "@task('mark')\n"
+        "async def mark(payload, ctx):\n"
+        "    open('marked', 'w').write('yes')\n"
+    )
+    (package / "plug.py").write_text(
+        "class Plug:\n"
+        "    def register(self, hooks):\n"
+        "        open('plugged', 'w').write('yes')\n"
+    )
+    (tmp_path / "worker.toml").write_text('plugins = ["myapp.plug:Plug"]\n')
+    assert (await gw("add-job", "mark", "-c", db_url, cwd=tmp_path)).returncode == 0
+    result = await gw("run", "--once", "-c", db_url, "--tasks-module", "myapp.tasks",
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "marked").read_text() == "yes"
+    assert (tmp_path / "plugged").read_text() == "yes"
