@@ -1,7 +1,7 @@
 """``python -m bench startup``: how long a ``gw`` command takes from exec to exit, against
 psql doing the same insert and the reference's ``graphile-worker --once`` on the same empty
-queue. Each command runs ``--runs`` times (after one unmeasured warm-up run); the median
-wall time is reported, with the ratios the goals are stated in.
+queue. The commands run in turn, ``--runs`` rounds after one unmeasured warm-up round; the
+median wall time of each is reported, with the ratios the goals are stated in.
 
 Needs PostgreSQL (``GW_BENCH_DATABASE_URL``, default ``postgres://postgres@127.0.0.1/postgres``:
 a fresh database is created and dropped), ``psql`` on the PATH, and for the reference
@@ -36,27 +36,23 @@ class Measure:
     argv: list[str]
 
 
-def _median_seconds(argv: list[str], runs: int, env: dict[str, str], cwd: Path) -> float:
-    def once() -> float:
-        started = time.perf_counter()
-        done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
-                              timeout=PER_RUN_TIMEOUT)
-        elapsed = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip()}")
-        return elapsed
-
-    once()  # warm the page cache and the interpreter's bytecode
-    return statistics.median(once() for _ in range(runs))
+def _seconds(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=PER_RUN_TIMEOUT)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip()}")
+    return elapsed
 
 
-def _measures(url: str, have_reference: bool) -> list[Measure]:
+def _measures(url: str, have_reference: bool, gw: str) -> list[Measure]:
     measures = [
         Measure("psql add_job", ["psql", url, "-qAtc", "select graphile_worker.add_job('x')"]),
-        Measure("gw add-job", [GW, "add-job", "x"]),
-        Measure("gw --version", [GW, "--version"]),
-        Measure("gw --help", [GW, "--help"]),
-        Measure("gw run --once", [GW, "run", "--once", "--tasks", "tasks"]),
+        Measure("gw add-job", [gw, "add-job", "x"]),
+        Measure("gw --version", [gw, "--version"]),
+        Measure("gw --help", [gw, "--help"]),
+        Measure("gw run --once", [gw, "run", "--once", "--tasks", "tasks"]),
     ]
     if have_reference:
         measures.append(Measure("reference --once", [str(REFERENCE), "--once"]))
@@ -77,16 +73,7 @@ def _report(figures: dict[str, float], runs: int) -> str:
     return "\n".join(lines)
 
 
-def _compile_package() -> None:
-    """Write gw's bytecode as an installed wheel has it: an editable install under
-    PYTHONDONTWRITEBYTECODE would otherwise compile every module on every start."""
-    import compileall
-
-    compileall.compile_dir(str(REPO / "graphile_worker_cli"), quiet=1)
-
-
-async def _run(runs: int) -> str:
-    _compile_package()
+async def _run(runs: int, gw: str) -> str:
     dbs = databases.Databases(databases.admin_url())
     try:
         url = await dbs.create("startup")
@@ -100,15 +87,27 @@ async def _run(runs: int) -> str:
             (cwd / "tasks").mkdir()
             (cwd / "tasks" / "noop.py").write_text("async def task(payload, ctx):\n    pass\n")
             (cwd / "tasks" / "noop.js").write_text("module.exports = async () => {};\n")
+            # Bytecode goes to a folder of the run's own (the warm-up run writes it), as an
+            # installed wheel has it, even when PYTHONDONTWRITEBYTECODE is set here; nothing
+            # is written into the checkout being measured.
             env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("GW_")},
+                **{k: v for k, v in os.environ.items()
+                   if not k.startswith("GW_") and k != "PYTHONDONTWRITEBYTECODE"},
                 "DATABASE_URL": url, "PGCONNECT_TIMEOUT": "10",
+                "PYTHONPYCACHEPREFIX": str(cwd / "pycache"),
             }
-            figures: dict[str, float] = {}
-            for measure in _measures(url, have_reference):
-                if measure.name == "gw run --once":
-                    await _empty_queue(url)
-                figures[measure.name] = _median_seconds(measure.argv, runs, env, cwd)
+            measures = _measures(url, have_reference, gw)
+            samples: dict[str, list[float]] = {measure.name: [] for measure in measures}
+            # Round robin, after one unmeasured warm-up round: a change in the machine's
+            # load (it may be shared) then touches every command alike.
+            for round_number in range(runs + 1):
+                for measure in measures:
+                    if measure.name == "gw run --once":
+                        await _empty_queue(url)
+                    seconds = _seconds(measure.argv, env, cwd)
+                    if round_number > 0:
+                        samples[measure.name].append(seconds)
+        figures = {name: statistics.median(values) for name, values in samples.items()}
         return _report(figures, runs)
     finally:
         await dbs.close()
@@ -125,6 +124,8 @@ async def _empty_queue(url: str) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench startup", description=__doc__)
     parser.add_argument("--runs", type=int, default=7, help="measured runs per command")
+    parser.add_argument("--gw", default=GW, help="the gw executable to measure (default: "
+                        "this environment's), e.g. another checkout's, to compare builds")
     args = parser.parse_args(argv)
-    print(asyncio.run(_run(args.runs)))
+    print(asyncio.run(_run(args.runs, args.gw)))
     return 0
