@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "run_task_from_worker_ctx": "tasks",
     "WorkerContext": "context",
     "Extensions": "context",
+    "ReadOnlyExtensions": "context",
     "AbortSignal": "context",
     # worker
     "WorkerOptions": "worker",
@@ -92,6 +93,7 @@ __all__ = [
     "JobStart",
     "Plugin",
     "RawJobSpec",
+    "ReadOnlyExtensions",
     "RescheduleJobOptions",
     "Runner",
     "ShutdownSignal",
@@ -130,7 +132,12 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from graphile_worker_cli.context import AbortSignal, Extensions, WorkerContext
+    from graphile_worker_cli.context import (
+        AbortSignal,
+        Extensions,
+        ReadOnlyExtensions,
+        WorkerContext,
+    )
     from graphile_worker_cli.cron import (
         Cron,
         CronBuilder,

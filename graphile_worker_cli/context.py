@@ -1,4 +1,5 @@
-"""What a task handler receives: ``WorkerContext``, typed ``Extensions``, ``AbortSignal``.
+"""What a task handler receives: ``WorkerContext``, typed ``Extensions`` (seen through
+``ReadOnlyExtensions``), ``AbortSignal``.
 
 A context is built by the worker for one job run. It carries the job, a logger scoped to the
 job, the worker's pool (for ``add_job`` and ad-hoc SQL), the application state registered
@@ -13,7 +14,8 @@ import logging
 import threading
 from collections.abc import Awaitable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import asyncpg
 
@@ -119,23 +121,10 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class Extensions:
-    """Application state shared with every task, stored and fetched by type.
+class _ExtensionLookup:
+    """Fetching extensions by type: what ``Extensions`` and ``ReadOnlyExtensions`` share."""
 
-    ``WorkerOptions.add_extension(value)`` calls ``insert(value)``; handlers read it with
-    ``ctx.extensions.get(MyState)`` or ``ctx.extensions[MyState]``.
-    """
-
-    def __init__(self, values: Sequence[object] = ()) -> None:
-        self._values: dict[type, object] = {}
-        for value in values:
-            self.insert(value)
-
-    def insert(self, value: object) -> object | None:
-        """Store ``value`` under its type; returns the value it replaced, if any."""
-        previous = self._values.get(type(value))
-        self._values[type(value)] = value
-        return previous
+    _values: Mapping[type, object]
 
     def find(self, kind: type[T]) -> T | None:
         """The value stored for ``kind`` (or an instance of a subclass of it), else None."""
@@ -167,11 +156,79 @@ class Extensions:
         return iter(list(self._values.values()))
 
     def copy(self) -> Extensions:
+        """A new, changeable ``Extensions`` holding the same values."""
         return Extensions(list(self._values.values()))
 
     def __repr__(self) -> str:
         names = ", ".join(_type_name(kind) for kind in self._values)
-        return f"<Extensions [{names}]>"
+        return f"<{type(self).__name__} [{names}]>"
+
+
+class Extensions(_ExtensionLookup):
+    """Application state shared with every task, stored and fetched by type.
+
+    ``WorkerOptions.add_extension(value)`` calls ``insert(value)``; handlers read it with
+    ``ctx.extensions.get(MyState)`` or ``ctx.extensions[MyState]``, through a
+    ``ReadOnlyExtensions`` view (``read_only()``).
+    """
+
+    def __init__(self, values: Sequence[object] = ()) -> None:
+        self._values: dict[type, object] = {}
+        self._view: ReadOnlyExtensions | None = None
+        for value in values:
+            self.insert(value)
+
+    def insert(self, value: object) -> object | None:
+        """Store ``value`` under its type; returns the value it replaced, if any."""
+        previous = self._values.get(type(value))
+        self._values[type(value)] = value
+        return previous
+
+    def read_only(self) -> ReadOnlyExtensions:
+        """A view of these extensions that cannot change them (one per ``Extensions``)."""
+        if self._view is None:
+            self._view = ReadOnlyExtensions(self)
+        return self._view
+
+
+class ReadOnlyExtensions(_ExtensionLookup):
+    """What a job sees of the worker's extensions: every lookup of ``Extensions``, no way to
+    add, replace or remove one, so no job changes what another job sees.
+
+    The values are the application's own objects, shared by every job: the view does not
+    make them immutable (a job may still call their methods or set their attributes).
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, source: Extensions | ReadOnlyExtensions) -> None:
+        # A live read-only window on the source's table: never a second copy to keep in step.
+        object.__setattr__(self, "_values", MappingProxyType(source._values))
+
+    def read_only(self) -> ReadOnlyExtensions:
+        return self
+
+    def insert(self, value: object) -> NoReturn:
+        raise TypeError(_read_only("insert"))
+
+    def __setitem__(self, kind: object, value: object) -> NoReturn:
+        raise TypeError(_read_only("item assignment"))
+
+    def __delitem__(self, kind: object) -> NoReturn:
+        raise TypeError(_read_only("item deletion"))
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise TypeError(_read_only("attribute assignment"))
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise TypeError(_read_only("attribute deletion"))
+
+
+def _read_only(what: str) -> str:
+    return (
+        f"ReadOnlyExtensions does not support {what}: a job sees the worker's extensions "
+        "read-only; add them before the worker starts, with WorkerOptions.add_extension(value)"
+    )
 
 
 def _type_name(kind: type) -> str:
@@ -213,7 +270,7 @@ class WorkerContext:
         pool: asyncpg.Pool,
         schema: str,
         worker_id: str,
-        extensions: Extensions,
+        extensions: Extensions | ReadOnlyExtensions,
         abort_signal: AbortSignal,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         hooks: worker_hooks.HookRegistry | None = None,
@@ -224,7 +281,7 @@ class WorkerContext:
         self.pool = pool
         self.schema = schema
         self.worker_id = worker_id
-        self.extensions = extensions
+        self._extensions = extensions.read_only()
         self.abort_signal = abort_signal
         self._base_logger: logging.Logger | None = None
         self._logger: logging.LoggerAdapter[Any] | None = None  # built on first use
@@ -245,6 +302,11 @@ class WorkerContext:
     @logger.setter
     def logger(self, value: logging.LoggerAdapter[Any]) -> None:
         self._logger = value
+
+    @property
+    def extensions(self) -> ReadOnlyExtensions:
+        """The application state of ``WorkerOptions.add_extension``, read-only."""
+        return self._extensions
 
     # Job fields -------------------------------------------------------------------------
 
@@ -311,6 +373,29 @@ class WorkerContext:
         """Queue another job (same database and schema as this worker)."""
         return await self.utils.add_job(identifier, payload, spec, conn=conn)
 
+    async def add_raw_job(
+        self,
+        identifier: str,
+        payload: Any = None,
+        spec: jobs.JobSpec | None = None,
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> jobs.Job:
+        """Queue a job whose payload is already plain JSON values (``WorkerUtils.add_raw_job``)."""
+        return await self.utils.add_raw_job(identifier, payload, spec, conn=conn)
+
+    async def add_batch_job(
+        self,
+        identifier: job_input.TaskName,
+        items: Sequence[Any],
+        spec: jobs.JobSpec | None = None,
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> jobs.Job:
+        """Queue a batch job whose payload is the JSON array of ``items``; with a job key,
+        items join the waiting job of that key (``WorkerUtils.add_batch_job``)."""
+        return await self.utils.add_batch_job(identifier, items, spec, conn=conn)
+
     async def add_jobs(
         self,
         specs: Sequence[job_input.JobInput],
@@ -320,6 +405,19 @@ class WorkerContext:
     ) -> list[jobs.Job]:
         """Queue several jobs in one statement (see ``WorkerUtils.add_jobs``)."""
         return await self.utils.add_jobs(
+            specs, conn=conn, job_key_preserve_run_at=job_key_preserve_run_at
+        )
+
+    async def add_raw_jobs(
+        self,
+        specs: Sequence[jobs.RawJobSpec],
+        *,
+        conn: asyncpg.Connection | None = None,
+        job_key_preserve_run_at: bool = False,
+    ) -> list[jobs.Job]:
+        """Queue several jobs whose payloads are plain JSON values, in one statement
+        (``WorkerUtils.add_raw_jobs``)."""
+        return await self.utils.add_raw_jobs(
             specs, conn=conn, job_key_preserve_run_at=job_key_preserve_run_at
         )
 
