@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
@@ -19,6 +19,7 @@ from graphile_worker_cli import hooks as gw_hooks
 from graphile_worker_cli import tasks as gw_tasks
 from graphile_worker_cli.errors import BadInputError, ConfigError
 from graphile_worker_cli.queries import worker as queries
+from graphile_worker_cli.recovery import config as recovery_config
 from graphile_worker_cli.worker.shutdown import ShutdownSignal
 
 if TYPE_CHECKING:
@@ -33,6 +34,13 @@ R = TypeVar("R")
 SideTask = Callable[["Worker"], Coroutine[Any, Any, None]]
 """A coroutine the worker runs alongside its loop (cron, recovery, metrics...). It should
 return when ``worker.stopping`` is set; if it raises, the worker shuts down and re-raises."""
+
+
+_RECOVERY_FIELDS = (
+    "heartbeat_interval", "sweep_interval", "sweep_threshold", "recovery_delay",
+    "resilient_sweep_threshold_multiplier", "resilient_job_flags",
+)
+"""The fields of WorkerOptions a ``WorkerRecoveryConfig`` sets (same names there)."""
 
 
 def new_worker_id() -> str:
@@ -67,14 +75,36 @@ class WorkerOptions:
     complete_job_batch_delay: float = 0.0
     fail_job_batch_delay: float = 0.0
     prepared_statements: bool = True
-    worker_recovery: bool = True
+    worker_recovery: bool | recovery_config.WorkerRecoveryConfig = True
+    """On or off; or a ``WorkerRecoveryConfig``, whose values then set the recovery fields
+    below (and this one to its ``enabled``)."""
     heartbeat_interval: float = 10.0
     sweep_interval: float = 30.0
     sweep_threshold: float = 60.0
     recovery_delay: float = 0.0
+    resilient_sweep_threshold_multiplier: int = recovery_config.DEFAULT_RESILIENT_MULTIPLIER
+    resilient_job_flags: tuple[str, ...] = (recovery_config.INFRASTRUCTURE_RESILIENT_FLAG,)
     side_tasks: list[SideTask] = field(default_factory=list)
     hooks: gw_hooks.HookRegistry = field(default_factory=lambda: gw_hooks.HookRegistry())
     """Lifecycle hooks and plugins (``on``, ``add_plugin``); see docs/hooks.md."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.worker_recovery, recovery_config.WorkerRecoveryConfig):
+            self._spread_recovery_config(self.worker_recovery)
+
+    def _spread_recovery_config(self, config: recovery_config.WorkerRecoveryConfig) -> None:
+        """Copy the config onto the recovery fields; a field also given with another value
+        is ambiguous, so refused."""
+        defaults = {f.name: f.default for f in fields(self)}
+        for name in _RECOVERY_FIELDS:
+            given, wanted = getattr(self, name), getattr(config, name)
+            if given != defaults[name] and given != wanted:
+                raise ConfigError(
+                    f"WorkerOptions got {name}={given!r} and worker_recovery="
+                    f"WorkerRecoveryConfig({name}={wanted!r}): give {name} once"
+                )
+            setattr(self, name, wanted)
+        self.worker_recovery = config.enabled
 
     # -- fluent configuration -------------------------------------------------------------
     def define_job(self, obj: Any, identifier: str | None = None) -> WorkerOptions:
