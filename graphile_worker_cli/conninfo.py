@@ -23,10 +23,19 @@ Without a URL, libpq's variables name the server (``PGHOST``, ``PGPORT``, ``PGDA
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import (
+    SplitResult,
+    parse_qsl,
+    quote,
+    unquote,
+    urlencode,
+    urlsplit,
+    urlunsplit,
+)
 
 from graphile_worker_cli.errors import BadInputError
 
@@ -104,10 +113,8 @@ def _from_ssl_parameter(url: str, params: dict[str, str]) -> SSLArgument:
         return False
     if value == "no-verify":
         return _context(params, verify=False)
-    from graphile_worker_cli import db  # db imports this module
-
     raise BadInputError(
-        f"invalid connection string {db.redact_url(url)!r}: ssl={value} is not one of "
+        f"invalid connection string {redact_url(url)!r}: ssl={value} is not one of "
         "node-postgres's values (to it, anything but ssl=0 turns TLS on); expected ssl=1, "
         "ssl=true, ssl=0 or ssl=no-verify, or sslmode=disable|prefer|require|verify-ca|"
         "verify-full|no-verify"
@@ -135,3 +142,51 @@ def _arguments(
         return ConnectArguments(url, ssl_argument)
     text = urlencode(kept, quote_via=quote)
     return ConnectArguments(urlunsplit(parts._replace(query=text)), ssl_argument)
+
+
+# --- passwords kept out of messages and logs ------------------------------------------
+
+
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^&\s]*)", re.IGNORECASE)
+_URL_DELIMITERS = re.compile(r"[/?#@:]")
+
+
+def password_span(url: str) -> tuple[int, int] | None:
+    """Where the password in ``url`` is: from the first ``:`` after ``scheme://`` to the
+    last ``@``. Read this loosely (not as a URL parser, which ends the user info at the
+    first ``/``, ``?`` or ``#``), a password with those characters un-encoded is still
+    found whole; a URL that also has an ``@`` further on loses more than its password."""
+    scheme_end = url.find("://")
+    start = scheme_end + 3 if scheme_end != -1 else 0
+    end = url.rfind("@")
+    if end < start:
+        return None
+    colon = url.find(":", start, end)
+    return None if colon == -1 else (colon + 1, end)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, safe to print or log (a malformed
+    URL, such as one with an un-encoded ``#`` in its password, included)."""
+    span = password_span(url)
+    if span is not None:
+        url = url[: span[0]] + "***" + url[span[1]:]
+    return _PASSWORD_PARAM.sub(r"\1***", url)
+
+
+def scrub_password(text: str, url: str) -> str:
+    """``text`` (an error message about ``url``) without the URL's password: a malformed
+    URL's password may have been read as a host, port or database name, which messages
+    quote, so each piece of it between URL delimiters is replaced by ``***`` too."""
+    span = password_span(url)
+    if span is None or span[0] == span[1]:
+        return text
+    hidden = url[span[0]:span[1]]
+    whole = {hidden, unquote(hidden)}
+    pieces = {piece for word in whole for piece in _URL_DELIMITERS.split(word) if piece}
+    for secret in sorted(whole, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    if not pieces:
+        return text
+    alternatives = "|".join(re.escape(piece) for piece in sorted(pieces, key=len, reverse=True))
+    return re.sub(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", "***", text)

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from graphile_worker_cli import conninfo, job
+from graphile_worker_cli.conninfo import redact_url as redact_url
+from graphile_worker_cli.conninfo import scrub_password as scrub_password
 from graphile_worker_cli.errors import (
     BadInputError,
     DatabaseConnectError,
@@ -57,54 +58,9 @@ def escape_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^&\s]*)", re.IGNORECASE)
-_URL_DELIMITERS = re.compile(r"[/?#@:]")
-
-
-def _password_span(url: str) -> tuple[int, int] | None:
-    """Where the password in ``url`` is: from the first ``:`` after ``scheme://`` to the
-    last ``@``. Read this loosely (not as a URL parser, which ends the user info at the
-    first ``/``, ``?`` or ``#``), a password with those characters un-encoded is still
-    found whole; a URL that also has an ``@`` further on loses more than its password."""
-    scheme_end = url.find("://")
-    start = scheme_end + 3 if scheme_end != -1 else 0
-    end = url.rfind("@")
-    if end < start:
-        return None
-    colon = url.find(":", start, end)
-    return None if colon == -1 else (colon + 1, end)
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe to print or log (a malformed
-    URL, such as one with an un-encoded ``#`` in its password, included)."""
-    span = _password_span(url)
-    if span is not None:
-        url = url[: span[0]] + "***" + url[span[1]:]
-    return _PASSWORD_PARAM.sub(r"\1***", url)
-
-
-def scrub_password(text: str, url: str) -> str:
-    """``text`` (an error message about ``url``) without the URL's password: a malformed
-    URL's password may have been read as a host, port or database name, which messages
-    quote, so each piece of it between URL delimiters is replaced by ``***`` too."""
-    span = _password_span(url)
-    if span is None or span[0] == span[1]:
-        return text
-    hidden = url[span[0]:span[1]]
-    whole = {hidden, unquote(hidden)}
-    pieces = {piece for word in whole for piece in _URL_DELIMITERS.split(word) if piece}
-    for secret in sorted(whole, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    if not pieces:
-        return text
-    alternatives = "|".join(re.escape(piece) for piece in sorted(pieces, key=len, reverse=True))
-    return re.sub(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", "***", text)
-
-
 def _encoding_hint(url: str) -> str:
     """Advice for a URL whose user info holds characters a URL parser stops at."""
-    span = _password_span(url)
+    span = conninfo.password_span(url)
     if span is None or not any(char in url[span[0]:span[1]] for char in "/?#@"):
         return ""
     return (
@@ -218,10 +174,11 @@ async def create_pool(
     """Open a pool (at least one connection is made, so a bad URL fails here)."""
     try:
         dsn = _driver_arguments(url, kwargs)
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, **kwargs)
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, **kwargs
+        )
     except _CONNECT_ERRORS as error:
         raise _connect_error(url, error) from error
-    assert pool is not None
     return pool
 
 

@@ -27,8 +27,6 @@ import asyncpg
 
 from graphile_worker_cli import db
 from graphile_worker_cli.errors import (
-    BadInputError,
-    DatabaseError,
     MigrationError,
     SchemaTooNewError,
     UnsupportedServerError,
@@ -383,37 +381,3 @@ async def _run_step(conn: asyncpg.Connection, schema: str, step: Migration, *, g
         ) from error
     logger.debug("applied %s %s", "gw migration" if gw else "migration", step.name)
     return True
-
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaState:
-    """What a schema holds: gw's jobs tables (migrated) and gw's worker registry."""
-
-    migrated: bool
-    has_registry: bool
-
-
-async def schema_state(conn: asyncpg.Connection | asyncpg.Pool, schema: str) -> SchemaState:
-    """Whether ``schema`` is migrated and has the worker registry (no error if neither)."""
-    row = await conn.fetchrow(queries.SCHEMA_STATE.sql(schema), db.escape_identifier(schema))
-    if row is None:  # a select without from returns exactly one row
-        return SchemaState(False, False)
-    return SchemaState(bool(row["migrated"]), bool(row["has_registry"]))
-
-
-async def require_worker_registry(conn: asyncpg.Connection | asyncpg.Pool, schema: str) -> None:
-    """Raise a one-line error unless ``schema`` is migrated and has the worker registry:
-    BadInputError for a schema without gw's tables (a wrong --schema, most likely),
-    DatabaseError for one migrated before the registry existed."""
-    state = await schema_state(conn, schema)
-    if not state.migrated:
-        raise BadInputError(
-            f"schema {schema!r} has no Graphile Worker tables: check --schema, or run "
-            "`gw migrate`"
-        )
-    if not state.has_registry:
-        raise DatabaseError(
-            f"schema {schema!r} has no gw worker registry (_gw_workers): run `gw migrate` "
-            "to add it"
-        )

@@ -27,6 +27,7 @@ from graphile_worker_cli.errors import (
     JobNotFoundError,
 )
 from graphile_worker_cli.queries import jobs as queries
+from graphile_worker_cli.queries import recovery as recovery_queries
 
 T = TypeVar("T")
 
@@ -306,7 +307,7 @@ def force_unlock_workers(schema: str, worker_ids: Iterable[str]) -> Operation[No
     ids = list(worker_ids)
     if isinstance(worker_ids, str) or not all(isinstance(w, str) for w in ids):
         raise BadInputError(f"invalid worker ids {worker_ids!r}: expected a list of strings")
-    return _no_result(Statement(queries.FORCE_UNLOCK_WORKERS.sql(schema), (ids,)))
+    return _no_result(Statement(recovery_queries.FORCE_UNLOCK_WORKERS.sql(schema), (ids,)))
 
 
 def _no_result(statement: Statement) -> Operation[None]:

@@ -288,15 +288,16 @@ class Runner:
         return ["run", "--once"] if self.once else ["run"]
 
     def _child_env(self) -> dict[str, str]:
-        """The settings as GW_ variables, for children started with the default arguments."""
+        """The settings as GW_ variables, for children started with the default arguments
+        (the values themselves: passwords included, unlike ``Settings.redacted``)."""
         if self._child_args is not None:
             return {}
-        values = self.settings.redacted()
-        values["database_url"] = self.settings.database_url
-        return {
-            config.env_var(key): config.env_text(value)
-            for key, value in values.items() if value is not None
-        }
+        env: dict[str, str] = {}
+        for key in config.KEYS:
+            value = getattr(self.settings, config.FIELD_BY_KEY[key])
+            if value is not None:
+                env[config.env_var(key)] = config.env_text(value)
+        return env
 
     async def _run_worker(self) -> None:
         signals = (

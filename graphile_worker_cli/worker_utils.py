@@ -30,7 +30,6 @@ from graphile_worker_cli import (
     migrate,
     operations,
     payloads,
-    recovery,
 )
 from graphile_worker_cli.drivers import asyncpg_conn
 from graphile_worker_cli.errors import (
@@ -48,7 +47,7 @@ from graphile_worker_cli.job_input import (
 )
 
 if TYPE_CHECKING:
-    from graphile_worker_cli import config
+    from graphile_worker_cli import config, recovery
 
 T = TypeVar("T")
 
@@ -359,6 +358,9 @@ class WorkerUtils:
         self, *, threshold: float | None = None, conn: asyncpg.Connection | None = None
     ) -> list[recovery.ActiveWorkerRow]:
         """Registered gw workers: heartbeat age, jobs held, stale or not (see ``recovery``)."""
+        # Imported on use: a worker (which holds a WorkerUtils) may run without recovery.
+        from graphile_worker_cli import recovery
+
         async with self._connection(self._asyncpg_only(conn, "list_active_workers")) as c:
             with db.database_errors(self._schema):
                 return await recovery.list_active_workers(c, self._schema, threshold=threshold)
@@ -370,6 +372,8 @@ class WorkerUtils:
         conn: asyncpg.Connection | None = None,
     ) -> recovery.SweepStaleWorkersResult:
         """Give the jobs of dead registered workers back to the queue (see ``recovery``)."""
+        from graphile_worker_cli import recovery
+
         async with self._connection(self._asyncpg_only(conn, "sweep_stale_workers")) as c:
             with db.database_errors(self._schema):
                 return await recovery.sweep_stale_workers(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import graphile_worker_cli
 from graphile_worker_cli.admin.params import JOB_FILTERS, MAX_BULK, MAX_PAGE, STATES
 from graphile_worker_cli.admin.service import ACTIONS, MAINTENANCE
 from graphile_worker_cli.queries.admin import ERROR_EXCERPT_CHARS
+from graphile_worker_cli.version import __version__
 
 _ERROR = {
     "description": "One-line reason",
@@ -116,7 +116,7 @@ def schema(root_path: str = "") -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "gw admin API",
-            "version": graphile_worker_cli.__version__,
+            "version": __version__,
             "description": (
                 "Inspect and fix a Graphile Worker queue. Writes need the X-CSRF-Token header "
                 "(GET /api/session gives it and sets its cookie) unless the request carries "

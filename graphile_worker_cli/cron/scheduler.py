@@ -237,7 +237,7 @@ class _Scheduler:
             return
         requests = [_request(item, ts, backfilled) for item, backfilled in batch]
         if self.hooks is not None:
-            batch, requests = await self._intercept(ts, batch, requests)
+            batch, requests = await self._intercept(self.hooks, ts, batch, requests)
         claimed = await self._claim(ts, requests)
         for item, backfilled in batch:
             if item.identifier in claimed:
@@ -293,16 +293,16 @@ class _Scheduler:
 
     async def _intercept(
         self,
+        registry: hooks.HookRegistry,
         ts: datetime,
         batch: list[tuple[Crontab, bool]],
         requests: list[cron_store.CronJobRequest],
     ) -> tuple[list[tuple[Crontab, bool]], list[cron_store.CronJobRequest]]:
         """CronTick, then BeforeJobSchedule for each item: the items that remain."""
-        assert self.hooks is not None
-        await self.hooks.emit(
+        await registry.emit(
             hooks.CronTick, hooks.CronTickContext(ts, tuple(item for item, _ in batch))
         )
-        if hooks.BeforeJobSchedule not in self.hooks.events:
+        if hooks.BeforeJobSchedule not in registry.events:
             return batch, requests
         kept: list[tuple[tuple[Crontab, bool], cron_store.CronJobRequest]] = []
         for entry, request in zip(batch, requests, strict=True):
@@ -310,7 +310,7 @@ class _Scheduler:
                 request.task_identifier, request.payload, _spec(request, ts)
             )
             try:
-                payload = await self.hooks.before_job_schedule(context)
+                payload = await registry.before_job_schedule(context)
             except JobScheduleSkippedError:
                 log.info("cron item %s at %s skipped by a hook", request.identifier,
                          format_ts(ts))

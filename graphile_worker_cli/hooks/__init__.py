@@ -15,203 +15,33 @@ interceptors return), ``registry`` (``HookRegistry``), ``plugins`` (loading
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from graphile_worker_cli.hooks.events import (
-        ALL_EVENTS,
-        AfterJobRun,
-        AfterJobRunContext,
-        BeforeJobRun,
-        BeforeJobRunContext,
-        BeforeJobSchedule,
-        BeforeJobScheduleContext,
-        CronJobScheduled,
-        CronJobScheduledContext,
-        CronTick,
-        CronTickContext,
-        Event,
-        Interceptor,
-        JobComplete,
-        JobCompleteContext,
-        JobFail,
-        JobFailContext,
-        JobFetch,
-        JobFetchContext,
-        JobInterrupted,
-        JobInterruptedContext,
-        JobPermanentlyFail,
-        JobPermanentlyFailContext,
-        JobRecovery,
-        JobRecoveryContext,
-        JobScheduled,
-        JobScheduledContext,
-        JobStart,
-        JobStartContext,
-        LocalQueueGetJobsComplete,
-        LocalQueueGetJobsCompleteContext,
-        LocalQueueInit,
-        LocalQueueInitContext,
-        LocalQueueModeChange,
-        LocalQueueModeChangeContext,
-        LocalQueueRefetchDelayAbort,
-        LocalQueueRefetchDelayAbortContext,
-        LocalQueueRefetchDelayExpired,
-        LocalQueueRefetchDelayExpiredContext,
-        LocalQueueRefetchDelayStart,
-        LocalQueueRefetchDelayStartContext,
-        LocalQueueReturnJobs,
-        LocalQueueReturnJobsContext,
-        Observer,
-        RecoveryReason,
-        WorkerInit,
-        WorkerInitContext,
-        WorkerRecovered,
-        WorkerRecoveredContext,
-        WorkerShutdown,
-        WorkerShutdownContext,
-        WorkerStart,
-        WorkerStartContext,
-    )
-from graphile_worker_cli.hooks.plugins import load_plugin, load_plugins
-from graphile_worker_cli.hooks.registry import Handler, HookRegistry, Plugin
-from graphile_worker_cli.hooks.results import (
-    HookResult,
-    JobRecoveryResult,
-    JobScheduleResult,
-    RecoveryAction,
-)
+from graphile_worker_cli.hooks import plugins, registry, results
+from graphile_worker_cli.hooks.plugins import *  # noqa: F403
+from graphile_worker_cli.hooks.registry import *  # noqa: F403
+from graphile_worker_cli.hooks.results import *  # noqa: F403
 
-# The event classes are imported on first use: a worker without hooks never needs them, and
-# building their ~50 classes is a noticeable part of `gw run`'s start-up.
-_EVENT_NAMES = frozenset({
-    "ALL_EVENTS",
-    "AfterJobRun",
-    "AfterJobRunContext",
-    "BeforeJobRun",
-    "BeforeJobRunContext",
-    "BeforeJobSchedule",
-    "BeforeJobScheduleContext",
-    "CronJobScheduled",
-    "CronJobScheduledContext",
-    "CronTick",
-    "CronTickContext",
-    "Event",
-    "Interceptor",
-    "JobComplete",
-    "JobCompleteContext",
-    "JobFail",
-    "JobFailContext",
-    "JobFetch",
-    "JobFetchContext",
-    "JobInterrupted",
-    "JobInterruptedContext",
-    "JobPermanentlyFail",
-    "JobPermanentlyFailContext",
-    "JobRecovery",
-    "JobRecoveryContext",
-    "JobScheduled",
-    "JobScheduledContext",
-    "JobStart",
-    "JobStartContext",
-    "LocalQueueGetJobsComplete",
-    "LocalQueueGetJobsCompleteContext",
-    "LocalQueueInit",
-    "LocalQueueInitContext",
-    "LocalQueueModeChange",
-    "LocalQueueModeChangeContext",
-    "LocalQueueRefetchDelayAbort",
-    "LocalQueueRefetchDelayAbortContext",
-    "LocalQueueRefetchDelayExpired",
-    "LocalQueueRefetchDelayExpiredContext",
-    "LocalQueueRefetchDelayStart",
-    "LocalQueueRefetchDelayStartContext",
-    "LocalQueueReturnJobs",
-    "LocalQueueReturnJobsContext",
-    "Observer",
-    "RecoveryReason",
-    "WorkerInit",
-    "WorkerInitContext",
-    "WorkerRecovered",
-    "WorkerRecoveredContext",
-    "WorkerShutdown",
-    "WorkerShutdownContext",
-    "WorkerStart",
-    "WorkerStartContext",
-})
+if TYPE_CHECKING:
+    from graphile_worker_cli.hooks.events import *  # noqa: F403
+
+# Each submodule's __all__ is the one list of what it exports from here.
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EVENT_NAMES:
-        from graphile_worker_cli.hooks import events
-
+    # The event classes are imported on first use: a worker without hooks never needs them,
+    # and building all their classes would add to every `gw run`'s start-up.
+    if name.startswith("__") and name != "__all__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    events = importlib.import_module("graphile_worker_cli.hooks.events")
+    if name == "__all__":
+        value: Any = sorted(
+            (*plugins.__all__, *registry.__all__, *results.__all__, *events.__all__)
+        )
+    elif name in events.__all__:
         value = getattr(events, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = [
-    "ALL_EVENTS",
-    "AfterJobRun",
-    "AfterJobRunContext",
-    "BeforeJobRun",
-    "BeforeJobRunContext",
-    "BeforeJobSchedule",
-    "BeforeJobScheduleContext",
-    "CronJobScheduled",
-    "CronJobScheduledContext",
-    "CronTick",
-    "CronTickContext",
-    "Event",
-    "Handler",
-    "HookRegistry",
-    "HookResult",
-    "Interceptor",
-    "JobComplete",
-    "JobCompleteContext",
-    "JobFail",
-    "JobFailContext",
-    "JobFetch",
-    "JobFetchContext",
-    "JobInterrupted",
-    "JobInterruptedContext",
-    "JobPermanentlyFail",
-    "JobPermanentlyFailContext",
-    "JobRecovery",
-    "JobRecoveryContext",
-    "JobRecoveryResult",
-    "JobScheduleResult",
-    "JobScheduled",
-    "JobScheduledContext",
-    "JobStart",
-    "JobStartContext",
-    "LocalQueueGetJobsComplete",
-    "LocalQueueGetJobsCompleteContext",
-    "LocalQueueInit",
-    "LocalQueueInitContext",
-    "LocalQueueModeChange",
-    "LocalQueueModeChangeContext",
-    "LocalQueueRefetchDelayAbort",
-    "LocalQueueRefetchDelayAbortContext",
-    "LocalQueueRefetchDelayExpired",
-    "LocalQueueRefetchDelayExpiredContext",
-    "LocalQueueRefetchDelayStart",
-    "LocalQueueRefetchDelayStartContext",
-    "LocalQueueReturnJobs",
-    "LocalQueueReturnJobsContext",
-    "Observer",
-    "Plugin",
-    "RecoveryAction",
-    "RecoveryReason",
-    "WorkerInit",
-    "WorkerInitContext",
-    "WorkerRecovered",
-    "WorkerRecoveredContext",
-    "WorkerShutdown",
-    "WorkerShutdownContext",
-    "WorkerStart",
-    "WorkerStartContext",
-    "load_plugin",
-    "load_plugins",
-]
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value

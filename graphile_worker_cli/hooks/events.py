@@ -16,14 +16,70 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from graphile_worker_cli import job as jobs
+from graphile_worker_cli.extensions import Extensions
 from graphile_worker_cli.hooks import results
+from graphile_worker_cli.task_outcome import TaskFailure, TaskOutcome
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from graphile_worker_cli import context
     from graphile_worker_cli.cron.types import Crontab
-    from graphile_worker_cli.tasks import TaskOutcome
+
+__all__ = [
+    "ALL_EVENTS",
+    "AfterJobRun",
+    "AfterJobRunContext",
+    "BeforeJobRun",
+    "BeforeJobRunContext",
+    "BeforeJobSchedule",
+    "BeforeJobScheduleContext",
+    "CronJobScheduled",
+    "CronJobScheduledContext",
+    "CronTick",
+    "CronTickContext",
+    "Event",
+    "Interceptor",
+    "JobComplete",
+    "JobCompleteContext",
+    "JobFail",
+    "JobFailContext",
+    "JobFetch",
+    "JobFetchContext",
+    "JobInterrupted",
+    "JobInterruptedContext",
+    "JobPermanentlyFail",
+    "JobPermanentlyFailContext",
+    "JobRecovery",
+    "JobRecoveryContext",
+    "JobScheduled",
+    "JobScheduledContext",
+    "JobStart",
+    "JobStartContext",
+    "LocalQueueGetJobsComplete",
+    "LocalQueueGetJobsCompleteContext",
+    "LocalQueueInit",
+    "LocalQueueInitContext",
+    "LocalQueueModeChange",
+    "LocalQueueModeChangeContext",
+    "LocalQueueRefetchDelayAbort",
+    "LocalQueueRefetchDelayAbortContext",
+    "LocalQueueRefetchDelayExpired",
+    "LocalQueueRefetchDelayExpiredContext",
+    "LocalQueueRefetchDelayStart",
+    "LocalQueueRefetchDelayStartContext",
+    "LocalQueueReturnJobs",
+    "LocalQueueReturnJobsContext",
+    "Observer",
+    "RecoveryReason",
+    "WorkerInit",
+    "WorkerInitContext",
+    "WorkerRecovered",
+    "WorkerRecoveredContext",
+    "WorkerShutdown",
+    "WorkerShutdownContext",
+    "WorkerStart",
+    "WorkerStartContext",
+]
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -64,7 +120,7 @@ class WorkerStartContext:
     worker_id: str
     schema: str
     pool: asyncpg.Pool
-    extensions: context.Extensions
+    extensions: Extensions
     local_queue_length: Callable[[], int] = lambda: 0
     """How many jobs wait in the worker's local queue right now."""
 
@@ -168,9 +224,7 @@ class AfterJobRunContext:
 
     @property
     def succeeded(self) -> bool:
-        from graphile_worker_cli import tasks
-
-        return not isinstance(self.outcome, tasks.TaskFailure)
+        return not isinstance(self.outcome, TaskFailure)
 
     @property
     def error(self) -> str | None:

@@ -13,6 +13,8 @@ from typing import Any
 from graphile_worker_cli.errors import PluginLoadError
 from graphile_worker_cli.hooks.registry import HookRegistry
 
+__all__ = ["load_plugin", "load_plugins"]
+
 EXPECTED = "expected 'package.module:Name' naming a Plugin class, instance or function"
 
 

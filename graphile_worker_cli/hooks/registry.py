@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     # Imported where used: a registry without handlers never needs the event classes.
     from graphile_worker_cli.hooks import events
 
+__all__ = ["Handler", "HookRegistry", "Plugin"]
+
 log = logging.getLogger("gw.hooks")
 
 C = TypeVar("C")

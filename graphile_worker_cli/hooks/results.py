@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+__all__ = ["HookResult", "JobRecoveryResult", "JobScheduleResult", "RecoveryAction"]
 
 class Action(enum.StrEnum):
     CONTINUE = "continue"

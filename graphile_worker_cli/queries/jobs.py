@@ -120,12 +120,6 @@ REMOVE_JOB = Query(
     "REMOVE_JOB",
 )
 
-# force_unlock_workers: $1 worker ids.
-FORCE_UNLOCK_WORKERS = Query(
-    "select {s}.force_unlock_workers($1::text[])",
-    "FORCE_UNLOCK_WORKERS",
-)
-
 # Cleanup. `not exists` instead of `not in`: a null in the subquery would make `not in`
 # match nothing at all.
 DELETE_PERMAFAILED_JOBS = Query(
@@ -207,10 +201,3 @@ limit $4::bigint
 """,
     "LIST_JOBS",
 )
-
-
-def retry_run_at(run_at: str, attempts: str) -> str:
-    """The reference's retry delay as an SQL expression over the columns (or parameters)
-    named: ``exp(min(attempts, 10))`` seconds after the later of now and ``run_at``. Every
-    statement that fails a job splices this one text in, so the backoff cannot drift."""
-    return f"greatest(now(), {run_at}) + exp(least({attempts}, 10)) * interval '1 second'"

@@ -5,7 +5,6 @@ are files in ``sql/``."""
 from __future__ import annotations
 
 from graphile_worker_cli.queries import Query
-from graphile_worker_cli.queries.recovery import REGISTRY_TABLE
 
 LEDGER_TABLE = "migrations"
 """The reference's ledger: one row per applied step, with its ``breaking`` flag."""
@@ -88,13 +87,3 @@ RECORD_GW_STEP = Query(
 
 # $1 channel, $2 payload.
 NOTIFY = Query("select pg_notify($1, $2)", "NOTIFY")
-
-# $1 the schema, quoted (a value: to_regclass takes text). Whether the schema is migrated
-# (has the jobs table) and whether it has gw's worker registry.
-SCHEMA_STATE = Query(
-    f"""
-select
-  to_regclass($1::text || '._private_jobs') is not null as migrated,
-  to_regclass($1::text || '.{REGISTRY_TABLE}') is not null as has_registry""",
-    "SCHEMA_STATE",
-)

@@ -13,10 +13,10 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-import graphile_worker_cli
 from graphile_worker_cli import db
 from graphile_worker_cli.queries import recovery as queries
 from graphile_worker_cli.recovery.config import WorkerRecoveryConfig
+from graphile_worker_cli.version import __version__
 
 Executor: TypeAlias = "asyncpg.Pool | asyncpg.Connection"
 
@@ -116,7 +116,7 @@ async def register_worker(
             worker_id,
             host or socket.gethostname(),
             os.getpid() if pid is None else pid,
-            graphile_worker_cli.__version__,
+            __version__,
             list(tasks),
             heartbeat_interval,
             json.dumps(metadata or {}),

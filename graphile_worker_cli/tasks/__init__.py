@@ -1,20 +1,18 @@
 """Task handlers, their definitions, the registry, and loading tasks from files, modules
 and entry points. See docs/tasks.md."""
 
+from graphile_worker_cli.task_outcome import (
+    NO_REPLACEMENT,
+    TaskFailure,
+    TaskOutcome,
+    TaskSuccess,
+)
 from graphile_worker_cli.tasks.definition import (
     TaskDefinition,
     define_task,
     run_task_from_worker_ctx,
 )
-from graphile_worker_cli.tasks.handlers import (
-    NO_REPLACEMENT,
-    BatchTaskHandler,
-    TaskFailure,
-    TaskHandler,
-    TaskOutcome,
-    TaskSuccess,
-    task,
-)
+from graphile_worker_cli.tasks.handlers import BatchTaskHandler, TaskHandler, task
 from graphile_worker_cli.tasks.loading import (
     ENTRY_POINT_GROUP,
     load_entry_point_tasks,

@@ -20,8 +20,8 @@ import pydantic
 
 from graphile_worker_cli.context import WorkerContext
 from graphile_worker_cli.errors import TaskLoadError
+from graphile_worker_cli.task_outcome import TaskFailure, TaskOutcome, TaskSuccess
 from graphile_worker_cli.tasks import handlers, outcomes
-from graphile_worker_cli.tasks.handlers import TaskFailure, TaskOutcome, TaskSuccess
 
 Runner = Callable[[WorkerContext], Awaitable[TaskOutcome]]
 
@@ -158,7 +158,8 @@ def define_task(
             if not _overrides(obj, handlers.BatchTaskHandler, "run_batch"):
                 raise TaskLoadError(f"{where}: {obj.__name__} does not define run_batch")
             return _define_batch_class(obj, name, where)
-        assert issubclass(obj, handlers.TaskHandler)
+        if not issubclass(obj, handlers.TaskHandler):  # is_handler_class said it is one
+            raise TaskLoadError(f"{where}: {obj.__name__} is not a TaskHandler subclass")
         if not _overrides(obj, handlers.TaskHandler, "run"):
             raise TaskLoadError(f"{where}: {obj.__name__} does not define run")
         return _define_class(obj, name, where)

@@ -32,8 +32,8 @@ from pathlib import Path
 from graphile_worker_cli import js_json
 from graphile_worker_cli.context import WorkerContext
 from graphile_worker_cli.job import Job
+from graphile_worker_cli.task_outcome import TaskFailure, TaskOutcome, TaskSuccess
 from graphile_worker_cli.tasks.definition import TaskDefinition
-from graphile_worker_cli.tasks.handlers import TaskFailure, TaskOutcome, TaskSuccess
 
 TIMEOUT_SECONDS = 4 * 60 * 60.0
 """How long a task process may run (the reference's limit)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import pydantic
 
-from graphile_worker_cli.tasks.handlers import TaskFailure, TaskOutcome, TaskSuccess
+from graphile_worker_cli.task_outcome import TaskFailure, TaskOutcome, TaskSuccess
 
 MAX_REPORTED_ERRORS = 5
 BATCH_FAILURES = "Batch failures:\n"

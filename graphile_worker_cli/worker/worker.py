@@ -39,6 +39,7 @@ from graphile_worker_cli.worker.fetchconn import FetchConnection
 from graphile_worker_cli.worker.listen import Listener
 from graphile_worker_cli.worker.settle import Settler
 from graphile_worker_cli.worker.shutdown import ShutdownSignal, os_signal_handlers
+from graphile_worker_cli.worker_utils import WorkerUtils
 
 if TYPE_CHECKING:
     from graphile_worker_cli.worker.options import WorkerOptions
@@ -119,6 +120,8 @@ class Worker:
         self._started = False
         self.jobs_run = 0
         self._hooks = options.hooks if options.hooks.active else None
+        self._utils = WorkerUtils(pool, schema=self.schema, hooks=self._hooks)
+        """The jobs API every WorkerContext of this worker gets (``ctx.utils``)."""
         """None without hooks: the hot path tests only this (see docs/hooks.md)."""
         self._emitting: set[asyncio.Task[None]] = set()
 
@@ -720,7 +723,7 @@ class Worker:
         ctx = context.WorkerContext(
             job=job, pool=self.pool, schema=self.schema, worker_id=self.worker_id,
             extensions=self.options.extensions, abort_signal=abort, logger=_JOB_LOG,
-            hooks=self._hooks,
+            hooks=self._hooks, utils=self._utils,
         )
         try:
             return await definition(ctx)

@@ -11,6 +11,7 @@ import asyncpg
 from graphile_worker_cli.context import AbortSignal, Extensions, WorkerContext
 from graphile_worker_cli.job import Job
 from graphile_worker_cli.tasks import define_task
+from graphile_worker_cli.worker_utils import WorkerUtils
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -58,6 +59,7 @@ def make_context(
         worker_id="test-worker",
         extensions=extensions or Extensions(),
         abort_signal=AbortSignal(),
+        utils=WorkerUtils(pool, schema=schema) if pool is not None else None,
     )
 
 

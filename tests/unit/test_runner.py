@@ -112,6 +112,7 @@ def test_a_supervised_child_takes_the_supervisors_url_and_does_not_migrate(
 def test_children_of_a_library_supervisor_get_the_settings_as_variables() -> None:
     made = runner.Runner(
         database_url="postgresql://u:secret@h/db", processes=2, concurrency=4,
+        direct_database_url="postgresql://u:direct@h:5433/db", crontab="jobs.crontab",
         forbidden_flags=["slow"], tasks_modules=["app.tasks"], once=True,
     )
     assert made.supervises
@@ -120,11 +121,17 @@ def test_children_of_a_library_supervisor_get_the_settings_as_variables() -> Non
     assert env["GW_CONCURRENCY"] == "4"
     assert env["GW_FORBIDDEN_FLAGS"] == '["slow"]'
     assert env["GW_TASKS_MODULES"] == '["app.tasks"]'
-    assert "GW_CRONTAB" not in env  # unset settings stay unset
+    assert env["GW_DIRECT_DATABASE_URL"] == "postgresql://u:direct@h:5433/db"
+    assert env["GW_CRONTAB"] == "jobs.crontab"
+    assert env["GW_SHUTDOWN_GRACE_PERIOD"] == "30.0"
+    assert "GW_METRICS_PORT" not in env  # unset settings stay unset
     assert made._child_argv() == ["run", "--once"]
     # read back as a child would, they are the same settings
     child = config.read_environment(env)
-    assert child["concurrency"] == 4 and child["forbidden_flags"] == ["slow"]
+    assert {key: child[key] for key in child} == {
+        key: value for key, value in made.settings.model_dump(by_alias=True).items()
+        if value is not None
+    }
 
 
 def test_gw_run_children_run_gw_runs_own_arguments() -> None:
