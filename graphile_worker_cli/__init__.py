@@ -13,8 +13,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     # jobs
     "job": ("Job", "JobKeyMode", "JobSpec", "RawJobSpec"),
     "job_input": ("CleanupTask", "RescheduleJobOptions"),
-    "worker_utils": ("WorkerUtils",),
-    "sync": ("SyncWorkerUtils",),
+    "worker_utils": ("WorkerUtils", "quick_add_job"),
+    "sync": ("SyncWorkerUtils", "quick_add_job_sync"),
     # tasks and context
     "tasks": (
         "BatchTaskHandler", "TaskDefinition", "TaskFailure", "TaskHandler", "TaskOutcome",
@@ -97,6 +97,7 @@ if TYPE_CHECKING:
     from graphile_worker_cli.runner import Runner as Runner
     from graphile_worker_cli.runner import run as run
     from graphile_worker_cli.sync import SyncWorkerUtils as SyncWorkerUtils
+    from graphile_worker_cli.sync import quick_add_job_sync as quick_add_job_sync
     from graphile_worker_cli.tasks import BatchTaskHandler as BatchTaskHandler
     from graphile_worker_cli.tasks import TaskDefinition as TaskDefinition
     from graphile_worker_cli.tasks import TaskFailure as TaskFailure
@@ -112,3 +113,4 @@ if TYPE_CHECKING:
     from graphile_worker_cli.worker import Worker as Worker
     from graphile_worker_cli.worker import WorkerOptions as WorkerOptions
     from graphile_worker_cli.worker_utils import WorkerUtils as WorkerUtils
+    from graphile_worker_cli.worker_utils import quick_add_job as quick_add_job
