@@ -89,6 +89,11 @@ class WorkerOptions:
     """Lifecycle hooks and plugins (``on``, ``add_plugin``); see docs/hooks.md."""
 
     def __post_init__(self) -> None:
+        self._apply_recovery_config()
+
+    def _apply_recovery_config(self) -> None:
+        """A config given as ``worker_recovery`` (at construction, or assigned later and
+        caught by ``validate``) becomes the recovery fields."""
         if isinstance(self.worker_recovery, recovery_config.WorkerRecoveryConfig):
             self._spread_recovery_config(self.worker_recovery)
 
@@ -182,6 +187,7 @@ class WorkerOptions:
 
     # -- initialisation -------------------------------------------------------------------
     def validate(self) -> None:
+        self._apply_recovery_config()
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1 (got {self.concurrency})")
         if self.poll_interval <= 0:

@@ -43,6 +43,17 @@ def test_worker_options_take_their_recovery_settings_from_a_config() -> None:
     assert off.worker_recovery is False
 
 
+def test_a_recovery_config_assigned_after_construction_is_applied_by_validate() -> None:
+    def noop(payload: object) -> None:
+        return None
+
+    options = WorkerOptions(database_url="postgres://unused").define_job(noop, "noop")
+    options.worker_recovery = recovery.WorkerRecoveryConfig(heartbeat_interval=4)
+    options.validate()
+    applied: object = options.worker_recovery
+    assert (applied, options.heartbeat_interval) == (True, 4)
+
+
 def test_worker_options_refuse_a_field_that_contradicts_their_recovery_config() -> None:
     config = recovery.WorkerRecoveryConfig(heartbeat_interval=2)
     with pytest.raises(ConfigError) as raised:
