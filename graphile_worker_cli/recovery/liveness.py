@@ -148,17 +148,18 @@ class LivenessThread:
 
     async def _sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` or until stopped; True when stopped."""
-        assert self._wake is not None
+        wake = self._wake
+        if wake is None:  # only _run sets it, before anything sleeps
+            return self._stop.is_set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.0))
+            await asyncio.wait_for(wake.wait(), timeout=max(seconds, 0.0))
         return self._stop.is_set()
 
     async def _beat_until_stopped(self) -> None:
         failures = 0
         while not self._stop.is_set():
             try:
-                await self._ensure_session()
-                await self._beat()
+                await self._beat(await self._ensure_session())
             except TRANSIENT_ERRORS as error:
                 failures += 1
                 await self._close()
@@ -204,10 +205,10 @@ class LivenessThread:
             self._keepalives = False
             return await self._connect()
 
-    async def _ensure_session(self) -> None:
+    async def _ensure_session(self) -> asyncpg.Connection:
         """An open connection holding the liveness lock."""
         if self._conn is not None and not self._conn.is_closed():
-            return
+            return self._conn
         conn = await self._connect()
         try:
             waited = 0.0
@@ -234,11 +235,10 @@ class LivenessThread:
             logger.info("worker %s took its liveness lock again on a new session", self.worker_id)
         self._lock_held_once = True
         self._conn = conn
+        return conn
 
-    async def _beat(self) -> None:
+    async def _beat(self, conn: asyncpg.Connection) -> None:
         """Register if needed, else heartbeat; one round trip either way."""
-        conn = self._conn
-        assert conn is not None
         timeout = max(self.config.heartbeat_interval, 1.0)
         stall = self.longest_stall() if self.longest_stall is not None else None
         if self.registered.is_set():
@@ -270,10 +270,9 @@ class LivenessThread:
         if not self.registered.is_set():
             return
         try:
-            await asyncio.wait_for(self._ensure_session(), DEREGISTER_TIMEOUT)
-            assert self._conn is not None
+            conn = await asyncio.wait_for(self._ensure_session(), DEREGISTER_TIMEOUT)
             removed = await asyncio.wait_for(
-                registry.deregister_worker(self._conn, self.schema, self.worker_id),
+                registry.deregister_worker(conn, self.schema, self.worker_id),
                 DEREGISTER_TIMEOUT,
             )
             if not removed:

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from graphile_worker_cli import db
+from graphile_worker_cli.errors import GraphileWorkerError
 from graphile_worker_cli.queries import recovery as queries
 from graphile_worker_cli.recovery.config import (
     SweepStaleWorkersOptions,
@@ -91,7 +92,8 @@ async def sweep_stale_workers(
             await transaction.rollback()
         else:
             await transaction.commit()
-    assert record is not None
+    if record is None:  # the statement always returns one row
+        raise GraphileWorkerError("the sweep statement returned no row")
     result = SweepStaleWorkersResult(
         worker_ids=list(record["worker_ids"]),
         recovered_job_ids=list(record["job_ids"]),

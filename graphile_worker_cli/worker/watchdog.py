@@ -103,11 +103,9 @@ class StallWatchdog:
                         self._stall_jobs = list(self._running_jobs())
                     self._stall_started = stamp
             elif stamp > self._stall_started:
-                self._stall_ended(stamp)
+                self._stall_ended(self._stall_started, stamp)
 
-    def _stall_ended(self, resumed: float) -> None:
-        started = self._stall_started
-        assert started is not None
+    def _stall_ended(self, started: float, resumed: float) -> None:
         length = max(resumed - started - TICK, 0.0)
         self._stall_started = None
         self._stalls.append((resumed, length))

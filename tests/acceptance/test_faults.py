@@ -318,13 +318,15 @@ async def test_soak_random_kills_every_job_accounted_for(
         released = await asyncio.gather(*releases)
         runs = await runs_by_job(fconn)
         left = await fconn.fetch("select id, last_error from graphile_worker._private_jobs")
-        # Time from a kill to the moment the last job it held started again elsewhere.
+        # Time from a kill to the moment the last job it held started again elsewhere. Only
+        # the jobs that never fail on purpose: a failing job the victim failed just before
+        # the kill runs again after its retry backoff, behind the backlog, like any retry.
         recoveries = [
             await fconn.fetchval(
                 "select extract(epoch from max(r.at) - $2)::float8 from ("
                 " select min(at) as at from fault_runs"
                 " where job_id = any($1::bigint[]) and at > $2 group by job_id) as r",
-                held_ids, kill_time,
+                [job_id for job_id in held_ids if job_id not in fail_ids], kill_time,
             )
             for _, kill_time, held_ids in kills
         ]
@@ -361,7 +363,7 @@ async def test_soak_random_kills_every_job_accounted_for(
         f"{len(kills)} kill -9, {duplicates} extra runs (all of runs cut by a kill), "
         f"runs per job {dict(sorted(counts.items()))}; kill -> jobs released by the sweep: "
         f"max {max(released):.2f}s mean {sum(released) / len(released):.2f}s; "
-        f"kill -> last held job started again (behind the backlog): "
+        f"kill -> last held job (never failing) started again: "
         f"max {max(measured, default=0):.2f}s mean {sum(measured) / max(len(measured), 1):.2f}s; "
         f"total {elapsed:.1f}s"
     )

@@ -12,6 +12,7 @@ import asyncio
 import re
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -299,3 +300,29 @@ async def test_poison_job_that_kills_its_worker_fails_permanently(
     finally:
         for worker in workers:
             await worker.kill()
+
+
+async def test_the_liveness_session_uses_direct_database_url(
+    fconn: asyncpg.Connection, db_url: str, tmp_path: Path
+) -> None:
+    # Another role on the same database stands in for "the server behind the pooler".
+    parts = urlsplit(db_url)
+    role = "root" if parts.username != "root" else "postgres"
+    direct = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+    tasks = write_all(tmp_path)
+    log = tmp_path / "worker.log"
+    worker = await GwProcess.start(db_url, tasks, log, *FAST, "--direct-database-url", direct)
+    try:
+        await wait_for(
+            fconn, "select exists (select 1 from pg_stat_activity where datname ="
+            " current_database() and application_name like 'gw-liveness %'"
+            " and usename = $1)", role, what="liveness session on the direct URL", log=log,
+        )
+        roles = await fconn.fetch(
+            "select distinct usename from pg_stat_activity where datname = current_database()"
+            " and application_name not like 'gw-liveness %' and pid <> pg_backend_pid()"
+            " and backend_type = 'client backend'"
+        )
+        assert roles and role not in {r["usename"] for r in roles}
+    finally:
+        await worker.stop()

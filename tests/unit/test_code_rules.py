@@ -13,9 +13,6 @@ PACKAGE = Path(graphile_worker_cli.__file__).parent
 ASSERTS_NOT_YET_REMOVED = frozenset({
     # Files of work in progress elsewhere (issue 13 item 7); the lead empties this set.
     "worker/options.py",
-    "worker/watchdog.py",
-    "recovery/liveness.py",
-    "recovery/sweep.py",
 })
 
 
