@@ -469,7 +469,6 @@ async def configured_worker_utils(
         yield worker_utils
 
 
-
 async def quick_add_job(
     identifier: TaskName,
     payload: Any = None,
