@@ -129,8 +129,8 @@ async def database_bound(ctx: Context, jobs: int) -> Figure:
             task_ids = [await fetcher.fetchval(
                 f"select id from {S}._private_tasks where identifier = 'bench_noop'"
             )]
-            fetch = queries.statement("fetch", profiles.SCHEMA)
-            complete = queries.statement("complete", profiles.SCHEMA)
+            fetch = queries.FETCH_JOBS.sql(profiles.SCHEMA)
+            complete = queries.COMPLETE_JOBS.sql(profiles.SCHEMA)
             pending: asyncio.Task[str] | None = None
             done = 0
             started = time.perf_counter()

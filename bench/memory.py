@@ -77,9 +77,10 @@ async def measure(rounds: int, jobs: int, plugins: bool) -> None:
                 gc.collect()
                 print(
                     f"round {number}: {worker.jobs_run:,} jobs run, resident "
-                    f"{resident_mib():.1f} MiB; running {len(worker._active)}, unsettled "
-                    f"serial {len(worker._serial_unsettled)}, hook emissions "
-                    f"{len(worker._emitting)}, pending writes {len(worker._settler._pending)}",
+                    f"{resident_mib():.1f} MiB; running {len(worker.slots.running)}, unsettled "
+                    f"serial {worker.slots.serial_unsettled()}, hook emissions "
+                    f"{worker.events.pending()}, pending writes "
+                    f"{worker.settler.pending_writes()}",
                     flush=True,
                 )
                 await conn.execute("delete from graphile_worker._private_jobs")

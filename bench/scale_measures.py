@@ -233,7 +233,7 @@ def gw_fetch_plan(batch: int) -> FetchPlan:
     from graphile_worker_cli.worker.fetchconn import PLANNER_SETTINGS
 
     return FetchPlan(
-        "gw", queries.statement("fetch", profiles.SCHEMA), dict(PLANNER_SETTINGS), batch, True
+        "gw", queries.FETCH_JOBS.sql(profiles.SCHEMA), dict(PLANNER_SETTINGS), batch, True
     )
 
 
@@ -272,7 +272,7 @@ async def fetch_latency(url: str, plan: FetchPlan, *, samples: int, budget: floa
     seconds), each fetch's jobs deleted before the next, as a worker's completions would."""
     from graphile_worker_cli.queries import worker as queries
 
-    complete = queries.statement("complete", profiles.SCHEMA)
+    complete = queries.COMPLETE_JOBS.sql(profiles.SCHEMA)
     fetcher = await asyncpg.connect(url, server_settings=plan.settings or None)
     completer = await databases.connect(url)
     times: list[float] = []

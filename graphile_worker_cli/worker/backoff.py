@@ -6,9 +6,13 @@ import asyncio
 import contextlib
 import random
 
+import asyncpg
+
 from graphile_worker_cli import db
 
 TRANSIENT_ERRORS = db.TRANSIENT_ERRORS
+FATAL_ERRORS = (asyncpg.exceptions.SyntaxOrAccessError,)
+"""Errors no retry can fix: undefined table/function (schema not migrated), permissions..."""
 
 BASE_SECONDS = 0.1
 CAP_SECONDS = 5.0

@@ -2,12 +2,14 @@
 
 The connection is reopened with capped, jittered backoff whenever it drops. Each time it
 is (re)established ``on_connected`` runs: notifications may have been missed meanwhile,
-so the worker should look for jobs.
+so the worker should look for jobs. ``worker_listener`` wires a listener to a worker's
+slots: the connection comes from the database URL (its own) or else the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -15,15 +17,18 @@ from typing import Any
 
 import asyncpg
 
+from graphile_worker_cli import db
 from graphile_worker_cli.queries import migrate as migrate_queries
 from graphile_worker_cli.queries import worker as queries
-from graphile_worker_cli.worker import backoff
+from graphile_worker_cli.worker import backoff, store
+from graphile_worker_cli.worker.slots import Slots
 
 log = logging.getLogger("gw.worker")
 
 JOBS_INSERT = queries.JOBS_INSERT_CHANNEL
 WORKER_MIGRATE = migrate_queries.MIGRATE_CHANNEL
 LISTEN_BACKOFF_CAP = backoff.CAP_SECONDS
+CLOSE_TIMEOUT = 5.0
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 Release = Callable[[asyncpg.Connection], Awaitable[None]]
@@ -113,4 +118,51 @@ class Listener:
             try:
                 await asyncio.wait_for(lost.wait(), timeout=30.0)
             except TimeoutError:
-                await asyncio.wait_for(queries.ping(conn), timeout=10.0)
+                await asyncio.wait_for(store.ping(conn), timeout=10.0)
+
+
+class ListenConnections:
+    """Where the listen connection comes from: a connection of its own when there is a
+    database URL, else one of the pool's, held for as long as it listens."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str | None) -> None:
+        self._pool = pool
+        self._url = url
+
+    async def connect(self) -> asyncpg.Connection:
+        if self._url:
+            return await db.connect(self._url)
+        conn: asyncpg.Connection = await self._pool.acquire()
+        return conn
+
+    async def release(self, conn: asyncpg.Connection) -> None:
+        if self._url:
+            with contextlib.suppress(*backoff.TRANSIENT_ERRORS):
+                await asyncio.wait_for(conn.close(), timeout=CLOSE_TIMEOUT)
+            if not conn.is_closed():
+                conn.terminate()
+        else:
+            with contextlib.suppress(*backoff.TRANSIENT_ERRORS):
+                await self._pool.release(conn)
+
+
+def worker_listener(
+    pool: asyncpg.Pool,
+    url: str | None,
+    slots: Slots,
+    on_migrate: Callable[[int | None, bool], None],
+) -> Listener:
+    """A listener that raises ``slots``' demand on new jobs and on each (re)connection."""
+    connections = ListenConnections(pool, url)
+
+    def jobs_inserted(count: int) -> None:
+        if count > 0:
+            slots.more_jobs(count)
+
+    return Listener(
+        connect=connections.connect,
+        release=connections.release,
+        on_insert=jobs_inserted,
+        on_migrate=on_migrate,
+        on_connected=slots.anything,
+    )

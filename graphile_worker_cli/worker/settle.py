@@ -22,8 +22,7 @@ from typing import Generic, TypeAlias, TypeVar
 
 import asyncpg
 
-from graphile_worker_cli.queries import worker as queries
-from graphile_worker_cli.worker import backoff
+from graphile_worker_cli.worker import backoff, store
 
 log = logging.getLogger("gw.worker")
 
@@ -138,21 +137,21 @@ class Settler:
             pool, "complete", complete_delay, self._complete, lambda job_id: job_id,
             on_landed,
         )
-        self.failures: _Batcher[queries.Failure] = _Batcher(
+        self.failures: _Batcher[store.Failure] = _Batcher(
             pool, "record the failure of", fail_delay, self._fail, lambda f: f.job_id, on_landed
         )
 
     async def _complete(self, conn: asyncpg.Connection, batch: list[int]) -> None:
-        await queries.complete_jobs(conn, self._schema, self._worker_id, batch)
+        await store.complete_jobs(conn, self._schema, self._worker_id, batch)
 
-    async def _fail(self, conn: asyncpg.Connection, batch: list[queries.Failure]) -> None:
-        await queries.fail_jobs(conn, self._schema, self._worker_id, batch)
+    async def _fail(self, conn: asyncpg.Connection, batch: list[store.Failure]) -> None:
+        await store.fail_jobs(conn, self._schema, self._worker_id, batch)
 
     def complete(self, job_id: int) -> None:
         """Queue a completion (the job row is deleted when its batch lands)."""
         self.completions.add(job_id)
 
-    def fail(self, failure: queries.Failure) -> None:
+    def fail(self, failure: store.Failure) -> None:
         """Queue a failed attempt (backoff, last_error, lock cleared when its batch lands)."""
         self.failures.add(failure)
 
@@ -161,11 +160,15 @@ class Settler:
         ids = list(job_ids)
         task = asyncio.get_running_loop().create_task(_write_until_landed(
             self._pool, f"hand back {len(ids)} job(s)",
-            lambda c: queries.return_jobs(c, self._schema, self._worker_id, ids, delay),
+            lambda c: store.return_jobs(c, self._schema, self._worker_id, ids, delay),
         ))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return task
+
+    def pending_writes(self) -> int:
+        """Hand-backs not landed yet (bench/memory.py)."""
+        return len(self._pending)
 
     def busy(self) -> bool:
         """True while some completion or failure is not written yet."""

@@ -102,3 +102,12 @@ def os_signal_handlers(
             loop.remove_signal_handler(sig)
             if old is not None:
                 signal.signal(sig, old)  # type: ignore[arg-type]
+
+
+async def sleep_unless_set(event: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``; return True early once ``event`` is set (a worker stopping)."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True

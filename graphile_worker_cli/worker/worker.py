@@ -1,13 +1,12 @@
-"""``Worker``: the loop that fetches jobs, runs them within the concurrency bound, settles
-their outcomes, and shuts down without losing or double-running anything.
+"""``Worker``: runs the fetch loop and its side tasks, and shuts down without losing or
+double-running anything.
 
-One loop decides when to fetch. It wakes on a ``jobs:insert`` notification, a finished
-job, the poll timer, or a shutdown request, and fetches as many jobs as there are free
-slots — or, with a local queue (``local_queue_size`` > 0), up to that many at once, kept in
-``self._queue`` and handed to slots as they free up without another round trip. Jobs left
-in the local queue past ``local_queue_ttl``, and all of them at shutdown, are handed back
-with their attempt restored. ``self._active`` (job id -> running job) is the one source of
-truth for how many slots are taken; outcomes go to the ``Settler``, which batches them.
+The parts, each in its own module: ``Slots`` (running jobs and fetch demand),
+``LocalQueue`` (jobs locked but not started), ``FetchLoop`` (when to fetch, how many),
+``JobRunner`` (one job from start to outcome), ``Settler`` (outcomes written in batches),
+the listener (``listen``), hook emission (``events``) and the stale-lock reset
+(``stale_locks``). This module builds them, supervises the side tasks (listener, stale-lock
+reset, cron, recovery, plugins) and winds everything down at the end.
 """
 
 from __future__ import annotations
@@ -15,56 +14,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import signal
-import time
-from collections import deque
 from collections.abc import Coroutine
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import asyncpg
 
-from graphile_worker_cli import context, db, hooks, migrate, payloads, tasks
-from graphile_worker_cli.errors import (
-    BadInputError,
-    DatabaseError,
-    GraphileWorkerError,
-    SchemaTooNewError,
-)
-from graphile_worker_cli.job import Job
-from graphile_worker_cli.queries import worker as queries
-from graphile_worker_cli.worker import backoff
+from graphile_worker_cli import migrate
+from graphile_worker_cli.errors import GraphileWorkerError, SchemaTooNewError
+from graphile_worker_cli.worker import backoff, stale_locks
+from graphile_worker_cli.worker.config import WorkerConfig
+from graphile_worker_cli.worker.events import worker_events
+from graphile_worker_cli.worker.fetch_loop import FetchLoop
 from graphile_worker_cli.worker.fetchconn import FetchConnection
-from graphile_worker_cli.worker.listen import Listener
+from graphile_worker_cli.worker.listen import worker_listener
+from graphile_worker_cli.worker.local_queue import LocalQueue
+from graphile_worker_cli.worker.running import JobContextFields, JobRunner
 from graphile_worker_cli.worker.settle import Settler
 from graphile_worker_cli.worker.shutdown import ShutdownSignal, os_signal_handlers
+from graphile_worker_cli.worker.slots import Slots
 from graphile_worker_cli.worker_utils import WorkerUtils
-
-if TYPE_CHECKING:
-    from graphile_worker_cli.worker.options import WorkerOptions
-
-C = TypeVar("C")
 
 log = logging.getLogger("gw.worker")
 
-STALE_LOCK_FIRST_WITHIN = 60.0
-STALE_LOCK_EVERY = (480.0, 600.0)
 SETTLE_DRAIN_TIMEOUT = 15.0
 SIDE_TASK_STOP_TIMEOUT = 5.0
+POOL_CLOSE_TIMEOUT = 10.0
 LISTENER = "listener"
-LOW_WATER_FRACTION = 0.5
-_RETRYABLE = backoff.TRANSIENT_ERRORS
-_JOB_LOG = logging.getLogger(context.JOB_LOGGER_NAME)  # looked up once, not per job
-# Errors no retry can fix: undefined table/function (schema not migrated), permissions...
-_FATAL = (asyncpg.exceptions.SyntaxOrAccessError,)
-
-
-@dataclass(slots=True)
-class _Running:
-    job: Job
-    task: asyncio.Task[None]
-    abort: context.AbortSignal
 
 
 class Worker:
@@ -72,7 +48,7 @@ class Worker:
 
     def __init__(
         self,
-        options: WorkerOptions,
+        options: WorkerConfig,
         pool: asyncpg.Pool,
         *,
         task_ids: dict[str, int],
@@ -89,41 +65,47 @@ class Worker:
         """Set once every running job finished or was handed back and its outcome written
         (heartbeat/recovery side tasks stop on it: after it, this worker holds no locks)."""
         self._owns_pool = owns_pool
-        self._fetch_conn = FetchConnection(
-            pool, options.database_url, dedicated=options.prepared_statements
-        )
-        self._task_ids = list(task_ids.values())
         self._task_names = {task_id: name for name, task_id in task_ids.items()}
-        self._active: dict[int, _Running] = {}
-        self._settler = Settler(
-            pool, self.schema, worker_id,
-            complete_delay=options.complete_job_batch_delay,
-            fail_delay=options.fail_job_batch_delay,
-            on_landed=self._on_outcomes_landed,
-        )
-        self._queue: deque[tuple[Job, float]] = deque()
-        """The local queue: jobs locked by this worker, not started yet, with fetch time."""
-        self._queue_size = max(0, options.local_queue_size)
-        self._low_water = self._queue_size * LOW_WATER_FRACTION
-        """Refill the local queue (in the background) once it holds this few jobs."""
-        self._fetch_not_before = 0.0
-        self._refill = True
-        self._serial_unsettled: set[int] = set()
-        """Jobs of named queues whose outcome is not written yet (their queue is locked)."""
         self._shutdown = options.shutdown_signal or ShutdownSignal()
         self._hurry = asyncio.Event()
-        self._wakeup = asyncio.Event()
-        self._demand = options.concurrency
-        self._orphans_possible = False
         self._exit_error: GraphileWorkerError | None = None
         self._cancelled = False
         self._started = False
-        self.jobs_run = 0
-        self._hooks = options.hooks if options.hooks.active else None
-        self._utils = WorkerUtils(pool, schema=self.schema, hooks=self._hooks)
-        """The jobs API every WorkerContext of this worker gets (``ctx.utils``)."""
-        """None without hooks: the hot path tests only this (see docs/hooks.md)."""
-        self._emitting: set[asyncio.Task[None]] = set()
+        self._fetch_conn = FetchConnection(
+            pool, options.database_url, dedicated=options.prepared_statements
+        )
+        self.slots = Slots(options.concurrency)
+        self.events = worker_events(
+            options.hooks, worker_id=worker_id, schema=self.schema,
+            queue_size=max(0, options.local_queue_size),
+        )
+        self.settler = Settler(
+            pool, self.schema, worker_id,
+            complete_delay=options.complete_job_batch_delay,
+            fail_delay=options.fail_job_batch_delay,
+            on_landed=self.slots.outcomes_landed,
+        )
+        self.queue = LocalQueue(
+            options.local_queue_size, ttl=options.local_queue_ttl,
+            refetch_delay=options.local_queue_refetch_delay,
+            give_back=self.settler.give_back, events=self.events,
+        )
+        self._runner = JobRunner(
+            slots=self.slots, queue=self.queue, settler=self.settler, events=self.events,
+            registry=options.tasks, stopping=self.stopping,
+            context_of=JobContextFields(
+                pool, self.schema, worker_id, options.extensions, self.events.registry,
+                WorkerUtils(pool, schema=self.schema, hooks=self.events.registry),
+            ),
+            interrupted_retry_delay=options.shutdown_interrupted_job_retry_delay,
+            stop_reason=lambda: self._stop_reason("worker shutdown"),
+        )
+        self._fetch_loop = FetchLoop(
+            slots=self.slots, queue=self.queue, runner=self._runner, settler=self.settler,
+            events=self.events, connection=self._fetch_conn, stopping=self.stopping,
+            schema=self.schema, worker_id=worker_id, task_names=self._task_names,
+            forbidden_flags=options.forbidden_flags, poll_interval=options.poll_interval,
+        )
 
     # -- public API -----------------------------------------------------------------------
     @property
@@ -132,7 +114,12 @@ class Worker:
 
     @property
     def task_count(self) -> int:
-        return len(self._task_ids)
+        return len(self._task_names)
+
+    @property
+    def jobs_run(self) -> int:
+        """Jobs that ended in this worker (completed, failed or handed back)."""
+        return self._runner.jobs_run
 
     def request_shutdown(self, reason: str = "shutdown requested") -> None:
         """Stop gracefully; a second call cuts the grace period short. Thread-safe."""
@@ -173,6 +160,26 @@ class Worker:
             raise self._exit_error
 
     async def _supervise(self, once: bool) -> None:
+        self._log_start(once)
+        side: dict[asyncio.Task[None], str] = {}
+        queue = self.queue
+        await self.events.worker_start(self.pool, self.options.extensions, lambda: len(queue))
+        try:
+            side.update(await self._start_side_tasks(once))
+            await self._run_fetch_loop(once, side)
+        finally:
+            self.stopping.set()
+            self.settled.set()
+            await self._stop_side_tasks(side)
+            await self.events.worker_shutdown(
+                self._stop_reason("run once finished" if once else "stopped"), self.jobs_run
+            )
+        log.info(
+            "worker %s stopped after %d job(s)", self.worker_id, self.jobs_run,
+            extra={"gw": {"action": "worker_stop", "worker_id": self.worker_id}},
+        )
+
+    def _log_start(self, once: bool) -> None:
         log.info(
             "worker %s started: %d task(s), concurrency %d, schema %s%s",
             self.worker_id, self.task_count, self.concurrency, self.schema,
@@ -181,18 +188,24 @@ class Worker:
                           "tasks": self.task_count, "concurrency": self.concurrency,
                           "schema": self.schema}},
         )
+
+    async def _start_side_tasks(self, once: bool) -> dict[asyncio.Task[None], str]:
         loop = asyncio.get_running_loop()
         side: dict[asyncio.Task[None], str] = {}
-        if self._hooks is not None:
-            await self._emit_start(self._hooks)
         if once:
-            await self._reset_stale_locks()
+            await stale_locks.reset_stale_locks(self.pool, self.schema)
         else:
             for name, coroutine in self._side_tasks():
                 side[loop.create_task(coroutine, name=name)] = name
         if self.options.worker_recovery:  # --once too: its jobs must not look abandoned
             side[loop.create_task(self._recovery(), name="recovery")] = "recovery"
-        fetch_loop = loop.create_task(self._fetch_loop(once), name="fetch-loop")
+        return side
+
+    async def _run_fetch_loop(self, once: bool, side: dict[asyncio.Task[None], str]) -> None:
+        """Run the fetch loop, watching the side tasks, then wind down."""
+        fetch_loop = asyncio.get_running_loop().create_task(
+            self._fetch_loop.run(once=once), name="fetch-loop"
+        )
         try:
             while True:
                 done, _ = await asyncio.wait(
@@ -212,31 +225,18 @@ class Worker:
             self._cancelled = True
             self.stopping.set()
             self._hurry.set()
-            self._wakeup.set()
+            self.slots.wakeup.set()
             await self._wind_down()
             raise
-        finally:
-            self.stopping.set()
-            self.settled.set()
-            await self._stop_side_tasks(side)
-            if self._hooks is not None:
-                await self._emit_shutdown(self._hooks, once)
-        log.info(
-            "worker %s stopped after %d job(s)", self.worker_id, self.jobs_run,
-            extra={"gw": {"action": "worker_stop", "worker_id": self.worker_id}},
-        )
 
     def _side_tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
-        listener = Listener(
-            connect=self._listen_connect,
-            release=self._listen_release,
-            on_insert=self._on_jobs_inserted,
-            on_migrate=self._on_migration,
-            on_connected=self._on_listen_connected,
+        listener = worker_listener(
+            self.pool, self.options.database_url, self.slots, self._on_migration
         )
         items: list[tuple[str, Coroutine[Any, Any, None]]] = [
             (LISTENER, listener.run()),
-            ("stale-lock-reset", self._stale_lock_loop()),
+            ("stale-lock-reset",
+             stale_locks.reset_stale_locks_until(self.stopping, self.pool, self.schema)),
         ]
         if self.options.crontabs:
             from graphile_worker_cli.cron import scheduler
@@ -245,7 +245,8 @@ class Worker:
                 "cron",
                 scheduler.run_scheduler(
                     self.pool, self.schema, self.options.crontabs, stop=self.stopping,
-                    use_prepared=self.options.prepared_statements, hooks=self._hooks,
+                    use_prepared=self.options.prepared_statements,
+                    hooks=self.events.registry,
                 ),
             ))
         # Metrics and plugins hook in here through options.side_tasks.
@@ -263,9 +264,13 @@ class Worker:
             recovery.WorkerRecoveryConfig.from_settings(self.options),
             stop=self.settled, tasks=list(self._task_names.values()),
             url=self.options.direct_database_url or self.options.database_url,
-            prepared_statements=self.options.prepared_statements, hooks=self._hooks,
-            running_jobs=lambda: [(r.job.id, r.job.task_identifier) for r in self._active.values()],
+            prepared_statements=self.options.prepared_statements,
+            hooks=self.events.registry, running_jobs=self._running_jobs,
         )
+
+    def _running_jobs(self) -> list[tuple[int, str]]:
+        """(id, task) of each running job, for the stall watchdog."""
+        return [(r.job.id, r.job.task_identifier) for r in self.slots.running.values()]
 
     def _side_task_ended(self, name: str, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -301,8 +306,8 @@ class Worker:
         await self._fetch_conn.close()
         if self._owns_pool:
             try:
-                await asyncio.wait_for(self.pool.close(), timeout=10.0)
-            except _RETRYABLE:
+                await asyncio.wait_for(self.pool.close(), timeout=POOL_CLOSE_TIMEOUT)
+            except backoff.TRANSIENT_ERRORS:
                 self.pool.terminate()
 
     # -- shutdown ---------------------------------------------------------------------------
@@ -318,7 +323,7 @@ class Worker:
             extra={"gw": {"action": "shutdown", "reason": self._shutdown.reason}},
         )
         self.stopping.set()
-        self._wakeup.set()
+        self.slots.wakeup.set()
         await self._shutdown.wait(times=2)
         self._hurry.set()
 
@@ -332,71 +337,6 @@ class Worker:
             )
         self._shutdown.set(f"received {sig.name}")
 
-    async def _wind_down(self) -> None:
-        """Let running jobs finish within the grace period, then abort and hand back the
-        rest without using up an attempt; finally wait for every write to land."""
-        if self._queue:
-            self._hand_back_queue()  # at once: other workers may take them meanwhile
-        running = [r.task for r in self._active.values()]
-        if running:
-            log.info(
-                "waiting up to %gs for %d running job(s)",
-                self.options.shutdown_grace_period, len(running),
-            )
-            hurry = asyncio.get_running_loop().create_task(self._hurry.wait())
-            everything: asyncio.Future[Any] = asyncio.gather(*running, return_exceptions=True)
-            await asyncio.wait(
-                [hurry, everything], timeout=self.options.shutdown_grace_period,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            hurry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await hurry
-        left = list(self._active.values())
-        for running_job in left:
-            running_job.abort.set("worker shutdown")
-            running_job.task.cancel()
-        if left:
-            log.warning(
-                "aborted %d job(s) still running; they will be retried in %gs",
-                len(left), self.options.shutdown_interrupted_job_retry_delay,
-            )
-            await asyncio.wait([r.task for r in left], timeout=SETTLE_DRAIN_TIMEOUT)
-        unsettled = await self._settler.drain(SETTLE_DRAIN_TIMEOUT)
-        if unsettled:
-            log.error(
-                "%d job outcome(s) could not be written before exit; those jobs stay "
-                "locked by %s until recovery or the 4-hour stale-lock reset "
-                "(or `gw workers unlock`)",
-                unsettled, self.worker_id,
-            )
-
-    # -- notifications ----------------------------------------------------------------------
-    async def _listen_connect(self) -> asyncpg.Connection:
-        if self.options.database_url:
-            return await db.connect(self.options.database_url)
-        conn: asyncpg.Connection = await self.pool.acquire()
-        return conn
-
-    async def _listen_release(self, conn: asyncpg.Connection) -> None:
-        if self.options.database_url:
-            with contextlib.suppress(*_RETRYABLE):
-                await asyncio.wait_for(conn.close(), timeout=5.0)
-            if not conn.is_closed():
-                conn.terminate()
-        else:
-            with contextlib.suppress(*_RETRYABLE):
-                await self.pool.release(conn)
-
-    def _on_jobs_inserted(self, count: int) -> None:
-        if count > 0:
-            self._demand = min(self.concurrency, self._demand + count)
-            self._wakeup.set()
-
-    def _on_listen_connected(self) -> None:
-        self._demand = self.concurrency
-        self._wakeup.set()
-
     def _on_migration(self, number: int | None, breaking: bool) -> None:
         if not breaking:
             return
@@ -409,381 +349,45 @@ class Worker:
             self._exit_error = SchemaTooNewError(message)
         self.request_shutdown("breaking migration")
 
-    # -- fetching ---------------------------------------------------------------------------
-    async def _fetch_loop(self, once: bool) -> None:
-        loop = asyncio.get_running_loop()
-        poll = self.options.poll_interval
-        next_poll = loop.time() + poll
-        while not self.stopping.is_set():
-            self._wakeup.clear()
-            now = loop.time()
-            if not once and now >= next_poll:
-                self._demand = self.concurrency
-                next_poll = now + poll
-            if self._queue:
-                self._expire_queue(now)
-            if self._queue:
-                # All slots are busy; top the queue up before it runs dry.
-                want = 0
-                if self._demand and self._refill and len(self._queue) <= self._low_water:
-                    want = self._queue_size - len(self._queue)
-            else:
-                want = min(self.concurrency - len(self._active), self._demand)
-            if want > 0 and now < self._fetch_not_before:
-                stopped = await self._sleep_unless_stopping(self._fetch_not_before - now)
-                if self._hooks is not None:
-                    self._refetch_delay_over(self._hooks, stopped)
-                continue
-            if want > 0:
-                # Consume the demand first: nudges that arrive while the fetch is in flight
-                # (a job finishing, a notification) must survive it.
-                self._demand = 0
-                ask = want if self._queue else max(want, self._queue_size)
-                jobs = await self._fetch(ask)
-                if jobs and self.stopping.is_set():
-                    # Fetched, never started: hand them back with their attempt restored.
-                    await _shielded(self._settler.give_back([job.id for job in jobs]))
-                    return
-                if len(jobs) == ask:
-                    self._demand = self.concurrency  # there may be more
-                elif self._queue_size and self.options.local_queue_refetch_delay > 0:
-                    delay = self.options.local_queue_refetch_delay * random.uniform(0.5, 1.5)
-                    self._fetch_not_before = loop.time() + delay
-                    if self._hooks is not None:
-                        self._emit_soon(self._hooks, hooks.LocalQueueRefetchDelayStart,
-                                        hooks.LocalQueueRefetchDelayStartContext(
-                                            self.worker_id, delay, ask))
-                if not self._queue:
-                    self._refill = True
-                if self._hooks is not None and jobs:
-                    await self._emit_fetched(self._hooks, jobs)
-                fetched_at = loop.time()
-                self._queue.extend((job, fetched_at) for job in jobs)
-                self._fill_slots()
-                continue
-            if once and not self._active and not self._queue and not self._settler.busy():
-                return
-            wake_at = None if once else next_poll
-            if self._queue:
-                expiry = self._queue[0][1] + self.options.local_queue_ttl
-                wake_at = expiry if wake_at is None else min(wake_at, expiry)
-            timeout = None if wake_at is None else max(0.0, wake_at - loop.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
-
-    def _expire_queue(self, now: float) -> None:
-        """Hand back jobs that waited in the local queue longer than the TTL."""
-        ttl = self.options.local_queue_ttl
-        expired: list[int] = []
-        while self._queue and self._queue[0][1] + ttl <= now:
-            expired.append(self._queue.popleft()[0].id)
-        if expired:
-            # Jobs are not flowing: no background refills until the queue has run dry,
-            # or the same jobs would be fetched and handed back again and again.
-            self._refill = False
-            log.info(
-                "handing back %d job(s) that waited longer than %gs in the local queue",
-                len(expired), ttl, extra={"gw": {"action": "local_queue_ttl"}},
-            )
-            self._settler.give_back(expired)
-            if self._hooks is not None:
-                self._emit_soon(self._hooks, hooks.LocalQueueReturnJobs,
-                                hooks.LocalQueueReturnJobsContext(self.worker_id, len(expired)))
-
-    def _hand_back_queue(self) -> None:
-        ids = [job.id for job, _ in self._queue]
-        self._queue.clear()
-        log.info("handing back %d job(s) not started", len(ids),
-                 extra={"gw": {"action": "local_queue_return", "count": len(ids)}})
-        self._settler.give_back(ids)
-        if self._hooks is not None:
-            self._emit_soon(self._hooks, hooks.LocalQueueReturnJobs,
-                            hooks.LocalQueueReturnJobsContext(self.worker_id, len(ids)))
-
-    async def _fetch(self, want: int) -> list[Job]:
-        failures = 0
-        while not self.stopping.is_set():
-            try:
-                async with self._fetch_conn.lease() as conn:
-                    if self._orphans_possible:
-                        keep = [*self._active, *(job.id for job, _ in self._queue),
-                                *self._settler.unsettled_ids()]
-                        await queries.return_orphans(conn, self.schema, self.worker_id, keep)
-                        self._orphans_possible = False
-                    return await queries.fetch_jobs(
-                        conn, self.schema, self.worker_id, self._task_ids, want,
-                        self.options.forbidden_flags, self._task_names,
-                    )
-            except _FATAL as error:
-                raise DatabaseError(f"fetching jobs failed: {error}") from error
-            except _RETRYABLE as error:
-                # The statement may have committed with its reply lost: the jobs it locked
-                # are ours, and get handed back before the next fetch.
-                self._orphans_possible = True
-                failures += 1
-                wait = backoff.delay(failures)
-                log.warning(
-                    "fetching jobs failed (%s); retrying in %.1fs", error, wait,
-                    extra={"gw": {"action": "fetch_retry", "attempt": failures}},
-                )
-                await backoff.pause(self._wakeup, wait)  # the listener back: retry now
-        return []
-
-    async def _sleep_unless_stopping(self, seconds: float) -> bool:
-        """Sleep; return True early if the worker starts stopping."""
-        try:
-            await asyncio.wait_for(self.stopping.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
-
-    # -- running one job --------------------------------------------------------------------
-    def _fill_slots(self) -> None:
-        queue = self._queue
-        free = self.concurrency - len(self._active)
-        while free > 0 and queue and not self.stopping.is_set():
-            self._start(queue.popleft()[0])
-            free -= 1
-
-    def _start(self, job: Job) -> None:
-        abort = context.AbortSignal()
-        task = asyncio.get_running_loop().create_task(self._run_job(job, abort))
-        self._active[job.id] = _Running(job, task, abort)
-        task.add_done_callback(lambda t: self._job_done(job.id, t))
-
-    def _on_outcomes_landed(self, job_ids: list[int]) -> None:
-        if self._serial_unsettled:
-            # Named queues unlocked by these outcomes: jobs behind them may be runnable.
-            unlocked = self._serial_unsettled.intersection(job_ids)
-            if unlocked:
-                self._serial_unsettled.difference_update(unlocked)
-                self._demand = min(self.concurrency, self._demand + len(unlocked))
-        self._wakeup.set()  # --once also waits for the last outcomes to land
-
-    def _job_done(self, job_id: int, task: asyncio.Task[None]) -> None:
-        self._active.pop(job_id, None)
-        self.jobs_run += 1
-        if not task.cancelled() and task.exception() is not None:
-            log.error("bug: job %d's runner raised", job_id, exc_info=task.exception())
-        queue = self._queue
-        if queue:
-            if not self.stopping.is_set():
-                self._start(queue.popleft()[0])
-                if self._demand and self._refill and len(queue) <= self._low_water:
-                    self._wakeup.set()
-            return
-        self._demand = min(self.concurrency, self._demand + 1)
-        self._wakeup.set()
-
-    async def _run_job(self, job: Job, abort: context.AbortSignal) -> None:
-        debug = log.isEnabledFor(logging.DEBUG)
-        started = time.monotonic()
-        registry = self._hooks
-        ran = True
-        if debug:
-            log.debug("→ job %d %s started (attempt %d/%d)", job.id, job.task_identifier,
-                      job.attempts, job.max_attempts,
-                      extra={"gw": {"action": "start", **_fields(job)}})
-        try:
-            if registry is None:
-                outcome = await self._execute(job, abort)
-            else:
-                outcome, ran = await self._execute_hooked(registry, job, abort, started)
-        except asyncio.CancelledError:
-            settle = self._settler.give_back(
-                [job.id], self.options.shutdown_interrupted_job_retry_delay
-            )
+    async def _wind_down(self) -> None:
+        """Let running jobs finish within the grace period, then abort and hand back the
+        rest without using up an attempt; finally wait for every write to land."""
+        self.queue.hand_back_all()
+        await self._wait_for_running_jobs()
+        left = list(self.slots.running.values())
+        for running_job in left:
+            running_job.abort.set("worker shutdown")
+            running_job.task.cancel()
+        if left:
             log.warning(
-                "↻ job %d %s interrupted by shutdown; rescheduled without using an attempt",
-                job.id, job.task_identifier,
-                extra={"gw": {"action": "interrupted", **_fields(job)}},
+                "aborted %d job(s) still running; they will be retried in %gs",
+                len(left), self.options.shutdown_interrupted_job_retry_delay,
             )
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-            if registry is not None:
-                await registry.emit(hooks.JobInterrupted, hooks.JobInterruptedContext(
-                    job, self.worker_id, self._stop_reason("worker shutdown"),
-                    time.monotonic() - started,
-                ))
-            await _shielded(settle)
+            await asyncio.wait([r.task for r in left], timeout=SETTLE_DRAIN_TIMEOUT)
+        unsettled = await self.settler.drain(SETTLE_DRAIN_TIMEOUT)
+        if unsettled:
+            log.error(
+                "%d job outcome(s) could not be written before exit; those jobs stay "
+                "locked by %s until recovery or the 4-hour stale-lock reset "
+                "(or `gw workers unlock`)",
+                unsettled, self.worker_id,
+            )
+
+    async def _wait_for_running_jobs(self) -> None:
+        """Up to the grace period, or until a second shutdown request (hurry)."""
+        running = [r.task for r in self.slots.running.values()]
+        if not running:
             return
-        if job.job_queue_id is not None:
-            self._serial_unsettled.add(job.id)
-        if not isinstance(outcome, tasks.TaskFailure):
-            self._settler.complete(job.id)
-            if debug:
-                duration = round((time.monotonic() - started) * 1000, 1)
-                log.debug("✓ job %d %s completed in %.1fms", job.id, job.task_identifier,
-                          duration, extra={"gw": {"action": "complete", **_fields(job),
-                                                  "duration_ms": duration}})
-            if registry is not None:
-                await registry.emit(hooks.JobComplete, hooks.JobCompleteContext(
-                    job, self.worker_id, time.monotonic() - started if ran else 0.0,
-                    skipped=not ran,
-                ))
-        else:
-            self._settler.fail(_failure(job, outcome))
-            fields = _fields(job)
-            fields["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
-            self._log_failure(job, outcome, fields)
-            if registry is not None:
-                await self._emit_failure(registry, job, outcome, started, ran)
-
-    async def _execute_hooked(
-        self, registry: hooks.HookRegistry, job: Job, abort: context.AbortSignal,
-        started: float,
-    ) -> tuple[tasks.TaskOutcome, bool]:
-        """BeforeJobRun, JobStart, the handler, AfterJobRun: the outcome, and whether the
-        handler ran."""
-        if hooks.BeforeJobRun in registry.events:
-            before = await registry.before_job_run(hooks.BeforeJobRunContext(job, self.worker_id))
-            if before.action is hooks.results.Action.SKIP:
-                return tasks.TaskSuccess(), False
-            if before.action is hooks.results.Action.FAIL:
-                return tasks.TaskFailure(before.message or "failed by a BeforeJobRun hook"), False
-        await registry.emit(hooks.JobStart, hooks.JobStartContext(job, self.worker_id))
-        outcome = await self._execute(job, abort)
-        if hooks.AfterJobRun in registry.events:
-            after = await registry.after_job_run(hooks.AfterJobRunContext(
-                job, self.worker_id, outcome, time.monotonic() - started
-            ))
-            if after.action is hooks.results.Action.SKIP:
-                outcome = tasks.TaskSuccess()
-            elif after.action is hooks.results.Action.FAIL:
-                outcome = tasks.TaskFailure(after.message or "failed by an AfterJobRun hook")
-        return outcome, True
-
-    async def _emit_failure(
-        self, registry: hooks.HookRegistry, job: Job, outcome: tasks.TaskFailure,
-        started: float, ran: bool,
-    ) -> None:
-        duration = time.monotonic() - started if ran else 0.0
-        final = job.attempts >= job.max_attempts
-        replacement = outcome.replacement_payload if outcome.has_replacement else None
-        await registry.emit(hooks.JobFail, hooks.JobFailContext(
-            job, self.worker_id, outcome.message, not final, duration, replacement, ran,
-        ))
-        if final:
-            await registry.emit(hooks.JobPermanentlyFail, hooks.JobPermanentlyFailContext(
-                job, self.worker_id, outcome.message, duration
-            ))
-
-    # -- hook helpers -----------------------------------------------------------------------
-    async def _emit_start(self, registry: hooks.HookRegistry) -> None:
-        queue = self._queue
-        await registry.emit(hooks.WorkerStart, hooks.WorkerStartContext(
-            self.worker_id, self.schema, self.pool, self.options.extensions,
-            lambda: len(queue),
-        ))
-        if self._queue_size:
-            await registry.emit(hooks.LocalQueueInit, hooks.LocalQueueInitContext(
-                self.worker_id, self._queue_size
-            ))
-
-    async def _emit_shutdown(self, registry: hooks.HookRegistry, once: bool) -> None:
-        if self._emitting:
-            await asyncio.wait(self._emitting, timeout=SIDE_TASK_STOP_TIMEOUT)
-        reason = self._stop_reason("run once finished" if once else "stopped")
-        await registry.emit(hooks.WorkerShutdown, hooks.WorkerShutdownContext(
-            self.worker_id, reason, self.jobs_run
-        ))
-
-    async def _emit_fetched(self, registry: hooks.HookRegistry, jobs: list[Job]) -> None:
-        if hooks.JobFetch in registry.events:
-            for job in jobs:
-                await registry.emit(hooks.JobFetch, hooks.JobFetchContext(job, self.worker_id))
-        if self._queue_size:
-            await registry.emit(hooks.LocalQueueGetJobsComplete,
-                                hooks.LocalQueueGetJobsCompleteContext(self.worker_id, len(jobs)))
-
-    def _refetch_delay_over(self, registry: hooks.HookRegistry, stopped: bool) -> None:
-        if stopped:
-            self._emit_soon(registry, hooks.LocalQueueRefetchDelayAbort,
-                            hooks.LocalQueueRefetchDelayAbortContext(self.worker_id))
-        else:
-            self._emit_soon(registry, hooks.LocalQueueRefetchDelayExpired,
-                            hooks.LocalQueueRefetchDelayExpiredContext(self.worker_id))
-
-    def _emit_soon(
-        self, registry: hooks.HookRegistry, event: type[hooks.Observer[C]], ctx: C
-    ) -> None:
-        """Emit from synchronous code: in a task, awaited before WorkerShutdown."""
-        if event not in registry.events:
-            return
-        task = asyncio.get_running_loop().create_task(registry.emit(event, ctx))
-        self._emitting.add(task)
-        task.add_done_callback(self._emitting.discard)
-
-    async def _execute(self, job: Job, abort: context.AbortSignal) -> tasks.TaskOutcome:
-        try:
-            definition = self.options.tasks[job.task_identifier]
-        except KeyError:
-            return tasks.TaskFailure(f"unknown task {job.task_identifier!r}")
-        ctx = context.WorkerContext(
-            job=job, pool=self.pool, schema=self.schema, worker_id=self.worker_id,
-            extensions=self.options.extensions, abort_signal=abort, logger=_JOB_LOG,
-            hooks=self._hooks, utils=self._utils,
+        log.info(
+            "waiting up to %gs for %d running job(s)",
+            self.options.shutdown_grace_period, len(running),
         )
-        try:
-            return await definition(ctx)
-        except Exception as error:  # TaskDefinition should not raise; be safe anyway
-            return tasks.TaskFailure(f"{type(error).__name__}: {error}")
-
-    @staticmethod
-    def _log_failure(job: Job, outcome: tasks.TaskFailure, fields: dict[str, Any]) -> None:
-        final = job.attempts >= job.max_attempts
-        fields = {**fields, "error": outcome.message, "final": final}
-        if final:
-            log.error("✗ job %d %s failed permanently after %d attempt(s): %s", job.id,
-                      job.task_identifier, job.attempts, outcome.message,
-                      extra={"gw": {"action": "fail", **fields}})
-        else:
-            log.warning("! job %d %s failed (attempt %d/%d), will retry: %s", job.id,
-                        job.task_identifier, job.attempts, job.max_attempts, outcome.message,
-                        extra={"gw": {"action": "fail", **fields}})
-
-    # -- stale locks ------------------------------------------------------------------------
-    async def _stale_lock_loop(self) -> None:
-        delay = random.uniform(0.0, STALE_LOCK_FIRST_WITHIN)
-        while not await self._sleep_unless_stopping(delay):
-            await self._reset_stale_locks()
-            delay = random.uniform(*STALE_LOCK_EVERY)
-
-    async def _reset_stale_locks(self) -> None:
-        try:
-            async with self.pool.acquire() as conn:
-                await queries.reset_stale_locks(conn, self.schema)
-        except _FATAL as error:
-            raise DatabaseError(f"resetting stale locks failed: {error}") from error
-        except _RETRYABLE as error:
-            log.warning("resetting stale locks failed (%s); will try again later", error)
-
-
-def _fields(job: Job) -> dict[str, Any]:
-    return {
-        "job_id": job.id, "task": job.task_identifier, "queue": job.queue_name,
-        "attempt": job.attempts, "max_attempts": job.max_attempts,
-    }
-
-
-def _failure(job: Job, outcome: tasks.TaskFailure) -> queries.Failure:
-    message, payload_json = outcome.message, None
-    if outcome.has_replacement:
-        try:
-            payload_json = payloads.replacement_to_json(outcome.replacement_payload)
-        except BadInputError as error:
-            # The failure must still be written: keep the payload, and say why.
-            log.error("job %d %s: %s; its payload is kept", job.id, job.task_identifier,
-                      error.message)
-            message = f"{message}\n(new payload not written: {error.message})"
-    return queries.Failure(
-        job_id=job.id, message=message, payload_json=payload_json, attempts=job.attempts
-    )
-
-
-async def _shielded(settle: asyncio.Task[None]) -> None:
-    """Wait for a write; if we are cancelled meanwhile, the write still completes (the
-    settler tracks it and shutdown waits for it)."""
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.shield(settle)
+        hurry = asyncio.get_running_loop().create_task(self._hurry.wait())
+        everything: asyncio.Future[Any] = asyncio.gather(*running, return_exceptions=True)
+        await asyncio.wait(
+            [hurry, everything], timeout=self.options.shutdown_grace_period,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        hurry.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await hurry

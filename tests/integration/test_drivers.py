@@ -24,12 +24,16 @@ from tests.helpers.database import count
 S = SCHEMA
 
 
+SENTINEL = "gw_test_sentinel"
+
+
 @pytest.fixture
 async def notifications(db_url: str) -> AsyncIterator[asyncio.Queue[str]]:
     """Payloads of ``jobs:insert`` notifications, in commit order."""
     received: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(db_url)
     await listener.add_listener("jobs:insert", lambda *args: received.put_nowait(args[3]))
+    await listener.add_listener(SENTINEL, lambda *args: received.put_nowait(SENTINEL))
     try:
         yield received
     finally:
@@ -42,16 +46,17 @@ async def jobs_and_orders(conn: asyncpg.Connection) -> tuple[int, int]:
 
 
 async def sentinel_notification(db_url: str, received: asyncio.Queue[str]) -> int:
-    """Commit one job elsewhere and wait for its notification; return how many
-    notifications had arrived before it (they are delivered in commit order)."""
-    async with await WorkerUtils.connect(db_url, schema=S, max_size=1) as gw:
-        await gw.add_job("sentinel")
+    """Send a sentinel notification from another session and return how many ``jobs:insert``
+    notifications arrived before it: one listener gets notifications in commit order."""
+    sender = await asyncpg.connect(db_url)
+    try:
+        await sender.execute(f"notify {SENTINEL}")
+    finally:
+        await sender.close()
     earlier = 0
-    while True:
-        payload = await asyncio.wait_for(received.get(), 10)
-        if received.empty():
-            return earlier + (0 if json.loads(payload)["count"] == 1 else 1)
+    while await asyncio.wait_for(received.get(), 10) != SENTINEL:
         earlier += 1
+    return earlier
 
 
 # --- rolled back / committed ---------------------------------------------------------------

@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphile_worker_cli.queries import worker as queries
+from graphile_worker_cli.queries import worker as worker_queries
+from graphile_worker_cli.worker import store
 from graphile_worker_cli.worker.fetchconn import PLANNER_SETTINGS
 
 S = "graphile_worker"
@@ -37,7 +38,7 @@ async def add(conn: asyncpg.Connection, name: str, priority: int, run_at: str) -
 
 
 async def fetch_names(conn: asyncpg.Connection, task_ids: list[int], batch: int) -> list[str]:
-    jobs = await queries.fetch_jobs(conn, S, "me", task_ids, batch)
+    jobs = await store.fetch_jobs(conn, S, "me", task_ids, batch)
     return [job.payload["name"] for job in jobs]
 
 
@@ -53,7 +54,7 @@ async def test_due_jobs_come_in_priority_then_run_at_order_past_later_ones(
     locked = await add(conn, "locked-p-20", -20, "-1 hour")
     await conn.execute(f"update {S}._private_jobs set locked_at = now(), locked_by = 'x'"
                        " where id = $1", locked)
-    task_ids = list((await queries.ensure_tasks(conn, S, ["t"])).values())
+    task_ids = list((await store.ensure_tasks(conn, S, ["t"])).values())
 
     assert await fetch_names(fetch_conn, task_ids, 3) == ["p-3", "p0-early", "p0-late"]
     assert await fetch_names(fetch_conn, task_ids, 3) == ["p5"]
@@ -75,8 +76,8 @@ async def test_a_fetch_that_finds_nothing_due_does_not_read_the_jobs_due_later(
     index_pages = await conn.fetchval(
         f"select pg_relation_size('{S}.jobs_main_index') / current_setting('block_size')::int"
     )
-    task_ids = list((await queries.ensure_tasks(conn, S, ["t"])).values())
-    statement = queries.statement("fetch", S)
+    task_ids = list((await store.ensure_tasks(conn, S, ["t"])).values())
+    statement = worker_queries.FETCH_JOBS.sql(S)
     async with fetch_conn.transaction():
         plan = json.loads(await fetch_conn.fetchval(
             "explain (analyze, buffers, format json) " + statement, "me", task_ids, 500

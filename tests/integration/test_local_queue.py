@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from graphile_worker_cli import context
-from graphile_worker_cli.queries import worker as queries
+from graphile_worker_cli.worker import store
 from tests.helpers.waiting import resolved, wait_until
 from tests.helpers.worker import S, add_job, job_count, make_options, no_jobs
 
@@ -21,7 +21,7 @@ async def test_drains_every_job_exactly_once_with_size_above_concurrency(
 ) -> None:
     ran: Counter[int] = Counter()
     fetch_sizes: list[int] = []
-    real_fetch = queries.fetch_jobs
+    real_fetch = store.fetch_jobs
 
     async def counting_fetch(*args: Any, **kwargs: Any) -> Any:
         jobs = await real_fetch(*args, **kwargs)
@@ -34,7 +34,7 @@ async def test_drains_every_job_exactly_once_with_size_above_concurrency(
     ids = [await add_job(conn, "work", {"i": i}) for i in range(300)]
     options = make_options(db_url, concurrency=4, local_queue_size=64).define_job(work, "work")
     worker = await options.init()
-    monkeypatch.setattr(queries, "fetch_jobs", counting_fetch)
+    monkeypatch.setattr(store, "fetch_jobs", counting_fetch)
     await worker.run_once()
     assert sorted(ran) == sorted(ids)
     assert set(ran.values()) == {1}
@@ -124,8 +124,8 @@ async def test_a_batch_never_holds_two_jobs_of_one_named_queue(
         await add_job(conn, "t", {}, queue_name=f"q{i % 4}")
     for _ in range(6):
         await add_job(conn, "t", {})
-    ids = await queries.ensure_tasks(conn, S, ["t"])
-    jobs = await queries.fetch_jobs(conn, S, "me", list(ids.values()), 500, (), {ids["t"]: "t"})
+    ids = await store.ensure_tasks(conn, S, ["t"])
+    jobs = await store.fetch_jobs(conn, S, "me", list(ids.values()), 500, (), {ids["t"]: "t"})
     named = [j.queue_name for j in jobs if j.queue_name is not None]
     assert sorted(named) == ["q0", "q1", "q2", "q3"]
     assert len(jobs) == 10

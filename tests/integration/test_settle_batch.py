@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from graphile_worker_cli import context
-from graphile_worker_cli.queries import worker as queries
+from graphile_worker_cli.worker import store
 from tests.helpers.waiting import resolved, wait_until
 from tests.helpers.worker import S, add_job, job_count, make_options
 
@@ -18,14 +18,14 @@ from tests.helpers.worker import S, add_job, job_count, make_options
 def record_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[list[int]]:
     """Wrap a settling statement; return the job ids of each call, in order."""
     calls: list[list[int]] = []
-    real = getattr(queries, name)
+    real = getattr(store, name)
 
     async def wrapped(conn: asyncpg.Connection, schema: str, worker_id: str,
                       items: list[Any]) -> None:
         calls.append([item if isinstance(item, int) else item.job_id for item in items])
         await real(conn, schema, worker_id, items)
 
-    monkeypatch.setattr(queries, name, wrapped)
+    monkeypatch.setattr(store, name, wrapped)
     return calls
 
 
@@ -85,7 +85,7 @@ async def test_a_connection_killed_before_the_complete_lands_is_retried(
 ) -> None:
     ran: list[int] = []
     attempts: list[int] = []
-    real = queries.complete_jobs
+    real = store.complete_jobs
 
     async def killed_first(c: asyncpg.Connection, schema: str, worker_id: str,
                            ids: list[int]) -> None:
@@ -98,7 +98,7 @@ async def test_a_connection_killed_before_the_complete_lands_is_retried(
         ran.append(ctx.job_id)
 
     ids = [await add_job(conn, "quick", {}) for _ in range(3)]
-    monkeypatch.setattr(queries, "complete_jobs", killed_first)
+    monkeypatch.setattr(store, "complete_jobs", killed_first)
     worker = await make_options(db_url).define_job(quick, "quick").init()
     await worker.run_once()
     assert sorted(ran) == sorted(ids)
@@ -123,10 +123,10 @@ async def test_a_failure_whose_reply_was_lost_is_applied_exactly_once(
           for each row execute function record_fail_write();
     """)
     calls: list[int] = []
-    real = queries.fail_jobs
+    real = store.fail_jobs
 
     async def reply_lost(c: asyncpg.Connection, schema: str, worker_id: str,
-                         failures: list[queries.Failure]) -> None:
+                         failures: list[store.Failure]) -> None:
         calls.append(len(failures))
         await real(c, schema, worker_id, failures)
         if len(calls) == 1:  # it landed; now the connection dies before we hear back
@@ -137,7 +137,7 @@ async def test_a_failure_whose_reply_was_lost_is_applied_exactly_once(
         raise ValueError("broken")
 
     job_id = await add_job(conn, "broken", {})
-    monkeypatch.setattr(queries, "fail_jobs", reply_lost)
+    monkeypatch.setattr(store, "fail_jobs", reply_lost)
     worker = await make_options(db_url).define_job(broken, "broken").init()
     await worker.run_once()
     assert len(calls) >= 2  # retried

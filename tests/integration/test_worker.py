@@ -13,7 +13,7 @@ import pytest
 
 from graphile_worker_cli import context, tasks
 from graphile_worker_cli.errors import BadInputError, SchemaTooNewError
-from graphile_worker_cli.queries import worker as queries
+from graphile_worker_cli.worker import store
 from tests.helpers.database import listening
 from tests.helpers.waiting import wait_until
 from tests.helpers.worker import add_job, job_count, make_options, no_jobs
@@ -187,8 +187,8 @@ async def test_batch_fetch_takes_one_job_per_named_queue(
         await add_job(conn, "t", {}, queue_name="serial")
     for _ in range(3):
         await add_job(conn, "t", {})
-    ids = await queries.ensure_tasks(conn, S, ["t"])
-    jobs = await queries.fetch_jobs(conn, S, "me", list(ids.values()), 10, (), {ids["t"]: "t"})
+    ids = await store.ensure_tasks(conn, S, ["t"])
+    jobs = await store.fetch_jobs(conn, S, "me", list(ids.values()), 10, (), {ids["t"]: "t"})
     assert sorted(j.queue_name or "" for j in jobs) == ["", "", "", "serial"]
     assert all(j.task_identifier == "t" and j.attempts == 1 for j in jobs)
     locked = await conn.fetchval(
@@ -196,7 +196,7 @@ async def test_batch_fetch_takes_one_job_per_named_queue(
     )
     assert locked == "me"
     # The queue is locked: nothing more from it until that job is settled.
-    again = await queries.fetch_jobs(conn, S, "other", list(ids.values()), 10)
+    again = await store.fetch_jobs(conn, S, "other", list(ids.values()), 10)
     assert again == []
 
 

@@ -8,8 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from graphile_worker_cli.queries import worker as queries
-from graphile_worker_cli.worker import Worker
+from graphile_worker_cli.worker import Worker, store
 from tests.helpers.waiting import resolved, wait_until
 from tests.helpers.worker import add_job, job_count, make_options
 
@@ -33,7 +32,7 @@ async def test_job_finishing_while_a_fetch_is_in_flight_is_not_forgotten(
     a = await add_job(conn, "step", {"name": "A"}, queue_name="q")
     await add_job(conn, "step", {"name": "B"}, queue_name="q")
     await add_job(conn, "step", {"name": "C"})
-    real_fetch = queries.fetch_jobs
+    real_fetch = store.fetch_jobs
     calls = 0
 
     async def fetch(*args: Any, **kwargs: Any) -> Any:
@@ -44,10 +43,10 @@ async def test_job_finishing_while_a_fetch_is_in_flight_is_not_forgotten(
             assert jobs == []
             release_a.set()
             worker = holder[0]
-            await wait_until(lambda: resolved(a not in worker._active))
+            await wait_until(lambda: resolved(a not in worker.slots.running))
         return jobs
 
-    monkeypatch.setattr(queries, "fetch_jobs", fetch)
+    monkeypatch.setattr(store, "fetch_jobs", fetch)
     worker = await make_options(db_url, concurrency=3).define_job(step, "step").init()
     holder.append(worker)
     await worker.run_once()
@@ -69,7 +68,7 @@ async def test_fetch_whose_reply_was_lost_hands_its_jobs_back(
 
     for i in range(5):
         await add_job(conn, "work", {"i": i}, queue_name="lost" if i == 0 else None)
-    real_fetch = queries.fetch_jobs
+    real_fetch = store.fetch_jobs
     calls = 0
 
     async def fetch(*args: Any, **kwargs: Any) -> Any:
@@ -81,7 +80,7 @@ async def test_fetch_whose_reply_was_lost_hands_its_jobs_back(
             raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
         return jobs
 
-    monkeypatch.setattr(queries, "fetch_jobs", fetch)
+    monkeypatch.setattr(store, "fetch_jobs", fetch)
     worker = await make_options(db_url, concurrency=5).define_job(work, "work").init()
     await worker.run_once()
     assert runs == Counter(range(5))

@@ -38,15 +38,15 @@ async def test_fetched_jobs_carry_every_column_of_their_row(conn: asyncpg.Connec
     from datetime import UTC, datetime
 
     from graphile_worker_cli import job as jobs
-    from graphile_worker_cli.queries import worker as queries
+    from graphile_worker_cli.worker import store
 
     run_at = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
     job_id = await add_job(
         conn, "fields_task", {"n": 1}, queue_name="q1", run_at=run_at, max_attempts=7,
         job_key="k1", priority=-3, flags=["a", "b"],
     )
-    task_ids = await queries.ensure_tasks(conn, "graphile_worker", ["fields_task"])
-    fetched = await queries.fetch_jobs(
+    task_ids = await store.ensure_tasks(conn, "graphile_worker", ["fields_task"])
+    fetched = await store.fetch_jobs(
         conn, "graphile_worker", "w-fields", list(task_ids.values()), 10,
         task_identifiers={v: k for k, v in task_ids.items()},
     )

@@ -14,10 +14,7 @@ import graphile_worker_cli
 PACKAGE_DIR = Path(graphile_worker_cli.__file__).parent
 ROOT = "graphile_worker_cli"
 
-ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset({
-    # The worker split (issue 13 item 1) removes it; then empty this set.
-    frozenset({"worker.options", "worker.worker"}),
-})
+ALLOWED_CYCLES: frozenset[frozenset[str]] = frozenset()
 """Import cycles still tolerated, by module names relative to the package."""
 
 

@@ -1,0 +1,165 @@
+"""``FetchLoop``: the one loop that decides when to fetch jobs and how many.
+
+It wakes on a ``jobs:insert`` notification, a finished job, an outcome that unlocked a
+named queue, the poll timer or a shutdown request (all through ``Slots.wakeup``), and
+fetches as many jobs as there are free slots — or, with a local queue, enough to fill it,
+topped up in the background once it runs low.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from graphile_worker_cli.errors import DatabaseError
+from graphile_worker_cli.job import Job
+from graphile_worker_cli.worker import backoff, store
+from graphile_worker_cli.worker.events import Events
+from graphile_worker_cli.worker.fetchconn import FetchConnection
+from graphile_worker_cli.worker.local_queue import LocalQueue
+from graphile_worker_cli.worker.running import JobRunner, shielded
+from graphile_worker_cli.worker.settle import Settler
+from graphile_worker_cli.worker.shutdown import sleep_unless_set
+from graphile_worker_cli.worker.slots import Slots
+
+log = logging.getLogger("gw.worker")
+
+
+class FetchLoop:
+    """Fetches jobs into ``queue`` for ``runner`` while ``stopping`` is not set."""
+
+    def __init__(
+        self,
+        *,
+        slots: Slots,
+        queue: LocalQueue,
+        runner: JobRunner,
+        settler: Settler,
+        events: Events,
+        connection: FetchConnection,
+        stopping: asyncio.Event,
+        schema: str,
+        worker_id: str,
+        task_names: dict[int, str],
+        forbidden_flags: list[str],
+        poll_interval: float,
+    ) -> None:
+        self._slots = slots
+        self._queue = queue
+        self._runner = runner
+        self._settler = settler
+        self._events = events
+        self._connection = connection
+        self._stopping = stopping
+        self._schema = schema
+        self._worker_id = worker_id
+        self._task_names = task_names
+        self._task_ids = list(task_names)
+        self._forbidden_flags = forbidden_flags
+        self._poll_interval = poll_interval
+        self._next_poll = 0.0
+        self._orphans_possible = False
+        """A fetch may have locked jobs whose reply was lost: hand them back first."""
+
+    async def run(self, *, once: bool) -> None:
+        """Fetch until the worker stops; with ``once``, until nothing is left to run."""
+        loop = asyncio.get_running_loop()
+        self._next_poll = loop.time() + self._poll_interval
+        while not self._stopping.is_set():
+            self._slots.wakeup.clear()
+            now = loop.time()
+            want = self._wanted(now, once)
+            if want > 0:
+                delay = self._queue.delay_left(now)
+                if delay > 0:
+                    aborted = await sleep_unless_set(self._stopping, delay)
+                    self._events.refetch_delay_over(aborted)
+                elif not await self._fetch_round(want):
+                    return
+                continue
+            if once and self._drained():
+                return
+            await self._idle(once)
+
+    def _wanted(self, now: float, once: bool) -> int:
+        """How many jobs to fetch now (0: none)."""
+        slots, queue = self._slots, self._queue
+        if not once and now >= self._next_poll:
+            slots.restore()
+            self._next_poll = now + self._poll_interval
+        if queue:
+            queue.expire(now)
+        if queue:
+            # Every slot is busy; top the queue up before it runs dry.
+            return queue.room() if queue.wants_refill(slots.demand) else 0
+        return min(slots.free(), slots.demand)
+
+    async def _fetch_round(self, want: int) -> bool:
+        """Fetch and start jobs; False when the worker stopped meanwhile."""
+        self._slots.consume()
+        ask = self._queue.batch_size(want)
+        jobs = await self._fetch(ask)
+        if jobs and self._stopping.is_set():
+            # Fetched, never started: hand them back with their attempt restored.
+            await shielded(self._settler.give_back([job.id for job in jobs]))
+            return False
+        loop = asyncio.get_running_loop()
+        if len(jobs) == ask:
+            self._slots.restore()  # there may be more
+        else:
+            self._queue.fetch_came_back_short(ask, loop.time())
+        await self._events.jobs_fetched(jobs)
+        self._queue.add(jobs, loop.time())
+        self._runner.fill_slots()
+        return True
+
+    def _drained(self) -> bool:
+        """Nothing running, queued or waiting to be written (``run_once`` is done)."""
+        return not self._slots.running and not self._queue and not self._settler.busy()
+
+    async def _idle(self, once: bool) -> None:
+        """Sleep until woken, the next poll, or the oldest queued job's TTL."""
+        wake_at = None if once else self._next_poll
+        expiry = self._queue.next_expiry()
+        if expiry is not None:
+            wake_at = expiry if wake_at is None else min(wake_at, expiry)
+        loop = asyncio.get_running_loop()
+        timeout = None if wake_at is None else max(0.0, wake_at - loop.time())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._slots.wakeup.wait(), timeout)
+
+    async def _fetch(self, want: int) -> list[Job]:
+        """Lock up to ``want`` jobs, retrying with backoff while the database is away."""
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                async with self._connection.lease() as conn:
+                    if self._orphans_possible:
+                        await store.return_orphans(
+                            conn, self._schema, self._worker_id, self._held_ids()
+                        )
+                        self._orphans_possible = False
+                    return await store.fetch_jobs(
+                        conn, self._schema, self._worker_id, self._task_ids, want,
+                        self._forbidden_flags, self._task_names,
+                    )
+            except backoff.FATAL_ERRORS as error:
+                raise DatabaseError(f"fetching jobs failed: {error}") from error
+            except backoff.TRANSIENT_ERRORS as error:
+                # The statement may have committed with its reply lost: the jobs it locked
+                # are ours, and get handed back before the next fetch.
+                self._orphans_possible = True
+                failures += 1
+                wait = backoff.delay(failures)
+                log.warning(
+                    "fetching jobs failed (%s); retrying in %.1fs", error, wait,
+                    extra={"gw": {"action": "fetch_retry", "attempt": failures}},
+                )
+                await backoff.pause(self._slots.wakeup, wait)  # the listener back: retry now
+        return []
+
+    def _held_ids(self) -> list[int]:
+        """Jobs this worker holds: running, queued, or with an outcome not written yet."""
+        return [*self._slots.running_ids(), *self._queue.job_ids(),
+                *self._settler.unsettled_ids()]

@@ -1,0 +1,135 @@
+"""``LocalQueue``: jobs this worker has locked but not started yet.
+
+A fetch may lock more jobs than there are free slots (up to ``size``); they wait here and
+go to slots as those free up, without another round trip. Once the queue is down to its
+low-water mark the fetch loop tops it up in the background. A job that waits longer than
+``ttl`` is handed back (with its attempt restored), and so is everything left at
+shutdown. When a fetch comes back short, ``refetch_delay`` keeps the next one from
+following at once. With ``size`` 0 the queue only passes each fetched batch to the slots.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+
+from graphile_worker_cli.job import Job
+from graphile_worker_cli.worker.events import Events
+
+log = logging.getLogger("gw.worker")
+
+LOW_WATER_FRACTION = 0.5
+
+
+class LocalQueue:
+    """Locked, unstarted jobs in fetch order, each with the loop time it was fetched at."""
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        ttl: float,
+        refetch_delay: float,
+        give_back: Callable[[list[int]], object],
+        events: Events,
+        jitter: Callable[[], float] = lambda: random.uniform(0.5, 1.5),
+    ) -> None:
+        self.size = max(0, size)
+        self.ttl = ttl
+        self.refetch_delay = refetch_delay
+        self._jobs: deque[tuple[Job, float]] = deque()
+        self._low_water = self.size * LOW_WATER_FRACTION
+        self._refill = True
+        """False after a TTL expiry: no background refills until the queue has run dry."""
+        self._fetch_not_before = 0.0
+        self._give_back = give_back
+        self._events = events
+        self._jitter = jitter
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __bool__(self) -> bool:
+        return bool(self._jobs)
+
+    def job_ids(self) -> list[int]:
+        return [job.id for job, _ in self._jobs]
+
+    # -- filling --------------------------------------------------------------------------
+    def add(self, jobs: list[Job], now: float) -> None:
+        """Queue fetched jobs; a fetch into an empty queue allows background refills again."""
+        if not self._jobs:
+            self._refill = True
+        self._jobs.extend((job, now) for job in jobs)
+
+    def pop(self) -> Job:
+        """The job fetched first (the queue must not be empty)."""
+        return self._jobs.popleft()[0]
+
+    def next_job(self) -> Job | None:
+        """The job fetched first, taken off the queue (None: the queue is empty)."""
+        jobs = self._jobs
+        return jobs.popleft()[0] if jobs else None
+
+    def wants_refill(self, demand: int) -> bool:
+        """Whether to top the queue up now: jobs may be waiting (``demand``), refills are
+        allowed, and the queue is down to its low-water mark."""
+        return bool(demand) and self._refill and len(self._jobs) <= self._low_water
+
+    def room(self) -> int:
+        return self.size - len(self._jobs)
+
+    def batch_size(self, want: int) -> int:
+        """How many jobs to ask for when ``want`` are wanted: an empty queue fills up."""
+        return want if self._jobs else max(want, self.size)
+
+    # -- refetch delay ----------------------------------------------------------------------
+    def delay_left(self, now: float) -> float:
+        """Seconds until the next fetch may go out (0: now)."""
+        return max(0.0, self._fetch_not_before - now)
+
+    def fetch_came_back_short(self, asked: int, now: float) -> None:
+        """Start the refetch delay (jittered), if the queue is on and one is set."""
+        if not self.size or self.refetch_delay <= 0:
+            return
+        delay = self.refetch_delay * self._jitter()
+        self._fetch_not_before = now + delay
+        self._events.refetch_delay_start(delay, asked)
+
+    # -- handing back ---------------------------------------------------------------------
+    def next_expiry(self) -> float | None:
+        """Loop time at which the oldest job's TTL runs out (None: the queue is empty)."""
+        return self._jobs[0][1] + self.ttl if self._jobs else None
+
+    def expire(self, now: float) -> int:
+        """Hand back the jobs that waited longer than the TTL; return how many."""
+        jobs, ttl = self._jobs, self.ttl
+        expired: list[int] = []
+        while jobs and jobs[0][1] + ttl <= now:
+            expired.append(jobs.popleft()[0].id)
+        if expired:
+            # Jobs are not flowing: no background refills until the queue has run dry,
+            # or the same jobs would be fetched and handed back again and again.
+            self._refill = False
+            log.info(
+                "handing back %d job(s) that waited longer than %gs in the local queue",
+                len(expired), ttl, extra={"gw": {"action": "local_queue_ttl"}},
+            )
+            self._hand_back(expired)
+        return len(expired)
+
+    def hand_back_all(self) -> None:
+        """Hand back every queued job (shutdown), at once: other workers may take them."""
+        if not self._jobs:
+            return
+        ids = self.job_ids()
+        self._jobs.clear()
+        log.info("handing back %d job(s) not started", len(ids),
+                 extra={"gw": {"action": "local_queue_return", "count": len(ids)}})
+        self._hand_back(ids)
+
+    def _hand_back(self, ids: list[int]) -> None:
+        self._give_back(ids)
+        self._events.queue_returned(len(ids))

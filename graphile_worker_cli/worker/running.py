@@ -1,0 +1,207 @@
+"""``JobRunner``: starts jobs in free slots, runs each one's handler and hands its outcome
+to the settler.
+
+A job runs in a task of its own. When it ends, its slot takes the next job from the local
+queue at once (no round trip); with the queue empty, the slot is offered to the fetch loop
+as demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from graphile_worker_cli import context, payloads, tasks
+from graphile_worker_cli.errors import BadInputError
+from graphile_worker_cli.hooks import HookRegistry
+from graphile_worker_cli.job import Job
+from graphile_worker_cli.jobs_api import JobsApi
+from graphile_worker_cli.worker.events import Events
+from graphile_worker_cli.worker.local_queue import LocalQueue
+from graphile_worker_cli.worker.settle import Settler
+from graphile_worker_cli.worker.slots import Running, Slots
+from graphile_worker_cli.worker.store import Failure
+
+log = logging.getLogger("gw.worker")
+_JOB_LOG = logging.getLogger(context.JOB_LOGGER_NAME)  # looked up once, not per job
+
+
+@dataclass(frozen=True, slots=True)
+class JobContextFields:
+    """What every job's ``WorkerContext`` shares."""
+
+    pool: asyncpg.Pool
+    schema: str
+    worker_id: str
+    extensions: context.Extensions
+    hooks: HookRegistry | None
+    utils: JobsApi
+    """The jobs API every context of this worker gets (``ctx.utils``)."""
+
+
+
+class JobRunner:
+    """Runs jobs in ``slots``, refilling them from ``queue``."""
+
+    def __init__(
+        self,
+        *,
+        slots: Slots,
+        queue: LocalQueue,
+        settler: Settler,
+        events: Events,
+        registry: tasks.TaskRegistry,
+        context_of: JobContextFields,
+        stopping: asyncio.Event,
+        interrupted_retry_delay: float,
+        stop_reason: Callable[[], str],
+    ) -> None:
+        self._slots = slots
+        self._queue = queue
+        self._settler = settler
+        self._events = events
+        self._tasks = registry
+        self._context_of = context_of
+        self._stopping = stopping
+        self._interrupted_retry_delay = interrupted_retry_delay
+        self._stop_reason = stop_reason
+        self._run_handler = events.around_run(self._execute)
+        self.jobs_run = 0
+
+    def fill_slots(self) -> None:
+        """Start queued jobs in every free slot (none once the worker is stopping)."""
+        queue = self._queue
+        free = self._slots.free()
+        while free > 0 and queue and not self._stopping.is_set():
+            self._start(queue.pop())
+            free -= 1
+
+    def _start(self, job: Job) -> None:
+        abort = context.AbortSignal()
+        task = asyncio.get_running_loop().create_task(self._run_job(job, abort))
+        self._slots.occupy(Running(job, task, abort))
+        task.add_done_callback(lambda t: self._job_done(job.id, t))
+
+    def _job_done(self, job_id: int, task: asyncio.Task[None]) -> None:
+        slots, queue = self._slots, self._queue
+        slots.vacate(job_id)
+        self.jobs_run += 1
+        if not task.cancelled() and task.exception() is not None:
+            log.error("bug: job %d's runner raised", job_id, exc_info=task.exception())
+        if self._stopping.is_set():
+            if not queue:
+                slots.more_jobs()
+            return
+        job = queue.next_job()
+        if job is None:
+            slots.more_jobs()
+            return
+        self._start(job)  # no round trip: the next queued job takes the slot
+        if queue.wants_refill(slots.demand):
+            slots.wakeup.set()
+
+    async def _run_job(self, job: Job, abort: context.AbortSignal) -> None:
+        debug = log.isEnabledFor(logging.DEBUG)
+        started = time.monotonic()
+        if debug:
+            log.debug("→ job %d %s started (attempt %d/%d)", job.id, job.task_identifier,
+                      job.attempts, job.max_attempts,
+                      extra={"gw": {"action": "start", **_fields(job)}})
+        try:
+            outcome = await self._run_handler(job, abort)
+        except asyncio.CancelledError:
+            await self._interrupted(job, started)
+            return
+        if job.job_queue_id is not None:
+            self._slots.holds_queue(job.id)
+        if isinstance(outcome, tasks.TaskFailure):
+            self._settler.fail(_failure(job, outcome))
+            _log_failure(job, outcome, started)
+            await self._events.job_failed(job, outcome, started)
+            return
+        self._settler.complete(job.id)
+        if debug:
+            duration = round((time.monotonic() - started) * 1000, 1)
+            log.debug("✓ job %d %s completed in %.1fms", job.id, job.task_identifier,
+                      duration, extra={"gw": {"action": "complete", **_fields(job),
+                                              "duration_ms": duration}})
+        await self._events.job_complete(job, started)
+
+    async def _interrupted(self, job: Job, started: float) -> None:
+        """The worker aborted the job (shutdown): hand it back without using an attempt."""
+        settle = self._settler.give_back([job.id], self._interrupted_retry_delay)
+        log.warning(
+            "↻ job %d %s interrupted by shutdown; rescheduled without using an attempt",
+            job.id, job.task_identifier,
+            extra={"gw": {"action": "interrupted", **_fields(job)}},
+        )
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        await self._events.job_interrupted(job, self._stop_reason(), started)
+        await shielded(settle)
+
+    async def _execute(self, job: Job, abort: context.AbortSignal) -> tasks.TaskOutcome:
+        try:
+            definition = self._tasks[job.task_identifier]
+        except KeyError:
+            return tasks.TaskFailure(f"unknown task {job.task_identifier!r}")
+        fields = self._context_of
+        ctx = context.WorkerContext(
+            job=job, pool=fields.pool, schema=fields.schema, worker_id=fields.worker_id,
+            extensions=fields.extensions, abort_signal=abort, logger=_JOB_LOG,
+            hooks=fields.hooks, utils=fields.utils,
+        )
+        try:
+            return await definition(ctx)
+        except Exception as error:  # TaskDefinition should not raise; be safe anyway
+            return tasks.TaskFailure(f"{type(error).__name__}: {error}")
+
+
+def _fields(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.id, "task": job.task_identifier, "queue": job.queue_name,
+        "attempt": job.attempts, "max_attempts": job.max_attempts,
+    }
+
+
+def _log_failure(job: Job, outcome: tasks.TaskFailure, started: float) -> None:
+    final = job.attempts >= job.max_attempts
+    fields = {**_fields(job), "duration_ms": round((time.monotonic() - started) * 1000, 1),
+              "error": outcome.message, "final": final}
+    if final:
+        log.error("✗ job %d %s failed permanently after %d attempt(s): %s", job.id,
+                  job.task_identifier, job.attempts, outcome.message,
+                  extra={"gw": {"action": "fail", **fields}})
+    else:
+        log.warning("! job %d %s failed (attempt %d/%d), will retry: %s", job.id,
+                    job.task_identifier, job.attempts, job.max_attempts, outcome.message,
+                    extra={"gw": {"action": "fail", **fields}})
+
+
+def _failure(job: Job, outcome: tasks.TaskFailure) -> Failure:
+    message, payload_json = outcome.message, None
+    if outcome.has_replacement:
+        try:
+            payload_json = payloads.replacement_to_json(outcome.replacement_payload)
+        except BadInputError as error:
+            # The failure must still be written: keep the payload, and say why.
+            log.error("job %d %s: %s; its payload is kept", job.id, job.task_identifier,
+                      error.message)
+            message = f"{message}\n(new payload not written: {error.message})"
+    return Failure(job_id=job.id, message=message, payload_json=payload_json,
+                   attempts=job.attempts)
+
+
+async def shielded(settle: asyncio.Task[None]) -> None:
+    """Wait for a write; if we are cancelled meanwhile, the write still completes (the
+    settler tracks it and shutdown waits for it)."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(settle)

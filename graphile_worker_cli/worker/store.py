@@ -1,0 +1,103 @@
+"""The worker's reads and writes of the jobs tables: register tasks, fetch, settle, hand
+back, reset stale locks (the statements are in ``queries.worker``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from graphile_worker_cli import job
+from graphile_worker_cli.queries import worker as queries
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One failed attempt to settle: the job, its error, and (batch jobs) the items to retry."""
+
+    job_id: int
+    message: str
+    payload_json: str | None = None
+    """The job's new payload as JSON text (``payloads.replacement_to_json``); None keeps it."""
+    attempts: int | None = None
+    """The attempt that failed: the write only applies while the row still has it."""
+
+
+async def ensure_tasks(
+    conn: asyncpg.Connection, schema: str, identifiers: Sequence[str]
+) -> dict[str, int]:
+    """Make sure every identifier has a ``_private_tasks`` row; return identifier -> id."""
+    names = list(identifiers)
+    await conn.execute(queries.ENSURE_TASKS.sql(schema), names)
+    rows = await conn.fetch(queries.TASK_IDS.sql(schema), names)
+    return {row["identifier"]: row["id"] for row in rows}
+
+
+async def fetch_jobs(
+    conn: asyncpg.Connection,
+    schema: str,
+    worker_id: str,
+    task_ids: Sequence[int],
+    batch_size: int,
+    forbidden_flags: Sequence[str] = (),
+    task_identifiers: dict[int, str] | None = None,
+) -> list[job.Job]:
+    """Lock up to ``batch_size`` runnable jobs (at most one per named queue) for this worker."""
+    if forbidden_flags:
+        rows = await conn.fetch(
+            queries.FETCH_JOBS_WITHOUT_FLAGS.sql(schema), worker_id, list(task_ids),
+            batch_size, list(forbidden_flags),
+        )
+    else:
+        rows = await conn.fetch(
+            queries.FETCH_JOBS.sql(schema), worker_id, list(task_ids), batch_size
+        )
+    return job.jobs_from_rows(rows, task_identifiers or {})
+
+
+async def complete_jobs(
+    conn: asyncpg.Connection, schema: str, worker_id: str, job_ids: Sequence[int]
+) -> None:
+    """Delete finished jobs (still locked by us) and unlock their queues."""
+    await conn.execute(queries.COMPLETE_JOBS.sql(schema), worker_id, list(job_ids))
+
+
+async def fail_jobs(
+    conn: asyncpg.Connection, schema: str, worker_id: str, failures: Sequence[Failure]
+) -> None:
+    """Record failed attempts: last_error, exponential backoff, lock cleared, queue unlocked."""
+    await conn.execute(
+        queries.FAIL_JOBS.sql(schema), worker_id, [f.job_id for f in failures],
+        [f.message for f in failures], [f.payload_json for f in failures],
+        [f.attempts for f in failures],
+    )
+
+
+async def return_jobs(
+    conn: asyncpg.Connection,
+    schema: str,
+    worker_id: str,
+    job_ids: Sequence[int],
+    delay: float | None = None,
+) -> None:
+    """Hand jobs back without using up an attempt; ``delay`` seconds pushes run_at later."""
+    await conn.execute(queries.RETURN_JOBS.sql(schema), worker_id, list(job_ids), delay)
+
+
+async def return_orphans(
+    conn: asyncpg.Connection, schema: str, worker_id: str, held_ids: Sequence[int]
+) -> None:
+    """Hand back jobs locked by this worker other than ``held_ids`` (a fetch whose reply
+    was lost with its connection)."""
+    await conn.execute(queries.RETURN_ORPHANS.sql(schema), worker_id, list(held_ids))
+
+
+async def reset_stale_locks(conn: asyncpg.Connection, schema: str) -> None:
+    """Unlock jobs and queues whose lock is older than four hours (a crashed worker's)."""
+    await conn.execute(queries.RESET_STALE_LOCKS.sql(schema))
+
+
+async def ping(conn: asyncpg.Connection) -> None:
+    """One round trip: shows whether the connection is still alive."""
+    await conn.execute(queries.PING.text)
