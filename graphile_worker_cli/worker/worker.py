@@ -283,6 +283,7 @@ class Worker:
             url=self.options.direct_database_url or self.options.database_url,
             prepared_statements=self.options.prepared_statements,
             hooks=self.events.registry, running_jobs=self._running_jobs,
+            metadata={"connections": self.options.connection_budget(self.pool.get_max_size())},
         )
 
     def _running_jobs(self) -> list[tuple[int, str]]:
