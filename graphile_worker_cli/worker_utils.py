@@ -98,8 +98,9 @@ class WorkerUtils:
             raise ConfigError(
                 "no database: pass a URL or set PG* environment variables (PGHOST, PGDATABASE...)"
             )
-        extra: dict[str, Any] = {} if prepared_statements else {"statement_cache_size": 0}
-        pool = await db.create_pool(url, min_size=1, max_size=max_size, **extra)
+        pool = await db.create_pool(
+            url, min_size=1, max_size=max_size, **db.statement_cache(prepared_statements)
+        )
         utils = cls(pool, schema=schema, hooks=hooks)
         utils._owns_pool = True
         return utils

@@ -42,7 +42,9 @@ async def _connection(settings: config.Settings) -> AsyncIterator[recovery.Execu
     """A connection to a migrated schema with gw's registry; database errors become one line."""
     async with (
         embedded.database_url(settings) as url,
-        recovery.registry_connection(url, settings.schema_name) as conn,
+        recovery.registry_connection(
+            url, settings.schema_name, prepared_statements=settings.prepared_statements
+        ) as conn,
     ):
         yield conn
 

@@ -4,6 +4,12 @@ says once that it only polls."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+import signal
+import sys
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -11,7 +17,14 @@ import asyncpg
 import pytest
 
 from tests.helpers import pgbouncer as pooler
-from tests.helpers.gw_process import QUICK_TASK, Gw, gw, started_count, write_tasks
+from tests.helpers.gw_process import (
+    QUICK_TASK,
+    Gw,
+    clean_env,
+    gw,
+    started_count,
+    write_tasks,
+)
 from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -151,3 +164,61 @@ async def _count(conn: asyncpg.Connection, sql: str) -> bool:
 
 async def _none(conn: asyncpg.Connection, sql: str) -> bool:
     return not await conn.fetchval(sql)
+
+
+async def test_cron_backfill_and_recovery_commands_work_through_pgbouncer(
+    db_url: str, pooled_url: str, conn: asyncpg.Connection, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, start_gw: Callable[..., Awaitable[Gw]],
+) -> None:
+    monkeypatch.setenv("GW_PREPARED_STATEMENTS", "false")  # for `gw workers`
+    await conn.execute("create table started (job_id bigint primary key)")
+    # Known since an hour, last run five minutes ago: the worker backfills the runs missed.
+    await conn.execute(
+        f"insert into {S}._private_known_crontabs (identifier, known_since, last_execution) "
+        "values ('quick', now() - interval '1 hour', now() - interval '5 minutes')"
+    )
+    tasks_dir = write_tasks(tmp_path, {"quick.py": QUICK_TASK})
+    crontab = tmp_path / "crontab"
+    crontab.write_text("* * * * * quick ?fill=10m\n")
+    worker = await start_gw(
+        "-c", pooled_url, "--direct-database-url", db_url, "--no-prepared-statements",
+        "--tasks", str(tasks_dir), "--crontab", str(crontab),
+    )
+    await wait_until(lambda: _count(conn, "select count(*) from started"), 30,
+                     lambda: worker.output)
+    listed = await gw("workers", "list", "-c", pooled_url)
+    assert listed.code == 0, listed.err
+    assert "alive" in listed.out
+    swept = await gw("workers", "sweep", "-c", pooled_url)
+    assert swept.code == 0, swept.err
+    assert await conn.fetchval(f"select count(*) from {S}._gw_workers") == 1
+
+
+async def test_gw_admin_serves_through_pgbouncer(
+    pooled_url: str, pooled_conn: asyncpg.Connection,
+) -> None:
+    await pooled_conn.execute(f"select {S}.add_job('hello', '{{}}'::json)")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "graphile_worker_cli", "admin", "--port", "0", "--read-only",
+        "-c", pooled_url, env=clean_env(GW_PREPARED_STATEMENTS="false"),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None
+        banner = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", banner)
+        assert found, banner
+
+        def get(path: str) -> dict[str, object]:
+            with urllib.request.urlopen(found.group(0) + path, timeout=10) as response:
+                return dict(json.load(response))
+
+        # Several requests: each statement may land on another server connection.
+        for _ in range(5):
+            overview = await asyncio.to_thread(get, "api/overview")
+            counts = overview["counts"]
+            assert isinstance(counts, dict) and counts["total"] == 1, overview
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 30)
+    assert code == 0
