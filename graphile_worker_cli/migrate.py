@@ -197,8 +197,10 @@ async def migrate_configured_database(
 
     async with embedded.database_url(settings) as url:
 
+        cache = db.statement_cache(settings.prepared_statements)
+
         async def attempt() -> MigrationResult:
-            async with db.connection(url) as conn:
+            async with db.connection(url, **cache) as conn:
                 if only_status:
                     return MigrationResult(await migration_status(conn, settings.schema_name))
                 return await apply_migrations(conn, settings.schema_name)

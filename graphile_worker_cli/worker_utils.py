@@ -88,15 +88,20 @@ class WorkerUtils:
         schema: str = db.DEFAULT_SCHEMA,
         max_size: int = 10,
         hooks: hooks.HookRegistry | None = None,
+        prepared_statements: bool = True,
     ) -> WorkerUtils:
         """A WorkerUtils with a pool of its own, closed by ``close()``. Without ``url``, the
-        PG* environment variables name the server (as in the reference)."""
+        PG* environment variables name the server (as in the reference). Without
+        ``prepared_statements``, nothing is cached on the server (PgBouncer in transaction
+        mode)."""
         url = url or conninfo.url_from_environment()
         if url is None:
             raise ConfigError(
                 "no database: pass a URL or set PG* environment variables (PGHOST, PGDATABASE...)"
             )
-        pool = await db.create_pool(url, min_size=1, max_size=max_size)
+        pool = await db.create_pool(
+            url, min_size=1, max_size=max_size, **db.statement_cache(prepared_statements)
+        )
         utils = cls(pool, schema=schema, hooks=hooks)
         utils._owns_pool = True
         return utils
@@ -460,7 +465,8 @@ async def configured_worker_utils(
     from graphile_worker_cli import embedded  # settings-level: the config stack on demand
 
     async with embedded.database_url(settings) as url, await WorkerUtils.connect(
-        url, schema=settings.schema_name, max_size=max_size
+        url, schema=settings.schema_name, max_size=max_size,
+        prepared_statements=settings.prepared_statements,
     ) as worker_utils:
         if check_schema:
             with db.database_errors(settings.schema_name):

@@ -48,7 +48,9 @@ async def _connection(settings: config.Settings) -> AsyncIterator[recovery.Execu
     """A connection to a migrated schema with gw's registry; database errors become one line."""
     async with (
         embedded.database_url(settings) as url,
-        recovery.registry_connection(url, settings.schema_name) as conn,
+        recovery.registry_connection(
+            url, settings.schema_name, prepared_statements=settings.prepared_statements
+        ) as conn,
     ):
         yield conn
 
@@ -76,18 +78,25 @@ def _state(row: recovery.ActiveWorkerRow) -> str:
     return "[green]alive[/]"
 
 
+def _connections(row: recovery.ActiveWorkerRow) -> str:
+    """Its connection budget as ``pool+sessions`` (``-`` when it did not report one)."""
+    if row.pool_connections is None or row.session_connections is None:
+        return "-"
+    return f"{row.pool_connections}+{row.session_connections}"
+
+
 def _print_workers(
     rows: list[recovery.ActiveWorkerRow], holders: list[recovery.LockHolderRow]
 ) -> None:
     table = common.table(
-        "id", "host", "pid", "age", "last heartbeat", "longest stall", "jobs", "queues", "state",
-        title="registered gw workers", title_justify="left",
+        "id", "host", "pid", "age", "last heartbeat", "longest stall", "conns", "jobs",
+        "queues", "state", title="registered gw workers", title_justify="left",
     )
     for row in rows:
         table.add_row(
             row.id, row.host, str(row.pid), _age(row.age), f"{_age(row.heartbeat_age)} ago",
             "-" if row.longest_stall is None else _age(row.longest_stall),
-            str(row.jobs_held), str(row.queues_held), _state(row),
+            _connections(row), str(row.jobs_held), str(row.queues_held), _state(row),
         )
     if rows:
         common.stdout.print(table)

@@ -191,6 +191,18 @@ class WorkerConfig:
         values.update(extra)
         return cls(**values)
 
+    def connection_budget(self, pool_size: int) -> dict[str, int]:
+        """The most connections a worker with these options opens: ``pool`` (``pool_size``,
+        on the database URL, or the pooler) and ``sessions`` of its own (LISTEN, the fetch
+        session, the liveness session; on the direct URL when set). Mirrors the choices of
+        ``Worker`` (listen, fetch) and ``recovery`` (liveness thread)."""
+        session_url = self.direct_database_url or self.database_url
+        listen = 1 if session_url else 0
+        fetch = 1 if self.direct_database_url or (
+            self.database_url and self.prepared_statements) else 0
+        liveness = 1 if self.worker_recovery and session_url else 0
+        return {"pool": pool_size, "sessions": listen + fetch + liveness}
+
     # -- initialisation -------------------------------------------------------------------
     def validate(self) -> None:
         self._apply_recovery_config()
