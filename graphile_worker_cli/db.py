@@ -158,6 +158,12 @@ def _driver_arguments(url: str, kwargs: dict[str, Any]) -> str:
     return arguments.dsn
 
 
+def statement_cache(prepared_statements: bool) -> dict[str, Any]:
+    """Connection arguments for ``prepared_statements``: off, nothing is prepared under a
+    name (a transaction pooler such as PgBouncer would run it on another server session)."""
+    return {} if prepared_statements else {"statement_cache_size": 0}
+
+
 async def connect(url: str, **kwargs: Any) -> asyncpg.Connection:
     """Open one connection; any failure is a DatabaseConnectError with a one-line reason.
     ``url`` may be ``conninfo.FROM_ENVIRONMENT``: the PG* variables say where."""

@@ -268,7 +268,8 @@ class Runner:
             if settings.migrate:
 
                 async def migrate_once() -> None:
-                    async with db.connection(url) as conn:
+                    cache = db.statement_cache(settings.prepared_statements)
+                    async with db.connection(url, **cache) as conn:
                         await migrate.migrate(conn, settings.schema_name)
 
                 await db.when_reachable(migrate_once, settings.database_wait)

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
@@ -87,15 +88,20 @@ class WorkerUtils:
         schema: str = db.DEFAULT_SCHEMA,
         max_size: int = 10,
         hooks: hooks.HookRegistry | None = None,
+        prepared_statements: bool = True,
     ) -> WorkerUtils:
         """A WorkerUtils with a pool of its own, closed by ``close()``. Without ``url``, the
-        PG* environment variables name the server (as in the reference)."""
+        PG* environment variables name the server (as in the reference). Without
+        ``prepared_statements``, nothing is cached on the server (PgBouncer in transaction
+        mode)."""
         url = url or conninfo.url_from_environment()
         if url is None:
             raise ConfigError(
                 "no database: pass a URL or set PG* environment variables (PGHOST, PGDATABASE...)"
             )
-        pool = await db.create_pool(url, min_size=1, max_size=max_size)
+        pool = await db.create_pool(
+            url, min_size=1, max_size=max_size, **db.statement_cache(prepared_statements)
+        )
         utils = cls(pool, schema=schema, hooks=hooks)
         utils._owns_pool = True
         return utils
@@ -462,7 +468,8 @@ async def configured_worker_utils(
     from graphile_worker_cli import embedded  # settings-level: the config stack on demand
 
     async with embedded.database_url(settings) as url, await WorkerUtils.connect(
-        url, schema=settings.schema_name, max_size=max_size
+        url, schema=settings.schema_name, max_size=max_size,
+        prepared_statements=settings.prepared_statements,
     ) as worker_utils:
         if check_schema:
             with db.database_errors(settings.schema_name):
@@ -470,3 +477,33 @@ async def configured_worker_utils(
                     await migrate.check_schema(conn, settings.schema_name)
         yield worker_utils
 
+
+async def quick_add_job(
+    identifier: TaskName,
+    payload: Any = None,
+    spec: job.JobSpec | None = None,
+    *,
+    settings: config.Settings | None = None,
+    config_file: Path | str | None = None,
+    **overrides: Any,
+) -> job.Job:
+    """The reference's ``quickAddJob``: connect, add one job (as ``WorkerUtils.add_job``),
+    disconnect. For more than the odd job, keep a ``WorkerUtils`` instead: each call opens
+    and closes its own connection.
+
+    The database and schema are the ones ``gw`` would use: from ``settings`` (a
+    ``config.Settings``) or, without, ``config_file`` (default ./worker.toml when present) <
+    the environment (``DATABASE_URL``, ``GW_<KEY>``, PG* variables) < ``overrides`` named
+    like the TOML keys (``database_url="postgres://..."``, ``schema="app_jobs"``). With no
+    database named anywhere, the embedded server, as ``gw add-job``. The schema must be
+    migrated already (``gw migrate``), as in the reference.
+    """
+    from graphile_worker_cli import config  # settings-level: the config stack on demand
+
+    if settings is None:
+        path = Path(config_file) if config_file is not None else None
+        settings = config.load_settings(path, overrides)
+    elif config_file is not None or overrides:
+        raise TypeError("quick_add_job: pass settings, or config_file/overrides, not both")
+    async with configured_worker_utils(settings) as worker_utils:
+        return await worker_utils.add_job(identifier, payload, spec)

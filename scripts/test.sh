@@ -12,6 +12,10 @@ npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
+# The PgBouncer tests (tests/acceptance/test_pgbouncer.py) start Debian's pgbouncer.
+if [ ! -x /usr/sbin/pgbouncer ]; then
+    apt-get update -qq && apt-get install -y -qq pgbouncer >/dev/null
+fi
 .venv/bin/python -m ruff check graphile_worker_cli tests bench
 .venv/bin/python -m mypy
 .venv/bin/python -m pytest "$@"

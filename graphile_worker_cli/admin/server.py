@@ -37,7 +37,9 @@ async def serve(
     (the port actually bound: port 0 picks a free one)."""
     async with (
         embedded.database_url(settings) as url,
-        await WorkerUtils.connect(url, schema=settings.schema_name) as worker_utils,
+        await WorkerUtils.connect(
+            url, schema=settings.schema_name, prepared_statements=settings.prepared_statements
+        ) as worker_utils,
     ):
         app = create_app(
             worker_utils, settings.schema_name, read_only=read_only, auth=auth,

@@ -7,13 +7,19 @@ import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from graphile_worker_cli import config, durations, embedded, recovery
+from graphile_worker_cli import durations
 from graphile_worker_cli.cli import common
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config, embedded, recovery
+else:
+    config = common.lazy_module("graphile_worker_cli.config")
+    embedded = common.lazy_module("graphile_worker_cli.embedded")
+    recovery = common.lazy_module("graphile_worker_cli.recovery")
 from graphile_worker_cli.errors import BadInputError
 
 workers_app = typer.Typer(
@@ -42,7 +48,9 @@ async def _connection(settings: config.Settings) -> AsyncIterator[recovery.Execu
     """A connection to a migrated schema with gw's registry; database errors become one line."""
     async with (
         embedded.database_url(settings) as url,
-        recovery.registry_connection(url, settings.schema_name) as conn,
+        recovery.registry_connection(
+            url, settings.schema_name, prepared_statements=settings.prepared_statements
+        ) as conn,
     ):
         yield conn
 
@@ -70,31 +78,36 @@ def _state(row: recovery.ActiveWorkerRow) -> str:
     return "[green]alive[/]"
 
 
+def _connections(row: recovery.ActiveWorkerRow) -> str:
+    """Its connection budget as ``pool+sessions`` (``-`` when it did not report one)."""
+    if row.pool_connections is None or row.session_connections is None:
+        return "-"
+    return f"{row.pool_connections}+{row.session_connections}"
+
+
 def _print_workers(
     rows: list[recovery.ActiveWorkerRow], holders: list[recovery.LockHolderRow]
 ) -> None:
-    table = Table(title="registered gw workers", title_justify="left")
-    columns = ("id", "host", "pid", "age", "last heartbeat", "longest stall", "jobs", "queues",
-               "state")
-    for column in columns:
-        table.add_column(column)
+    table = common.table(
+        "id", "host", "pid", "age", "last heartbeat", "longest stall", "conns", "jobs",
+        "queues", "state", title="registered gw workers", title_justify="left",
+    )
     for row in rows:
         table.add_row(
             row.id, row.host, str(row.pid), _age(row.age), f"{_age(row.heartbeat_age)} ago",
             "-" if row.longest_stall is None else _age(row.longest_stall),
-            str(row.jobs_held), str(row.queues_held), _state(row),
+            _connections(row), str(row.jobs_held), str(row.queues_held), _state(row),
         )
     if rows:
         common.stdout.print(table)
     else:
         common.stdout.print("no registered gw workers")
     if holders:
-        other = Table(
+        other = common.table(
+            "id", "jobs", "oldest lock",
             title="unregistered lock holders (never swept; 4-hour rule only)",
             title_justify="left",
         )
-        for column in ("id", "jobs", "oldest lock"):
-            other.add_column(column)
         for holder in holders:
             other.add_row(holder.id, str(holder.jobs_held), holder.oldest_lock_at.isoformat())
         common.stdout.print(other)
@@ -140,7 +153,7 @@ def check_command(
     config_path: common.ConfigOption = None,
     host: Annotated[
         str | None,
-        typer.Option("--host", help="Host the worker runs on [default: this machine's name].",
+        typer.Option("--host", help="Host the worker runs on (default: this machine's name).",
                      show_default=False),
     ] = None,
     pid: Annotated[
@@ -150,7 +163,7 @@ def check_command(
     max_age: Annotated[
         str | None,
         typer.Option("--max-age", help="Oldest acceptable heartbeat "
-                     "[default: 3 x heartbeat_interval].", show_default=False),
+                     "(default: 3 x heartbeat_interval).", show_default=False),
     ] = None,
 ) -> None:
     """Exit 0 when a gw worker of this host (or --host/--pid) heartbeated recently, else 1:

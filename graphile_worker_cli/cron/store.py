@@ -55,7 +55,10 @@ async def known_crontabs(settings: config.Settings) -> list[KnownCrontab]:
     embedded one when none is). Raises ``DatabaseError`` when the schema has no tables."""
     from graphile_worker_cli import embedded  # settings-level: the config stack on demand
 
-    async with embedded.database_url(settings) as url, db.connection(url) as conn:
+    async with (
+        embedded.database_url(settings) as url,
+        db.connection(url, **db.statement_cache(settings.prepared_statements)) as conn,
+    ):
         try:
             return await fetch_known_crontabs(conn, settings.schema_name)
         except asyncpg.UndefinedTableError:

@@ -124,6 +124,8 @@ select
   not {_SESSION_GONE} as session_alive,
   {_LATE} and {_SESSION_GONE} as stale,
   (w.metadata ->> 'longest_stall_seconds')::float8 as longest_stall,
+  (w.metadata -> 'connections' ->> 'pool')::int as pool_connections,
+  (w.metadata -> 'connections' ->> 'sessions')::int as session_connections,
   (select count(*) from {{s}}._private_jobs as j where j.locked_by = w.id)::int
     as jobs_held,
   (select count(*) from {{s}}._private_job_queues as q where q.locked_by = w.id)::int

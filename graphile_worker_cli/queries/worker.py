@@ -187,3 +187,6 @@ update {s}._private_job_queues as q set locked_at = null, locked_by = null
 
 # One round trip: shows whether a connection is still alive.
 PING = Query("select 1")
+
+# $1 channel text, $2 payload text: the listen probe's notification (see worker.listen_probe).
+NOTIFY = Query("select pg_notify($1, $2)")

@@ -56,6 +56,10 @@ class ActiveWorkerRow:
     """The longest event-loop stall it reported recently, in seconds (None: not reported)."""
     jobs_held: int
     queues_held: int
+    pool_connections: int | None = None
+    """The most pooled connections it opens (None: not reported)."""
+    session_connections: int | None = None
+    """The most connections of its own (LISTEN, fetch, liveness) it opens."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,9 +14,11 @@ from graphile_worker_cli.recovery import registry
 
 
 @asynccontextmanager
-async def registry_connection(url: str, schema: str) -> AsyncIterator[asyncpg.Connection]:
+async def registry_connection(
+    url: str, schema: str, *, prepared_statements: bool = True
+) -> AsyncIterator[asyncpg.Connection]:
     """A connection to ``url`` whose ``schema`` is migrated and has the worker registry."""
-    async with db.connection(url) as conn:
+    async with db.connection(url, **db.statement_cache(prepared_statements)) as conn:
         state = await registry.schema_state(conn, schema)
         if not state.migrated:
             raise BadInputError(

@@ -32,6 +32,11 @@ CLOSE_TIMEOUT = 5.0
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 Release = Callable[[asyncpg.Connection], Awaitable[None]]
+Probe = Callable[[asyncpg.Connection], Awaitable[bool]]
+
+
+class ListenUndelivered(Exception):
+    """LISTEN on the connection delivers nothing (a transaction pooler): stop listening."""
 
 
 def _decode(payload: str) -> dict[str, Any]:
@@ -54,7 +59,9 @@ class Listener:
         on_insert: Callable[[int], None],
         on_migrate: Callable[[int | None, bool], None],
         on_connected: Callable[[], None],
+        probe: Probe | None = None,
     ) -> None:
+        self._probe = probe
         self._connect = connect
         self._release = release
         self._on_insert = on_insert
@@ -81,6 +88,8 @@ class Listener:
                     extra={"gw": {"action": "listen_lost"}},
                 )
                 await asyncio.sleep(backoff.delay(1, base=0.05))
+            except ListenUndelivered:
+                return
             except backoff.TRANSIENT_ERRORS as error:
                 failures += 1
                 wait = backoff.delay(failures, base=0.05, cap=LISTEN_BACKOFF_CAP)
@@ -97,6 +106,10 @@ class Listener:
             conn.add_termination_listener(lambda _c: lost.set())
             # jobs:insert last: once it is listened to, both channels are.
             await conn.add_listener(WORKER_MIGRATE, self._worker_migrate)
+            if self._probe is not None:
+                if not await self._probe(conn):
+                    raise ListenUndelivered
+                self._probe = None  # a fact about the connection's path: asked once
             await conn.add_listener(JOBS_INSERT, self._jobs_insert)
             log.debug("listening for new jobs", extra={"gw": {"action": "listen"}})
             self._on_connected()
@@ -151,8 +164,10 @@ def worker_listener(
     url: str | None,
     slots: Slots,
     on_migrate: Callable[[int | None, bool], None],
+    probe: Probe | None = None,
 ) -> Listener:
-    """A listener that raises ``slots``' demand on new jobs and on each (re)connection."""
+    """A listener that raises ``slots``' demand on new jobs and on each (re)connection;
+    with ``probe``, it first checks that LISTEN delivers and stops when it does not."""
     connections = ListenConnections(pool, url)
 
     def jobs_inserted(count: int) -> None:
@@ -165,4 +180,5 @@ def worker_listener(
         on_insert=jobs_inserted,
         on_migrate=on_migrate,
         on_connected=slots.anything,
+        probe=probe,
     )

@@ -60,7 +60,7 @@ class WorkerOptions(WorkerConfig):
                 )
                 worker_id = self.worker_id or new_worker_id()
                 if self.worker_recovery:
-                    await _register_for_recovery(self, conn, worker_id)
+                    await _register_for_recovery(self, conn, worker_id, pool.get_max_size())
         except BaseException:
             if owns_pool:
                 await pool.close()
@@ -77,7 +77,7 @@ class WorkerOptions(WorkerConfig):
 
 
 async def _register_for_recovery(
-    options: WorkerConfig, conn: asyncpg.Connection, worker_id: str
+    options: WorkerConfig, conn: asyncpg.Connection, worker_id: str, pool_size: int
 ) -> None:
     """Register before the first fetch, so no job is ever locked by an unregistered gw id
     (those keep the 4-hour rule). Without the registry table, run without recovery."""
@@ -93,4 +93,5 @@ async def _register_for_recovery(
     await recovery.register_worker(
         conn, options.schema, worker_id,
         heartbeat_interval=options.heartbeat_interval, tasks=options.tasks.identifiers(),
+        metadata={"connections": options.connection_budget(pool_size)},
     )

@@ -22,7 +22,7 @@ import asyncpg
 
 from graphile_worker_cli import migrate
 from graphile_worker_cli.errors import GraphileWorkerError, SchemaTooNewError
-from graphile_worker_cli.worker import backoff, stale_locks
+from graphile_worker_cli.worker import backoff, listen_probe, stale_locks
 from graphile_worker_cli.worker.config import WorkerConfig
 from graphile_worker_cli.worker.events import worker_events
 from graphile_worker_cli.worker.fetch_loop import FetchLoop
@@ -71,8 +71,12 @@ class Worker:
         self._exit_error: GraphileWorkerError | None = None
         self._cancelled = False
         self._started = False
+        # A session of its own for the fetch settings: on the direct URL when there is one
+        # (a transaction pooler keeps no session state), else on the database URL.
+        direct = options.direct_database_url
         self._fetch_conn = FetchConnection(
-            pool, options.database_url, dedicated=options.prepared_statements
+            pool, direct or options.database_url,
+            dedicated=direct is not None or options.prepared_statements,
         )
         self.slots = Slots(options.concurrency)
         self.events = worker_events(
@@ -232,7 +236,8 @@ class Worker:
 
     def _side_tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         listener = worker_listener(
-            self.pool, self.options.database_url, self.slots, self._on_migration
+            self.pool, self.options.direct_database_url or self.options.database_url,
+            self.slots, self._on_migration, probe=self._listen_delivers,
         )
         items: list[tuple[str, Coroutine[Any, Any, None]]] = [
             (LISTENER, listener.run()),
@@ -256,6 +261,18 @@ class Worker:
             items.append((name, side_task(self)))
         return items
 
+    async def _listen_delivers(self, conn: asyncpg.Connection) -> bool:
+        delivers = await listen_probe.delivers(conn, self.pool, self.schema)
+        if not delivers:
+            log.warning(
+                "LISTEN delivers no notifications on this connection (a transaction pooler "
+                "such as PgBouncer?): new jobs are found by polling every %ss only; set "
+                "direct_database_url to a direct PostgreSQL connection to listen",
+                f"{self.options.poll_interval:g}",
+                extra={"gw": {"action": "listen_undelivered"}},
+            )
+        return delivers
+
     def _recovery(self) -> Coroutine[Any, Any, None]:
         from graphile_worker_cli import recovery
 
@@ -267,6 +284,7 @@ class Worker:
             url=self.options.direct_database_url or self.options.database_url,
             prepared_statements=self.options.prepared_statements,
             hooks=self.events.registry, running_jobs=self._running_jobs,
+            metadata={"connections": self.options.connection_budget(self.pool.get_max_size())},
         )
 
     def _running_jobs(self) -> list[tuple[int, str]]:

@@ -302,7 +302,7 @@ async def test_poison_job_that_kills_its_worker_fails_permanently(
             await worker.kill()
 
 
-async def test_the_liveness_session_uses_direct_database_url(
+async def test_the_session_connections_use_direct_database_url(
     fconn: asyncpg.Connection, db_url: str, tmp_path: Path
 ) -> None:
     # Another role on the same database stands in for "the server behind the pooler".
@@ -318,11 +318,22 @@ async def test_the_liveness_session_uses_direct_database_url(
             " current_database() and application_name like 'gw-liveness %'"
             " and usename = $1)", role, what="liveness session on the direct URL", log=log,
         )
-        roles = await fconn.fetch(
-            "select distinct usename from pg_stat_activity where datname = current_database()"
-            " and application_name not like 'gw-liveness %' and pid <> pg_backend_pid()"
-            " and backend_type = 'client backend'"
+        # The sessions (liveness, LISTEN, fetch) on the direct URL; the pool on the other.
+        await wait_for(
+            fconn, "select count(*) = 3 from pg_stat_activity where datname ="
+            " current_database() and usename = $1 and backend_type = 'client backend'",
+            role, what="three session connections on the direct URL", log=log,
         )
-        assert roles and role not in {r["usename"] for r in roles}
+        listeners = await fconn.fetch(
+            "select usename from pg_stat_activity where datname = current_database()"
+            " and query like 'LISTEN %jobs:insert%'"
+        )
+        assert [r["usename"] for r in listeners] == [role]
+        pooled = await fconn.fetchval(
+            "select count(*) from pg_stat_activity where datname = current_database()"
+            " and usename <> $1 and pid <> pg_backend_pid()"
+            " and backend_type = 'client backend'", role,
+        )
+        assert pooled >= 1
     finally:
         await worker.stop()
