@@ -17,8 +17,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "sync": ("SyncWorkerUtils", "quick_add_job_sync"),
     # tasks and context
     "tasks": (
-        "BatchTaskHandler", "TaskDefinition", "TaskFailure", "TaskHandler", "TaskOutcome",
-        "TaskRegistry", "TaskSuccess", "define_task", "run_task_from_worker_ctx", "task",
+        "BatchTaskHandler", "PermanentFailure", "TaskDefinition", "TaskFailure", "TaskHandler",
+        "TaskOutcome", "TaskRegistry", "TaskSuccess", "define_task", "run_task_from_worker_ctx",
+        "task",
     ),
     "context": ("AbortSignal", "WorkerContext"),
     "extensions": ("Extensions", "ReadOnlyExtensions"),
@@ -99,6 +100,7 @@ if TYPE_CHECKING:
     from graphile_worker_cli.sync import SyncWorkerUtils as SyncWorkerUtils
     from graphile_worker_cli.sync import quick_add_job_sync as quick_add_job_sync
     from graphile_worker_cli.tasks import BatchTaskHandler as BatchTaskHandler
+    from graphile_worker_cli.tasks import PermanentFailure as PermanentFailure
     from graphile_worker_cli.tasks import TaskDefinition as TaskDefinition
     from graphile_worker_cli.tasks import TaskFailure as TaskFailure
     from graphile_worker_cli.tasks import TaskHandler as TaskHandler

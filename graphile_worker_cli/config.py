@@ -63,6 +63,10 @@ def _lowercase(value: Any) -> Any:
 
 
 Duration = Annotated[float, BeforeValidator(_duration), Expect(durations.DURATION_HELP)]
+OptionalDuration = Annotated[
+    float | None, BeforeValidator(lambda v: None if v is None else _duration(v)),
+    Expect(durations.DURATION_HELP),
+]
 AtLeastOne = Annotated[int, Field(ge=1), Expect("an integer >= 1")]
 NonNegative = Annotated[int, Field(ge=0), Expect("an integer >= 0")]
 Port = Annotated[int, Field(ge=1, le=65535), Expect("a port number from 1 to 65535")]
@@ -96,6 +100,7 @@ class Settings(BaseModel):
     migrate: bool = True
     shutdown_grace_period: Duration = 30.0
     shutdown_interrupted_job_retry_delay: Duration = 1.0
+    task_timeout: OptionalDuration = None
     log_format: Annotated[LogFormat, BeforeValidator(_lowercase)] = "auto"
     log_level: Annotated[LogLevel, BeforeValidator(_lowercase)] = "info"
 

@@ -99,7 +99,9 @@ class JobsApi(Protocol):
         conn: object | None = None,
     ) -> dict[CleanupTask, int]: ...
 
-    async def get_job(self, job_id: int, *, conn: object | None = None) -> Job: ...
+    async def get_job(
+        self, job_id: int | None = None, *, key: str | None = None, conn: object | None = None
+    ) -> Job: ...
 
     async def list_jobs(
         self,

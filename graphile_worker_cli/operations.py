@@ -354,15 +354,23 @@ def _cleanup(
     return deleted
 
 
-def get_job(schema: str, job_id: int) -> Operation[job.Job]:
+def get_job(schema: str, job_id: int | None = None, key: str | None = None) -> Operation[job.Job]:
+    """The job with this id, or (``key``) with this job key."""
+    if (job_id is None) == (key is None):
+        raise BadInputError("get_job takes a job id or a key (key=...), exactly one of them")
+    if key is not None:
+        if not isinstance(key, str) or not key:
+            raise BadInputError(f"invalid job key {key!r}: expected a non-empty string")
+        statement = Statement(queries.GET_JOB_BY_KEY.sql(schema), (key,))
+        return _one_job(statement, f"no job with key {key!r}")
     (checked,) = job_input.check_ids([job_id])
-    return _one_job(Statement(queries.GET_JOB.sql(schema), (checked,)), checked)
+    return _one_job(Statement(queries.GET_JOB.sql(schema), (checked,)), f"no job with id {checked}")
 
 
-def _one_job(statement: Statement, job_id: int) -> Operation[job.Job]:
+def _one_job(statement: Statement, not_found: str) -> Operation[job.Job]:
     rows = yield statement
     if not rows:
-        raise JobNotFoundError(f"no job with id {job_id}")
+        raise JobNotFoundError(not_found)
     return job.job_from_record(rows[0])
 
 

@@ -299,10 +299,12 @@ class SyncWorkerUtils:
     def migrate(self) -> None:
         self._call(self.async_utils.migrate)
 
-    def get_job(self, job_id: int, *, conn: object | None = None) -> job.Job:
+    def get_job(
+        self, job_id: int | None = None, *, key: str | None = None, conn: object | None = None
+    ) -> job.Job:
         if conn is None:
-            return self._call(self.async_utils.get_job, job_id)
-        return self._on(conn, operations.get_job(self._schema, job_id))
+            return self._call(self.async_utils.get_job, job_id, key=key)
+        return self._on(conn, operations.get_job(self._schema, job_id, key))
 
     def list_jobs(
         self,

@@ -409,9 +409,12 @@ class WorkerUtils:
 
     # -- reading
 
-    async def get_job(self, job_id: int, *, conn: object | None = None) -> job.Job:
-        """The job with this id, payload included; JobNotFoundError if there is none."""
-        return await self._run(operations.get_job(self._schema, job_id), conn)
+    async def get_job(
+        self, job_id: int | None = None, *, key: str | None = None, conn: object | None = None
+    ) -> job.Job:
+        """The job with this id, or with this job ``key``, payload included;
+        JobNotFoundError if there is none."""
+        return await self._run(operations.get_job(self._schema, job_id, key), conn)
 
     async def list_jobs(
         self,

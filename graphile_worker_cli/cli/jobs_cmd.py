@@ -18,6 +18,7 @@ from graphile_worker_cli import durations
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import (
     EXIT_FAILURE,
+    EXIT_USAGE,
     BadInputError,
 )
 
@@ -343,17 +344,25 @@ def list_command(
 
 @jobs_app.command("show")
 def show_command(
-    job_id: Annotated[int, typer.Argument(help="Job id.", show_default=False)],
+    job_id: Annotated[
+        int | None, typer.Argument(help="Job id (or --key).", show_default=False)
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", help="The job's key instead of its id.",
+                                 show_default=False)
+    ] = None,
     connection: common.ConnectionOption = None,
     schema: common.SchemaOption = None,
     config: common.ConfigOption = None,
     json_output: common.JsonOption = False,
 ) -> None:
-    """Show one job, payload included."""
+    """Show one job, by id or by --key, payload included."""
+    if (job_id is None) == (key is None):
+        common.fail("gw jobs show: give a job id or --key KEY (one of them)", EXIT_USAGE)
     settings = common.load_settings(connection, schema, config)
 
     values = job_to_dict(common.run(_call(
-        settings, lambda worker_utils: worker_utils.get_job(job_id)
+        settings, lambda worker_utils: worker_utils.get_job(job_id, key=key)
     )))
     if json_output:
         common.print_json(values)

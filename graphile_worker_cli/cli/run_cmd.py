@@ -96,6 +96,13 @@ def run_command(
                      help="How long running jobs may finish after a stop signal (default 30s).",
                      show_default=False),
     ] = None,
+    task_timeout: Annotated[
+        str | None,
+        typer.Option("--task-timeout",
+                     help="How long a job may run unless its task sets a timeout "
+                          "(default: no limit).",
+                     show_default=False),
+    ] = None,
     heartbeat_interval: Annotated[
         str | None,
         typer.Option("--heartbeat-interval",
@@ -210,6 +217,7 @@ def run_command(
         forbidden_flags=forbidden_flag or None,
         crontab=crontab,
         shutdown_grace_period=shutdown_grace_period,
+        task_timeout=task_timeout,
         log_format=log_format,
         heartbeat_interval=heartbeat_interval,
         sweep_interval=sweep_interval,

@@ -181,6 +181,12 @@ GET_JOB = Query(
     "GET_JOB",
 )
 
+# get_job by key: $1 job key text (the reference's unique jobs.key).
+GET_JOB_BY_KEY = Query(
+    _SELECT_JOBS + "where jobs.key = $1::text",
+    "GET_JOB_BY_KEY",
+)
+
 # list_jobs: $1 task identifier, $2 queue name, $3 state, $4 limit (each filter null = any).
 # States: locked (held by a worker), failed (out of attempts, not locked), scheduled
 # (available, run_at in the future), ready (available now).

@@ -127,6 +127,28 @@ FAIL_JOBS = Query(
      and (f.attempts is null or jobs.attempts = f.attempts)""")
 )
 
+# FAIL_JOBS with the next run time chosen by the task: $6 run_at timestamptz[] (null: see
+# $7), $7 delay in seconds float8[] (null: the exponential backoff), $8 permanent bool[]
+# (true: attempts = max_attempts, as permanently_fail_jobs leaves a job). A statement of its
+# own so the common failure keeps its plan.
+FAIL_JOBS_SCHEDULED = Query(
+    _UNLOCKING_QUEUES.replace("SETTLE", """
+  update {s}._private_jobs as jobs
+     set last_error = f.message,
+         run_at = coalesce(f.run_at, now() + f.delay * interval '1 second',
+                           greatest(now(), jobs.run_at)
+                           + """ + RETRY_DELAY.replace("ATTEMPTS", "jobs.attempts") + """),
+         attempts = case when f.permanent then jobs.max_attempts else jobs.attempts end,
+         locked_by = null,
+         locked_at = null,
+         payload = coalesce(f.payload, jobs.payload)
+    from unnest($2::bigint[], $3::text[], $4::json[], $5::int[], $6::timestamptz[],
+                $7::float8[], $8::bool[])
+         as f(id, message, payload, attempts, run_at, delay, permanent)
+   where jobs.id = f.id and jobs.locked_by = $1::text
+     and (f.attempts is null or jobs.attempts = f.attempts)""")
+)
+
 # $1 worker id, $2 job ids bigint[], $3 delay in seconds float8 (null: leave run_at).
 # Hands the jobs back without using up an attempt.
 RETURN_JOBS = Query(

@@ -3,6 +3,7 @@ and entry points. See docs/tasks.md."""
 
 from graphile_worker_cli.task_outcome import (
     NO_REPLACEMENT,
+    PermanentFailure,
     TaskFailure,
     TaskOutcome,
     TaskSuccess,
@@ -28,6 +29,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "NO_REPLACEMENT",
     "BatchTaskHandler",
+    "PermanentFailure",
     "TaskDefinition",
     "TaskFailure",
     "TaskHandler",

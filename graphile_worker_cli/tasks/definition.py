@@ -19,7 +19,8 @@ from typing import Any
 import pydantic
 
 from graphile_worker_cli.context import WorkerContext
-from graphile_worker_cli.errors import TaskLoadError
+from graphile_worker_cli.durations import parse_duration
+from graphile_worker_cli.errors import BadInputError, TaskLoadError
 from graphile_worker_cli.task_outcome import TaskFailure, TaskOutcome, TaskSuccess
 from graphile_worker_cli.tasks import handlers, outcomes
 
@@ -39,6 +40,11 @@ class TaskDefinition:
         """The class or function this definition wraps."""
         self.batch = batch
         self._runner = runner
+        self.timeout: float | None = None
+        """Seconds each run may take (None: the worker's ``task_timeout``)."""
+        self.backoff: handlers.Backoff | None = None
+        """The wait before the next attempt, given the attempts made (None: the
+        reference's exponential backoff)."""
 
     async def __call__(self, ctx: WorkerContext) -> TaskOutcome:
         try:
@@ -52,7 +58,7 @@ class TaskDefinition:
         except BaseException as error:
             # KeyboardInterrupt, SystemExit, GeneratorExit... from job code are that job's
             # failure: letting them through would crash the worker and strand the job.
-            return TaskFailure(outcomes.describe_error(error), error=error)
+            return outcomes.failure_of(error)
 
     def __repr__(self) -> str:
         return f"<TaskDefinition {self.identifier!r} from {self.source}>"
@@ -142,8 +148,35 @@ def define_task(
 
     The identifier is, in order: ``identifier``, the ``@task`` mark's, the class's
     ``IDENTIFIER``, the function's ``__name__``. ``batch`` makes a function a batch task
-    (``@task(batch=True)`` does the same).
+    (``@task(batch=True)`` does the same). The timeout and backoff come from the mark
+    (``@task(timeout=..., backoff=...)``) or the class (``TIMEOUT``, ``BACKOFF``).
     """
+    definition = _define(obj, identifier, batch=batch, source=source)
+    mark = handlers.task_mark(obj)
+    timeout = mark.timeout if mark else getattr(obj, "TIMEOUT", None)
+    backoff = mark.backoff if mark else getattr(obj, "BACKOFF", None)
+    if timeout is not None:
+        try:
+            definition.timeout = parse_duration(timeout)
+        except BadInputError as error:
+            raise TaskLoadError(f"{definition.source}: timeout: {error.message}") from None
+        if definition.timeout <= 0:
+            raise TaskLoadError(f"{definition.source}: timeout must be more than 0")
+    if backoff is not None and not callable(backoff):
+        raise TaskLoadError(
+            f"{definition.source}: backoff must be a function of the attempts made"
+        )
+    definition.backoff = backoff
+    return definition
+
+
+def _define(
+    obj: object,
+    identifier: str | None = None,
+    *,
+    batch: bool | None = None,
+    source: str | None = None,
+) -> TaskDefinition:
     where = source or _describe_source(obj)
     if isinstance(obj, type):
         if not handlers.is_handler_class(obj):

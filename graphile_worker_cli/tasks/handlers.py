@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, overload
 
 import pydantic
@@ -21,9 +22,14 @@ class TaskHandler(pydantic.BaseModel):
     ``run`` may return a ``TaskFailure`` or an exception instance (failure) or anything else,
     ``False`` included (success, as in the reference); raising fails the job too. A plain
     ``def run`` runs in a thread.
+
+    ``TIMEOUT`` (a duration such as ``"30s"``) bounds each run; ``BACKOFF(attempts)`` gives
+    the wait before the next attempt (seconds or a ``timedelta``). See docs/tasks.md.
     """
 
     IDENTIFIER: ClassVar[str]
+    TIMEOUT: ClassVar[str | float | timedelta | None] = None
+    BACKOFF: ClassVar[Backoff | None] = None
 
     async def run(self, ctx: WorkerContext) -> object:
         raise NotImplementedError(f"{type(self).__name__}.run is not implemented")
@@ -38,6 +44,8 @@ class BatchTaskHandler(pydantic.BaseModel):
     """
 
     IDENTIFIER: ClassVar[str]
+    TIMEOUT: ClassVar[str | float | timedelta | None] = None
+    BACKOFF: ClassVar[Backoff | None] = None
 
     @classmethod
     async def run_batch(cls, items: list[Self], ctx: WorkerContext) -> Sequence[object]:
@@ -45,6 +53,8 @@ class BatchTaskHandler(pydantic.BaseModel):
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+Backoff = Callable[[int], "float | timedelta"]
+"""A task's retry delay: the attempts made so far -> seconds (or a timedelta) to wait."""
 
 TASK_MARK = "__gw_task__"
 
@@ -55,25 +65,34 @@ class TaskMark:
 
     identifier: str | None
     batch: bool
+    timeout: str | float | timedelta | None = None
+    backoff: Backoff | None = None
 
 
 @overload
 def task(identifier: F, /) -> F: ...
 @overload
-def task(identifier: str | None = None, /, *, batch: bool = False) -> Callable[[F], F]: ...
+def task(
+    identifier: str | None = None, /, *, batch: bool = False,
+    timeout: str | float | timedelta | None = None, backoff: Backoff | None = None,
+) -> Callable[[F], F]: ...
 
 
-def task(identifier: str | F | None = None, /, *, batch: bool = False) -> F | Callable[[F], F]:
+def task(
+    identifier: str | F | None = None, /, *, batch: bool = False,
+    timeout: str | float | timedelta | None = None, backoff: Backoff | None = None,
+) -> F | Callable[[F], F]:
     """Mark a function as a task: ``@task``, ``@task("send_email")`` or
     ``@task("index", batch=True)``. The function is returned unchanged (still callable in
     tests); ``load_task_modules`` finds it, ``define_task`` reads the mark. Without an
-    identifier the function's name is used."""
+    identifier the function's name is used. ``timeout`` bounds each run (``"30s"``);
+    ``backoff(attempts)`` gives the wait before the next attempt."""
     if callable(identifier):
         setattr(identifier, TASK_MARK, TaskMark(None, batch))
         return identifier
 
     def mark(function: F) -> F:
-        setattr(function, TASK_MARK, TaskMark(identifier, batch))
+        setattr(function, TASK_MARK, TaskMark(identifier, batch, timeout, backoff))
         return function
 
     return mark

@@ -13,7 +13,12 @@ from typing import Any
 
 import pydantic
 
-from graphile_worker_cli.task_outcome import TaskFailure, TaskOutcome, TaskSuccess
+from graphile_worker_cli.task_outcome import (
+    PermanentFailure,
+    TaskFailure,
+    TaskOutcome,
+    TaskSuccess,
+)
 
 MAX_REPORTED_ERRORS = 5
 BATCH_FAILURES = "Batch failures:\n"
@@ -45,6 +50,14 @@ def describe_validation_error(identifier: str, error: pydantic.ValidationError) 
     return f'invalid payload for task "{identifier}": ' + "; ".join(problems)
 
 
+def failure_of(error: BaseException) -> TaskFailure:
+    """The job's failure for an exception its task raised or returned: for good with the
+    message alone for a ``PermanentFailure``, else ``TypeName: message``."""
+    if isinstance(error, PermanentFailure):
+        return TaskFailure(error.message, error=error, permanent=True)
+    return TaskFailure(describe_error(error), error=error)
+
+
 _SUCCESS = TaskSuccess()  # frozen and fieldless: one instance serves every job
 
 
@@ -55,7 +68,7 @@ def outcome_of(identifier: str, result: object) -> TaskOutcome:
     if isinstance(result, TaskFailure):
         return result
     if isinstance(result, BaseException):
-        return TaskFailure(describe_error(result), error=result)
+        return failure_of(result)
     return _SUCCESS
 
 
@@ -154,7 +167,7 @@ def check_batch_results(identifier: str, results: object, expected: int) -> Task
     if isinstance(results, TaskFailure):
         return results
     if isinstance(results, BaseException):
-        return TaskFailure(describe_error(results), error=results)
+        return failure_of(results)
     rule = "expected a list with one result per item, in order"
     if isinstance(results, str | bytes) or not isinstance(results, Sequence):
         return TaskFailure(f'batch task "{identifier}" returned {type(results).__name__}; {rule}')

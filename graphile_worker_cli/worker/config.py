@@ -67,6 +67,8 @@ class WorkerConfig:
     forbidden_flags: list[str] = field(default_factory=list)
     shutdown_grace_period: float = 30.0
     shutdown_interrupted_job_retry_delay: float = 1.0
+    task_timeout: float | None = None
+    """Seconds a job may run unless its task sets ``timeout`` (None: no limit)."""
     listen_os_shutdown_signals: bool = True
     shutdown_signal: ShutdownSignal | None = None
     migrate: bool = True
@@ -177,7 +179,7 @@ class WorkerConfig:
             "local_queue_ttl", "local_queue_refetch_delay", "complete_job_batch_delay",
             "fail_job_batch_delay", "prepared_statements", "worker_recovery",
             "heartbeat_interval", "sweep_interval", "sweep_threshold", "recovery_delay",
-            "direct_database_url",
+            "direct_database_url", "task_timeout",
         )
         values: dict[str, Any] = {
             name: getattr(settings, name) for name in names if hasattr(settings, name)
@@ -214,6 +216,8 @@ class WorkerConfig:
             raise ConfigError(f"max_pg_conn must be at least 1 (got {self.max_pg_conn})")
         if self.shutdown_grace_period < 0 or self.shutdown_interrupted_job_retry_delay < 0:
             raise ConfigError("shutdown durations must not be negative")
+        if self.task_timeout is not None and self.task_timeout <= 0:
+            raise ConfigError(f"task_timeout must be more than 0 (got {self.task_timeout})")
         if self.local_queue_size < 0:
             raise ConfigError(
                 f"local_queue_size must be 0 (off) or more (got {self.local_queue_size})"

@@ -202,7 +202,7 @@ class HookEvents:
 
     async def job_failed(self, job: Job, outcome: tasks.TaskFailure, started: float) -> None:
         ran, duration = self._ran(job, started)
-        final = job.attempts >= job.max_attempts
+        final = outcome.permanent or job.attempts >= job.max_attempts
         replacement = outcome.replacement_payload if outcome.has_replacement else None
         await self._registry.emit(hooks.JobFail, hooks.JobFailContext(
             job, self._worker_id, outcome.message, not final, duration, replacement, ran,

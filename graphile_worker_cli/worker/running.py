@@ -14,11 +14,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from graphile_worker_cli import context, payloads, tasks
+from graphile_worker_cli.durations import format_duration, parse_duration
 from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.hooks import HookRegistry
 from graphile_worker_cli.job import Job
@@ -30,6 +32,10 @@ from graphile_worker_cli.worker.slots import Running, Slots
 from graphile_worker_cli.worker.store import Failure
 
 log = logging.getLogger("gw.worker")
+
+TIMEOUT_ABORT_WINDOW = 1.0
+"""Seconds a timed-out job has, after its abort signal fired, before it is cancelled."""
+
 _JOB_LOG = logging.getLogger(context.JOB_LOGGER_NAME)  # looked up once, not per job
 
 
@@ -62,7 +68,11 @@ class JobRunner:
         stopping: asyncio.Event,
         interrupted_retry_delay: float,
         stop_reason: Callable[[], str],
+        task_timeout: float | None = None,
+        abort_window: float = TIMEOUT_ABORT_WINDOW,
     ) -> None:
+        self._task_timeout = task_timeout
+        self._abort_window = abort_window
         self._slots = slots
         self._queue = queue
         self._settler = settler
@@ -114,15 +124,22 @@ class JobRunner:
             log.debug("→ job %d %s started (attempt %d/%d)", job.id, job.task_identifier,
                       job.attempts, job.max_attempts,
                       extra={"gw": {"action": "start", **_fields(job)}})
+        definition = self._tasks.get(job.task_identifier)
+        timeout = self._task_timeout
+        if definition is not None and definition.timeout is not None:
+            timeout = definition.timeout
         try:
-            outcome = await self._run_handler(job, abort)
+            if timeout is None:
+                outcome = await self._run_handler(job, abort)
+            else:
+                outcome = await self._run_within(timeout, job, abort)
         except asyncio.CancelledError:
             await self._interrupted(job, started)
             return
         if job.job_queue_id is not None:
             self._slots.holds_queue(job.id)
         if isinstance(outcome, tasks.TaskFailure):
-            self._settler.fail(_failure(job, outcome))
+            self._settler.fail(_failure(job, outcome, definition))
             _log_failure(job, outcome, started)
             await self._events.job_failed(job, outcome, started)
             return
@@ -133,6 +150,33 @@ class JobRunner:
                       duration, extra={"gw": {"action": "complete", **_fields(job),
                                               "duration_ms": duration}})
         await self._events.job_complete(job, started)
+
+    async def _run_within(
+        self, timeout: float, job: Job, abort: context.AbortSignal
+    ) -> tasks.TaskOutcome:
+        """Run the handler for at most ``timeout`` seconds; past it, fire the abort signal,
+        give the abort window, then cancel it. A job past its timeout fails as timed out,
+        whatever the handler returns once aborted."""
+        handler = asyncio.ensure_future(self._run_handler(job, abort))
+        try:
+            done, _ = await asyncio.wait({handler}, timeout=timeout)
+            if done:
+                return handler.result()
+            abort.set("timeout")
+            done, _ = await asyncio.wait({handler}, timeout=self._abort_window)
+            if not done:
+                # A sync handler's thread cannot be stopped: cancelling only stops the wait
+                # for it, and the thread runs on unobserved.
+                handler.cancel()
+                await asyncio.wait({handler}, timeout=self._abort_window)
+        except asyncio.CancelledError:  # the worker is cancelling the job (shutdown)
+            handler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({handler}, timeout=self._abort_window)
+            raise
+        if handler.done() and not handler.cancelled():
+            handler.exception()  # retrieved: its failure is the timeout's
+        return tasks.TaskFailure(f"timed out after {format_duration(timeout)}")
 
     async def _interrupted(self, job: Job, started: float) -> None:
         """The worker aborted the job (shutdown): hand it back without using an attempt."""
@@ -173,7 +217,7 @@ def _fields(job: Job) -> dict[str, Any]:
 
 
 def _log_failure(job: Job, outcome: tasks.TaskFailure, started: float) -> None:
-    final = job.attempts >= job.max_attempts
+    final = outcome.permanent or job.attempts >= job.max_attempts
     fields = {**_fields(job), "duration_ms": round((time.monotonic() - started) * 1000, 1),
               "error": outcome.message, "final": final}
     if final:
@@ -186,7 +230,9 @@ def _log_failure(job: Job, outcome: tasks.TaskFailure, started: float) -> None:
                     extra={"gw": {"action": "fail", **fields}})
 
 
-def _failure(job: Job, outcome: tasks.TaskFailure) -> Failure:
+def _failure(
+    job: Job, outcome: tasks.TaskFailure, definition: tasks.TaskDefinition | None
+) -> Failure:
     message, payload_json = outcome.message, None
     if outcome.has_replacement:
         try:
@@ -196,8 +242,41 @@ def _failure(job: Job, outcome: tasks.TaskFailure) -> Failure:
             log.error("job %d %s: %s; its payload is kept", job.id, job.task_identifier,
                       error.message)
             message = f"{message}\n(new payload not written: {error.message})"
+    run_at, delay = None, None
+    try:
+        run_at, delay = _next_run(job, outcome, definition)
+    except Exception as error:  # a bad retry_in or backoff must not lose the failure
+        log.error("job %d %s: %s; the default backoff applies", job.id, job.task_identifier,
+                  error)
+        message = f"{message}\n(retry time not used: {error})"
     return Failure(job_id=job.id, message=message, payload_json=payload_json,
-                   attempts=job.attempts)
+                   attempts=job.attempts, run_at=run_at, delay=delay,
+                   permanent=outcome.permanent)
+
+
+def _next_run(
+    job: Job, outcome: tasks.TaskFailure, definition: tasks.TaskDefinition | None
+) -> tuple[datetime | None, float | None]:
+    """(run_at, delay in seconds) the task chose for the next attempt; (None, None) for
+    the reference's backoff."""
+    if outcome.retry_at is not None:
+        at = outcome.retry_at
+        if not isinstance(at, datetime):
+            raise BadInputError(f"retry_at must be a datetime, not {type(at).__name__}")
+        return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)), None
+    if outcome.retry_in is not None:
+        return None, parse_duration(outcome.retry_in)
+    if definition is not None and definition.backoff is not None:
+        wait = definition.backoff(job.attempts)
+        if isinstance(wait, timedelta):
+            wait = wait.total_seconds()
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
+            raise BadInputError(
+                f"backoff({job.attempts}) returned {wait!r}; expected seconds (>= 0) or "
+                "a timedelta"
+            )
+        return None, float(wait)
+    return None, None
 
 
 async def shielded(settle: asyncio.Task[None]) -> None:

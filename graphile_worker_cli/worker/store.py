@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -22,6 +23,17 @@ class Failure:
     """The job's new payload as JSON text (``payloads.replacement_to_json``); None keeps it."""
     attempts: int | None = None
     """The attempt that failed: the write only applies while the row still has it."""
+    run_at: datetime | None = None
+    """When to run next (the task said ``retry_at``); None: ``delay`` or the backoff."""
+    delay: float | None = None
+    """Seconds from now to the next run (``retry_in`` or the task's backoff)."""
+    permanent: bool = False
+    """No attempt left: the job is failed for good."""
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the default backoff does not apply."""
+        return self.run_at is not None or self.delay is not None or self.permanent
 
 
 async def ensure_tasks(
@@ -66,11 +78,18 @@ async def complete_jobs(
 async def fail_jobs(
     conn: asyncpg.Connection, schema: str, worker_id: str, failures: Sequence[Failure]
 ) -> None:
-    """Record failed attempts: last_error, exponential backoff, lock cleared, queue unlocked."""
+    """Record failed attempts: last_error, next run (exponential backoff unless the task
+    chose), lock cleared, queue unlocked."""
+    common = (
+        worker_id, [f.job_id for f in failures], [f.message for f in failures],
+        [f.payload_json for f in failures], [f.attempts for f in failures],
+    )
+    if not any(f.scheduled for f in failures):
+        await conn.execute(queries.FAIL_JOBS.sql(schema), *common)
+        return
     await conn.execute(
-        queries.FAIL_JOBS.sql(schema), worker_id, [f.job_id for f in failures],
-        [f.message for f in failures], [f.payload_json for f in failures],
-        [f.attempts for f in failures],
+        queries.FAIL_JOBS_SCHEDULED.sql(schema), *common, [f.run_at for f in failures],
+        [f.delay for f in failures], [f.permanent for f in failures],
     )
 
 

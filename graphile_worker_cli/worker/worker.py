@@ -102,6 +102,7 @@ class Worker:
                 WorkerUtils(pool, schema=self.schema, hooks=self.events.registry),
             ),
             interrupted_retry_delay=options.shutdown_interrupted_job_retry_delay,
+            task_timeout=options.task_timeout,
             stop_reason=lambda: self._stop_reason("worker shutdown"),
         )
         self._fetch_loop = FetchLoop(
