@@ -116,7 +116,7 @@ async def test_handler_class_backoff_and_batched_failures_settle_together(
 
     class Classy(TaskHandler):
         IDENTIFIER = "classy"
-        BACKOFF = staticmethod(lambda attempts: 300)
+        BACKOFF = staticmethod(lambda attempts: 300)  # type: ignore[assignment]
         n: int
 
         async def run(self, ctx: Any) -> object:
