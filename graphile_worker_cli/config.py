@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     forbidden_flags: list[str] = []
     migrate: bool = True
     shutdown_grace_period: Duration = 30.0
+    shutdown_abort_timeout: Duration = 5.0
     shutdown_interrupted_job_retry_delay: Duration = 1.0
     log_format: Annotated[LogFormat, BeforeValidator(_lowercase)] = "auto"
     log_level: Annotated[LogLevel, BeforeValidator(_lowercase)] = "info"

@@ -72,6 +72,13 @@ def run_command(
                      help="How long running jobs may finish after a stop signal (default 30s).",
                      show_default=False),
     ] = None,
+    shutdown_abort_timeout: Annotated[
+        str | None,
+        typer.Option("--shutdown-abort-timeout",
+                     help="After the grace period, how long aborted jobs may take to return "
+                          "before they are cancelled (default 5s).",
+                     show_default=False),
+    ] = None,
     heartbeat_interval: Annotated[
         str | None,
         typer.Option("--heartbeat-interval",
@@ -179,6 +186,7 @@ def run_command(
         forbidden_flags=forbidden_flag or None,
         crontab=crontab,
         shutdown_grace_period=shutdown_grace_period,
+        shutdown_abort_timeout=shutdown_abort_timeout,
         log_format=log_format,
         heartbeat_interval=heartbeat_interval,
         sweep_interval=sweep_interval,

@@ -59,6 +59,9 @@ class WorkerConfig:
     max_pg_conn: int = 10
     forbidden_flags: list[str] = field(default_factory=list)
     shutdown_grace_period: float = 30.0
+    shutdown_abort_timeout: float = 5.0
+    """After the grace period: how long aborted jobs may take to return before they are
+    cancelled (the reference's ``gracefulShutdownAbortTimeout``)."""
     shutdown_interrupted_job_retry_delay: float = 1.0
     listen_os_shutdown_signals: bool = True
     shutdown_signal: ShutdownSignal | None = None
@@ -139,6 +142,7 @@ class WorkerConfig:
         """Options from loaded settings and a task registry (``extra`` overrides fields)."""
         names = (
             "concurrency", "poll_interval", "max_pg_conn", "shutdown_grace_period",
+            "shutdown_abort_timeout",
             "shutdown_interrupted_job_retry_delay", "migrate", "local_queue_size",
             "local_queue_ttl", "local_queue_refetch_delay", "complete_job_batch_delay",
             "fail_job_batch_delay", "prepared_statements", "worker_recovery",
@@ -165,7 +169,8 @@ class WorkerConfig:
             raise ConfigError(f"poll_interval must be positive (got {self.poll_interval})")
         if self.max_pg_conn < 1:
             raise ConfigError(f"max_pg_conn must be at least 1 (got {self.max_pg_conn})")
-        if self.shutdown_grace_period < 0 or self.shutdown_interrupted_job_retry_delay < 0:
+        if min(self.shutdown_grace_period, self.shutdown_abort_timeout,
+               self.shutdown_interrupted_job_retry_delay) < 0:
             raise ConfigError("shutdown durations must not be negative")
         if self.local_queue_size < 0:
             raise ConfigError(

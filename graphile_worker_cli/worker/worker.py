@@ -31,7 +31,11 @@ from graphile_worker_cli.worker.listen import worker_listener
 from graphile_worker_cli.worker.local_queue import LocalQueue
 from graphile_worker_cli.worker.running import JobContextFields, JobRunner
 from graphile_worker_cli.worker.settle import Settler
-from graphile_worker_cli.worker.shutdown import ShutdownSignal, os_signal_handlers
+from graphile_worker_cli.worker.shutdown import (
+    SHUTDOWN_ABORT_REASON,
+    ShutdownSignal,
+    os_signal_handlers,
+)
 from graphile_worker_cli.worker.slots import Slots
 from graphile_worker_cli.worker_utils import WorkerUtils
 
@@ -354,16 +358,7 @@ class Worker:
         rest without using up an attempt; finally wait for every write to land."""
         self.queue.hand_back_all()
         await self._wait_for_running_jobs()
-        left = list(self.slots.running.values())
-        for running_job in left:
-            running_job.abort.set("worker shutdown")
-            running_job.task.cancel()
-        if left:
-            log.warning(
-                "aborted %d job(s) still running; they will be retried in %gs",
-                len(left), self.options.shutdown_interrupted_job_retry_delay,
-            )
-            await asyncio.wait([r.task for r in left], timeout=SETTLE_DRAIN_TIMEOUT)
+        await self._abort_running_jobs()
         unsettled = await self.settler.drain(SETTLE_DRAIN_TIMEOUT)
         if unsettled:
             log.error(
@@ -372,6 +367,30 @@ class Worker:
                 "(or `gw workers unlock`)",
                 unsettled, self.worker_id,
             )
+
+    async def _abort_running_jobs(self) -> None:
+        """Fire the abort signal of every job still running, give them the abort window to
+        return on their own, then cancel the rest. Each is handed back either way."""
+        left = list(self.slots.running.values())
+        if not left:
+            return
+        window = self.options.shutdown_abort_timeout
+        log.warning(
+            "aborting %d job(s) still running; they have %gs to stop, then are cancelled; "
+            "they will be retried in %gs",
+            len(left), window, self.options.shutdown_interrupted_job_retry_delay,
+        )
+        for running_job in left:
+            running_job.abort.set(SHUTDOWN_ABORT_REASON)
+        if window > 0:
+            await asyncio.wait([r.task for r in left], timeout=window)
+        stubborn = [r for r in left if not r.task.done()]
+        for running_job in stubborn:
+            running_job.task.cancel()
+        if stubborn:
+            log.warning("cancelled %d job(s) that did not stop within %gs",
+                        len(stubborn), window)
+            await asyncio.wait([r.task for r in stubborn], timeout=SETTLE_DRAIN_TIMEOUT)
 
     async def _wait_for_running_jobs(self) -> None:
         """Up to the grace period, or until a second shutdown request (hurry)."""
