@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     local_queue_size: NonNegative = 0
     local_queue_ttl: Duration = 60.0
     local_queue_refetch_delay: Duration = 0.0
+    local_queue_refetch_delay_threshold: NonNegative = 0
+    local_queue_refetch_delay_max_abort_threshold: Annotated[
+        int | None, Field(ge=0), Expect("an integer >= 0")
+    ] = None
     complete_job_batch_delay: Duration = 0.0
     fail_job_batch_delay: Duration = 0.0
     prepared_statements: bool = True

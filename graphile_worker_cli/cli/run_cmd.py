@@ -131,6 +131,18 @@ def run_command(
                      help="After a short fetch, wait about this long before the next one "
                           "(default 0s).", show_default=False),
     ] = None,
+    local_queue_refetch_delay_threshold: Annotated[
+        int | None,
+        typer.Option("--local-queue-refetch-delay-threshold",
+                     help="Only a fetch that gets at most this many jobs starts the refetch "
+                          "delay (default 0).", show_default=False),
+    ] = None,
+    local_queue_refetch_delay_max_abort_threshold: Annotated[
+        int | None,
+        typer.Option("--local-queue-refetch-delay-max-abort-threshold",
+                     help="Up to this many announced jobs cut the refetch delay short "
+                          "(default 5 x local queue size).", show_default=False),
+    ] = None,
     complete_job_batch_delay: Annotated[
         str | None,
         typer.Option("--complete-job-batch-delay",
@@ -197,6 +209,10 @@ def run_command(
         local_queue_size=local_queue_size,
         local_queue_ttl=local_queue_ttl,
         local_queue_refetch_delay=local_queue_refetch_delay,
+        local_queue_refetch_delay_threshold=local_queue_refetch_delay_threshold,
+        local_queue_refetch_delay_max_abort_threshold=(
+            local_queue_refetch_delay_max_abort_threshold
+        ),
         complete_job_batch_delay=complete_job_batch_delay,
         fail_job_batch_delay=fail_job_batch_delay,
         prepared_statements=False if no_prepared_statements else None,

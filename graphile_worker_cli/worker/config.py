@@ -74,6 +74,10 @@ class WorkerConfig:
     local_queue_size: int = 0
     local_queue_ttl: float = 60.0
     local_queue_refetch_delay: float = 0.0
+    local_queue_refetch_delay_threshold: int = 0
+    """Only a fetch returning at most this many jobs starts the refetch delay."""
+    local_queue_refetch_delay_max_abort_threshold: int | None = None
+    """Up to this many announced jobs cut the refetch delay short (None: 5 x queue size)."""
     complete_job_batch_delay: float = 0.0
     fail_job_batch_delay: float = 0.0
     prepared_statements: bool = True
@@ -145,7 +149,9 @@ class WorkerConfig:
             "shutdown_abort_timeout",
             "shutdown_interrupted_job_retry_delay", "migrate", "local_queue_size",
             "local_queue_ttl", "local_queue_refetch_delay", "complete_job_batch_delay",
-            "fail_job_batch_delay", "prepared_statements", "worker_recovery",
+            "local_queue_refetch_delay_threshold",
+            "local_queue_refetch_delay_max_abort_threshold", "fail_job_batch_delay",
+            "prepared_statements", "worker_recovery",
             "heartbeat_interval", "sweep_interval", "sweep_threshold", "recovery_delay",
             "direct_database_url",
         )
@@ -176,6 +182,10 @@ class WorkerConfig:
             raise ConfigError(
                 f"local_queue_size must be 0 (off) or more (got {self.local_queue_size})"
             )
+        if self.local_queue_refetch_delay_threshold < 0 or (
+            self.local_queue_refetch_delay_max_abort_threshold or 0
+        ) < 0:
+            raise ConfigError("local queue refetch delay thresholds must not be negative")
         if self.local_queue_ttl <= 0:
             raise ConfigError(f"local_queue_ttl must be positive (got {self.local_queue_ttl})")
         for name in ("local_queue_refetch_delay", "complete_job_batch_delay",

@@ -44,6 +44,7 @@ class Events(Protocol):
     async def jobs_fetched(self, jobs: list[Job]) -> None: ...
     def refetch_delay_start(self, delay: float, asked: int) -> None: ...
     def refetch_delay_over(self, aborted: bool) -> None: ...
+    def queue_mode_change(self, old: str, new: str) -> None: ...
     def queue_returned(self, count: int) -> None: ...
     def around_run(self, run: RunJob) -> RunJob: ...
     async def job_complete(self, job: Job, started: float) -> None: ...
@@ -73,6 +74,9 @@ class NoEvents:
         pass
 
     def refetch_delay_over(self, aborted: bool) -> None:
+        pass
+
+    def queue_mode_change(self, old: str, new: str) -> None:
         pass
 
     def queue_returned(self, count: int) -> None:
@@ -153,6 +157,10 @@ class HookEvents:
         else:
             self._emit_soon(hooks.LocalQueueRefetchDelayExpired,
                             hooks.LocalQueueRefetchDelayExpiredContext(self._worker_id))
+
+    def queue_mode_change(self, old: str, new: str) -> None:
+        self._emit_soon(hooks.LocalQueueModeChange,
+                        hooks.LocalQueueModeChangeContext(self._worker_id, old, new))
 
     def queue_returned(self, count: int) -> None:
         self._emit_soon(hooks.LocalQueueReturnJobs,

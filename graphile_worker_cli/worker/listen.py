@@ -151,12 +151,15 @@ def worker_listener(
     url: str | None,
     slots: Slots,
     on_migrate: Callable[[int | None, bool], None],
+    pulse: Callable[[int], object] = lambda count: None,
 ) -> Listener:
-    """A listener that raises ``slots``' demand on new jobs and on each (re)connection."""
+    """A listener that raises ``slots``' demand on new jobs and on each (re)connection,
+    and tells ``pulse`` (the local queue's refetch delay) how many jobs were announced."""
     connections = ListenConnections(pool, url)
 
     def jobs_inserted(count: int) -> None:
         if count > 0:
+            pulse(count)
             slots.more_jobs(count)
 
     return Listener(

@@ -92,6 +92,10 @@ class Worker:
         self.queue = LocalQueue(
             options.local_queue_size, ttl=options.local_queue_ttl,
             refetch_delay=options.local_queue_refetch_delay,
+            refetch_delay_threshold=options.local_queue_refetch_delay_threshold,
+            refetch_delay_max_abort_threshold=(
+                options.local_queue_refetch_delay_max_abort_threshold
+            ),
             give_back=self.settler.give_back, events=self.events,
         )
         self._runner = JobRunner(
@@ -235,7 +239,8 @@ class Worker:
 
     def _side_tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         listener = worker_listener(
-            self.pool, self.options.database_url, self.slots, self._on_migration
+            self.pool, self.options.database_url, self.slots, self._on_migration,
+            pulse=self.queue.pulse,
         )
         items: list[tuple[str, Coroutine[Any, Any, None]]] = [
             (LISTENER, listener.run()),
