@@ -53,36 +53,33 @@ async def measure(seconds: float, block: float, jobs: int) -> str:
                     (tasks / "block.py").write_text(TASK)
                     log = Path(root) / "workers.log"
                     env = {k: v for k, v in os.environ.items() if not k.startswith("GW_")}
-                    procs = []
-                    with log.open("ab") as out:
-                        for _ in range(2):
-                            procs.append(await asyncio.create_subprocess_exec(
-                                sys.executable, "-m", "graphile_worker_cli", "run", "-c", url,
-                                "--tasks", str(tasks), *FLAGS, stdout=out,
-                                stderr=asyncio.subprocess.STDOUT, env=env, cwd=root,
-                            ))
-                    await asyncio.sleep(3)  # both registered
-                    await conn.execute(
-                        "select graphile_worker.add_job('block',"
-                        " json_build_object('block', $1::float8))"
-                        " from generate_series(1, $2::int)", block, jobs,
-                    )
-                    await asyncio.sleep(seconds)
-                    starts = await conn.fetchval(
-                        "select count(*) from stall_runs where event = 'start'")
-                    returns = await conn.fetchval(
-                        "select count(*) from stall_runs where event = 'return'")
-                    left = await conn.fetchval(
-                        "select count(*) from graphile_worker._private_jobs")
-                    attempts = await conn.fetchval(
-                        "select coalesce(max(attempts), 0) from graphile_worker._private_jobs")
-                    for proc in procs:
-                        proc.send_signal(signal.SIGTERM)
-                    for proc in procs:
-                        try:
-                            await asyncio.wait_for(proc.wait(), 30)
-                        except TimeoutError:
-                            proc.kill()
+                    procs: list[asyncio.subprocess.Process] = []
+                    try:
+                        with log.open("ab") as out:
+                            for _ in range(2):
+                                procs.append(await asyncio.create_subprocess_exec(
+                                    sys.executable, "-m", "graphile_worker_cli", "run", "-c",
+                                    url, "--tasks", str(tasks), *FLAGS, stdout=out,
+                                    stderr=asyncio.subprocess.STDOUT, env=env, cwd=root,
+                                ))
+                        await asyncio.sleep(3)  # both registered
+                        await conn.execute(
+                            "select graphile_worker.add_job('block',"
+                            " json_build_object('block', $1::float8))"
+                            " from generate_series(1, $2::int)", block, jobs,
+                        )
+                        await asyncio.sleep(seconds)
+                        starts = await conn.fetchval(
+                            "select count(*) from stall_runs where event = 'start'")
+                        returns = await conn.fetchval(
+                            "select count(*) from stall_runs where event = 'return'")
+                        left = await conn.fetchval(
+                            "select count(*) from graphile_worker._private_jobs")
+                        attempts = await conn.fetchval(
+                            "select coalesce(max(attempts), 0)"
+                            " from graphile_worker._private_jobs")
+                    finally:
+                        await _stop(procs)
                     text = log.read_text()
                     sweeps = text.count("swept ")
                     stalls = text.count("event loop of worker")
@@ -95,6 +92,19 @@ async def measure(seconds: float, block: float, jobs: int) -> str:
         f"{starts} runs, {returns} returns, {jobs - left} completed, {left} left "
         f"(max attempts {attempts}), {sweeps} sweep(s) of a worker, {stalls} stall warning(s)"
     )
+
+
+async def _stop(procs: list[asyncio.subprocess.Process]) -> None:
+    """SIGTERM every worker still running, SIGKILL the ones that do not exit in time."""
+    for proc in procs:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
 
 def main() -> None:
