@@ -107,6 +107,8 @@ class FetchLoop:
             await shielded(self._settler.give_back([job.id for job in jobs]))
             return False
         loop = asyncio.get_running_loop()
+        if not jobs:
+            self._events.fetch_empty()
         if len(jobs) == ask:
             self._slots.restore()  # there may be more
         else:
@@ -147,12 +149,14 @@ class FetchLoop:
                         self._forbidden_flags, self._task_names,
                     )
             except backoff.FATAL_ERRORS as error:
+                self._events.fetch_error(str(error), failures + 1)
                 raise DatabaseError(f"fetching jobs failed: {error}") from error
             except backoff.TRANSIENT_ERRORS as error:
                 # The statement may have committed with its reply lost: the jobs it locked
                 # are ours, and get handed back before the next fetch.
                 self._orphans_possible = True
                 failures += 1
+                self._events.fetch_error(str(error) or type(error).__name__, failures)
                 wait = backoff.delay(failures)
                 log.warning(
                     "fetching jobs failed (%s); retrying in %.1fs", error, wait,

@@ -201,7 +201,9 @@ class Worker:
         loop = asyncio.get_running_loop()
         side: dict[asyncio.Task[None], str] = {}
         if once:
-            await stale_locks.reset_stale_locks(self.pool, self.schema)
+            await stale_locks.reset_stale_locks(
+                self.pool, self.schema, self.events.stale_locks_reset
+            )
         else:
             for name, coroutine in self._side_tasks():
                 side[loop.create_task(coroutine, name=name)] = name
@@ -225,10 +227,12 @@ class Worker:
                     self._side_task_ended(side.pop(task), task)
             fetch_loop.result()
             await self._wind_down()
-        except BaseException:
+        except BaseException as error:
             # Cancelled (or crashed): stop this worker now, running jobs handed back. The
             # shutdown signal may be shared with other workers; it is theirs to act on
             # only when someone sets it, so it is left alone here.
+            if not isinstance(error, asyncio.CancelledError):
+                self.events.fatal_error("fetch loop", error)
             fetch_loop.cancel()
             self._cancelled = True
             self.stopping.set()
@@ -240,12 +244,14 @@ class Worker:
     def _side_tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         listener = worker_listener(
             self.pool, self.options.database_url, self.slots, self._on_migration,
-            pulse=self.queue.pulse,
+            pulse=self.queue.pulse, events=self.events,
         )
         items: list[tuple[str, Coroutine[Any, Any, None]]] = [
             (LISTENER, listener.run()),
             ("stale-lock-reset",
-             stale_locks.reset_stale_locks_until(self.stopping, self.pool, self.schema)),
+             stale_locks.reset_stale_locks_until(
+                 self.stopping, self.pool, self.schema, self.events.stale_locks_reset
+             )),
         ]
         if self.options.crontabs:
             from graphile_worker_cli.cron import scheduler
@@ -288,6 +294,7 @@ class Worker:
             error = task.exception()
         if error is None:
             return
+        self.events.fatal_error(name, error)
         log.error(
             "%s failed: %s; shutting down", name, error, exc_info=error,
             extra={"gw": {"action": "side_task_failed", "side_task": name}},
