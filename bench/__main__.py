@@ -1,5 +1,5 @@
-"""``python -m bench`` (the race) and ``python -m bench scale`` (cost curves): see
-bench/README.md."""
+"""``python -m bench`` (the race), ``python -m bench scale`` (cost curves) and
+``python -m bench startup`` (command start-up): see bench/README.md."""
 
 import sys
 
@@ -7,6 +7,11 @@ if sys.argv[1:2] == ["scale"]:
     from bench.scale import main as scale_main
 
     raise SystemExit(scale_main(sys.argv[2:]))
+
+if sys.argv[1:2] == ["startup"]:
+    from bench.startup import main as startup_main
+
+    raise SystemExit(startup_main(sys.argv[2:]))
 
 from bench.run import main
 

@@ -13,15 +13,15 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     # jobs
     "job": ("Job", "JobKeyMode", "JobSpec", "RawJobSpec"),
     "job_input": ("CleanupTask", "RescheduleJobOptions"),
-    "worker_utils": ("WorkerUtils",),
-    "sync": ("SyncWorkerUtils",),
+    "worker_utils": ("WorkerUtils", "quick_add_job"),
+    "sync": ("SyncWorkerUtils", "quick_add_job_sync"),
     # tasks and context
     "tasks": (
         "BatchTaskHandler", "TaskDefinition", "TaskFailure", "TaskHandler", "TaskOutcome",
         "TaskRegistry", "TaskSuccess", "define_task", "run_task_from_worker_ctx", "task",
     ),
     "context": ("AbortSignal", "WorkerContext"),
-    "extensions": ("Extensions",),
+    "extensions": ("Extensions", "ReadOnlyExtensions"),
     # worker
     "worker": ("ShutdownSignal", "Worker", "WorkerOptions"),
     "runner": ("Runner", "run"),
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from graphile_worker_cli.db import escape_identifier as escape_identifier
     from graphile_worker_cli.errors import GraphileWorkerError as GraphileWorkerError
     from graphile_worker_cli.extensions import Extensions as Extensions
+    from graphile_worker_cli.extensions import ReadOnlyExtensions as ReadOnlyExtensions
     from graphile_worker_cli.hooks import BeforeJobRun as BeforeJobRun
     from graphile_worker_cli.hooks import HookRegistry as HookRegistry
     from graphile_worker_cli.hooks import HookResult as HookResult
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
     from graphile_worker_cli.runner import Runner as Runner
     from graphile_worker_cli.runner import run as run
     from graphile_worker_cli.sync import SyncWorkerUtils as SyncWorkerUtils
+    from graphile_worker_cli.sync import quick_add_job_sync as quick_add_job_sync
     from graphile_worker_cli.tasks import BatchTaskHandler as BatchTaskHandler
     from graphile_worker_cli.tasks import TaskDefinition as TaskDefinition
     from graphile_worker_cli.tasks import TaskFailure as TaskFailure
@@ -111,3 +113,4 @@ if TYPE_CHECKING:
     from graphile_worker_cli.worker import Worker as Worker
     from graphile_worker_cli.worker import WorkerOptions as WorkerOptions
     from graphile_worker_cli.worker_utils import WorkerUtils as WorkerUtils
+    from graphile_worker_cli.worker_utils import quick_add_job as quick_add_job

@@ -4,8 +4,9 @@
 bad value is reported against the place it came from (``worker.toml: key "concurrency"``,
 ``environment variable GW_CONCURRENCY``, ``option --concurrency``) in one line.
 
-``Settings()`` built directly (the pydantic-settings way) reads the same sources minus the
-CLI: ``./worker.toml`` when present, then the environment, then its keyword arguments.
+``Settings()`` built directly reads the same sources minus the CLI: ``./worker.toml`` when
+present, then the environment, then its keyword arguments (what pydantic-settings' classes
+do; a plain pydantic model here, which every ``gw`` command imports at start, costs less).
 """
 
 from __future__ import annotations
@@ -18,11 +19,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BeforeValidator, Field, PrivateAttr, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from graphile_worker_cli import db, durations
+from graphile_worker_cli import durations
 from graphile_worker_cli.errors import BadInputError, ConfigError
 
 DEFAULT_CONFIG_FILE = Path("worker.toml")
@@ -60,10 +68,14 @@ NonNegative = Annotated[int, Field(ge=0), Expect("an integer >= 0")]
 Port = Annotated[int, Field(ge=1, le=65535), Expect("a port number from 1 to 65535")]
 
 
-class Settings(BaseSettings):
-    """Every setting of gw. TOML key = field name (``schema`` for ``schema_name``)."""
+class Settings(BaseModel):
+    """Every setting of gw. TOML key = field name (``schema`` for ``schema_name``).
 
-    model_config = SettingsConfigDict(
+    ``Settings(**values)`` reads ./worker.toml (when present) and the environment, with
+    ``values`` on top; ``load_settings`` is the CLI's way, with an explicit file and flags.
+    """
+
+    model_config = ConfigDict(
         extra="forbid", validate_by_name=True, validate_by_alias=True, validate_default=False
     )
 
@@ -116,16 +128,12 @@ class Settings(BaseSettings):
     _config_file: Path | None = PrivateAttr(None)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, _EnvironmentSource(settings_cls), _TomlSource(settings_cls))
+    def __init__(self, **values: Any) -> None:
+        config_file = find_config_file(None)
+        layers = [read_toml(config_file) if config_file is not None else {}, read_environment()]
+        merged = {FIELD_BY_KEY[key]: value for layer in layers for key, value in layer.items()}
+        merged.update({FIELD_BY_KEY.get(name, name): value for name, value in values.items()})
+        super().__init__(**merged)
 
     @property
     def config_file(self) -> Path | None:
@@ -146,7 +154,9 @@ class Settings(BaseSettings):
         for name in KEYS:
             value = getattr(self, FIELD_BY_KEY[name])
             if name in ("database_url", "direct_database_url") and value is not None:
-                value = db.redact_url(value)
+                from graphile_worker_cli.db import redact_url
+
+                value = redact_url(value)
             elif isinstance(value, Path):
                 value = str(value)
             elif isinstance(value, list):
@@ -178,7 +188,15 @@ def _adapter(info: FieldInfo) -> TypeAdapter[Any]:
     return TypeAdapter(annotation)
 
 
-_ADAPTERS = {KEY_BY_FIELD[name]: _adapter(info) for name, info in Settings.model_fields.items()}
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
+
+
+def _validator(key: str) -> TypeAdapter[Any]:
+    """One key's validator, built on first use: a command checks a few keys, not all."""
+    adapter = _ADAPTERS.get(key)
+    if adapter is None:
+        adapter = _ADAPTERS[key] = _adapter(Settings.model_fields[FIELD_BY_KEY[key]])
+    return adapter
 
 
 class _Invalid(Exception):
@@ -224,10 +242,17 @@ def _check_value(key: str, value: Any) -> Any:
     info = Settings.model_fields[FIELD_BY_KEY[key]]
     if isinstance(value, bool) and info.annotation is not bool:
         raise _Invalid(f"expected {expected(key)}, got {_show(value)}")
+    if key in DURATION_KEYS and isinstance(value, str):
+        try:
+            return durations.parse_duration(value)
+        except durations.BareNumberError as error:
+            raise _Invalid(error.message) from None
+        except BadInputError:
+            raise _Invalid(f"expected {expected(key)}, got {_show(value)}") from None
     if info.annotation == list[str] and not isinstance(value, list):
         raise _Invalid(f"expected {expected(key)}, got {_show(value)}")
     try:
-        return _ADAPTERS[key].validate_python(value)
+        return _validator(key).validate_python(value)
     except ValidationError:
         raise _Invalid(f"expected {expected(key)}, got {_show(value)}") from None
 
@@ -280,6 +305,10 @@ def read_toml(path: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: {_unknown_key_message(key)}")
         if canonical in values:
             raise ConfigError(f'{path}: key "{key}" is given twice (also as "{canonical}")')
+        if _is_bare_duration(canonical, value):
+            raise ConfigError(
+                f'{path}: key "{key}": {durations.bare_number_message(value, quote=chr(34))}'
+            )
         try:
             checked = _check_value(canonical, value)
         except _Invalid as error:
@@ -289,6 +318,16 @@ def read_toml(path: Path) -> dict[str, Any]:
             checked = path.parent / checked
         values[canonical] = checked
     return values
+
+
+def _is_bare_duration(key: str, value: Any) -> bool:
+    """A TOML number for a duration: written without a unit, so refused as ambiguous."""
+    return (
+        key in DURATION_KEYS
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value > 0
+    )
 
 
 def check_values(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -312,6 +351,8 @@ def env_text(value: Any) -> str:
     """A checked value as the text of its GW_ variable (lists as JSON arrays)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):  # every float setting is a duration, and text needs a unit
+        return durations.format_duration(value)
     if isinstance(value, list):
         return json.dumps([str(item) for item in value])
     return str(value)
@@ -365,6 +406,7 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
 _OPTION_NAMES = {
     "database_url": "--connection",
     "schema": "--schema",
+    "max_pg_conn": "--max-pool-size",
     "tasks_modules": "--tasks-module",
     "forbidden_flags": "--forbidden-flag",
 }
@@ -417,26 +459,3 @@ def load_settings(
     settings._config_file = config_file
     settings._sources = sources
     return settings
-
-
-class _TomlSource(PydanticBaseSettingsSource):
-    """./worker.toml when present, for ``Settings()`` built directly."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        config_file = find_config_file(None)
-        if config_file is None:
-            return {}
-        return {FIELD_BY_KEY[key]: value for key, value in read_toml(config_file).items()}
-
-
-class _EnvironmentSource(PydanticBaseSettingsSource):
-    """DATABASE_URL, GRAPHILE_WORKER_SCHEMA and GW_<KEY>, for ``Settings()`` built directly."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return {FIELD_BY_KEY[key]: value for key, value in read_environment().items()}

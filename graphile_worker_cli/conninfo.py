@@ -81,6 +81,9 @@ def describe(url: str, environ: Mapping[str, str] | None = None) -> str:
     return "the server of the PG* environment variables (" + " ".join(shown) + ")"
 
 
+_LIBPQ_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
 def connect_arguments(url: str, environ: Mapping[str, str] | None = None) -> ConnectArguments:
     """The DSN and ``ssl`` argument for ``url``, node-postgres's parameters understood."""
     environ = os.environ if environ is None else environ
@@ -94,6 +97,11 @@ def connect_arguments(url: str, environ: Mapping[str, str] | None = None) -> Con
         argument: SSLArgument = _context(params, verify=False) if no_verify else None
         return _arguments(url, parts, query, drop=_NODE_ONLY, ssl_argument=argument)
     if sslmode is not None and sslmode != "no-verify":
+        if sslmode not in _LIBPQ_SSLMODES:
+            raise BadInputError(
+                f"invalid connection string {redact_url(url)!r}: sslmode={sslmode} is not one "
+                f"of {'|'.join(_LIBPQ_SSLMODES)}|no-verify"
+            )
         return _arguments(url, parts, query, drop=_NODE_ONLY, ssl_argument=None)
     if sslmode == "no-verify":
         argument = _context(params, verify=False)

@@ -1,4 +1,5 @@
-"""What a task handler receives: ``WorkerContext``, typed ``Extensions``, ``AbortSignal``.
+"""What a task handler receives: ``WorkerContext``, typed ``Extensions`` (seen through
+``ReadOnlyExtensions``), ``AbortSignal``.
 
 A context is built by the worker for one job run. It carries the job, a logger scoped to the
 job, the worker's pool (for ``add_job`` and ad-hoc SQL), the application state registered
@@ -19,6 +20,7 @@ import asyncpg
 
 from graphile_worker_cli import job as jobs
 from graphile_worker_cli.extensions import Extensions as Extensions  # context.Extensions: public
+from graphile_worker_cli.extensions import ReadOnlyExtensions as ReadOnlyExtensions
 
 if TYPE_CHECKING:
     from graphile_worker_cli import hooks as worker_hooks
@@ -156,7 +158,7 @@ class WorkerContext:
         pool: asyncpg.Pool,
         schema: str,
         worker_id: str,
-        extensions: Extensions,
+        extensions: Extensions | ReadOnlyExtensions,
         abort_signal: AbortSignal,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         hooks: worker_hooks.HookRegistry | None = None,
@@ -168,7 +170,7 @@ class WorkerContext:
         self.pool = pool
         self.schema = schema
         self.worker_id = worker_id
-        self.extensions = extensions
+        self._extensions = extensions.read_only()
         self.abort_signal = abort_signal
         self._base_logger: logging.Logger | None = None
         self._logger: logging.LoggerAdapter[Any] | None = None  # built on first use
@@ -189,6 +191,11 @@ class WorkerContext:
     @logger.setter
     def logger(self, value: logging.LoggerAdapter[Any]) -> None:
         self._logger = value
+
+    @property
+    def extensions(self) -> ReadOnlyExtensions:
+        """The application state of ``WorkerOptions.add_extension``, read-only."""
+        return self._extensions
 
     # Job fields -------------------------------------------------------------------------
 
@@ -255,6 +262,29 @@ class WorkerContext:
         """Queue another job (same database and schema as this worker)."""
         return await self.utils.add_job(identifier, payload, spec, conn=conn)
 
+    async def add_raw_job(
+        self,
+        identifier: str,
+        payload: Any = None,
+        spec: jobs.JobSpec | None = None,
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> jobs.Job:
+        """Queue a job whose payload is already plain JSON values (``WorkerUtils.add_raw_job``)."""
+        return await self.utils.add_raw_job(identifier, payload, spec, conn=conn)
+
+    async def add_batch_job(
+        self,
+        identifier: job_input.TaskName,
+        items: Sequence[Any],
+        spec: jobs.JobSpec | None = None,
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> jobs.Job:
+        """Queue a batch job whose payload is the JSON array of ``items``; with a job key,
+        items join the waiting job of that key (``WorkerUtils.add_batch_job``)."""
+        return await self.utils.add_batch_job(identifier, items, spec, conn=conn)
+
     async def add_jobs(
         self,
         specs: Sequence[job_input.JobInput],
@@ -264,6 +294,19 @@ class WorkerContext:
     ) -> list[jobs.Job]:
         """Queue several jobs in one statement (see ``WorkerUtils.add_jobs``)."""
         return await self.utils.add_jobs(
+            specs, conn=conn, job_key_preserve_run_at=job_key_preserve_run_at
+        )
+
+    async def add_raw_jobs(
+        self,
+        specs: Sequence[jobs.RawJobSpec],
+        *,
+        conn: asyncpg.Connection | None = None,
+        job_key_preserve_run_at: bool = False,
+    ) -> list[jobs.Job]:
+        """Queue several jobs whose payloads are plain JSON values, in one statement
+        (``WorkerUtils.add_raw_jobs``)."""
+        return await self.utils.add_raw_jobs(
             specs, conn=conn, job_key_preserve_run_at=job_key_preserve_run_at
         )
 

@@ -136,7 +136,9 @@ def _make_writer(non_finite_as_null: bool) -> Callable[[Any, int], str]:
             return number_text(value)
         if non_finite_as_null:
             return "null"
-        raise NotJSONError(f"{float.__repr__(value)} is not a JSON number")
+        raise NotJSONError(
+            f"{float.__repr__(value)} (a {type(value).__name__}) is not a JSON number"
+        )
 
     def write(value: Any, depth: int) -> str:
         kind = type(value)

@@ -52,7 +52,10 @@ class PlainFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         time = _utc(record, millis=False)
-        line = f"{time} {record.levelname} {record.name} {record.getMessage()}"
+        # One line per event: a message that spans lines (a batch job's "Batch failures:"
+        # list) shows its line breaks as \n, as the field values do.
+        message = record.getMessage().replace("\r", "\\r").replace("\n", "\\n")
+        line = f"{time} {record.levelname} {record.name} {message}"
         extra = fields(record)
         if extra:
             line += " " + format_fields(extra)

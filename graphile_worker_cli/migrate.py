@@ -31,6 +31,8 @@ from graphile_worker_cli.errors import (
     SchemaTooNewError,
     UnsupportedServerError,
 )
+from graphile_worker_cli.protocol import LATEST_MIGRATION as LATEST_MIGRATION
+from graphile_worker_cli.protocol import PROTOCOL_VERSION as PROTOCOL_VERSION
 from graphile_worker_cli.queries import migrate as queries
 
 if TYPE_CHECKING:
@@ -38,9 +40,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("gw.migrate")
 
-LATEST_MIGRATION = 20
-PROTOCOL_VERSION = "0.18.0"
-"""The Graphile Worker release whose schema and protocol gw speaks."""
 BREAKING_MIGRATIONS: tuple[int, ...] = (1, 3, 11, 13, 14, 16, 19)
 MINIMUM_SERVER_VERSION_NUM = 120000
 

@@ -21,8 +21,10 @@ EMPTY_PAYLOAD = "{}"
 
 
 def _reject(value: Any, reason: str) -> BadInputError:
+    # The reason names the offending value (`nan (a float) is not a JSON number`); the
+    # payload's own type only when nothing inside it is singled out.
     return BadInputError(
-        f"payload of type {type(value).__name__} cannot be stored as JSON ({reason}); "
+        f"payload cannot be stored as JSON: {reason}; "
         "expected a pydantic model, a dataclass, or a dict/list of JSON values"
     )
 

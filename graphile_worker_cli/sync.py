@@ -25,12 +25,16 @@ import os
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, ParamSpec, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, Self, TypeVar
 
 from graphile_worker_cli import db, drivers, job, job_input, operations, recovery
 from graphile_worker_cli.errors import BadInputError, GraphileWorkerError
-from graphile_worker_cli.worker_utils import WorkerUtils
+from graphile_worker_cli.worker_utils import WorkerUtils, quick_add_job
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -316,3 +320,20 @@ class SyncWorkerUtils:
         return self._on(conn, operations.list_jobs(
             self._schema, task=task, queue=queue, state=state, limit=limit
         ))
+
+
+def quick_add_job_sync(
+    identifier: job_input.TaskName,
+    payload: Any = None,
+    spec: job.JobSpec | None = None,
+    *,
+    settings: config.Settings | None = None,
+    config_file: Path | str | None = None,
+    **overrides: Any,
+) -> job.Job:
+    """``quick_add_job`` for code with no event loop (same arguments): connect, add one job,
+    disconnect, on the background loop ``SyncWorkerUtils.connect`` uses."""
+    return _loop_thread().call(
+        quick_add_job, identifier, payload, spec, settings=settings, config_file=config_file,
+        **overrides,
+    )

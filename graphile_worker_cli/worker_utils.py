@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
@@ -467,3 +468,33 @@ async def configured_worker_utils(
                     await migrate.check_schema(conn, settings.schema_name)
         yield worker_utils
 
+
+async def quick_add_job(
+    identifier: TaskName,
+    payload: Any = None,
+    spec: job.JobSpec | None = None,
+    *,
+    settings: config.Settings | None = None,
+    config_file: Path | str | None = None,
+    **overrides: Any,
+) -> job.Job:
+    """The reference's ``quickAddJob``: connect, add one job (as ``WorkerUtils.add_job``),
+    disconnect. For more than the odd job, keep a ``WorkerUtils`` instead: each call opens
+    and closes its own connection.
+
+    The database and schema are the ones ``gw`` would use: from ``settings`` (a
+    ``config.Settings``) or, without, ``config_file`` (default ./worker.toml when present) <
+    the environment (``DATABASE_URL``, ``GW_<KEY>``, PG* variables) < ``overrides`` named
+    like the TOML keys (``database_url="postgres://..."``, ``schema="app_jobs"``). With no
+    database named anywhere, the embedded server, as ``gw add-job``. The schema must be
+    migrated already (``gw migrate``), as in the reference.
+    """
+    from graphile_worker_cli import config  # settings-level: the config stack on demand
+
+    if settings is None:
+        path = Path(config_file) if config_file is not None else None
+        settings = config.load_settings(path, overrides)
+    elif config_file is not None or overrides:
+        raise TypeError("quick_add_job: pass settings, or config_file/overrides, not both")
+    async with configured_worker_utils(settings) as worker_utils:
+        return await worker_utils.add_job(identifier, payload, spec)

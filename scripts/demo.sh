@@ -6,8 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[embedded]'
+# Install only when the project's dependencies changed since the last install: the stamp
+# holds a hash of pyproject.toml (and of the interpreter), written after a good install.
+STAMP=.venv/.gw-demo-installed
+wanted="$(cat pyproject.toml <(.venv/bin/python -c 'import sys; print(sys.version)') | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$wanted" ] || ! .venv/bin/python -c 'import graphile_worker_cli, pgserver' 2>/dev/null; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e '.[embedded]'
+    echo "$wanted" > "$STAMP"
+fi
 gw=.venv/bin/gw
 
 $gw migrate

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from graphile_worker_cli import cron
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import (
     EXIT_USAGE,
@@ -17,7 +16,10 @@ from graphile_worker_cli.errors import (
 )
 
 if TYPE_CHECKING:
+    from graphile_worker_cli import cron
     from graphile_worker_cli.admin import AdminAuth
+else:
+    cron = common.lazy_module("graphile_worker_cli.cron")
 
 TOKEN_ENV = "GW_ADMIN_TOKEN"
 DEFAULT_CRONTAB = Path("crontab")
@@ -25,7 +27,9 @@ DEFAULT_CRONTAB = Path("crontab")
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
-    app.command("admin")(admin_command)
+    app.command("admin", short_help="Serve the admin dashboard (jobs, queues, workers, cron).")(
+        admin_command
+    )
 
 
 def admin_command(

@@ -3,20 +3,25 @@ with gw's errors turned into one line and an exit code, and output helpers."""
 
 from __future__ import annotations
 
-import asyncio
+import importlib.util
 import json
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from graphile_worker_cli import config
 from graphile_worker_cli.errors import EXIT_FAILURE, GraphileWorkerError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from rich.console import Console
+    from rich.table import Table
+
+    from graphile_worker_cli import config
 
 T = TypeVar("T")
 
@@ -36,6 +41,7 @@ SchemaOption = Annotated[
     str | None,
     typer.Option(
         "--schema",
+        "-s",
         help="Graphile Worker schema (default graphile_worker; env GRAPHILE_WORKER_SCHEMA).",
         show_default=False,
     ),
@@ -53,6 +59,29 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machine
 _consoles: dict[str, Console] = {}
 
 
+def lazy_module(name: str) -> ModuleType:
+    """The module ``name``, imported when one of its attributes is first used.
+
+    Command modules name the library modules they call this way, so that ``gw --help`` (which
+    registers every command) and each command load only what they run.
+    """
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module named {name!r}")
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    return module
+
+
 def __getattr__(name: str) -> Any:
     """``stdout`` / ``stderr``: rich consoles, made (and rich imported) on first use — a
     worker that never prints to them does not pay for the import at start-up."""
@@ -61,13 +90,39 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# Output to a pipe or file is as wide as its longest line (within reason) rather than the
+# 80 columns rich assumes: a table row stays one line for grep, and nothing is cut.
+_PIPE_WIDTH = 4000
+
+
 def _console(name: str) -> Console:
     console = _consoles.get(name)
     if console is None:
+        import os
+
         from rich.console import Console
 
-        console = _consoles[name] = Console(stderr=name == "stderr")
+        stream = sys.stderr if name == "stderr" else sys.stdout
+        wide = not _is_terminal(stream) and not os.environ.get("COLUMNS")
+        console = _consoles[name] = Console(
+            stderr=name == "stderr", width=_PIPE_WIDTH if wide else None
+        )
     return console
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def table(*columns: str, **options: Any) -> Table:
+    """A rich table whose cells wrap (folding long words) in a narrow terminal instead of
+    ending in "…": ids, names, keys, URLs and times are never cut."""
+    from rich.table import Column, Table
+
+    return Table(*(Column(name, overflow="fold") for name in columns), **options)
 
 
 def load_settings(
@@ -77,6 +132,8 @@ def load_settings(
 
     A bad value anywhere is one error line and exit code 2, never a traceback.
     """
+    from graphile_worker_cli import config
+
     try:
         return config.load_settings(
             config_path, {"database_url": connection, "schema": schema, **overrides}
@@ -96,12 +153,35 @@ def fail(message: str, exit_code: int = EXIT_FAILURE) -> NoReturn:
     raise typer.Exit(exit_code)
 
 
+def install_usage_errors() -> None:
+    """Make click's usage errors (unknown option, missing value...) gw's one ``error:`` line
+    naming the help to read; the exit code stays click's (2)."""
+    from typer._click import exceptions
+
+    def show_usage_error(self: exceptions.UsageError, file: Any = None) -> None:
+        where = f" (see {self.ctx.command_path} --help)" if self.ctx is not None else ""
+        _error_line(f"{self.format_message()}{where}")
+
+    def show_click_error(self: exceptions.ClickException, file: Any = None) -> None:
+        _error_line(self.format_message())
+
+    exceptions.UsageError.show = show_usage_error  # type: ignore[method-assign]
+    exceptions.ClickException.show = show_click_error  # type: ignore[method-assign]
+
+
+def _error_line(message: str) -> None:
+    text = message.replace("\n", " ").strip().rstrip(".")
+    sys.stderr.write(f"error: {text[:1].lower()}{text[1:]}\n")
+
+
 def run(
     coroutine: Coroutine[Any, Any, T],
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
 ) -> T:
     """Run a coroutine (on a loop from ``loop_factory`` if given); a GraphileWorkerError
     becomes one line on stderr and its exit code."""
+    import asyncio
+
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(coroutine)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
-from graphile_worker_cli import config, durations
+from graphile_worker_cli import durations
 from graphile_worker_cli.cli import common
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config
+else:
+    config = common.lazy_module("graphile_worker_cli.config")
 
 config_app = typer.Typer(
     name="config",
@@ -16,12 +20,13 @@ config_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_SOURCE_LABELS = {
-    config.SOURCE_DEFAULT: "default",
-    config.SOURCE_FILE: "config file",
-    config.SOURCE_ENV: "environment",
-    config.SOURCE_CLI: "command line",
-}
+def _source_label(source: str) -> str:
+    return {
+        config.SOURCE_DEFAULT: "default",
+        config.SOURCE_FILE: "config file",
+        config.SOURCE_ENV: "environment",
+        config.SOURCE_CLI: "command line",
+    }[source]
 
 
 def _display(key: str, value: Any) -> str:
@@ -56,10 +61,10 @@ def show(
         common.stdout.print("config file: none", highlight=False)
     else:
         common.stdout.print(f"config file: {config_file}", highlight=False)
-    table = Table("key", "value", "source", box=None, pad_edge=False)
+    table = common.table("key", "value", "source", box=None, pad_edge=False)
     sources = settings.sources
     for key, value in values.items():
-        table.add_row(key, _display(key, value), _SOURCE_LABELS[sources[key]])
+        table.add_row(key, _display(key, value), _source_label(sources[key]))
     common.stdout.print(table)
 
 

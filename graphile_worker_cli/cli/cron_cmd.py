@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from graphile_worker_cli import cron
 from graphile_worker_cli.cli import common
-from graphile_worker_cli.cron import store as cron_store
 from graphile_worker_cli.errors import EXIT_USAGE, CrontabError
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import cron
+else:
+    cron = common.lazy_module("graphile_worker_cli.cron")
 
 cron_app = typer.Typer(help="Crontab tools: validate a file, list known crontabs.")
 
@@ -103,7 +105,9 @@ def list_command(
     settings = common.load_settings(connection, schema, config_path)
     path = crontab or settings.crontab or (Path("crontab") if Path("crontab").is_file() else None)
     items = {item.identifier: item for item in _load(path)} if path else {}
-    rows = common.run(cron_store.known_crontabs(settings))
+    from graphile_worker_cli.cron import store
+
+    rows = common.run(store.known_crontabs(settings))
     now = datetime.now(UTC)
     listed = []
     for row in rows:
@@ -128,9 +132,8 @@ def _print_table(listed: list[dict[str, Any]], unregistered: list[str], with_nex
     if not listed:
         common.stdout.print("No known crontabs.", markup=False)
     else:
-        table = Table("id", "known since", "last execution", box=None, pad_edge=False)
-        if with_next:
-            table.add_column("next run")
+        headers = ["id", "known since", "last execution"] + (["next run"] if with_next else [])
+        table = common.table(*headers, box=None, pad_edge=False)
         for entry in listed:
             cells = [entry["id"], entry["known_since"], entry["last_execution"] or "never"]
             if with_next:

@@ -10,25 +10,23 @@ import dataclasses
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich import box
-from rich.table import Table
 
-from graphile_worker_cli import (
-    config,
-    durations,
-    job,
-    job_input,
-    payloads,
-)
+from graphile_worker_cli import durations
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.errors import (
     EXIT_FAILURE,
     BadInputError,
 )
-from graphile_worker_cli.worker_utils import WorkerUtils, configured_worker_utils
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config, job, job_input
+    from graphile_worker_cli.worker_utils import WorkerUtils
+
+# The library modules are imported by the commands that use them, so that `gw --help`
+# and `gw add-job` load only what they need.
 
 jobs_app = typer.Typer(
     name="jobs", help="Inspect and manage queued jobs.", no_args_is_help=True
@@ -64,7 +62,9 @@ T = TypeVar("T")
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("add-job")(add_job_command)
-    app.command("cleanup")(cleanup_command)
+    app.command("cleanup", short_help="Delete unused task names and queues, failed jobs.")(
+        cleanup_command
+    )
     app.add_typer(jobs_app)
 
 
@@ -75,6 +75,8 @@ async def _call(
     settings: config.Settings, call: Callable[[WorkerUtils], Awaitable[T]]
 ) -> T:
     """``call(worker_utils)`` on the configured database: the body of most commands."""
+    from graphile_worker_cli.worker_utils import configured_worker_utils
+
     async with configured_worker_utils(settings) as worker_utils:
         return await call(worker_utils)
 
@@ -106,6 +108,8 @@ def _when(run_at: str | None, delay: str | None) -> datetime | None:
 
 def job_to_dict(record: job.Job, now: datetime | None = None) -> dict[str, Any]:
     """A job as JSON-ready values (times in ISO 8601), with its state."""
+    from graphile_worker_cli import job
+
     values = dataclasses.asdict(record)
     for name, value in values.items():
         if isinstance(value, datetime):
@@ -118,7 +122,27 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+BATCH_FAILURES = "Batch failures:\n"
+_PIPE_WIDTH = 10_000
+
+
+def error_summary(last_error: str | None) -> str:
+    """A job's last error on one line: its first line, or for a batch job the items' errors
+    (the first line alone would only say "Batch failures:")."""
+    if not last_error:
+        return ""
+    if last_error.startswith(BATCH_FAILURES):
+        items = [line for line in last_error[len(BATCH_FAILURES):].splitlines() if line]
+        return "Batch failures: " + "; ".join(items)
+    return last_error.split("\n", 1)[0]
+
+
 def _print_jobs(records: list[job.Job], title: str) -> None:
+    from rich import box
+    from rich.measure import Measurement
+
+    from graphile_worker_cli import job
+
     now = datetime.now(UTC)
     rows = [
         {
@@ -127,27 +151,44 @@ def _print_jobs(records: list[job.Job], title: str) -> None:
             "prio": str(record.priority),
             "run at (UTC)": record.run_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             "tries": f"{record.attempts}/{record.max_attempts}",
-            "task": _cut(record.task_identifier, 24),
-            "queue": _cut(record.queue_name or "", 16),
-            "key": _cut(record.key or "", 16),
-            "locked by": _cut(record.locked_by or "", 22),
-            "last error": _cut((record.last_error or "").split("\n", 1)[0], 60),
+            "task": record.task_identifier,
+            "queue": record.queue_name or "",
+            "key": record.key or "",
+            "locked by": record.locked_by or "",
+            "last error": _cut(error_summary(record.last_error), 80),
         }
         for record in records
     ]
-    # One line per job (`gw jobs show ID` prints one in full): optional columns that are
-    # empty for every row are left out, text is cut here, and only the last error may wrap
-    # (rich hides whole no-wrap columns when a table is wider than the terminal).
+    # Optional columns that are empty for every row are left out. Nothing that identifies a
+    # job is cut: a table row per job when it fits (always in a pipe), else a block per job.
+    # Only the last error is shortened (`gw jobs show ID` prints it in full).
     optional = ("queue", "key", "locked by", "last error")
     columns = [name for name in (rows[0] if rows else {}) if name not in optional or any(
         row[name] for row in rows
     )]
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in columns:
-        table.add_column(name, no_wrap=name != "last error", min_width=min(len(name), 12))
+    table = common.table(
+        *columns, title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+        padding=(0, 1),
+    )
     for row in rows:
         table.add_row(*(row[name] for name in columns))
-    common.stdout.print(table)
+    console = common.stdout
+    unbounded = console.options.update_width(_PIPE_WIDTH)
+    if Measurement.get(console, unbounded, table).maximum <= console.width:
+        console.print(table)
+        return
+    # Narrower than the table: one block per job, each value whole on its own line.
+    console.print(title, highlight=False, markup=False)
+    for row in rows:
+        console.print(
+            f"{row['id']}  {row['state']}  prio {row['prio']}  tries {row['tries']}  "
+            f"run at {row['run at (UTC)']} UTC",
+            highlight=False, markup=False, soft_wrap=True,
+        )
+        for name in ("task", *optional):
+            if row.get(name):
+                console.print(f"  {name + ':':<11} {row[name]}", highlight=False, markup=False,
+                              soft_wrap=True)
 
 
 def _report(
@@ -168,6 +209,32 @@ def _report(
 
 
 # --- gw add-job -----------------------------------------------------------------------------
+
+
+def _payload_argument(text: str) -> Any:
+    """The payload argument; a word that is not JSON at all is named as a stray argument
+    (``--delay 5 minutes`` leaves ``minutes`` where the payload goes)."""
+    from graphile_worker_cli import payloads
+
+    try:
+        return payloads.parse_json_text(text)
+    except BadInputError:
+        if text.strip()[:1] in ("{", "[", '"') or _is_json(text):
+            raise
+        raise BadInputError(
+            f"unexpected argument {text!r}: the payload must be a JSON object or array "
+            "(does an option's value have a space in it? quote it)"
+        ) from None
+
+
+def _is_json(text: str) -> bool:
+    import json
+
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def add_job_command(
@@ -206,9 +273,13 @@ def add_job_command(
     """Queue a job and print its id."""
     settings = common.load_settings(connection, schema, config)
 
+    from graphile_worker_cli import job, payloads
+
     async def add() -> job.Job:
-        text = sys.stdin.read() if payload == "-" else payload
-        value = payloads.parse_json_text(text) if text is not None else {}
+        if payload == "-":
+            value = payloads.parse_json_text(sys.stdin.read())
+        else:
+            value = _payload_argument(payload) if payload is not None else {}
         if job_key_mode is not None and job_key is None:
             raise BadInputError("--job-key-mode needs --job-key")
         spec = job.JobSpec(
@@ -353,6 +424,8 @@ def reschedule_command(
     """Change when and how jobs run. Jobs a worker holds are left alone."""
     settings = common.load_settings(connection, schema, config)
 
+    from graphile_worker_cli import job_input
+
     async def reschedule() -> list[job.Job]:
         options = job_input.RescheduleJobOptions(
             run_at=_when(run_at, delay), priority=priority, attempts=attempts,
@@ -423,6 +496,9 @@ def cleanup_command(
 ) -> None:
     """Delete unused task identifiers and queues, and permanently failed jobs."""
     settings = common.load_settings(connection, schema, config)
+
+    from graphile_worker_cli import job_input
+    from graphile_worker_cli.worker_utils import configured_worker_utils
 
     async def cleanup() -> dict[job_input.CleanupTask, int]:
         tasks = [job_input.cleanup_task(name) for name in task] if task else None

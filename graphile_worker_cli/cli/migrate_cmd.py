@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from graphile_worker_cli import logs, migrate
 from graphile_worker_cli.cli import common
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import logs, migrate
+else:
+    logs = common.lazy_module("graphile_worker_cli.logs")
+    migrate = common.lazy_module("graphile_worker_cli.migrate")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
-    app.command("migrate")(migrate_command)
+    app.command("migrate", short_help="Migrate the schema (Graphile Worker 0.18.0, then gw's).")(
+        migrate_command
+    )
 
 
 def migrate_command(
@@ -28,10 +35,13 @@ def migrate_command(
         str | None,
         typer.Option("--database-wait",
                      help="Wait this long for an unreachable database (an init container "
-                     "started before PostgreSQL), e.g. 60s [default: 0s].",
+                     "started before PostgreSQL), e.g. 60s (default 0s).",
                      show_default=False),
     ] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More logs (repeat for more).",
+                          show_default=False)
+    ] = 0,
 ) -> None:
     """Migrate the schema to Graphile Worker 0.18.0's (20 migrations), then gw's own.
 

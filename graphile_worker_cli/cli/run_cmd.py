@@ -4,19 +4,27 @@ runs the worker until it is told to stop; its errors become one line and an exit
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from graphile_worker_cli import logs, runner
 from graphile_worker_cli.cli import common
-from graphile_worker_cli.errors import GraphileWorkerError
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config, logs, runner
+else:
+    logs = common.lazy_module("graphile_worker_cli.logs")
+    runner = common.lazy_module("graphile_worker_cli.runner")
+from graphile_worker_cli.errors import EXIT_USAGE, GraphileWorkerError
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run_command)
+    app.command("run", short_help="Run a worker until stopped (--once: until no job is runnable).")(
+        run_command
+    )
 
 
 def run_command(
@@ -35,7 +43,13 @@ def run_command(
     ] = None,
     concurrency: Annotated[
         int | None,
-        typer.Option("--concurrency", "-j", help="Jobs run at once (default 10).",
+        typer.Option("--concurrency", "--jobs", "-j", help="Jobs run at once (default 10).",
+                     show_default=False),
+    ] = None,
+    max_pool_size: Annotated[
+        int | None,
+        typer.Option("--max-pool-size", "-m",
+                     help="Most database connections the worker's pool opens (default 10).",
                      show_default=False),
     ] = None,
     poll_interval: Annotated[
@@ -46,11 +60,21 @@ def run_command(
     once: Annotated[
         bool, typer.Option("--once", help="Run the jobs runnable now, then exit.")
     ] = False,
+    schema_only: Annotated[
+        bool, typer.Option("--schema-only", help="Migrate the schema, then exit.")
+    ] = False,
+    cleanup: Annotated[
+        str | None,
+        typer.Option("--cleanup",
+                     help="Run these cleanup tasks, then exit: a comma-separated list of "
+                          "GC_JOB_QUEUES, GC_TASK_IDENTIFIERS, DELETE_PERMAFAILED_JOBS.",
+                     show_default=False),
+    ] = None,
     database_wait: Annotated[
         str | None,
         typer.Option("--database-wait",
                      help="At start, wait this long for an unreachable database (a "
-                     "container started before PostgreSQL), e.g. 60s [default: 0s].",
+                     "container started before PostgreSQL), e.g. 60s (default 0s).",
                      show_default=False),
     ] = None,
     no_migrate: Annotated[
@@ -179,11 +203,17 @@ def run_command(
     metrics_host: Annotated[
         str | None,
         typer.Option("--metrics-host",
-                     help="Address the metrics endpoint binds to [default: 0.0.0.0].",
+                     help="Address the metrics endpoint binds to (default 0.0.0.0).",
                      show_default=False),
     ] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
-    quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="Fewer logs.")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More logs (repeat for more).",
+                          show_default=False)
+    ] = 0,
+    quiet: Annotated[
+        int, typer.Option("--quiet", "-q", count=True, help="Fewer logs (repeat for fewer).",
+                          show_default=False)
+    ] = 0,
 ) -> None:
     """Run a worker: fetch jobs, run them, until SIGINT/SIGTERM (or, with --once, until
     no job is runnable)."""
@@ -192,6 +222,7 @@ def run_command(
         tasks=tasks_dir,
         tasks_modules=tasks_module or None,
         concurrency=concurrency,
+        max_pg_conn=max_pool_size,
         poll_interval=poll_interval,
         migrate=False if no_migrate else None,
         database_wait=database_wait,
@@ -224,6 +255,10 @@ def run_command(
         fmt=settings.log_format,
         level=logs.level_from_verbosity(verbose, quiet, default=settings.log_level),
     )
+    if schema_only or cleanup is not None:
+        _maintain(settings, schema_only=schema_only, cleanup=cleanup)
+        return
+    _import_from_the_working_directory()
     worker_runner = runner.Runner(
         settings, once=once, handle_signals=True, child_args=sys.argv[1:]
     )
@@ -240,3 +275,38 @@ def run_command(
         common.fail(error.message, error.exit_code)
     if code != 0:
         raise typer.Exit(code)
+
+
+def _import_from_the_working_directory() -> None:
+    """Put the working directory first on ``sys.path``, as ``python -m`` does: a console
+    script's path starts at its own bin directory, so ``--tasks-module myapp.tasks`` and
+    ``plugins = ["myapp.plug:X"]`` would not find the project's own packages."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def _maintain(settings: config.Settings, *, schema_only: bool, cleanup: str | None) -> None:
+    """``--schema-only`` and ``--cleanup``: the reference's one-shot modes of its worker
+    command. Both migrate first (unless ``migrate`` is off), then do their one thing."""
+    from graphile_worker_cli import job_input, migrate
+    from graphile_worker_cli.worker_utils import configured_worker_utils
+
+    try:
+        tasks = [job_input.cleanup_task(name.strip())
+                 for name in (cleanup or "").split(",") if name.strip()]
+    except GraphileWorkerError as error:
+        common.fail(f"option --cleanup: {error.message}", error.exit_code)
+    if cleanup is not None and not tasks:
+        common.fail("option --cleanup: name at least one cleanup task", EXIT_USAGE)
+
+    async def maintain() -> dict[job_input.CleanupTask, int]:
+        if schema_only or settings.migrate:
+            await migrate.migrate_configured_database(settings, what="gw run")
+        if not tasks:
+            return {}
+        async with configured_worker_utils(settings) as worker_utils:
+            return await worker_utils.cleanup(tasks)
+
+    for task, count in common.run(maintain()).items():
+        sys.stdout.write(f"{task.value}: deleted {count}\n")

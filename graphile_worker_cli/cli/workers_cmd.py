@@ -7,13 +7,19 @@ import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from graphile_worker_cli import config, durations, embedded, recovery
+from graphile_worker_cli import durations
 from graphile_worker_cli.cli import common
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import config, embedded, recovery
+else:
+    config = common.lazy_module("graphile_worker_cli.config")
+    embedded = common.lazy_module("graphile_worker_cli.embedded")
+    recovery = common.lazy_module("graphile_worker_cli.recovery")
 from graphile_worker_cli.errors import BadInputError
 
 workers_app = typer.Typer(
@@ -73,11 +79,10 @@ def _state(row: recovery.ActiveWorkerRow) -> str:
 def _print_workers(
     rows: list[recovery.ActiveWorkerRow], holders: list[recovery.LockHolderRow]
 ) -> None:
-    table = Table(title="registered gw workers", title_justify="left")
-    columns = ("id", "host", "pid", "age", "last heartbeat", "longest stall", "jobs", "queues",
-               "state")
-    for column in columns:
-        table.add_column(column)
+    table = common.table(
+        "id", "host", "pid", "age", "last heartbeat", "longest stall", "jobs", "queues", "state",
+        title="registered gw workers", title_justify="left",
+    )
     for row in rows:
         table.add_row(
             row.id, row.host, str(row.pid), _age(row.age), f"{_age(row.heartbeat_age)} ago",
@@ -89,12 +94,11 @@ def _print_workers(
     else:
         common.stdout.print("no registered gw workers")
     if holders:
-        other = Table(
+        other = common.table(
+            "id", "jobs", "oldest lock",
             title="unregistered lock holders (never swept; 4-hour rule only)",
             title_justify="left",
         )
-        for column in ("id", "jobs", "oldest lock"):
-            other.add_column(column)
         for holder in holders:
             other.add_row(holder.id, str(holder.jobs_held), holder.oldest_lock_at.isoformat())
         common.stdout.print(other)
@@ -140,7 +144,7 @@ def check_command(
     config_path: common.ConfigOption = None,
     host: Annotated[
         str | None,
-        typer.Option("--host", help="Host the worker runs on [default: this machine's name].",
+        typer.Option("--host", help="Host the worker runs on (default: this machine's name).",
                      show_default=False),
     ] = None,
     pid: Annotated[
@@ -150,7 +154,7 @@ def check_command(
     max_age: Annotated[
         str | None,
         typer.Option("--max-age", help="Oldest acceptable heartbeat "
-                     "[default: 3 x heartbeat_interval].", show_default=False),
+                     "(default: 3 x heartbeat_interval).", show_default=False),
     ] = None,
 ) -> None:
     """Exit 0 when a gw worker of this host (or --host/--pid) heartbeated recently, else 1:

@@ -23,11 +23,11 @@ from wsgiref.simple_server import WSGIServer
 import asyncpg
 
 from graphile_worker_cli import db
+from graphile_worker_cli import stall_watchdog as watchdog
 from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.hooks import HookRegistry, events
 from graphile_worker_cli.queries import metrics as queries
 from graphile_worker_cli.recovery import liveness
-from graphile_worker_cli.worker import watchdog
 
 try:
     import prometheus_client as prom

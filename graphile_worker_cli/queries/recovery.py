@@ -266,7 +266,8 @@ RECOVERY_FAIL_WITH_BACKOFF = Query(
     """
 update {s}._private_jobs
 set attempts = $2::smallint,
-    run_at = greatest(now(), run_at) + exp(least($2::int, 10)) * interval '1 second',
+    run_at = greatest(now(), run_at)
+             + """ + worker.RETRY_DELAY.replace("ATTEMPTS", "$2::int") + """,
     updated_at = now()
 where id = $1 and locked_by is null"""
 )

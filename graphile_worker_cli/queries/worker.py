@@ -97,6 +97,11 @@ update {s}._private_job_queues as q set locked_by = null, locked_at = null
   from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
 """
 
+RETRY_DELAY = "exp(least(ATTEMPTS, 10)) * interval '1 second'"
+"""The reference's retry delay after a failure, as SQL: ATTEMPTS is the attempts made (the
+same rule as its ``fail_jobs`` function), so every gw statement that reschedules a failed
+job waits as a Node worker would."""
+
 # $1 worker id, $2 job ids bigint[]: deletes the finished jobs still locked by the worker.
 COMPLETE_JOBS = Query(
     _UNLOCKING_QUEUES.replace("SETTLE", """
@@ -112,7 +117,7 @@ FAIL_JOBS = Query(
   update {s}._private_jobs as jobs
      set last_error = f.message,
          run_at = greatest(now(), jobs.run_at)
-                  + exp(least(jobs.attempts, 10)) * interval '1 second',
+                  + """ + RETRY_DELAY.replace("ATTEMPTS", "jobs.attempts") + """,
          locked_by = null,
          locked_at = null,
          payload = coalesce(f.payload, jobs.payload)

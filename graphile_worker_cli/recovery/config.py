@@ -66,13 +66,20 @@ class WorkerRecoveryConfig:
 
     @classmethod
     def from_settings(cls, settings: Any) -> WorkerRecoveryConfig:
-        """From anything with the Settings field names (``config.Settings``, WorkerOptions)."""
+        """From anything with the Settings field names (``config.Settings``, WorkerOptions);
+        the resilient-job fields are optional there."""
         return cls(
             enabled=bool(settings.worker_recovery),
             heartbeat_interval=float(settings.heartbeat_interval),
             sweep_interval=float(settings.sweep_interval),
             sweep_threshold=float(settings.sweep_threshold),
             recovery_delay=float(settings.recovery_delay),
+            resilient_sweep_threshold_multiplier=int(getattr(
+                settings, "resilient_sweep_threshold_multiplier", DEFAULT_RESILIENT_MULTIPLIER
+            )),
+            resilient_job_flags=tuple(getattr(
+                settings, "resilient_job_flags", (INFRASTRUCTURE_RESILIENT_FLAG,)
+            )),
         )
 
 

@@ -23,7 +23,7 @@ from graphile_worker_cli.errors import GraphileWorkerError
 from graphile_worker_cli.recovery import registry, sweep
 from graphile_worker_cli.recovery.config import SweepStaleWorkersOptions, WorkerRecoveryConfig
 from graphile_worker_cli.recovery.liveness import LivenessThread
-from graphile_worker_cli.worker.watchdog import RunningJobs, StallWatchdog
+from graphile_worker_cli.stall_watchdog import RunningJobs, StallWatchdog
 
 if TYPE_CHECKING:
     from graphile_worker_cli import hooks as gw_hooks

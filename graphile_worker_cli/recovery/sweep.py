@@ -12,10 +12,13 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+import asyncpg
+
 from graphile_worker_cli import db
 from graphile_worker_cli.errors import GraphileWorkerError
 from graphile_worker_cli.queries import recovery as queries
 from graphile_worker_cli.recovery.config import (
+    ResolvedSweepConfig,
     SweepStaleWorkersOptions,
     SweepStaleWorkersResult,
     WorkerRecoveryConfig,
@@ -49,51 +52,22 @@ async def sweep_stale_workers(
     sweeps itself (even when its own heartbeat is lagging). ``hooks``: JobRecovery
     interceptors decide per job (in the sweep's transaction); WorkerRecovered is emitted
     after a sweep that recovered something."""
-    if hooks is not None:
-        # Only with hooks: this imports every hook event class (~15 ms), which a worker
-        # without hooks would otherwise pay in the middle of its first sweep, with jobs
-        # waiting behind the blocked event loop. Every use below is under `hooks`.
-        from graphile_worker_cli.hooks import recovery as hook_recovery
-    intercept = hooks is not None and hook_recovery.intercepts(hooks)
     resolved = (options or SweepStaleWorkersOptions()).resolve(defaults)
     async with acquire(pool_or_conn) as conn:
         transaction = conn.transaction()
         await transaction.start()
         try:
-            began = await conn.fetchrow(
-                queries.BEGIN_SWEEP.sql(schema), queries.sweep_lock_key(schema),
-                SWEEP_STATEMENT_TIMEOUT, SWEEP_IDLE_TIMEOUT,
-            )
-            if began is None or not began["locked"]:
-                logger.debug("another sweeper holds the sweep lock; skipping this sweep")
-                await transaction.rollback()
-                return SweepStaleWorkersResult(dry_run=resolved.dry_run, skipped=True)
-            before = (
-                await hook_recovery.snapshot(conn, schema, resolved, sweeper_id)
-                if intercept else []
-            )
-            record = await conn.fetchrow(
-                queries.SWEEP_STALE_WORKERS.sql(schema),
-                resolved.threshold,
-                resolved.resilient_sweep_threshold_multiplier,
-                list(resolved.resilient_job_flags),
-                sweeper_id,
-                resolved.recovery_delay,
-            )
-            if intercept and record is not None and hooks is not None:
-                await hook_recovery.apply(
-                    conn, schema, hooks, before, set(record["job_ids"]), sweeper_id or ""
-                )
+            record = await _sweep(conn, schema, resolved, sweeper_id, hooks)
         except BaseException:
             with contextlib.suppress(Exception):  # the connection may be the thing that failed
                 await transaction.rollback()
             raise
-        if resolved.dry_run:
+        if record is None or resolved.dry_run:
             await transaction.rollback()
         else:
             await transaction.commit()
-    if record is None:  # the statement always returns one row
-        raise GraphileWorkerError("the sweep statement returned no row")
+    if record is None:
+        return SweepStaleWorkersResult(dry_run=resolved.dry_run, skipped=True)
     result = SweepStaleWorkersResult(
         worker_ids=list(record["worker_ids"]),
         recovered_job_ids=list(record["job_ids"]),
@@ -101,20 +75,65 @@ async def sweep_stale_workers(
         dry_run=resolved.dry_run,
     )
     if result.worker_ids and not resolved.dry_run:
-        logger.warning(
-            "swept %d dead worker(s) %s: recovered %d job(s), unlocked %d queue(s)",
-            len(result.worker_ids),
-            ", ".join(result.worker_ids),
-            result.recovered_count,
-            len(result.unlocked_queue_names),
-            extra={
-                "gw": {
-                    "action": "sweep",
-                    "worker_ids": result.worker_ids,
-                    "job_ids": result.recovered_job_ids,
-                }
-            },
-        )
-    if hooks is not None and result.worker_ids and not resolved.dry_run:
-        await hook_recovery.recovered(hooks, sweeper_id or "", result)
+        _log_swept(result)
+        if hooks is not None:
+            from graphile_worker_cli.hooks import recovery as hook_recovery
+
+            await hook_recovery.recovered(hooks, sweeper_id or "", result)
     return result
+
+
+async def _sweep(
+    conn: asyncpg.Connection,
+    schema: str,
+    resolved: ResolvedSweepConfig,
+    sweeper_id: str | None,
+    hooks: gw_hooks.HookRegistry | None,
+) -> asyncpg.Record | None:
+    """The sweep's statements inside its transaction: the statement's one row, or None when
+    another sweeper holds the sweep lock."""
+    began = await conn.fetchrow(
+        queries.BEGIN_SWEEP.sql(schema), queries.sweep_lock_key(schema),
+        SWEEP_STATEMENT_TIMEOUT, SWEEP_IDLE_TIMEOUT,
+    )
+    if began is None or not began["locked"]:
+        logger.debug("another sweeper holds the sweep lock; skipping this sweep")
+        return None
+    # The hook events are imported only with hooks: a worker without them would otherwise
+    # pay for importing every event class in the middle of its first sweep.
+    if hooks is not None:
+        from graphile_worker_cli.hooks import recovery as hook_recovery
+    intercept = hooks is not None and hook_recovery.intercepts(hooks)
+    before = await hook_recovery.snapshot(conn, schema, resolved, sweeper_id) if intercept else []
+    record = await conn.fetchrow(
+        queries.SWEEP_STALE_WORKERS.sql(schema),
+        resolved.threshold,
+        resolved.resilient_sweep_threshold_multiplier,
+        list(resolved.resilient_job_flags),
+        sweeper_id,
+        resolved.recovery_delay,
+    )
+    if record is None:  # the statement always returns one row
+        raise GraphileWorkerError("the sweep statement returned no row")
+    if intercept and hooks is not None:
+        await hook_recovery.apply(
+            conn, schema, hooks, before, set(record["job_ids"]), sweeper_id or ""
+        )
+    return record
+
+
+def _log_swept(result: SweepStaleWorkersResult) -> None:
+    logger.warning(
+        "swept %d dead worker(s) %s: recovered %d job(s), unlocked %d queue(s)",
+        len(result.worker_ids),
+        ", ".join(result.worker_ids),
+        result.recovered_count,
+        len(result.unlocked_queue_names),
+        extra={
+            "gw": {
+                "action": "sweep",
+                "worker_ids": result.worker_ids,
+                "job_ids": result.recovered_job_ids,
+            }
+        },
+    )

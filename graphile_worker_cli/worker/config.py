@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 import asyncpg
@@ -17,6 +17,7 @@ from graphile_worker_cli import context, db
 from graphile_worker_cli import hooks as gw_hooks
 from graphile_worker_cli import tasks as gw_tasks
 from graphile_worker_cli.errors import BadInputError, ConfigError
+from graphile_worker_cli.recovery import config as recovery_config
 from graphile_worker_cli.worker.shutdown import ShutdownSignal
 
 if TYPE_CHECKING:
@@ -41,6 +42,12 @@ class RunningWorker(Protocol):
 
     def request_shutdown(self, reason: str = ...) -> None: ...
 
+
+_RECOVERY_FIELDS = (
+    "heartbeat_interval", "sweep_interval", "sweep_threshold", "recovery_delay",
+    "resilient_sweep_threshold_multiplier", "resilient_job_flags",
+)
+"""The fields of WorkerConfig a ``WorkerRecoveryConfig`` sets (same names there)."""
 
 SideTask = Callable[[RunningWorker], Coroutine[Any, Any, None]]
 """A coroutine the worker runs alongside its loop (cron, recovery, metrics...). It should
@@ -81,14 +88,41 @@ class WorkerConfig:
     complete_job_batch_delay: float = 0.0
     fail_job_batch_delay: float = 0.0
     prepared_statements: bool = True
-    worker_recovery: bool = True
+    worker_recovery: bool | recovery_config.WorkerRecoveryConfig = True
+    """On or off; or a ``WorkerRecoveryConfig``, whose values then set the recovery fields
+    below (and this one to its ``enabled``)."""
     heartbeat_interval: float = 10.0
     sweep_interval: float = 30.0
     sweep_threshold: float = 60.0
     recovery_delay: float = 0.0
+    resilient_sweep_threshold_multiplier: int = recovery_config.DEFAULT_RESILIENT_MULTIPLIER
+    resilient_job_flags: tuple[str, ...] = (recovery_config.INFRASTRUCTURE_RESILIENT_FLAG,)
     side_tasks: list[SideTask] = field(default_factory=list)
     hooks: gw_hooks.HookRegistry = field(default_factory=lambda: gw_hooks.HookRegistry())
     """Lifecycle hooks and plugins (``on``, ``add_plugin``); see docs/hooks.md."""
+
+    def __post_init__(self) -> None:
+        self._apply_recovery_config()
+
+    def _apply_recovery_config(self) -> None:
+        """A config given as ``worker_recovery`` (at construction, or assigned later and
+        caught by ``validate``) becomes the recovery fields."""
+        if isinstance(self.worker_recovery, recovery_config.WorkerRecoveryConfig):
+            self._spread_recovery_config(self.worker_recovery)
+
+    def _spread_recovery_config(self, config: recovery_config.WorkerRecoveryConfig) -> None:
+        """Copy the config onto the recovery fields; a field also given with another value
+        is ambiguous, so refused."""
+        defaults = {f.name: f.default for f in fields(self)}
+        for name in _RECOVERY_FIELDS:
+            given, wanted = getattr(self, name), getattr(config, name)
+            if given != defaults[name] and given != wanted:
+                raise ConfigError(
+                    f"{type(self).__name__} got {name}={given!r} and worker_recovery="
+                    f"WorkerRecoveryConfig({name}={wanted!r}): give {name} once"
+                )
+            setattr(self, name, wanted)
+        self.worker_recovery = config.enabled
 
     # -- fluent configuration -------------------------------------------------------------
     def define_job(self, obj: Any, identifier: str | None = None) -> Self:
@@ -169,6 +203,7 @@ class WorkerConfig:
 
     # -- initialisation -------------------------------------------------------------------
     def validate(self) -> None:
+        self._apply_recovery_config()
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1 (got {self.concurrency})")
         if self.poll_interval <= 0:

@@ -14,6 +14,7 @@ import asyncpg
 
 from graphile_worker_cli import conninfo, db, migrate
 from graphile_worker_cli import hooks as gw_hooks
+from graphile_worker_cli.errors import ConfigError
 from graphile_worker_cli.worker import store
 from graphile_worker_cli.worker.config import RunningWorker, SideTask, WorkerConfig
 from graphile_worker_cli.worker.worker import Worker
@@ -39,12 +40,14 @@ class WorkerOptions(WorkerConfig):
         owns_pool = self.pg_pool is None
         pool = self.pg_pool
         if pool is None:
-            assert self.database_url is not None
+            url = self.database_url
+            if url is None:
+                raise ConfigError("no database: give database_url or pg_pool")
             kwargs: dict[str, Any] = {}
             if not self.prepared_statements:
                 kwargs["statement_cache_size"] = 0
             pool = await db.create_pool(
-                self.database_url, min_size=1, max_size=self.max_pg_conn, **kwargs
+                url, min_size=1, max_size=self.max_pg_conn, **kwargs
             )
         try:
             async with pool.acquire() as conn:

@@ -53,11 +53,11 @@ THRESHOLD = 3.0
 RECOVERY_DELAY = 0.0
 AFTER_TWO_THRESHOLDS = "select now() > $1::timestamptz + 2 * $2::float8 * interval '1 second'"
 RECOVERY_FLAGS = [
-    "--heartbeat-interval", str(HEARTBEAT),
-    "--sweep-interval", str(SWEEP_INTERVAL),
-    "--sweep-threshold", str(THRESHOLD),
-    "--recovery-delay", str(RECOVERY_DELAY),
-    "--poll-interval", "0.5",
+    "--heartbeat-interval", f"{HEARTBEAT}s",
+    "--sweep-interval", f"{SWEEP_INTERVAL}s",
+    "--sweep-threshold", f"{THRESHOLD}s",
+    "--recovery-delay", f"{RECOVERY_DELAY}s",
+    "--poll-interval", "500ms",
 ]
 
 

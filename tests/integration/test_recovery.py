@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,7 @@ from tests.helpers.recovery import (
     register,
 )
 from tests.helpers.waiting import wait_until
+from tests.helpers.worker import make_options
 
 Sweep = recovery.SweepStaleWorkersOptions
 
@@ -490,3 +492,42 @@ async def test_running_recovery_sweeps_a_dead_worker(
         stop.set()
         await asyncio.wait_for(task, timeout=10)
         await pool.close()
+
+
+async def test_worker_applies_the_worker_recovery_config_it_is_given(
+    rconn: asyncpg.Connection, db_url: str
+) -> None:
+    await register(rconn, "gw-dead")
+    plain = await add_locked_job(rconn, "gw-dead")
+    await register(rconn, "gw-slow")
+    slow = await add_locked_job(rconn, "gw-slow", flags=["slow"])
+    await age_heartbeat(rconn, "gw-dead", "1 minute")
+    await age_heartbeat(rconn, "gw-slow", "1 minute")
+    config = recovery.WorkerRecoveryConfig(
+        heartbeat_interval=0.7, sweep_interval=0.5, sweep_threshold=5, recovery_delay=600,
+        resilient_sweep_threshold_multiplier=100, resilient_job_flags=("slow",),
+    )
+
+    async def never_fetched(payload: Any) -> None:
+        raise AssertionError("no job of this task exists")
+
+    worker = await make_options(db_url, worker_recovery=config).define_job(
+        never_fetched, "never_fetched"
+    ).init()
+    running = asyncio.create_task(worker.run())
+    try:
+        async def recovered() -> bool:
+            return (await job_row(rconn, plain))["locked_by"] is None
+
+        await wait_until(recovered)
+        interval = await rconn.fetchval(
+            "select extract(epoch from heartbeat_interval)::float8"
+            " from graphile_worker._gw_workers where id = $1", worker.worker_id,
+        )
+        assert interval == 0.7
+        assert (await job_row(rconn, plain))["delay"] > timedelta(seconds=500)
+        # Its flag is resilient under this config, so gw-slow is not dead yet.
+        assert (await job_row(rconn, slow))["locked_by"] == "gw-slow"
+    finally:
+        worker.request_shutdown()
+        await asyncio.wait_for(running, timeout=20)

@@ -52,4 +52,6 @@ async def test_a_replacement_payload_that_is_not_json_keeps_the_payload_and_says
     )
     assert row is not None
     assert row["payload"] == '{"keep": "me"}' and row["locked_by"] is None
-    assert row["last_error"].startswith("went wrong\n(new payload not written: payload of type")
+    assert row["last_error"].startswith(
+        "went wrong\n(new payload not written: payload cannot be stored as JSON"
+    )

@@ -63,7 +63,7 @@ def test_common_options_override_everything(tmp_path: Path) -> None:
 
 
 def test_table_for_people_shows_values_sources_and_the_file(tmp_path: Path) -> None:
-    (tmp_path / "worker.toml").write_text("shutdown_grace_period = 90\n")
+    (tmp_path / "worker.toml").write_text('shutdown_grace_period = "90s"\n')
     result = CliRunner().invoke(
         app, ["config", "show"], env={"DATABASE_URL": "postgres://a:secret@h/db", "COLUMNS": "200"}
     )

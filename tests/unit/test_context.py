@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 
 import pytest
 
 from graphile_worker_cli import context
-from graphile_worker_cli.context import AbortSignal, Extensions, JobAborted
+from graphile_worker_cli.context import AbortSignal, Extensions, JobAborted, ReadOnlyExtensions
 from tests.helpers.context import NOW, make_context, make_job
 
 # Job fields -------------------------------------------------------------------------
@@ -98,6 +99,59 @@ def test_missing_extension_error_names_the_type() -> None:
     message = str(raised.value)
     assert f"no extension of type {__name__}.Missing" in message
     assert "add_extension(Missing(...))" in message
+
+
+def test_a_job_sees_the_extensions_through_a_read_only_view() -> None:
+    mailer = Mailer("smtp.example.com")
+    shared = Extensions([mailer])
+    ctx = make_context(extensions=shared)
+    view = ctx.extensions
+    assert isinstance(view, ReadOnlyExtensions) and not isinstance(view, Extensions)
+    assert view.get(Mailer) is mailer and view[Mailer] is mailer and Mailer in view
+    assert view.find(Missing) is None and len(view) == 1 and list(view) == [mailer]
+    assert make_context(extensions=shared).extensions is view  # one view per Extensions
+    shared.insert(7)  # before the worker starts, the application may still add some
+    assert view[int] == 7
+
+
+@pytest.mark.parametrize(
+    ("attempt", "what"),
+    [
+        (lambda view: view.insert(Mailer("other")), "insert"),
+        (lambda view: view.__setitem__(Mailer, Mailer("other")), "item assignment"),
+        (lambda view: view.__delitem__(Mailer), "item deletion"),
+        (lambda view: setattr(view, "_values", {}), "attribute assignment"),
+        (lambda view: delattr(view, "_values"), "attribute deletion"),
+    ],
+)
+def test_changing_the_read_only_view_raises_a_type_error_naming_it(
+    attempt: Callable[[ReadOnlyExtensions], object], what: str
+) -> None:
+    mailer = Mailer("smtp.example.com")
+    shared = Extensions([mailer])
+    view = make_context(extensions=shared).extensions
+    with pytest.raises(TypeError, match=f"ReadOnlyExtensions does not support {what}"):
+        attempt(view)
+    assert shared[Mailer] is mailer and view[Mailer] is mailer and len(shared) == 1
+
+
+def test_read_only_view_table_cannot_be_changed_and_context_keeps_its_view() -> None:
+    view = make_context(extensions=Extensions([Mailer("x")])).extensions
+    table = view._values
+    with pytest.raises(TypeError):
+        table[int] = 1  # type: ignore[index]
+    ctx = make_context()
+    with pytest.raises(AttributeError):
+        ctx.extensions = Extensions().read_only()  # type: ignore[misc]
+
+
+def test_copy_of_the_view_is_a_separate_changeable_extensions() -> None:
+    mailer = Mailer("smtp.example.com")
+    shared = Extensions([mailer])
+    mine = shared.read_only().copy()
+    assert isinstance(mine, Extensions) and mine[Mailer] is mailer
+    mine.insert(Mailer("mine"))
+    assert shared[Mailer] is mailer
 
 
 # Abort signal -----------------------------------------------------------------------

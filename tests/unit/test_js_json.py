@@ -79,8 +79,8 @@ def test_subclasses_of_json_types_are_written_as_their_values() -> None:
         ({"a": {None: 1}}, "object key None is not a string"),
         ({"a": "x", 2: 1}, "object key 2 is not a string"),
         ([Colour.RED], "a Colour is not a JSON value"),
-        ({"f": float("nan")}, "nan is not a JSON number"),
-        ([float("-inf")], "-inf is not a JSON number"),
+        ({"f": float("nan")}, "nan (a float) is not a JSON number"),
+        ([float("-inf")], "-inf (a float) is not a JSON number"),
     ],
 )
 def test_what_is_refused_and_why(value: Any, reason: str) -> None:
@@ -118,8 +118,8 @@ def test_payload_functions_use_it_and_say_what_is_wrong() -> None:
     assert payloads.raw_to_json([1.0, "ü"]) == '[1,"ü"]'
     with pytest.raises(BadInputError, match=r"raw payload contains a Colour, which is not a JSON"):
         payloads.raw_to_json({"c": Colour.RED})
-    with pytest.raises(BadInputError, match=r"payload of type dict cannot be stored as JSON "
-                                            r"\(inf is not a JSON number\)"):
+    with pytest.raises(BadInputError, match=r"payload cannot be stored as JSON: "
+                                            r"inf \(a float\) is not a JSON number"):
         payloads.raw_to_json({"x": float("inf")})
     assert payloads.replacement_to_json([{"n": float("inf")}]) == '[{"n":null}]'
 

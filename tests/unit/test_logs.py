@@ -174,3 +174,16 @@ def test_debug_keeps_library_tracebacks_and_gw_errors_keep_theirs() -> None:
     except ValueError:
         logging.getLogger("gw.worker").warning("a gw warning", exc_info=True)
     assert "Traceback" in stream.getvalue()
+
+
+def test_a_message_spanning_lines_is_one_plain_line() -> None:
+    stream = io.StringIO()
+    logs.configure(fmt="plain", level="info", stream=stream)
+    logging.getLogger("gw.worker").warning(
+        "job 7 failed: %s", "Batch failures:\nitem two broke\r\nitem three broke"
+    )
+    text = stream.getvalue()
+    assert text.count("\n") == 1
+    assert text.rstrip("\n").endswith(
+        r"job 7 failed: Batch failures:\nitem two broke\r\nitem three broke"
+    )

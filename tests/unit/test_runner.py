@@ -123,7 +123,7 @@ def test_children_of_a_library_supervisor_get_the_settings_as_variables() -> Non
     assert env["GW_TASKS_MODULES"] == '["app.tasks"]'
     assert env["GW_DIRECT_DATABASE_URL"] == "postgresql://u:direct@h:5433/db"
     assert env["GW_CRONTAB"] == "jobs.crontab"
-    assert env["GW_SHUTDOWN_GRACE_PERIOD"] == "30.0"
+    assert env["GW_SHUTDOWN_GRACE_PERIOD"] == "30s"  # with its unit: a bare number is refused
     assert "GW_METRICS_PORT" not in env  # unset settings stay unset
     assert made._child_argv() == ["run", "--once"]
     # read back as a child would, they are the same settings

@@ -20,8 +20,11 @@ from tests.helpers.paths import REPO_ROOT
 
 CONFIGURATION = REPO_ROOT / "docs" / "configuration.md"
 EXAMPLE = REPO_ROOT / "worker.toml.example"
-# `gw run` flags that are not settings: which file to read, what to do, how much to log.
-NOT_SETTINGS = {"--config", "--once", "--verbose", "--quiet", "--help"}
+# `gw run` flags that are not settings: which file to read, what to do (--once, the
+# one-shot maintenance modes), how much to log.
+NOT_SETTINGS = {
+    "--config", "--once", "--schema-only", "--cleanup", "--verbose", "--quiet", "--help"
+}
 # Keys a gw run flag changes without setting them: -v/-q move the log level up or down.
 INDIRECT_FLAGS = {"log_level": "-v"}
 ROW = re.compile(r"^\| `(\w+)` \|(.*)\|$", re.M)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from graphile_worker_cli.worker import watchdog
+from graphile_worker_cli import stall_watchdog as watchdog
 
 
 async def test_a_blocked_loop_is_reported_once_with_its_jobs_and_the_fix(
