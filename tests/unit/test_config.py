@@ -149,7 +149,7 @@ def test_settings_built_directly_read_the_environment_and_worker_toml(
 ) -> None:
     write(tmp_path / "worker.toml", "concurrency = 7\nmax_pg_conn = 3\n")
     monkeypatch.setenv("GW_CONCURRENCY", "8")
-    settings = config.Settings(poll_interval="1s")  # type: ignore[arg-type]
+    settings = config.Settings(poll_interval="1s")
     assert (settings.concurrency, settings.max_pg_conn, settings.poll_interval) == (8, 3, 1.0)
 
 
