@@ -99,6 +99,7 @@ class Settings(BaseModel):
     forbidden_flags: list[str] = []
     migrate: bool = True
     shutdown_grace_period: Duration = 30.0
+    shutdown_abort_timeout: Duration = 5.0
     shutdown_interrupted_job_retry_delay: Duration = 1.0
     task_timeout: OptionalDuration = None
     log_format: Annotated[LogFormat, BeforeValidator(_lowercase)] = "auto"
@@ -107,6 +108,10 @@ class Settings(BaseModel):
     local_queue_size: NonNegative = 0
     local_queue_ttl: Duration = 60.0
     local_queue_refetch_delay: Duration = 0.0
+    local_queue_refetch_delay_threshold: NonNegative = 0
+    local_queue_refetch_delay_max_abort_threshold: Annotated[
+        int | None, Field(ge=0), Expect("an integer >= 0")
+    ] = None
     complete_job_batch_delay: Duration = 0.0
     fail_job_batch_delay: Duration = 0.0
     prepared_statements: bool = True

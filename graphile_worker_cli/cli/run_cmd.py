@@ -103,6 +103,13 @@ def run_command(
                           "(default: no limit).",
                      show_default=False),
     ] = None,
+    shutdown_abort_timeout: Annotated[
+        str | None,
+        typer.Option("--shutdown-abort-timeout",
+                     help="After the grace period, how long aborted jobs may take to return "
+                          "before they are cancelled (default 5s).",
+                     show_default=False),
+    ] = None,
     heartbeat_interval: Annotated[
         str | None,
         typer.Option("--heartbeat-interval",
@@ -154,6 +161,18 @@ def run_command(
         typer.Option("--local-queue-refetch-delay",
                      help="After a short fetch, wait about this long before the next one "
                           "(default 0s).", show_default=False),
+    ] = None,
+    local_queue_refetch_delay_threshold: Annotated[
+        int | None,
+        typer.Option("--local-queue-refetch-delay-threshold",
+                     help="Only a fetch that gets at most this many jobs starts the refetch "
+                          "delay (default 0).", show_default=False),
+    ] = None,
+    local_queue_refetch_delay_max_abort_threshold: Annotated[
+        int | None,
+        typer.Option("--local-queue-refetch-delay-max-abort-threshold",
+                     help="Up to this many announced jobs cut the refetch delay short "
+                          "(default 5 x local queue size).", show_default=False),
     ] = None,
     complete_job_batch_delay: Annotated[
         str | None,
@@ -218,6 +237,7 @@ def run_command(
         crontab=crontab,
         shutdown_grace_period=shutdown_grace_period,
         task_timeout=task_timeout,
+        shutdown_abort_timeout=shutdown_abort_timeout,
         log_format=log_format,
         heartbeat_interval=heartbeat_interval,
         sweep_interval=sweep_interval,
@@ -228,6 +248,10 @@ def run_command(
         local_queue_size=local_queue_size,
         local_queue_ttl=local_queue_ttl,
         local_queue_refetch_delay=local_queue_refetch_delay,
+        local_queue_refetch_delay_threshold=local_queue_refetch_delay_threshold,
+        local_queue_refetch_delay_max_abort_threshold=(
+            local_queue_refetch_delay_max_abort_threshold
+        ),
         complete_job_batch_delay=complete_job_batch_delay,
         fail_job_batch_delay=fail_job_batch_delay,
         prepared_statements=False if no_prepared_statements else None,

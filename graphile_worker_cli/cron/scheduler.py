@@ -171,10 +171,18 @@ class _Scheduler:
             await self.clock.sleep_until(self.resume_at, self.stop)
             if self.stop.is_set():
                 return
-            current = floor_minute(self.clock.now())
+            now = self.clock.now()
+            current = floor_minute(now)
             if current < self.resume_at:
-                continue  # early timer or a clock that went back: wait again
+                # early timer or a clock that went back: wait again
+                if self.hooks is not None:
+                    await self.hooks.emit(hooks.CronTimerPremature,
+                                          hooks.CronTimerPrematureContext(self.resume_at, now))
+                continue
             if current > self.resume_at:
+                if self.hooks is not None:
+                    await self.hooks.emit(hooks.CronTimerOverdue,
+                                          hooks.CronTimerOverdueContext(self.resume_at, now))
                 log.warning(
                     "cron is behind (timer late, machine suspended or clock moved forward); "
                     "scheduling every minute from %s", format_ts(self.resume_at),

@@ -37,7 +37,15 @@ __all__ = [
     "CronJobScheduledContext",
     "CronTick",
     "CronTickContext",
+    "CronTimerOverdue",
+    "CronTimerOverdueContext",
+    "CronTimerPremature",
+    "CronTimerPrematureContext",
     "Event",
+    "FetchEmpty",
+    "FetchEmptyContext",
+    "FetchError",
+    "FetchErrorContext",
     "Interceptor",
     "JobComplete",
     "JobCompleteContext",
@@ -55,6 +63,10 @@ __all__ = [
     "JobScheduledContext",
     "JobStart",
     "JobStartContext",
+    "ListenConnectionLost",
+    "ListenConnectionLostContext",
+    "ListenConnectionRestored",
+    "ListenConnectionRestoredContext",
     "LocalQueueGetJobsComplete",
     "LocalQueueGetJobsCompleteContext",
     "LocalQueueInit",
@@ -71,6 +83,10 @@ __all__ = [
     "LocalQueueReturnJobsContext",
     "Observer",
     "RecoveryReason",
+    "StaleLocksReset",
+    "StaleLocksResetContext",
+    "WorkerFatalError",
+    "WorkerFatalErrorContext",
     "WorkerInit",
     "WorkerInitContext",
     "WorkerRecovered",
@@ -334,6 +350,64 @@ class LocalQueueRefetchDelayExpiredContext:
     worker_id: str
 
 
+# --- the worker's connections, fetches, stale locks, cron timers, fatal errors --------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConnectionLostContext:
+    worker_id: str
+    error: str
+    """Why: the connection closed, or the error that ended (or prevented) it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConnectionRestoredContext:
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchErrorContext:
+    worker_id: str
+    error: str
+    attempt: int
+    """Consecutive failures so far (the fetch is retried with backoff)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchEmptyContext:
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StaleLocksResetContext:
+    worker_id: str
+    schema: str
+    error: str | None
+    """None: the reset ran; else why it failed (it is tried again later)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CronTimerPrematureContext:
+    expected_at: datetime
+    """The minute the timer was set for."""
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CronTimerOverdueContext:
+    expected_at: datetime
+    """The first minute not scheduled yet; every minute from it is scheduled now."""
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerFatalErrorContext:
+    worker_id: str
+    source: str
+    """What failed: ``fetch loop`` or a side task's name (``listener``, ``cron``...)."""
+    error: BaseException
+
+
 # --- the events ----------------------------------------------------------------------------
 
 
@@ -417,6 +491,39 @@ class LocalQueueRefetchDelayExpired(Observer[LocalQueueRefetchDelayExpiredContex
     pass
 
 
+class ListenConnectionLost(Observer[ListenConnectionLostContext]):
+    """The LISTEN connection closed or failed (the reference's ``pool:listen:error``)."""
+
+
+class ListenConnectionRestored(Observer[ListenConnectionRestoredContext]):
+    """Listening again after a loss (the reference's ``pool:listen:success`` after one)."""
+
+
+class FetchError(Observer[FetchErrorContext]):
+    """A fetch failed (the reference's ``worker:getJob:error``)."""
+
+
+class FetchEmpty(Observer[FetchEmptyContext]):
+    """A fetch found no job (the reference's ``worker:getJob:empty``)."""
+
+
+class StaleLocksReset(Observer[StaleLocksResetContext]):
+    """The stale-lock reset ran or failed (the reference's ``resetLocked:success`` /
+    ``resetLocked:failure``)."""
+
+
+class CronTimerPremature(Observer[CronTimerPrematureContext]):
+    """The cron timer fired before its minute (``cron:prematureTimer``); it waits again."""
+
+
+class CronTimerOverdue(Observer[CronTimerOverdueContext]):
+    """The cron timer fired after the next minute had begun (``cron:overdueTimer``)."""
+
+
+class WorkerFatalError(Observer[WorkerFatalErrorContext]):
+    """The fetch loop or a side task failed: the worker stops (``worker:fatalError``)."""
+
+
 class BeforeJobRun(Interceptor[BeforeJobRunContext, results.HookResult | None]):
     """Before the handler: CONTINUE, SKIP (complete without running) or fail(message)."""
 
@@ -443,6 +550,8 @@ ALL_EVENTS: Sequence[type[Event[Any, Any]]] = (
     JobScheduled, CronTick, CronJobScheduled,
     LocalQueueInit, LocalQueueModeChange, LocalQueueGetJobsComplete, LocalQueueReturnJobs,
     LocalQueueRefetchDelayStart, LocalQueueRefetchDelayAbort, LocalQueueRefetchDelayExpired,
+    ListenConnectionLost, ListenConnectionRestored, FetchError, FetchEmpty, StaleLocksReset,
+    CronTimerPremature, CronTimerOverdue, WorkerFatalError,
     BeforeJobRun, AfterJobRun, BeforeJobSchedule, JobRecovery,
 )
 

@@ -12,8 +12,9 @@
 - Exit code 0 is a success. Anything else fails the job: ``Process exited with code N``
   followed by the last lines it wrote to stderr. (The reference's task rejects with those
   words, but its worker stores a generic "An error occurred" for them.)
-- It is stopped (``stop_process``) when the job is aborted or cancelled, and after
-  ``TIMEOUT_SECONDS`` (4 hours, as in the reference). It runs in a process group of its
+- It is stopped (``stop_process``: SIGTERM, SIGKILL after a grace) when the job is aborted
+  and after ``TIMEOUT_SECONDS`` (4 hours, as in the reference); it is killed at once when
+  the job is cancelled (at shutdown, the end of the abort window). It runs in a process group of its
   own, so whatever it started is stopped with it.
 """
 
@@ -124,7 +125,8 @@ async def run_executable(
             return TaskFailure(f"Process stopped: the job was aborted ({aborted.result()})")
         return TaskFailure(f"Process stopped after {timeout:g}s (the time limit)")
     except asyncio.CancelledError:
-        await _stop(process, [finished, *readers])
+        # Cancelled: the abort window (if any) is over, so no more grace.
+        await _kill(process, [finished, *readers])
         raise
     finally:
         aborted.cancel()
@@ -192,10 +194,26 @@ async def _stop(
     stopping = asyncio.ensure_future(stop_process(process))
     try:
         await asyncio.shield(stopping)
-    finally:
-        for future in waiting:
-            future.cancel()
-        await asyncio.gather(*waiting, return_exceptions=True)
+    except asyncio.CancelledError:
+        stopping.cancel()  # the caller kills what is left
+        raise
+    await _drop(waiting)
+
+
+async def _kill(
+    process: asyncio.subprocess.Process, waiting: Sequence[asyncio.Future[None]]
+) -> None:
+    """SIGKILL the task's process group at once and reap it, even if cancelled again."""
+    _signal_group(process.pid, signal.SIGKILL)
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(process.wait())
+    await _drop(waiting)
+
+
+async def _drop(waiting: Sequence[asyncio.Future[None]]) -> None:
+    for future in waiting:
+        future.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
 
 
 async def stop_process(

@@ -66,6 +66,9 @@ class WorkerConfig:
     max_pg_conn: int = 10
     forbidden_flags: list[str] = field(default_factory=list)
     shutdown_grace_period: float = 30.0
+    shutdown_abort_timeout: float = 5.0
+    """After the grace period: how long aborted jobs may take to return before they are
+    cancelled (the reference's ``gracefulShutdownAbortTimeout``)."""
     shutdown_interrupted_job_retry_delay: float = 1.0
     task_timeout: float | None = None
     """Seconds a job may run unless its task sets ``timeout`` (None: no limit)."""
@@ -80,6 +83,10 @@ class WorkerConfig:
     local_queue_size: int = 0
     local_queue_ttl: float = 60.0
     local_queue_refetch_delay: float = 0.0
+    local_queue_refetch_delay_threshold: int = 0
+    """Only a fetch returning at most this many jobs starts the refetch delay."""
+    local_queue_refetch_delay_max_abort_threshold: int | None = None
+    """Up to this many announced jobs cut the refetch delay short (None: 5 x queue size)."""
     complete_job_batch_delay: float = 0.0
     fail_job_batch_delay: float = 0.0
     prepared_statements: bool = True
@@ -175,9 +182,12 @@ class WorkerConfig:
         """Options from loaded settings and a task registry (``extra`` overrides fields)."""
         names = (
             "concurrency", "poll_interval", "max_pg_conn", "shutdown_grace_period",
+            "shutdown_abort_timeout",
             "shutdown_interrupted_job_retry_delay", "migrate", "local_queue_size",
             "local_queue_ttl", "local_queue_refetch_delay", "complete_job_batch_delay",
-            "fail_job_batch_delay", "prepared_statements", "worker_recovery",
+            "local_queue_refetch_delay_threshold",
+            "local_queue_refetch_delay_max_abort_threshold", "fail_job_batch_delay",
+            "prepared_statements", "worker_recovery",
             "heartbeat_interval", "sweep_interval", "sweep_threshold", "recovery_delay",
             "direct_database_url", "task_timeout",
         )
@@ -214,7 +224,8 @@ class WorkerConfig:
             raise ConfigError(f"poll_interval must be positive (got {self.poll_interval})")
         if self.max_pg_conn < 1:
             raise ConfigError(f"max_pg_conn must be at least 1 (got {self.max_pg_conn})")
-        if self.shutdown_grace_period < 0 or self.shutdown_interrupted_job_retry_delay < 0:
+        if min(self.shutdown_grace_period, self.shutdown_abort_timeout,
+               self.shutdown_interrupted_job_retry_delay) < 0:
             raise ConfigError("shutdown durations must not be negative")
         if self.task_timeout is not None and self.task_timeout <= 0:
             raise ConfigError(f"task_timeout must be more than 0 (got {self.task_timeout})")
@@ -222,6 +233,10 @@ class WorkerConfig:
             raise ConfigError(
                 f"local_queue_size must be 0 (off) or more (got {self.local_queue_size})"
             )
+        if self.local_queue_refetch_delay_threshold < 0 or (
+            self.local_queue_refetch_delay_max_abort_threshold or 0
+        ) < 0:
+            raise ConfigError("local queue refetch delay thresholds must not be negative")
         if self.local_queue_ttl <= 0:
             raise ConfigError(f"local_queue_ttl must be positive (got {self.local_queue_ttl})")
         for name in ("local_queue_refetch_delay", "complete_job_batch_delay",

@@ -44,6 +44,13 @@ class Events(Protocol):
     async def jobs_fetched(self, jobs: list[Job]) -> None: ...
     def refetch_delay_start(self, delay: float, asked: int) -> None: ...
     def refetch_delay_over(self, aborted: bool) -> None: ...
+    def queue_mode_change(self, old: str, new: str) -> None: ...
+    def listen_lost(self, error: str) -> None: ...
+    def listen_restored(self) -> None: ...
+    def fetch_error(self, error: str, attempt: int) -> None: ...
+    def fetch_empty(self) -> None: ...
+    def stale_locks_reset(self, error: str | None) -> None: ...
+    def fatal_error(self, source: str, error: BaseException) -> None: ...
     def queue_returned(self, count: int) -> None: ...
     def around_run(self, run: RunJob) -> RunJob: ...
     async def job_complete(self, job: Job, started: float) -> None: ...
@@ -73,6 +80,27 @@ class NoEvents:
         pass
 
     def refetch_delay_over(self, aborted: bool) -> None:
+        pass
+
+    def queue_mode_change(self, old: str, new: str) -> None:
+        pass
+
+    def listen_lost(self, error: str) -> None:
+        pass
+
+    def listen_restored(self) -> None:
+        pass
+
+    def fetch_error(self, error: str, attempt: int) -> None:
+        pass
+
+    def fetch_empty(self) -> None:
+        pass
+
+    def stale_locks_reset(self, error: str | None) -> None:
+        pass
+
+    def fatal_error(self, source: str, error: BaseException) -> None:
         pass
 
     def queue_returned(self, count: int) -> None:
@@ -153,6 +181,34 @@ class HookEvents:
         else:
             self._emit_soon(hooks.LocalQueueRefetchDelayExpired,
                             hooks.LocalQueueRefetchDelayExpiredContext(self._worker_id))
+
+    def queue_mode_change(self, old: str, new: str) -> None:
+        self._emit_soon(hooks.LocalQueueModeChange,
+                        hooks.LocalQueueModeChangeContext(self._worker_id, old, new))
+
+    # -- connections, fetches, stale locks, failures ---------------------------------------
+    def listen_lost(self, error: str) -> None:
+        self._emit_soon(hooks.ListenConnectionLost,
+                        hooks.ListenConnectionLostContext(self._worker_id, error))
+
+    def listen_restored(self) -> None:
+        self._emit_soon(hooks.ListenConnectionRestored,
+                        hooks.ListenConnectionRestoredContext(self._worker_id))
+
+    def fetch_error(self, error: str, attempt: int) -> None:
+        self._emit_soon(hooks.FetchError,
+                        hooks.FetchErrorContext(self._worker_id, error, attempt))
+
+    def fetch_empty(self) -> None:
+        self._emit_soon(hooks.FetchEmpty, hooks.FetchEmptyContext(self._worker_id))
+
+    def stale_locks_reset(self, error: str | None) -> None:
+        self._emit_soon(hooks.StaleLocksReset,
+                        hooks.StaleLocksResetContext(self._worker_id, self._schema, error))
+
+    def fatal_error(self, source: str, error: BaseException) -> None:
+        self._emit_soon(hooks.WorkerFatalError,
+                        hooks.WorkerFatalErrorContext(self._worker_id, source, error))
 
     def queue_returned(self, count: int) -> None:
         self._emit_soon(hooks.LocalQueueReturnJobs,

@@ -20,7 +20,6 @@ from graphile_worker_cli.worker.fetchconn import FetchConnection
 from graphile_worker_cli.worker.local_queue import LocalQueue
 from graphile_worker_cli.worker.running import JobRunner, shielded
 from graphile_worker_cli.worker.settle import Settler
-from graphile_worker_cli.worker.shutdown import sleep_unless_set
 from graphile_worker_cli.worker.slots import Slots
 
 log = logging.getLogger("gw.worker")
@@ -66,6 +65,7 @@ class FetchLoop:
         """Fetch until the worker stops; with ``once``, until nothing is left to run."""
         loop = asyncio.get_running_loop()
         self._next_poll = loop.time() + self._poll_interval
+        self._queue.start()
         while not self._stopping.is_set():
             self._slots.wakeup.clear()
             now = loop.time()
@@ -73,8 +73,10 @@ class FetchLoop:
             if want > 0:
                 delay = self._queue.delay_left(now)
                 if delay > 0:
-                    aborted = await sleep_unless_set(self._stopping, delay)
-                    self._events.refetch_delay_over(aborted)
+                    # Woken early by a finished job, a notification (which may cut the
+                    # delay short) or shutdown; the next round looks again.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._slots.wakeup.wait(), delay)
                 elif not await self._fetch_round(want):
                     return
                 continue
@@ -105,10 +107,12 @@ class FetchLoop:
             await shielded(self._settler.give_back([job.id for job in jobs]))
             return False
         loop = asyncio.get_running_loop()
+        if not jobs:
+            self._events.fetch_empty()
         if len(jobs) == ask:
             self._slots.restore()  # there may be more
         else:
-            self._queue.fetch_came_back_short(ask, loop.time())
+            self._queue.fetch_came_back_short(ask, loop.time(), got=len(jobs))
         await self._events.jobs_fetched(jobs)
         self._queue.add(jobs, loop.time())
         self._runner.fill_slots()
@@ -145,12 +149,14 @@ class FetchLoop:
                         self._forbidden_flags, self._task_names,
                     )
             except backoff.FATAL_ERRORS as error:
+                self._events.fetch_error(str(error), failures + 1)
                 raise DatabaseError(f"fetching jobs failed: {error}") from error
             except backoff.TRANSIENT_ERRORS as error:
                 # The statement may have committed with its reply lost: the jobs it locked
                 # are ours, and get handed back before the next fetch.
                 self._orphans_possible = True
                 failures += 1
+                self._events.fetch_error(str(error) or type(error).__name__, failures)
                 wait = backoff.delay(failures)
                 log.warning(
                     "fetching jobs failed (%s); retrying in %.1fs", error, wait,

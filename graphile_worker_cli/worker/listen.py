@@ -21,6 +21,7 @@ from graphile_worker_cli import db
 from graphile_worker_cli.queries import migrate as migrate_queries
 from graphile_worker_cli.queries import worker as queries
 from graphile_worker_cli.worker import backoff, store
+from graphile_worker_cli.worker.events import Events
 from graphile_worker_cli.worker.slots import Slots
 
 log = logging.getLogger("gw.worker")
@@ -60,6 +61,8 @@ class Listener:
         on_migrate: Callable[[int | None, bool], None],
         on_connected: Callable[[], None],
         probe: Probe | None = None,
+        on_lost: Callable[[str], None] = lambda error: None,
+        on_restored: Callable[[], None] = lambda: None,
     ) -> None:
         self._probe = probe
         self._connect = connect
@@ -67,6 +70,10 @@ class Listener:
         self._on_insert = on_insert
         self._on_migrate = on_migrate
         self._on_connected = on_connected
+        self._on_lost = on_lost
+        self._on_restored = on_restored
+        self._listening = False
+        self._was_lost = False
 
     def _jobs_insert(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         count = _decode(payload).get("count", 1)
@@ -83,6 +90,7 @@ class Listener:
             try:
                 await self._listen_once()
                 failures = 0
+                self._lost("connection closed")
                 log.warning(
                     "listen connection lost; reconnecting",
                     extra={"gw": {"action": "listen_lost"}},
@@ -92,6 +100,7 @@ class Listener:
                 return
             except backoff.TRANSIENT_ERRORS as error:
                 failures += 1
+                self._lost(str(error) or type(error).__name__)
                 wait = backoff.delay(failures, base=0.05, cap=LISTEN_BACKOFF_CAP)
                 log.warning(
                     "listen connection failed (%s); retrying in %.1fs", error, wait,
@@ -113,6 +122,10 @@ class Listener:
             await conn.add_listener(JOBS_INSERT, self._jobs_insert)
             log.debug("listening for new jobs", extra={"gw": {"action": "listen"}})
             self._on_connected()
+            self._listening = True
+            if self._was_lost:
+                self._was_lost = False
+                self._on_restored()
             await self._wait_until_lost(conn, lost)
         finally:
             if not conn.is_closed():
@@ -122,6 +135,13 @@ class Listener:
                 except backoff.TRANSIENT_ERRORS:
                     pass
             await self._release(conn)
+
+    def _lost(self, error: str) -> None:
+        """Report a loss once per connection listened on (not each failed reconnect)."""
+        if self._listening:
+            self._listening = False
+            self._was_lost = True
+            self._on_lost(error)
 
     @staticmethod
     async def _wait_until_lost(conn: asyncpg.Connection, lost: asyncio.Event) -> None:
@@ -165,13 +185,17 @@ def worker_listener(
     slots: Slots,
     on_migrate: Callable[[int | None, bool], None],
     probe: Probe | None = None,
+    pulse: Callable[[int], object] = lambda count: None,
+    events: Events | None = None,
 ) -> Listener:
-    """A listener that raises ``slots``' demand on new jobs and on each (re)connection;
+    """A listener that raises ``slots``' demand on new jobs and on each (re)connection,
+    and tells ``pulse`` (the local queue's refetch delay) how many jobs were announced;
     with ``probe``, it first checks that LISTEN delivers and stops when it does not."""
     connections = ListenConnections(pool, url)
 
     def jobs_inserted(count: int) -> None:
         if count > 0:
+            pulse(count)
             slots.more_jobs(count)
 
     return Listener(
@@ -181,4 +205,6 @@ def worker_listener(
         on_migrate=on_migrate,
         on_connected=slots.anything,
         probe=probe,
+        on_lost=events.listen_lost if events is not None else lambda error: None,
+        on_restored=events.listen_restored if events is not None else lambda: None,
     )

@@ -4,13 +4,20 @@ A fetch may lock more jobs than there are free slots (up to ``size``); they wait
 go to slots as those free up, without another round trip. Once the queue is down to its
 low-water mark the fetch loop tops it up in the background. A job that waits longer than
 ``ttl`` is handed back (with its attempt restored), and so is everything left at
-shutdown. When a fetch comes back short, ``refetch_delay`` keeps the next one from
-following at once. With ``size`` 0 the queue only passes each fetched batch to the slots.
+shutdown. When a fetch returns at most ``refetch_delay_threshold`` jobs (and not a full
+batch), ``refetch_delay`` keeps the next one from following at once; enough ``jobs:insert``
+notifications meanwhile (``pulse``) cut it short. With ``size`` 0 the queue only passes each
+fetched batch to the slots.
+
+Its mode follows the reference's: STARTING, then POLLING while empty, WAITING while it holds
+jobs, TTL_EXPIRED after handing back jobs that waited too long, RELEASED at shutdown; each
+change is reported (``LocalQueueModeChange``) when the queue is on.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +28,13 @@ from graphile_worker_cli.worker.events import Events
 log = logging.getLogger("gw.worker")
 
 LOW_WATER_FRACTION = 0.5
+ABORT_THRESHOLD_PER_SLOT = 5
+"""Without ``refetch_delay_max_abort_threshold``: this many times the batch size (the
+reference's default)."""
+
+STARTING, POLLING, WAITING, TTL_EXPIRED, RELEASED = (
+    "STARTING", "POLLING", "WAITING", "TTL_EXPIRED", "RELEASED"
+)
 
 
 class LocalQueue:
@@ -34,11 +48,25 @@ class LocalQueue:
         refetch_delay: float,
         give_back: Callable[[list[int]], object],
         events: Events,
+        refetch_delay_threshold: int = 0,
+        refetch_delay_max_abort_threshold: float | None = None,
         jitter: Callable[[], float] = lambda: random.uniform(0.5, 1.5),
+        fraction: Callable[[], float] = random.random,
     ) -> None:
         self.size = max(0, size)
         self.ttl = ttl
         self.refetch_delay = refetch_delay
+        self.refetch_delay_threshold = refetch_delay_threshold
+        self.max_abort_threshold = (
+            ABORT_THRESHOLD_PER_SLOT * self.size if refetch_delay_max_abort_threshold is None
+            else refetch_delay_max_abort_threshold
+        )
+        self.mode = STARTING
+        self._delaying = False
+        self._abort_threshold = math.inf
+        self._notified = 0
+        """``jobs:insert`` count seen since the refetch delay started."""
+        self._fraction = fraction
         self._jobs: deque[tuple[Job, float]] = deque()
         self._low_water = self.size * LOW_WATER_FRACTION
         self._refill = True
@@ -58,20 +86,41 @@ class LocalQueue:
         return [job.id for job, _ in self._jobs]
 
     # -- filling --------------------------------------------------------------------------
+    def start(self) -> None:
+        """The worker starts fetching: the queue is polling."""
+        self._set_mode(POLLING)
+
     def add(self, jobs: list[Job], now: float) -> None:
         """Queue fetched jobs; a fetch into an empty queue allows background refills again."""
         if not self._jobs:
             self._refill = True
         self._jobs.extend((job, now) for job in jobs)
+        if self._jobs:
+            self._set_mode(WAITING)
 
     def pop(self) -> Job:
         """The job fetched first (the queue must not be empty)."""
-        return self._jobs.popleft()[0]
+        job = self._jobs.popleft()[0]
+        if not self._jobs:
+            self._set_mode(POLLING)
+        return job
 
     def next_job(self) -> Job | None:
         """The job fetched first, taken off the queue (None: the queue is empty)."""
         jobs = self._jobs
-        return jobs.popleft()[0] if jobs else None
+        if not jobs:
+            return None
+        job = jobs.popleft()[0]
+        if not jobs:
+            self._set_mode(POLLING)
+        return job
+
+    def _set_mode(self, mode: str) -> None:
+        old = self.mode
+        if old in (mode, RELEASED) or not self.size:
+            return
+        self.mode = mode
+        self._events.queue_mode_change(old, mode)
 
     def wants_refill(self, demand: int) -> bool:
         """Whether to top the queue up now: jobs may be waiting (``demand``), refills are
@@ -87,16 +136,41 @@ class LocalQueue:
 
     # -- refetch delay ----------------------------------------------------------------------
     def delay_left(self, now: float) -> float:
-        """Seconds until the next fetch may go out (0: now)."""
-        return max(0.0, self._fetch_not_before - now)
+        """Seconds until the next fetch may go out (0: now). Reports the delay's end."""
+        if not self._delaying:
+            return 0.0
+        left = self._fetch_not_before - now
+        if left > 0:
+            return left
+        self._delaying = False
+        self._events.refetch_delay_over(False)
+        return 0.0
 
-    def fetch_came_back_short(self, asked: int, now: float) -> None:
-        """Start the refetch delay (jittered), if the queue is on and one is set."""
-        if not self.size or self.refetch_delay <= 0:
+    def fetch_came_back_short(self, asked: int, now: float, got: int = 0) -> None:
+        """A fetch for ``asked`` jobs returned ``got`` (fewer): start the refetch delay
+        (jittered) if the queue is on, a delay is set and ``got`` is at most the threshold."""
+        if not self.size or self.refetch_delay <= 0 or got > self.refetch_delay_threshold:
             return
         delay = self.refetch_delay * self._jitter()
         self._fetch_not_before = now + delay
+        self._delaying = True
+        self._notified = 0
+        # A random share of the maximum, as the reference draws it (0 would mean "never").
+        self._abort_threshold = self._fraction() * self.max_abort_threshold or math.inf
         self._events.refetch_delay_start(delay, asked)
+
+    def pulse(self, count: int) -> bool:
+        """``count`` jobs were announced (``jobs:insert``). True when that cut the refetch
+        delay short."""
+        if not self._delaying:
+            return False
+        self._notified += count
+        if self._notified < self._abort_threshold:
+            return False
+        self._delaying = False
+        self._fetch_not_before = 0.0
+        self._events.refetch_delay_over(True)
+        return True
 
     # -- handing back ---------------------------------------------------------------------
     def next_expiry(self) -> float | None:
@@ -113,6 +187,7 @@ class LocalQueue:
             # Jobs are not flowing: no background refills until the queue has run dry,
             # or the same jobs would be fetched and handed back again and again.
             self._refill = False
+            self._set_mode(TTL_EXPIRED)
             log.info(
                 "handing back %d job(s) that waited longer than %gs in the local queue",
                 len(expired), ttl, extra={"gw": {"action": "local_queue_ttl"}},
@@ -122,6 +197,8 @@ class LocalQueue:
 
     def hand_back_all(self) -> None:
         """Hand back every queued job (shutdown), at once: other workers may take them."""
+        self._delaying = False
+        self._set_mode(RELEASED)
         if not self._jobs:
             return
         ids = self.job_ids()

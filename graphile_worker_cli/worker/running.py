@@ -28,6 +28,7 @@ from graphile_worker_cli.jobs_api import JobsApi
 from graphile_worker_cli.worker.events import Events
 from graphile_worker_cli.worker.local_queue import LocalQueue
 from graphile_worker_cli.worker.settle import Settler
+from graphile_worker_cli.worker.shutdown import SHUTDOWN_ABORT_REASON
 from graphile_worker_cli.worker.slots import Running, Slots
 from graphile_worker_cli.worker.store import Failure
 
@@ -134,6 +135,11 @@ class JobRunner:
             else:
                 outcome = await self._run_within(timeout, job, abort)
         except asyncio.CancelledError:
+            await self._interrupted(job, started)
+            return
+        if abort.reason == SHUTDOWN_ABORT_REASON:
+            # It returned within the abort window: whatever it says, it stopped because
+            # the worker asked, so it is handed back like a cancelled job.
             await self._interrupted(job, started)
             return
         if job.job_queue_id is not None:

@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterator
 
 log = logging.getLogger("gw.worker")
 
+SHUTDOWN_ABORT_REASON = "worker shutdown"
+"""The reason a job's abort signal carries when the worker stops past its grace period."""
+
 OS_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 
 import asyncpg
 
@@ -20,24 +21,35 @@ FIRST_WITHIN = 60.0
 EVERY = (480.0, 600.0)
 
 
-async def reset_stale_locks(pool: asyncpg.Pool, schema: str) -> None:
+def _nobody(error: str | None) -> None:
+    pass
+
+
+async def reset_stale_locks(
+    pool: asyncpg.Pool, schema: str, reported: Callable[[str | None], None] = _nobody
+) -> None:
     """Reset once; a transient error is logged (the next round tries again), a fatal one
-    raises ``DatabaseError``."""
+    raises ``DatabaseError``. ``reported`` hears None after a reset, else the error."""
     try:
         async with pool.acquire() as conn:
             await store.reset_stale_locks(conn, schema)
     except backoff.FATAL_ERRORS as error:
+        reported(str(error))
         raise DatabaseError(f"resetting stale locks failed: {error}") from error
     except backoff.TRANSIENT_ERRORS as error:
+        reported(str(error) or type(error).__name__)
         log.warning("resetting stale locks failed (%s); will try again later", error)
+    else:
+        reported(None)
 
 
 async def reset_stale_locks_until(
-    stopping: asyncio.Event, pool: asyncpg.Pool, schema: str
+    stopping: asyncio.Event, pool: asyncpg.Pool, schema: str,
+    reported: Callable[[str | None], None] = _nobody,
 ) -> None:
     """Reset now and then until ``stopping`` is set."""
     delay = random.uniform(0.0, FIRST_WITHIN)
     while not await sleep_unless_set(stopping, delay):
-        await reset_stale_locks(pool, schema)
+        await reset_stale_locks(pool, schema, reported)
         delay = random.uniform(*EVERY)
 

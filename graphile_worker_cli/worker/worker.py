@@ -31,7 +31,11 @@ from graphile_worker_cli.worker.listen import worker_listener
 from graphile_worker_cli.worker.local_queue import LocalQueue
 from graphile_worker_cli.worker.running import JobContextFields, JobRunner
 from graphile_worker_cli.worker.settle import Settler
-from graphile_worker_cli.worker.shutdown import ShutdownSignal, os_signal_handlers
+from graphile_worker_cli.worker.shutdown import (
+    SHUTDOWN_ABORT_REASON,
+    ShutdownSignal,
+    os_signal_handlers,
+)
 from graphile_worker_cli.worker.slots import Slots
 from graphile_worker_cli.worker_utils import WorkerUtils
 
@@ -92,6 +96,10 @@ class Worker:
         self.queue = LocalQueue(
             options.local_queue_size, ttl=options.local_queue_ttl,
             refetch_delay=options.local_queue_refetch_delay,
+            refetch_delay_threshold=options.local_queue_refetch_delay_threshold,
+            refetch_delay_max_abort_threshold=(
+                options.local_queue_refetch_delay_max_abort_threshold
+            ),
             give_back=self.settler.give_back, events=self.events,
         )
         self._runner = JobRunner(
@@ -103,6 +111,7 @@ class Worker:
             ),
             interrupted_retry_delay=options.shutdown_interrupted_job_retry_delay,
             task_timeout=options.task_timeout,
+            abort_window=options.shutdown_abort_timeout,
             stop_reason=lambda: self._stop_reason("worker shutdown"),
         )
         self._fetch_loop = FetchLoop(
@@ -198,7 +207,9 @@ class Worker:
         loop = asyncio.get_running_loop()
         side: dict[asyncio.Task[None], str] = {}
         if once:
-            await stale_locks.reset_stale_locks(self.pool, self.schema)
+            await stale_locks.reset_stale_locks(
+                self.pool, self.schema, self.events.stale_locks_reset
+            )
         else:
             for name, coroutine in self._side_tasks():
                 side[loop.create_task(coroutine, name=name)] = name
@@ -222,10 +233,12 @@ class Worker:
                     self._side_task_ended(side.pop(task), task)
             fetch_loop.result()
             await self._wind_down()
-        except BaseException:
+        except BaseException as error:
             # Cancelled (or crashed): stop this worker now, running jobs handed back. The
             # shutdown signal may be shared with other workers; it is theirs to act on
             # only when someone sets it, so it is left alone here.
+            if not isinstance(error, asyncio.CancelledError):
+                self.events.fatal_error("fetch loop", error)
             fetch_loop.cancel()
             self._cancelled = True
             self.stopping.set()
@@ -238,11 +251,14 @@ class Worker:
         listener = worker_listener(
             self.pool, self.options.direct_database_url or self.options.database_url,
             self.slots, self._on_migration, probe=self._listen_delivers,
+            pulse=self.queue.pulse, events=self.events,
         )
         items: list[tuple[str, Coroutine[Any, Any, None]]] = [
             (LISTENER, listener.run()),
             ("stale-lock-reset",
-             stale_locks.reset_stale_locks_until(self.stopping, self.pool, self.schema)),
+             stale_locks.reset_stale_locks_until(
+                 self.stopping, self.pool, self.schema, self.events.stale_locks_reset
+             )),
         ]
         if self.options.crontabs:
             from graphile_worker_cli.cron import scheduler
@@ -298,6 +314,7 @@ class Worker:
             error = task.exception()
         if error is None:
             return
+        self.events.fatal_error(name, error)
         log.error(
             "%s failed: %s; shutting down", name, error, exc_info=error,
             extra={"gw": {"action": "side_task_failed", "side_task": name}},
@@ -373,16 +390,7 @@ class Worker:
         rest without using up an attempt; finally wait for every write to land."""
         self.queue.hand_back_all()
         await self._wait_for_running_jobs()
-        left = list(self.slots.running.values())
-        for running_job in left:
-            running_job.abort.set("worker shutdown")
-            running_job.task.cancel()
-        if left:
-            log.warning(
-                "aborted %d job(s) still running; they will be retried in %gs",
-                len(left), self.options.shutdown_interrupted_job_retry_delay,
-            )
-            await asyncio.wait([r.task for r in left], timeout=SETTLE_DRAIN_TIMEOUT)
+        await self._abort_running_jobs()
         unsettled = await self.settler.drain(SETTLE_DRAIN_TIMEOUT)
         if unsettled:
             log.error(
@@ -391,6 +399,30 @@ class Worker:
                 "(or `gw workers unlock`)",
                 unsettled, self.worker_id,
             )
+
+    async def _abort_running_jobs(self) -> None:
+        """Fire the abort signal of every job still running, give them the abort window to
+        return on their own, then cancel the rest. Each is handed back either way."""
+        left = list(self.slots.running.values())
+        if not left:
+            return
+        window = self.options.shutdown_abort_timeout
+        log.warning(
+            "aborting %d job(s) still running; they have %gs to stop, then are cancelled; "
+            "they will be retried in %gs",
+            len(left), window, self.options.shutdown_interrupted_job_retry_delay,
+        )
+        for running_job in left:
+            running_job.abort.set(SHUTDOWN_ABORT_REASON)
+        if window > 0:
+            await asyncio.wait([r.task for r in left], timeout=window)
+        stubborn = [r for r in left if not r.task.done()]
+        for running_job in stubborn:
+            running_job.task.cancel()
+        if stubborn:
+            log.warning("cancelled %d job(s) that did not stop within %gs",
+                        len(stubborn), window)
+            await asyncio.wait([r.task for r in stubborn], timeout=SETTLE_DRAIN_TIMEOUT)
 
     async def _wait_for_running_jobs(self) -> None:
         """Up to the grace period, or until a second shutdown request (hurry)."""

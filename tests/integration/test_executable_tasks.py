@@ -179,3 +179,58 @@ async def test_an_aborted_job_stops_its_script(tmp_path: Path, out_dir: Path) ->
     outcome: Any = await asyncio.wait_for(running, 30)
     assert outcome.message == "Process stopped: the job was aborted (worker shutdown)"
     assert gone(child)
+
+
+GRACEFUL = """\
+#!/bin/sh
+trap 'echo stopped > "$OUT/stopped"; exit 0' TERM
+echo $$ > "$OUT/parent.pid"
+while true; do sleep 0.05; done
+"""
+
+
+async def test_a_script_stopping_on_sigterm_within_the_abort_window_is_handed_back(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path, out_dir: Path
+) -> None:
+    folder = tmp_path / "tasks"
+    write_program(folder, "graceful.sh", GRACEFUL)
+    job_id = await add_job(conn, "graceful", {})
+    worker = await make_options(
+        db_url, tasks=tasks.load_tasks_directory(folder), shutdown_grace_period=0.1,
+        shutdown_abort_timeout=3600, shutdown_interrupted_job_retry_delay=0.0,
+    ).init()
+    running = asyncio.create_task(worker.run())
+    parent = await read_pid(out_dir / "parent.pid")
+    worker.request_shutdown("test")
+    # Returns long before the hour-long window: SIGTERM at the signal, the script exits.
+    await asyncio.wait_for(running, 30)
+    assert gone(parent) and (out_dir / "stopped").read_text().strip() == "stopped"
+    row = await conn.fetchrow(
+        f"select attempts, locked_by, last_error from {S}._private_jobs where id = $1", job_id
+    )
+    assert row is not None and dict(row) == {"attempts": 0, "locked_by": None, "last_error": None}
+
+
+async def test_a_script_ignoring_sigterm_is_killed_at_the_end_of_the_abort_window(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path, out_dir: Path
+) -> None:
+    folder = tmp_path / "tasks"
+    write_program(folder, "stubborn.sh", STUBBORN)
+    job_id = await add_job(conn, "stubborn", {})
+    worker = await make_options(
+        db_url, tasks=tasks.load_tasks_directory(folder), shutdown_grace_period=0.1,
+        shutdown_abort_timeout=0.3, shutdown_interrupted_job_retry_delay=0.0,
+    ).init()
+    running = asyncio.create_task(worker.run())
+    parent = await read_pid(out_dir / "parent.pid")
+    loop = asyncio.get_running_loop()
+    worker.request_shutdown("test")
+    started = loop.time()
+    await asyncio.wait_for(running, 30)
+    assert gone(parent)
+    # Killed at the window's end, not after stop_process's own SIGTERM-to-SIGKILL grace.
+    assert loop.time() - started < executable.STOP_GRACE_SECONDS
+    row = await conn.fetchrow(
+        f"select attempts, locked_by, last_error from {S}._private_jobs where id = $1", job_id
+    )
+    assert row is not None and dict(row) == {"attempts": 0, "locked_by": None, "last_error": None}

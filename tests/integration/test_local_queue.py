@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from graphile_worker_cli import context
+from graphile_worker_cli import context, hooks
 from graphile_worker_cli.worker import store
 from tests.helpers.waiting import resolved, wait_until
 from tests.helpers.worker import S, add_job, job_count, make_options, no_jobs
@@ -171,3 +171,41 @@ async def test_forbidden_flags_are_honoured_with_a_local_queue(
     rows = await conn.fetch(f"select id, attempts, locked_by from {S}._private_jobs")
     assert sorted(r["id"] for r in rows) == sorted(skipped)
     assert all(r["attempts"] == 0 and r["locked_by"] is None for r in rows)
+
+
+async def test_a_notification_cuts_the_refetch_delay_short_and_modes_are_reported(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    seen: list[tuple[str, Any]] = []
+    ran: list[int] = []
+
+    async def work(payload: Any, ctx: context.WorkerContext) -> None:
+        ran.append(ctx.job_id)
+
+    # An hour-long poll and delay: only the notification can bring the job in quickly.
+    options = make_options(
+        db_url, local_queue_size=5, poll_interval=3600, local_queue_refetch_delay=3600,
+        local_queue_refetch_delay_max_abort_threshold=1,
+    ).define_job(work, "work")
+    options.on(hooks.LocalQueueRefetchDelayStart,
+               lambda c: seen.append(("LocalQueueRefetchDelayStart", c)))
+    options.on(hooks.LocalQueueRefetchDelayAbort,
+               lambda c: seen.append(("LocalQueueRefetchDelayAbort", c)))
+    options.on(hooks.LocalQueueModeChange, lambda c: seen.append(("LocalQueueModeChange", c)))
+    worker = await options.init()
+    run = asyncio.create_task(worker.run())
+    try:
+        await wait_until(lambda: resolved(
+            any(name == "LocalQueueRefetchDelayStart" for name, _ in seen)
+        ))
+        job_id = await add_job(conn, "work", {})
+        await wait_until(lambda: resolved(ran == [job_id]))
+        assert [name for name, _ in seen if name == "LocalQueueRefetchDelayAbort"] == [
+            "LocalQueueRefetchDelayAbort"
+        ]
+    finally:
+        worker.request_shutdown()
+        await asyncio.wait_for(run, 20)
+    modes = [(c.old_mode, c.new_mode) for name, c in seen if name == "LocalQueueModeChange"]
+    assert modes[0] == ("STARTING", "POLLING")
+    assert ("POLLING", "WAITING") in modes and modes[-1][1] == "RELEASED"

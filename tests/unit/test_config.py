@@ -47,7 +47,7 @@ def samples(key: str) -> tuple[str, str, Any]:
         return ('"json"', "plain", "rich")
     if key == "log_level":
         return ('"debug"', "WARNING", "error")
-    if key == "metrics_port" or annotation is int:
+    if key == "metrics_port" or annotation in (int, int | None):
         return ("3", "4", 5)
     return ('"one"', "two", "three")
 

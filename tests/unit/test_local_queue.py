@@ -17,6 +17,8 @@ class RecordedEvents(NoEvents):
     def __init__(self) -> None:
         self.returned: list[int] = []
         self.delays: list[tuple[float, int]] = []
+        self.delays_over: list[bool] = []
+        self.modes: list[tuple[str, str]] = []
 
     def queue_returned(self, count: int) -> None:
         self.returned.append(count)
@@ -24,19 +26,27 @@ class RecordedEvents(NoEvents):
     def refetch_delay_start(self, delay: float, asked: int) -> None:
         self.delays.append((delay, asked))
 
+    def refetch_delay_over(self, aborted: bool) -> None:
+        self.delays_over.append(aborted)
+
+    def queue_mode_change(self, old: str, new: str) -> None:
+        self.modes.append((old, new))
+
 
 def jobs(*ids: int) -> list[Job]:
     return [dataclasses.replace(make_job(), id=job_id) for job_id in ids]
 
 
 def make_queue(
-    size: int = 10, *, ttl: float = 60.0, refetch_delay: float = 0.0, jitter: float = 1.0
+    size: int = 10, *, ttl: float = 60.0, refetch_delay: float = 0.0, jitter: float = 1.0,
+    threshold: int = 0, max_abort: int | None = None, fraction: float = 1.0,
 ) -> tuple[LocalQueue, list[list[int]], RecordedEvents]:
     given_back: list[list[int]] = []
     events = RecordedEvents()
     queue = LocalQueue(
         size, ttl=ttl, refetch_delay=refetch_delay, give_back=given_back.append,
-        events=events, jitter=lambda: jitter,
+        events=events, jitter=lambda: jitter, refetch_delay_threshold=threshold,
+        refetch_delay_max_abort_threshold=max_abort, fraction=lambda: fraction,
     )
     return queue, given_back, events
 
@@ -132,3 +142,82 @@ def test_the_default_jitter_stays_within_half_and_one_and_a_half() -> None:
     for _ in range(50):
         queue.fetch_came_back_short(asked=10, now=0.0)
         assert 0.5 <= queue.delay_left(now=0.0) <= 1.5
+
+
+def test_only_a_fetch_at_or_below_the_threshold_starts_the_refetch_delay() -> None:
+    queue, _, events = make_queue(size=10, refetch_delay=1.0, threshold=2)
+    queue.fetch_came_back_short(asked=10, now=0.0, got=3)
+    assert queue.delay_left(now=0.0) == 0.0 and events.delays == []
+    queue.fetch_came_back_short(asked=10, now=0.0, got=2)
+    assert queue.delay_left(now=0.0) == 1.0 and events.delays == [(1.0, 10)]
+
+
+def test_by_default_only_an_empty_fetch_starts_the_refetch_delay() -> None:
+    queue, _, events = make_queue(size=10, refetch_delay=1.0)
+    queue.fetch_came_back_short(asked=10, now=0.0, got=1)
+    assert events.delays == []
+    queue.fetch_came_back_short(asked=10, now=0.0, got=0)
+    assert events.delays == [(1.0, 10)]
+
+
+def test_the_end_of_the_refetch_delay_is_reported_once() -> None:
+    queue, _, events = make_queue(size=10, refetch_delay=1.0)
+    queue.fetch_came_back_short(asked=10, now=0.0)
+    assert queue.delay_left(now=0.5) == 0.5 and events.delays_over == []
+    assert queue.delay_left(now=1.0) == 0.0 and queue.delay_left(now=2.0) == 0.0
+    assert events.delays_over == [False]
+
+
+def test_enough_announced_jobs_cut_the_refetch_delay_short() -> None:
+    # A share of 0.5 of a maximum of 4: the second announced pair ends the delay.
+    queue, _, events = make_queue(size=10, refetch_delay=5.0, max_abort=4, fraction=0.5)
+    assert not queue.pulse(3)  # no delay running: nothing to cut
+    queue.fetch_came_back_short(asked=10, now=0.0)
+    assert not queue.pulse(1)
+    assert queue.delay_left(now=0.0) == 5.0
+    assert queue.pulse(1)
+    assert queue.delay_left(now=0.0) == 0.0 and events.delays_over == [True]
+    assert not queue.pulse(10)  # already over
+
+
+def test_the_abort_maximum_defaults_to_five_times_the_queue_size() -> None:
+    queue, _, _ = make_queue(size=10, refetch_delay=5.0)
+    assert queue.max_abort_threshold == 50
+    queue.fetch_came_back_short(asked=10, now=0.0)
+    assert not queue.pulse(49)
+    assert queue.pulse(1)
+
+
+def test_a_zero_share_means_notifications_never_cut_the_delay() -> None:
+    queue, _, _ = make_queue(size=10, refetch_delay=5.0, fraction=0.0)
+    queue.fetch_came_back_short(asked=10, now=0.0)
+    assert not queue.pulse(10**6)
+
+
+def test_modes_follow_the_reference() -> None:
+    queue, _, events = make_queue(size=10, ttl=5.0)
+    assert queue.mode == "STARTING"
+    queue.start()
+    queue.add(jobs(1, 2), now=0.0)
+    queue.pop()
+    queue.add(jobs(3), now=0.0)  # still waiting: no change
+    queue.next_job()
+    queue.next_job()
+    queue.add(jobs(4), now=0.0)
+    queue.expire(now=10.0)
+    queue.add(jobs(5), now=11.0)
+    queue.hand_back_all()
+    queue.add(jobs(6), now=12.0)  # released: no more changes
+    assert events.modes == [
+        ("STARTING", "POLLING"), ("POLLING", "WAITING"), ("WAITING", "POLLING"),
+        ("POLLING", "WAITING"), ("WAITING", "TTL_EXPIRED"), ("TTL_EXPIRED", "WAITING"),
+        ("WAITING", "RELEASED"),
+    ]
+
+
+def test_without_a_queue_there_are_no_modes() -> None:
+    queue, _, events = make_queue(size=0)
+    queue.start()
+    queue.add(jobs(1), now=0.0)
+    queue.pop()
+    assert events.modes == []
