@@ -52,7 +52,6 @@ FIRST_RETRY_DELAY = 0.1
 LOCK_RETRY_DELAY = 0.1
 STOP_TIMEOUT = 10.0
 JOIN_POLL = 0.02
-DEREGISTER_TIMEOUT = 5.0
 
 _LAST_BEAT: dict[str, float] = {}
 """When each worker of this process last wrote its heartbeat (monotonic clock)."""
@@ -267,28 +266,16 @@ class LivenessThread:
         self.registered.set()
 
     async def _deregister_row(self) -> None:
-        if not self.registered.is_set():
-            return
-        try:
-            conn = await asyncio.wait_for(self._ensure_session(), DEREGISTER_TIMEOUT)
-            removed = await asyncio.wait_for(
-                registry.deregister_worker(conn, self.schema, self.worker_id),
-                DEREGISTER_TIMEOUT,
+        if self.registered.is_set():
+            await registry.deregister_at_exit(
+                self._ensure_session, self.schema, self.worker_id, TRANSIENT_ERRORS
             )
-            if not removed:
-                logger.warning(
-                    "worker %s still holds locks at exit; its registry row stays so that "
-                    "a sweep recovers those jobs once the row is stale", self.worker_id,
-                )
-        except TRANSIENT_ERRORS as error:
-            # The row then goes stale and a later sweep removes it; no job is lost.
-            logger.warning("could not deregister worker %s: %s", self.worker_id, error)
 
     async def _close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(conn.close(), timeout=DEREGISTER_TIMEOUT)
+            await asyncio.wait_for(conn.close(), timeout=registry.DEREGISTER_TIMEOUT)
         if not conn.is_closed():
             conn.terminate()

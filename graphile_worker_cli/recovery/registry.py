@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +21,8 @@ from graphile_worker_cli.recovery.config import WorkerRecoveryConfig
 from graphile_worker_cli.version import __version__
 
 Executor: TypeAlias = "asyncpg.Pool | asyncpg.Connection"
+
+logger = logging.getLogger("gw.recovery")
 
 
 @asynccontextmanager
@@ -155,6 +159,33 @@ async def deregister_worker(pool_or_conn: Executor, schema: str, worker_id: str)
         held = await conn.fetchval(queries.DEREGISTER_WORKER.sql(schema), worker_id)
     return bool(held == 0)
 
+
+
+DEREGISTER_TIMEOUT = 5.0
+
+
+async def deregister_at_exit(
+    executor: Callable[[], Awaitable[Executor]],
+    schema: str,
+    worker_id: str,
+    transient_errors: tuple[type[BaseException], ...],
+) -> None:
+    """``deregister_worker`` at a worker's exit, bounded in time: a worker still holding
+    locks, or a database that is gone, leaves its row to go stale and be swept (no job is
+    lost either way), and says so."""
+    try:
+        conn = await asyncio.wait_for(executor(), DEREGISTER_TIMEOUT)
+        removed = await asyncio.wait_for(
+            deregister_worker(conn, schema, worker_id), DEREGISTER_TIMEOUT
+        )
+    except transient_errors as error:
+        logger.warning("could not deregister worker %s: %s", worker_id, error)
+        return
+    if not removed:
+        logger.warning(
+            "worker %s still holds locks at exit; its registry row stays so that "
+            "a sweep recovers those jobs once the row is stale", worker_id,
+        )
 
 async def list_active_workers(
     pool_or_conn: Executor,

@@ -37,7 +37,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     GraphileWorkerError,
 )
 FIRST_RETRY_DELAY = 0.1
-DEREGISTER_TIMEOUT = 5.0
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
@@ -89,7 +88,7 @@ class _Heart:
         if self.conn is not None:
             conn, self.conn = self.conn, None
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), timeout=DEREGISTER_TIMEOUT)
+                await asyncio.wait_for(conn.close(), timeout=registry.DEREGISTER_TIMEOUT)
             if not conn.is_closed():
                 conn.terminate()
 
@@ -150,23 +149,10 @@ class _Heart:
                 return
 
     async def deregister(self) -> None:
-        if not self.registered:
-            return
-        try:
-            executor = await asyncio.wait_for(self._executor(), DEREGISTER_TIMEOUT)
-            removed = await asyncio.wait_for(
-                registry.deregister_worker(executor, self.schema, self.worker_id),
-                DEREGISTER_TIMEOUT,
+        if self.registered:
+            await registry.deregister_at_exit(
+                self._executor, self.schema, self.worker_id, TRANSIENT_ERRORS
             )
-            if not removed:
-                logger.warning(
-                    "worker %s still holds locks at exit; its registry row stays so that "
-                    "a sweep recovers those jobs once the row is stale", self.worker_id,
-                )
-        except TRANSIENT_ERRORS as error:
-            # The row then goes stale and a later sweep removes it; no job is lost.
-            logger.warning("could not deregister worker %s: %s", self.worker_id, error)
-
 
 async def _sweep_loop(
     pool: asyncpg.Pool,
