@@ -4,6 +4,7 @@ back together, and a job taken away from the worker is not completed by it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from typing import Any
@@ -265,3 +266,44 @@ async def test_batch_tasks_cannot_complete_in_a_transaction(
     row = await _job(effects, job_id)
     assert row is not None and "not for batch tasks" in row["last_error"]
     assert await _effects(effects) == []
+
+
+async def test_shutdown_rolls_back_an_open_transaction_and_keeps_a_committed_one(
+    db_url: str, effects: asyncpg.Connection
+) -> None:
+    open_job = await add_job(effects, "hold", {"commit": False})
+    committed_job = await add_job(effects, "hold", {"commit": True})
+    holding: set[int] = set()
+    both_holding = asyncio.Event()
+
+    async def hold(payload: Any, ctx: context.WorkerContext) -> None:
+        async with ctx.transaction() as conn:
+            await conn.execute(EFFECT, ctx.job_id, "held")
+            if not payload["commit"]:
+                await _held(ctx.job_id)
+        await _held(ctx.job_id)
+
+    async def _held(job_id: int) -> None:
+        holding.add(job_id)
+        if len(holding) == 2:
+            both_holding.set()
+        await asyncio.Event().wait()  # until the shutdown cancels it
+
+    events = Events()
+    options = make_options(
+        db_url, shutdown_grace_period=0.0, shutdown_abort_timeout=0.1
+    ).define_job(hold, "hold")
+    options.add_plugin(events)
+    worker = await options.init()
+    running = asyncio.get_running_loop().create_task(worker.run())
+    await asyncio.wait_for(both_holding.wait(), 20)
+    worker.request_shutdown()
+    await asyncio.wait_for(running, 30)
+
+    assert await _effects(effects) == [(committed_job, "held")]
+    assert await _job(effects, committed_job) is None
+    row = await _job(effects, open_job)
+    assert row is not None and (row["attempts"], row["locked_by"]) == (0, None)
+    assert events.counts == Counter({
+        ("JobComplete", committed_job): 1, ("JobInterrupted", open_job): 1,
+    })
