@@ -21,7 +21,7 @@ import asyncpg
 from graphile_worker_cli import job as jobs
 from graphile_worker_cli.extensions import Extensions as Extensions  # context.Extensions: public
 from graphile_worker_cli.extensions import ReadOnlyExtensions as ReadOnlyExtensions
-from graphile_worker_cli.job_transaction import JobCompletion, JobTransaction
+from graphile_worker_cli.job_transaction import Completions, JobTransaction
 
 if TYPE_CHECKING:
     from graphile_worker_cli import hooks as worker_hooks
@@ -164,7 +164,7 @@ class WorkerContext:
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         hooks: worker_hooks.HookRegistry | None = None,
         utils: JobsApi | None = None,
-        completion: JobCompletion | None = None,
+        completions: Completions | None = None,
     ) -> None:
         self.job = job
         self.hooks = hooks
@@ -182,7 +182,7 @@ class WorkerContext:
             self._logger = logger
         self._loop: asyncio.AbstractEventLoop | None = None
         self._utils = utils
-        self._completion = completion
+        self._completions = completions
 
     @property
     def logger(self) -> logging.LoggerAdapter[Any]:
@@ -328,12 +328,12 @@ class WorkerContext:
         ``with ctx.transaction() as tx:`` in a sync task (a ``SyncConnection``). An
         exception in the block rolls it back and the job is not complete. Once one has
         committed, the job is done whatever the task does next. Not for batch tasks."""
-        if self._completion is None:
+        if self._completions is None:
             raise RuntimeError(
                 "ctx.transaction() completes the job, so it needs the context the worker "
                 "gives a task"
             )
-        return JobTransaction(self._completion, self.run_coroutine)
+        return JobTransaction(self._completions, self.job, self.run_coroutine)
 
     # Sync handlers ------------------------------------------------------------------------
 

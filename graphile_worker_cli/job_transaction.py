@@ -6,7 +6,8 @@ completion land together or not at all, so a worker that dies between the commit
 settle cannot run the job again. An exception in the block rolls everything back and the
 job goes on as usual (it fails and is retried if the task lets the exception out).
 
-The worker makes one ``JobCompletion`` per job run and reads its ``state`` when the task
+The worker makes a ``JobCompletion`` for a job run when its task first opens a transaction
+(``Completions.completion_for``; most runs never do) and reads its ``state`` when the task
 ends: after a commit there is nothing left for the settler to write.
 """
 
@@ -17,7 +18,7 @@ import enum
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -47,6 +48,16 @@ class InTransactionCompletion:
 
     pool: asyncpg.Pool
     complete: CompleteStatement
+
+
+class Completions(Protocol):
+    """Where a context finds its job run's completion (the worker's ``JobRunner``)."""
+
+    def completion_for(self, job: Job) -> JobCompletion:
+        """The run's completion, made on first use; raises ``RuntimeError`` when the run
+        cannot complete in a transaction (it is over, or a batch task's). Called on the
+        worker's event loop."""
+        ...
 
 
 class JobCompletion:
@@ -142,19 +153,26 @@ class JobTransaction:
     asyncpg connection), ``with`` it in a sync task's thread (it gives a ``SyncConnection``)."""
 
     def __init__(
-        self, completion: JobCompletion, run_coroutine: Callable[[Awaitable[Any]], Any]
+        self, completions: Completions, job: Job,
+        run_coroutine: Callable[[Awaitable[Any]], Any],
     ) -> None:
-        self._completion = completion
+        self._completions = completions
+        self._job = job
         self._run = run_coroutine
+        self._completion: JobCompletion | None = None
 
     async def __aenter__(self) -> asyncpg.Connection:
+        if self._completion is not None:
+            raise RuntimeError("a ctx.transaction() object is entered once; call it again")
+        self._completion = self._completions.completion_for(self._job)
         return await self._completion.begin()
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self._completion.end(error)
+        if self._completion is not None:
+            await self._completion.end(error)
 
     def __enter__(self) -> SyncConnection:
         if _on_event_loop():
@@ -162,14 +180,14 @@ class JobTransaction:
                 "an async task writes `async with ctx.transaction() as conn:`; `with` is for "
                 "sync tasks, which run in a thread"
             )
-        conn: asyncpg.Connection = self._run(self._completion.begin())
+        conn: asyncpg.Connection = self._run(self.__aenter__())
         return SyncConnection(conn, self._run)
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._run(self._completion.end(error))
+        self._run(self.__aexit__(kind, error, traceback))
 
 
 def _on_event_loop() -> bool:

@@ -95,8 +95,6 @@ class JobRunner:
         self._interrupted_retry_delay = interrupted_retry_delay
         self._stop_reason = stop_reason
         self._run_handler = events.around_run(self._execute)
-        self._completions: dict[int, JobCompletion] = {}
-        """The running jobs' completions in their task's transaction (``ctx.transaction``)."""
         self.jobs_run = 0
 
     def fill_slots(self) -> None:
@@ -142,17 +140,13 @@ class JobRunner:
         timeout = self._task_timeout
         if definition is not None and definition.timeout is not None:
             timeout = definition.timeout
-        refused = BATCH_TRANSACTION_REFUSED if definition is not None and definition.batch \
-            else None
-        completion = JobCompletion(job, self._context_of.in_transaction, refused=refused)
-        self._completions[job.id] = completion
         try:
             if timeout is None:
                 outcome = await self._run_handler(job, abort)
             else:
                 outcome = await self._run_within(timeout, job, abort)
         except asyncio.CancelledError:
-            if self._run_over(job, completion) is TransactionState.COMMITTED:
+            if self._run_over(job) is TransactionState.COMMITTED:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
@@ -160,7 +154,7 @@ class JobRunner:
                 return
             await self._interrupted(job, started)
             return
-        in_transaction = self._run_over(job, completion)
+        in_transaction = self._run_over(job)
         if in_transaction is TransactionState.COMMITTED:
             await self._completed_in_transaction(job, outcome, started)
             return
@@ -192,10 +186,30 @@ class JobRunner:
                                               "duration_ms": duration}})
         await self._events.job_complete(job, started)
 
-    def _run_over(self, job: Job, completion: JobCompletion) -> TransactionState:
+    def completion_for(self, job: Job) -> JobCompletion:
+        """The completion of ``job``'s run in its task's transaction (``ctx.transaction()``),
+        made on first use: most runs never open one, and pay nothing for it."""
+        running = self._slots.running.get(job.id)
+        if running is None or running.job is not job:
+            raise RuntimeError(
+                f"ctx.transaction(): the run of job {job.id} ({job.task_identifier}) is over"
+            )
+        if running.completion is None:
+            definition = self._tasks.get(job.task_identifier)
+            batch = definition is not None and definition.batch
+            running.completion = JobCompletion(
+                job, self._context_of.in_transaction,
+                refused=BATCH_TRANSACTION_REFUSED if batch else None,
+            )
+        return running.completion
+
+    def _run_over(self, job: Job) -> TransactionState:
         """The run ended: no transaction may start any more; whether one completed the job."""
+        running = self._slots.running.get(job.id)
+        completion = running.completion if running is not None else None
+        if completion is None:
+            return TransactionState.NONE
         completion.ended = True
-        del self._completions[job.id]
         return completion.state
 
     async def _completed_in_transaction(
@@ -268,7 +282,7 @@ class JobRunner:
         ctx = context.WorkerContext(
             job=job, pool=fields.pool, schema=fields.schema, worker_id=fields.worker_id,
             extensions=fields.extensions, abort_signal=abort, logger=_JOB_LOG,
-            hooks=fields.hooks, utils=fields.utils, completion=self._completions.get(job.id),
+            hooks=fields.hooks, utils=fields.utils, completions=self,
         )
         try:
             return await definition(ctx)
