@@ -32,6 +32,11 @@ CompleteStatement = Callable[[asyncpg.Connection, Job], Awaitable[bool]]
 longer this worker's (the worker's ``store.complete_job_in_transaction``)."""
 
 
+_REFUSED_COMMITS = (asyncpg.IntegrityConstraintViolationError, asyncpg.TransactionRollbackError)
+"""Errors of a commit that certainly rolled back (a deferred constraint, a serialization
+failure, a deadlock); after any other, the commit may have landed."""
+
+
 class TransactionState(enum.Enum):
     NONE = "none"
     """No transaction opened, or the last one rolled back: the job is not complete."""
@@ -125,8 +130,8 @@ class JobCompletion:
                 )
             try:
                 await tx.commit()
-            except asyncpg.PostgresError:
-                self.state = TransactionState.NONE  # the server refused: rolled back
+            except _REFUSED_COMMITS:
+                self.state = TransactionState.NONE  # the server rolled it back
                 raise
             except BaseException:
                 self.state = TransactionState.UNKNOWN  # lost connection, cancelled...

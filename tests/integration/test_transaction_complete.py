@@ -307,3 +307,58 @@ async def test_shutdown_rolls_back_an_open_transaction_and_keeps_a_committed_one
     assert events.counts == Counter({
         ("JobComplete", committed_job): 1, ("JobInterrupted", open_job): 1,
     })
+
+
+async def test_a_commit_the_server_refuses_leaves_the_job_to_be_retried(
+    db_url: str, effects: asyncpg.Connection
+) -> None:
+    await effects.execute(
+        "alter table effects add constraint one_note_per_job unique (job_id)"
+        " deferrable initially deferred"
+    )
+    job_id = await add_job(effects, "duplicate", None)
+
+    async def duplicate(payload: Any, ctx: context.WorkerContext) -> None:
+        async with ctx.transaction() as conn:
+            await conn.execute(EFFECT, ctx.job_id, "one")
+            await conn.execute(EFFECT, ctx.job_id, "two")  # fails at commit
+
+    await (await make_options(db_url).define_job(duplicate, "duplicate").init()).run_once()
+    assert await _effects(effects) == []
+    row = await _job(effects, job_id)
+    assert row is not None and row["attempts"] == 1
+    assert row["last_error"].startswith("UniqueViolationError")
+
+
+async def test_a_commit_without_answer_fails_the_job_even_if_the_task_carries_on(
+    db_url: str, effects: asyncpg.Connection
+) -> None:
+    # At commit, a deferred trigger ends the transaction's own session: the commit never
+    # answers (and does not land).
+    await effects.execute("""
+        create function die_at_commit() returns trigger language plpgsql as $$
+        begin
+          if new.note = 'die' then perform pg_terminate_backend(pg_backend_pid()); end if;
+          return null;
+        end $$;
+        create constraint trigger die_at_commit after insert on effects
+          deferrable initially deferred for each row execute function die_at_commit();
+    """)
+    job_id = await add_job(effects, "lost", None)
+    errors: list[str] = []
+
+    async def lost(payload: Any, ctx: context.WorkerContext) -> None:
+        try:
+            async with ctx.transaction() as conn:
+                await conn.execute(EFFECT, ctx.job_id, "die")
+        except Exception as error:  # a task that ignores the lost commit
+            errors.append(type(error).__name__)
+
+    options = make_options(db_url).define_job(lost, "lost")
+    await (await options.init()).run_once()
+
+    assert errors == ["ConnectionDoesNotExistError"]
+    row = await _job(effects, job_id)
+    assert row is not None and row["attempts"] == 1
+    assert "got no answer" in row["last_error"]
+    assert await _effects(effects) == []
