@@ -14,6 +14,7 @@ import pytest
 
 from graphile_worker_cli import context, hooks, task
 from graphile_worker_cli.errors import JobLockLostError
+from graphile_worker_cli.observability.metrics import MetricsPlugin
 from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers.worker import S, add_job, make_options
 
@@ -70,8 +71,9 @@ async def test_the_writes_and_the_completion_commit_together(
             assert inside == 1  # not deleted before the block ends
 
     events = Events()
+    metrics = MetricsPlugin(refresh_interval=3600)
     options = make_options(db_url).define_job(pay, "pay")
-    options.add_plugin(events)
+    options.add_plugin(events).add_plugin(metrics)
     worker = await options.init()
     await worker.run_once()
 
@@ -82,6 +84,10 @@ async def test_the_writes_and_the_completion_commit_together(
     # Completed by the transactions: the settler had nothing to write.
     assert worker.settler.completions.statements == 0
     assert events.counts == Counter({("JobComplete", job_id): 1, ("JobComplete", follower): 1})
+    samples = metrics.registry.get_sample_value
+    assert samples("gw_jobs_completed_total", {"task": "pay"}) == 2
+    assert samples("gw_jobs_failed_total", {"task": "pay"}) is None
+    assert samples("gw_jobs_running") == 0
 
 
 async def test_an_exception_in_the_block_rolls_back_and_the_job_is_retried(
