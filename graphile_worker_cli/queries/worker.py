@@ -109,6 +109,24 @@ COMPLETE_JOBS = Query(
    where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text""")
 )
 
+# $1 worker id, $2 job id bigint, $3 attempt int. Completes one job inside its task's own
+# transaction (``ctx.transaction()``): as COMPLETE_JOBS, and only while the job is still at
+# this attempt (an earlier run of the job cannot complete a later one). Returns how many
+# jobs it deleted: 0 when the job is no longer this worker's, so the caller rolls back.
+COMPLETE_JOB_IN_TRANSACTION = Query(
+    """
+with settled as (
+  delete from {s}._private_jobs as jobs
+   where jobs.id = $2::bigint and jobs.locked_by = $1::text and jobs.attempts = $3::int
+  returning jobs.job_queue_id
+), unlocked as (
+  update {s}._private_job_queues as q set locked_by = null, locked_at = null
+    from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
+)
+select count(*)::int from settled
+"""
+)
+
 # $1 worker id, $2 job ids bigint[], $3 messages text[], $4 replacement payloads json[]
 # (null: keep), $5 attempt numbers int[] (null: any). Records each failed attempt:
 # last_error, exponential backoff, lock cleared.

@@ -75,6 +75,17 @@ async def complete_jobs(
     await conn.execute(queries.COMPLETE_JOBS.sql(schema), worker_id, list(job_ids))
 
 
+async def complete_job_in_transaction(
+    conn: asyncpg.Connection, schema: str, worker_id: str, job_id: int, attempt: int
+) -> bool:
+    """Delete the job (still locked by us, at ``attempt``) and unlock its queue, on
+    ``conn`` inside the task's transaction; False when the job is no longer ours."""
+    deleted: int = await conn.fetchval(
+        queries.COMPLETE_JOB_IN_TRANSACTION.sql(schema), worker_id, job_id, attempt
+    )
+    return deleted == 1
+
+
 async def fail_jobs(
     conn: asyncpg.Connection, schema: str, worker_id: str, failures: Sequence[Failure]
 ) -> None:

@@ -22,7 +22,8 @@ import asyncpg
 
 from graphile_worker_cli import migrate
 from graphile_worker_cli.errors import GraphileWorkerError, SchemaTooNewError
-from graphile_worker_cli.worker import backoff, listen_probe, stale_locks
+from graphile_worker_cli.job_transaction import InTransactionCompletion
+from graphile_worker_cli.worker import backoff, listen_probe, stale_locks, store
 from graphile_worker_cli.worker.config import WorkerConfig
 from graphile_worker_cli.worker.events import worker_events
 from graphile_worker_cli.worker.fetch_loop import FetchLoop
@@ -108,6 +109,9 @@ class Worker:
             context_of=JobContextFields(
                 pool, self.schema, worker_id, options.extensions, self.events.registry,
                 WorkerUtils(pool, schema=self.schema, hooks=self.events.registry),
+                InTransactionCompletion(pool, lambda conn, job: store.complete_job_in_transaction(
+                    conn, self.schema, worker_id, job.id, job.attempts,
+                )),
             ),
             interrupted_retry_delay=options.shutdown_interrupted_job_retry_delay,
             task_timeout=options.task_timeout,
