@@ -37,6 +37,7 @@ from graphile_worker_cli.worker.shutdown import (
     os_signal_handlers,
 )
 from graphile_worker_cli.worker.slots import Slots
+from graphile_worker_cli.worker.task_limits import TaskLimits
 from graphile_worker_cli.worker_utils import WorkerUtils
 
 log = logging.getLogger("gw.worker")
@@ -119,6 +120,11 @@ class Worker:
             events=self.events, connection=self._fetch_conn, stopping=self.stopping,
             schema=self.schema, worker_id=worker_id, task_names=self._task_names,
             forbidden_flags=options.forbidden_flags, poll_interval=options.poll_interval,
+            limits=TaskLimits.of(
+                {task_ids[d.identifier]: d.max_concurrency for d in options.tasks
+                 if d.max_concurrency is not None and d.identifier in task_ids},
+                self._task_names, options.concurrency,
+            ),
         )
 
     # -- public API -----------------------------------------------------------------------
