@@ -121,8 +121,8 @@ class Worker:
             schema=self.schema, worker_id=worker_id, task_names=self._task_names,
             forbidden_flags=options.forbidden_flags, poll_interval=options.poll_interval,
             limits=TaskLimits.of(
-                {task_ids[d.identifier]: d.max_concurrency for d in options.tasks
-                 if d.max_concurrency is not None and d.identifier in task_ids},
+                {task_ids[name]: limit for name, limit in options.task_limits().items()
+                 if name in task_ids},
                 self._task_names, options.concurrency,
             ),
         )

@@ -1,6 +1,7 @@
 """``max_concurrency`` as a ``gw run`` user sees it: a tasks directory, two worker
-processes, the limit held in each while the other slots run other tasks; a bad limit is one
-line and exit code 2."""
+processes, the limit held in each while the other slots run other tasks; the
+``--task-max-concurrency`` flag on an executable task; a bad limit is one line and exit
+code 2."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from graphile_worker_cli.errors import EXIT_USAGE
 from tests.helpers.gw_process import Gw, add_job, clean_env, gw_command, write_tasks
@@ -101,6 +103,88 @@ async def test_each_process_runs_one_slow_job_at_a_time_and_fast_jobs_beside_it(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+# Waits for the test's release file; its log shows whether two runs ever overlapped.
+SLOW_PROGRAM = """#!/bin/sh
+cat > /dev/null
+echo start >> "$GW_TEST_OUT/slow.log"
+while [ ! -e "$GW_TEST_OUT/release" ]; do sleep 0.02; done
+echo end >> "$GW_TEST_OUT/slow.log"
+"""
+
+
+async def test_the_flag_limits_an_executable_task(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    await conn.execute("create table runs (task text, worker_id text, job_id bigint,"
+                       " ended_at timestamptz)")
+    for i in range(4):
+        await add_job(conn, "slow", "{}", run_at=f"2020-01-01T00:00:{i:02d}Z")
+    for _ in range(8):
+        await add_job(conn, "fast", "{}")
+    tasks_dir = write_tasks(tmp_path, {"fast.py": FAST_TASK})
+    program = tasks_dir / "slow.sh"
+    program.write_text(SLOW_PROGRAM)
+    program.chmod(0o755)
+    process = await asyncio.create_subprocess_exec(
+        *gw_command("run", "-c", db_url, "--tasks", str(tasks_dir), "-j", "3",
+                    "--task-max-concurrency", "slow=1", "--poll-interval", "30s"),
+        cwd=tmp_path, env=clean_env(GW_TEST_OUT=str(out)), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    gw = Gw(process)
+    log = out / "slow.log"
+    try:
+        async def fast_done_beside_one_slow() -> bool:
+            fast = await _count(conn, "select count(*) from runs where task = 'fast'")
+            return fast == 8 and log.exists() and log.read_text() == "start\n"
+
+        await wait_until(fast_done_beside_one_slow, 30, lambda: gw.output)
+        assert await _count(
+            conn, f"select count(*) from {S}.jobs where task_identifier = 'slow'"
+                  " and locked_by is not null"
+        ) == 1
+        (out / "release").touch()
+
+        async def all_done() -> bool:
+            return await _count(conn, f"select count(*) from {S}._private_jobs") == 0
+
+        await wait_until(all_done, 30, lambda: gw.output)
+        assert log.read_text() == "start\nend\n" * 4  # one at a time
+        gw.signal(signal.SIGTERM)
+        assert await gw.exit_code() == 0, gw.output
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--task-max-concurrency", "fast=0"],
+         "error: option --task-max-concurrency: expected task identifiers with an integer >= 1"
+         ' each, like {export = 1} or "export=1", got ["fast=0"]'),
+        (["--task-max-concurrency", "fsat=1"],
+         'error: task_max_concurrency names task "fsat", which this worker does not have (its'
+         " tasks: fast)"),
+    ],
+)
+async def test_a_bad_flag_is_one_line_and_exit_code_2(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    tasks_dir = write_tasks(tmp_path, {"fast.py": FAST_TASK})
+    process = await asyncio.create_subprocess_exec(
+        *gw_command("run", "--tasks", str(tasks_dir), *args), cwd=tmp_path,
+        # Never reached: the options are checked before any connection is made.
+        env=clean_env(DATABASE_URL="postgres://postgres@127.0.0.1:5432/gw_never_connected"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert (process.returncode, err.decode().strip()) == (EXIT_USAGE, expected)
 
 
 async def test_a_bad_limit_is_one_line_and_exit_code_2(tmp_path: Path) -> None:

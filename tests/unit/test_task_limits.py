@@ -1,5 +1,6 @@
 """Per-task concurrency (issue 17 item 6), the pure parts: how ``max_concurrency`` is
-declared and checked, and the plan of each fetch (``worker.task_limits``)."""
+declared and checked, the worker's ``task_max_concurrency`` setting, and the plan of each
+fetch (``worker.task_limits``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from graphile_worker_cli import BatchTaskHandler, TaskHandler, define_task, task
-from graphile_worker_cli.errors import TaskLoadError
+from graphile_worker_cli import BatchTaskHandler, TaskHandler, config, define_task, task
+from graphile_worker_cli.errors import ConfigError, TaskLoadError
 from graphile_worker_cli.job import Job
+from graphile_worker_cli.worker import WorkerOptions
 from graphile_worker_cli.worker.task_limits import FetchPlan, TaskLimits
 from tests.helpers.context import make_job
 
@@ -119,3 +121,52 @@ def test_a_fetch_that_took_a_capped_task_s_whole_room_asks_to_look_again() -> No
     assert not plan.filled(_held(SLOW, FAST))
     assert not plan.filled([])
     assert not FetchPlan([SLOW, FAST]).filled(_held(SLOW, SLOW))
+
+
+# -- task_max_concurrency, the worker's setting ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "limits"),
+    [
+        ({"export": 1}, {"export": 1}),                      # TOML table, code
+        (["export=1", "emails/send=2"], {"export": 1, "emails/send": 2}),  # repeated flag
+        ("export=1, emails/send=2", {"export": 1, "emails/send": 2}),     # environment
+        ('{"export": 3}', {"export": 3}),                    # environment, JSON
+    ],
+)
+def test_the_setting_reads_each_spelling(value: Any, limits: dict[str, int]) -> None:
+    assert config.Settings(task_max_concurrency=value).task_max_concurrency == limits
+
+
+@pytest.mark.parametrize("bad", ["export=0", "export", ["export=two"], {"export": True}, "=1"])
+def test_a_bad_setting_names_the_option_and_what_was_expected(bad: Any) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config.load_settings(None, {"task_max_concurrency": bad})
+    assert raised.value.message.startswith(
+        "option --task-max-concurrency: expected task identifiers with an integer >= 1 each"
+    )
+
+
+def test_the_setting_wins_over_the_task_s_own_limit_and_must_name_a_loaded_task() -> None:
+    @task("slow", max_concurrency=1)
+    async def slow(payload: Any) -> None: ...
+
+    @task("fast")
+    async def fast(payload: Any) -> None: ...
+
+    options = WorkerOptions(database_url="postgres://localhost/x").define_jobs(slow, fast)
+    assert options.task_limits() == {"slow": 1}
+    options.task_max_concurrency = {"slow": 3, "fast": 2}
+    assert options.task_limits() == {"slow": 3, "fast": 2}
+    options.validate()
+    options.task_max_concurrency = {"slwo": 1}
+    with pytest.raises(ConfigError) as raised:
+        options.validate()
+    assert raised.value.message == (
+        'task_max_concurrency names task "slwo", which this worker does not have '
+        "(its tasks: fast, slow)"
+    )
+    options.task_max_concurrency = {"slow": 0}
+    with pytest.raises(ConfigError, match='task "slow": expected an integer >= 1, got 0'):
+        options.validate()
