@@ -143,6 +143,7 @@ async def test_the_flag_limits_an_executable_task(
             return fast == 8 and log.exists() and log.read_text() == "start\n"
 
         await wait_until(fast_done_beside_one_slow, 30, lambda: gw.output)
+        await gw.wait_for_line("per-task limits: slow 1")
         assert await _count(
             conn, f"select count(*) from {S}.jobs where task_identifier = 'slow'"
                   " and locked_by is not null"

@@ -139,6 +139,18 @@ def test_the_setting_reads_each_spelling(value: Any, limits: dict[str, int]) -> 
     assert config.Settings(task_max_concurrency=value).task_max_concurrency == limits
 
 
+def test_the_setting_reaches_worker_processes_through_the_environment() -> None:
+    # gw run --processes N hands its settings to each child as GW_ variables.
+    limits = {"export": 1, "emails/send,odd=name": 2}
+    text = config.env_text(limits)
+    assert config.read_environment({"GW_TASK_MAX_CONCURRENCY": text}) == {
+        "task_max_concurrency": limits
+    }
+    assert config.read_environment({"GW_TASK_MAX_CONCURRENCY": config.env_text({})}) == {
+        "task_max_concurrency": {}
+    }
+
+
 @pytest.mark.parametrize("bad", ["export=0", "export", ["export=two"], {"export": True}, "=1"])
 def test_a_bad_setting_names_the_option_and_what_was_expected(bad: Any) -> None:
     with pytest.raises(ConfigError) as raised:
