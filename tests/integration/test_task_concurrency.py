@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from graphile_worker_cli import BatchTaskHandler, WorkerContext, task
-from graphile_worker_cli.worker import Worker
+from graphile_worker_cli.worker import Worker, store
 from tests.helpers.waiting import resolved, wait_until
 from tests.helpers.worker import S, add_job, make_options, no_jobs
 
@@ -182,3 +182,35 @@ async def test_a_batch_task_and_a_named_queue_keep_their_limit(
     assert sorted(done) == list(range(12))
     assert most == 1
     assert await no_jobs(conn)
+
+
+async def test_the_capped_fetch_keeps_order_queues_and_leaves_the_rest_untouched(
+    conn: asyncpg.Connection,
+) -> None:
+    ids = await store.ensure_tasks(conn, S, ["slow", "fast"])
+    slow = [await add_job(conn, "slow", {"n": n}, run_at=_ago(100 - n)) for n in range(4)]
+    queued = [await add_job(conn, "slow", {"q": n}, queue_name="serial", run_at=_ago(200 - n))
+              for n in range(2)]
+    urgent = await add_job(conn, "fast", {"urgent": True}, priority=-5)
+    fast = [await add_job(conn, "fast", {"n": n}) for n in range(3)]
+
+    names = {task_id: name for name, task_id in ids.items()}
+    jobs = await store.fetch_jobs(
+        conn, S, "me", list(ids.values()), 6, task_identifiers=names, room={ids["slow"]: 2},
+    )
+    # The 6 candidates in (priority, run_at) order: urgent, the queue's two, three slow.
+    # Of the queue only its head; of slow two jobs, the queue's head among them. The fast
+    # jobs were past the candidates: the worker looks again (FetchPlan.filled).
+    assert {job.id for job in jobs} == {urgent, queued[0], slow[0]}
+    rows = await conn.fetch(f"select id, attempts, locked_by from {S}._private_jobs")
+    locked = {r["id"] for r in rows if r["locked_by"] == "me"}
+    assert locked == {urgent, queued[0], slow[0]}
+    assert all(r["attempts"] == 0 and r["locked_by"] is None
+               for r in rows if r["id"] not in locked)
+    queue_lock = await conn.fetchval(
+        f"select locked_by from {S}._private_job_queues where queue_name = 'serial'"
+    )
+    assert queue_lock == "me"
+    # slow now at its limit: left out of the next fetch, which finds the fast jobs.
+    jobs = await store.fetch_jobs(conn, S, "me", [ids["fast"]], 6, task_identifiers=names)
+    assert {job.id for job in jobs} == set(fast)
