@@ -38,6 +38,7 @@ from graphile_worker_cli.worker.shutdown import (
     os_signal_handlers,
 )
 from graphile_worker_cli.worker.slots import Slots
+from graphile_worker_cli.worker.task_limits import TaskLimits
 from graphile_worker_cli.worker_utils import WorkerUtils
 
 log = logging.getLogger("gw.worker")
@@ -118,11 +119,17 @@ class Worker:
             abort_window=options.shutdown_abort_timeout,
             stop_reason=lambda: self._stop_reason("worker shutdown"),
         )
+        self._task_limits = options.task_limits()
         self._fetch_loop = FetchLoop(
             slots=self.slots, queue=self.queue, runner=self._runner, settler=self.settler,
             events=self.events, connection=self._fetch_conn, stopping=self.stopping,
             schema=self.schema, worker_id=worker_id, task_names=self._task_names,
             forbidden_flags=options.forbidden_flags, poll_interval=options.poll_interval,
+            limits=TaskLimits.of(
+                {task_ids[name]: limit for name, limit in self._task_limits.items()
+                 if name in task_ids},
+                self._task_names, options.concurrency,
+            ),
         )
 
     # -- public API -----------------------------------------------------------------------
@@ -206,6 +213,14 @@ class Worker:
                           "tasks": self.task_count, "concurrency": self.concurrency,
                           "schema": self.schema}},
         )
+        binding = {name: limit for name, limit in self._task_limits.items()
+                   if limit < self.concurrency}
+        if binding:
+            log.info(
+                "per-task limits: %s",
+                ", ".join(f"{name} {limit}" for name, limit in sorted(binding.items())),
+                extra={"gw": {"action": "task_limits", "limits": binding}},
+            )
 
     async def _start_side_tasks(self, once: bool) -> dict[asyncio.Task[None], str]:
         loop = asyncio.get_running_loop()
