@@ -17,6 +17,7 @@ import pytest
 from graphile_worker_cli import (
     CancelOutcome,
     JobCancellation,
+    SweepStaleWorkersOptions,
     SyncWorkerUtils,
     Worker,
     WorkerContext,
@@ -24,6 +25,7 @@ from graphile_worker_cli import (
     hooks,
 )
 from graphile_worker_cli.errors import BadInputError
+from tests.helpers import recovery as recovery_helpers
 from tests.helpers.waiting import wait_until
 from tests.helpers.worker import S, add_job, make_options
 
@@ -318,3 +320,25 @@ async def test_cancel_inside_the_callers_transaction_waits_for_commit(
         assert row is not None and row["last_error"] == "cancelled"
     finally:
         await other.close()
+
+
+async def test_the_sweep_fails_a_dead_workers_cancelled_job_instead_of_recovering_it(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    """Its worker died before acting on the request: the sweep, in its own transaction,
+    fails the job as cancelled, so no worker can fetch it in between."""
+    await recovery_helpers.register(conn, "dead-worker")
+    cancelled = await recovery_helpers.add_locked_job(conn, "dead-worker")
+    other = await recovery_helpers.add_locked_job(conn, "dead-worker")
+    async with _utils(db_url) as utils:
+        result = await utils.cancel_jobs([cancelled])
+        assert result[0].outcome is CancelOutcome.REQUESTED
+        await recovery_helpers.age_heartbeat(conn, "dead-worker", "1 hour")
+        swept = await utils.sweep_stale_workers(SweepStaleWorkersOptions(threshold=60.0))
+    assert sorted(swept.recovered_job_ids) == sorted([cancelled, other])
+    row = await recovery_helpers.job_row(conn, cancelled)
+    assert row["last_error"] == "cancelled" and row["attempts"] == row["max_attempts"]
+    assert row["locked_by"] is None
+    recovered = await recovery_helpers.job_row(conn, other)
+    assert recovered["attempts"] < recovered["max_attempts"]  # the other one runs again
+    assert await _requests(conn) == []
