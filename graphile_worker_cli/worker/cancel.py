@@ -2,7 +2,7 @@
 
 ``cancel_jobs`` records a request in ``_gw_cancel_requests`` for each running job and
 notifies ``gw:cancel``. The watcher looks in that table (``worker.store.cancel_requests``)
-when a notification names a job this worker holds, each time the listen connection is
+on each notification, each time the listen connection is
 (re)established (notifications may have been missed meanwhile), every
 ``CHECK_EVERY_POLLS`` poll intervals whatever happens (a worker whose LISTEN delivers
 nothing, behind a transaction pooler), and once more before shutdown hands running jobs
@@ -51,9 +51,11 @@ class CancelWatcher:
 
     # -- from the listener (synchronous callbacks) ------------------------------------------
     def notified(self, job_ids: list[int] | None) -> None:
-        """A ``gw:cancel`` notification; ``job_ids`` None when it did not name them."""
-        if job_ids is None or any(self._runner.holds(job_id) for job_id in job_ids):
-            self._wake.set()
+        """A ``gw:cancel`` notification (``job_ids`` None when it did not name them). Every
+        worker looks, not only one holding a named job: a job whose task failed just before
+        the request is unlocked now, waiting for its retry, and the look fails it for good
+        before it can run again."""
+        self._wake.set()
 
     def connected(self) -> None:
         """The listen connection is (re)established: requests may have been missed."""

@@ -199,10 +199,6 @@ class JobRunner:
         return tasks.TaskFailure(f"timed out after {format_duration(timeout)}")
 
     # -- cancelling -------------------------------------------------------------------------
-    def holds(self, job_id: int) -> bool:
-        """Whether this worker runs or has queued job ``job_id``."""
-        return job_id in self._slots.running or job_id in self._queue.job_ids()
-
     def cancel(self, job_id: int) -> None:
         """Someone cancelled job ``job_id``. Running: fire its abort signal (reason
         ``cancelled``) and cancel its task if it has not returned by the end of the abort
