@@ -73,7 +73,7 @@ async def test_a_job_a_reference_worker_runs_is_marked_not_interrupted(
         release.write_text("go")
 
         async def node_let_go() -> bool:
-            return (await _row(conn, job_id))["locked_by"] is None
+            return bool((await _row(conn, job_id))["locked_by"] is None)
 
         await wait_until(node_let_go, timeout=30)
         row = await _row(conn, job_id)
@@ -92,7 +92,7 @@ async def test_a_job_a_reference_worker_runs_is_marked_not_interrupted(
     task = asyncio.create_task(worker.run())
     try:
         async def recorded() -> bool:
-            return (await _row(conn, job_id))["last_error"] == "cancelled"
+            return bool((await _row(conn, job_id))["last_error"] == "cancelled")
 
         await wait_until(recorded)
     finally:
