@@ -110,6 +110,8 @@ class JobRunner:
     def _job_done(self, job_id: int, task: asyncio.Task[None]) -> None:
         slots, queue = self._slots, self._queue
         slots.vacate(job_id)
+        if self._cancelling:
+            self._cancelling.discard(job_id)  # a cancel that came after its outcome
         self.jobs_run += 1
         if not task.cancelled() and task.exception() is not None:
             log.error("bug: job %d's runner raised", job_id, exc_info=task.exception())
@@ -206,7 +208,7 @@ class JobRunner:
         if job_id in self._cancelling:
             return
         running = self._slots.running.get(job_id)
-        if running is not None:
+        if running is not None and not running.task.done():
             self._cancelling.add(job_id)
             log.warning(
                 "job %d %s cancelled: abort signal fired, %gs to stop", job_id,

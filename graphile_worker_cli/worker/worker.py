@@ -254,8 +254,11 @@ class Worker:
 
     async def _enable_cancels(self) -> None:
         """Watch for cancelled jobs when the schema can hold cancel requests."""
-        async with self.pool.acquire() as conn:
-            enabled = await store.has_cancel_requests(conn, self.schema)
+        try:
+            async with self.pool.acquire() as conn:
+                enabled = await store.has_cancel_requests(conn, self.schema)
+        except backoff.TRANSIENT_ERRORS:
+            enabled = True  # most likely; if not, each look logs why it failed
         if not enabled:
             log.warning(
                 "schema %s has no _gw_cancel_requests table (run `gw migrate`): jobs "
