@@ -174,7 +174,9 @@ async def apply_migrations(
         before = await _read_status(conn, schema)
         _check_not_too_new(before, gw_steps)
         applied = await _run_steps(conn, schema, steps, before.latest, gw=False)
-        gw_applied = await _run_steps(conn, schema, gw_steps, before.gw_latest, gw=True)
+        done = await _gw_steps_applied(conn, schema)
+        missing = [step for step in gw_steps if step.number not in done]
+        gw_applied = await _run_steps(conn, schema, missing, None, gw=True)
         after = await _read_status(conn, schema)
     except _DRIVER_ERRORS as error:
         raise MigrationError(
@@ -252,6 +254,11 @@ async def _read_status(conn: asyncpg.Connection, schema: str) -> MigrationStatus
     if has_gw_ledger:
         gw_latest = await conn.fetchval(queries.LATEST_GW_STEP.sql(schema))
     return MigrationStatus(schema, latest, latest_breaking, gw_latest)
+
+
+async def _gw_steps_applied(conn: asyncpg.Connection, schema: str) -> set[int]:
+    """The numbers in gw's ledger (the ledgers exist by now)."""
+    return {row["id"] for row in await conn.fetch(queries.GW_STEPS_APPLIED.sql(schema))}
 
 
 async def _ledger_shape(conn: asyncpg.Connection, schema: str) -> tuple[bool, bool, bool]:

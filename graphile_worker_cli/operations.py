@@ -271,6 +271,27 @@ def permanently_fail_jobs(
     return _jobs(Statement(template.sql(schema), args))
 
 
+def cancel_jobs(schema: str, job_ids: Iterable[int]) -> Operation[list[job_input.JobCancellation]]:
+    """Cancel jobs, one outcome per distinct id in the order given (see
+    ``job_input.CancelOutcome``): a job not running is failed for good as ``cancelled``;
+    a running one is asked to stop (a gw worker) or marked (any other worker)."""
+    ids = list(dict.fromkeys(job_input.check_ids(job_ids)))
+    if not ids:
+        return _nothing([])
+    statement = Statement(queries.CANCEL_JOBS.sql(schema), (ids, job_input.CANCELLED_ERROR))
+    return _cancellations(statement)
+
+
+def _cancellations(statement: Statement) -> Operation[list[job_input.JobCancellation]]:
+    rows = yield statement
+    return [
+        job_input.JobCancellation(
+            int(row["job_id"]), job_input.CancelOutcome(row["outcome"]), row["locked_by"]
+        )
+        for row in rows
+    ]
+
+
 def reschedule_jobs(
     schema: str,
     job_ids: Iterable[int],

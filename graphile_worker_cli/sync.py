@@ -244,6 +244,13 @@ class SyncWorkerUtils:
             return self._call(self.async_utils.permanently_fail_jobs, job_ids, reason)
         return self._on(conn, operations.permanently_fail_jobs(self._schema, job_ids, reason))
 
+    def cancel_jobs(
+        self, job_ids: Iterable[int], *, conn: object | None = None
+    ) -> list[job_input.JobCancellation]:
+        if conn is None:
+            return self._call(self.async_utils.cancel_jobs, job_ids)
+        return self._on(conn, operations.cancel_jobs(self._schema, job_ids))
+
     def reschedule_jobs(
         self,
         job_ids: Iterable[int],

@@ -42,6 +42,7 @@ from graphile_worker_cli.job import JobState
 from graphile_worker_cli.job_input import (
     DEFAULT_CLEANUP_TASKS,
     CleanupTask,
+    JobCancellation,
     JobInput,
     RescheduleJobOptions,
     TaskName,
@@ -332,6 +333,19 @@ class WorkerUtils:
         return await self._run(
             operations.permanently_fail_jobs(self._schema, job_ids, reason), conn
         )
+
+    async def cancel_jobs(
+        self, job_ids: Iterable[int], *, conn: object | None = None
+    ) -> list[JobCancellation]:
+        """Cancel jobs; one ``JobCancellation`` per distinct id, in the order given.
+
+        A job not running is failed for good with last_error ``cancelled``. A job a gw
+        worker runs is asked to stop (outcome ``requested``): that worker fires its abort
+        signal with reason ``cancelled`` and, when the task returns or the abort window
+        ends, fails it for good as ``cancelled``. A job another worker runs (a reference
+        Node.js worker) cannot be interrupted: it is marked (``marked``) so it never runs
+        again. Inside the caller's transaction (``conn=``) nothing happens until commit."""
+        return await self._run(operations.cancel_jobs(self._schema, job_ids), conn)
 
     async def reschedule_jobs(
         self,

@@ -251,3 +251,62 @@ PING = Query("select 1")
 
 # $1 channel text, $2 payload text: the listen probe's notification (see worker.listen_probe).
 NOTIFY = Query("select pg_notify($1, $2)")
+
+# $1 worker id, $2 last_error of a cancelled job. The cancel requests (gw migration 3) as
+# one worker sees them, tidied first: a requested job nobody holds any more (its worker
+# handed it back, died and was swept, or was a reference worker that let it go) is failed
+# for good now, and requests for jobs that are gone (completed) are dropped. Rows locked
+# elsewhere (a fetch, another worker's check) are skipped, to be tidied next time. Returns
+# job_id of each requested job this worker holds.
+CANCEL_CHECK = Query(
+    """
+with finished as (
+  update {s}._private_jobs as jobs
+     set last_error = $2::text, attempts = jobs.max_attempts, updated_at = now()
+   where jobs.id in (select j.id from {s}._private_jobs as j
+                       join {s}._gw_cancel_requests as r on r.job_id = j.id
+                      where j.locked_at is null
+                      order by j.id
+                        for update of j skip locked)
+  returning jobs.id
+), forgotten as (
+  delete from {s}._gw_cancel_requests as r
+   where r.job_id in (select id from finished)
+      or not exists (select 1 from {s}._private_jobs as jobs where jobs.id = r.job_id)
+)
+select r.job_id
+  from {s}._gw_cancel_requests as r
+  join {s}._private_jobs as jobs on jobs.id = r.job_id
+ where jobs.locked_by = $1::text
+ order by r.job_id
+""",
+    "CANCEL_CHECK",
+)
+
+# $1 worker id, $2 job ids bigint[], $3 last_error of a cancelled job. The worker's cancelled
+# jobs, still locked by it, failed for good (attempts = max_attempts, as
+# permanently_fail_jobs leaves a job), their named queues unlocked and their requests
+# dropped. Guarded by the lock like every settling statement: safe to repeat.
+FINISH_CANCELLED = Query(
+    """
+with cancelled as (
+  update {s}._private_jobs as jobs
+     set last_error = $3::text, attempts = jobs.max_attempts, locked_by = null,
+         locked_at = null, updated_at = now()
+   where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text
+  returning jobs.id, jobs.job_queue_id
+), unlocked as (
+  update {s}._private_job_queues as q set locked_by = null, locked_at = null
+    from cancelled where q.id = cancelled.job_queue_id and q.locked_by = $1::text
+)
+delete from {s}._gw_cancel_requests as r using cancelled where r.job_id = cancelled.id
+""",
+    "FINISH_CANCELLED",
+)
+
+# $1 unescaped schema name. Whether the schema has gw's cancel requests (gw migration 3):
+# a worker on an older schema (--no-migrate) runs without cancel support.
+HAS_CANCEL_REQUESTS = Query(
+    "select to_regclass(quote_ident($1::text) || '._gw_cancel_requests') is not null",
+    "HAS_CANCEL_REQUESTS",
+)

@@ -24,6 +24,7 @@ from graphile_worker_cli.durations import format_duration, parse_duration
 from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.hooks import HookRegistry
 from graphile_worker_cli.job import Job
+from graphile_worker_cli.job_input import CANCELLED_ERROR
 from graphile_worker_cli.job_transaction import (
     InTransactionCompletion,
     JobCompletion,
@@ -38,6 +39,9 @@ from graphile_worker_cli.worker.slots import Running, Slots
 from graphile_worker_cli.worker.store import Failure
 
 log = logging.getLogger("gw.worker")
+
+CANCEL_ABORT_REASON = CANCELLED_ERROR
+"""The reason a job's abort signal carries when someone cancelled the job."""
 
 TIMEOUT_ABORT_WINDOW = 1.0
 """Seconds a timed-out job has, after its abort signal fired, before it is cancelled."""
@@ -95,6 +99,9 @@ class JobRunner:
         self._interrupted_retry_delay = interrupted_retry_delay
         self._stop_reason = stop_reason
         self._run_handler = events.around_run(self._execute)
+        self._cancelling: set[int] = set()
+        self._settling_cancels: set[asyncio.Task[None]] = set()
+        """Running jobs someone cancelled: they end failed for good as cancelled."""
         self.jobs_run = 0
 
     def fill_slots(self) -> None:
@@ -114,6 +121,8 @@ class JobRunner:
     def _job_done(self, job_id: int, task: asyncio.Task[None]) -> None:
         slots, queue = self._slots, self._queue
         slots.vacate(job_id)
+        if self._cancelling:
+            self._cancelling.discard(job_id)  # a cancel that came after its outcome
         self.jobs_run += 1
         if not task.cancelled() and task.exception() is not None:
             log.error("bug: job %d's runner raised", job_id, exc_info=task.exception())
@@ -152,11 +161,18 @@ class JobRunner:
                     current.uncancel()
                 await self._completed_in_transaction(job, None, started)
                 return
-            await self._interrupted(job, started)
+            if job.id in self._cancelling:
+                await self._cancelled(job, started)
+            else:
+                await self._interrupted(job, started)
             return
         in_transaction = self._run_over(job)
         if in_transaction is TransactionState.COMMITTED:
             await self._completed_in_transaction(job, outcome, started)
+            return
+        if job.id in self._cancelling:
+            # Whatever it returned, it was cancelled.
+            await self._cancelled(job, started)
             return
         if in_transaction is TransactionState.UNKNOWN and isinstance(outcome, tasks.TaskSuccess):
             # The task let the lost commit go: the job may not be complete, and completing
@@ -258,6 +274,53 @@ class JobRunner:
         if handler.done() and not handler.cancelled():
             handler.exception()  # retrieved: its failure is the timeout's
         return tasks.TaskFailure(f"timed out after {format_duration(timeout)}")
+
+    # -- cancelling -------------------------------------------------------------------------
+    def cancel(self, job_id: int) -> None:
+        """Someone cancelled job ``job_id``. Running: fire its abort signal (reason
+        ``cancelled``) and cancel its task if it has not returned by the end of the abort
+        window; either way it ends failed for good. Queued: failed for good now."""
+        if job_id in self._cancelling:
+            return
+        running = self._slots.running.get(job_id)
+        if running is not None and not running.task.done():
+            self._cancelling.add(job_id)
+            log.warning(
+                "job %d %s cancelled: abort signal fired, %gs to stop", job_id,
+                running.job.task_identifier, self._abort_window,
+                extra={"gw": {"action": "cancel", **_fields(running.job)}},
+            )
+            running.abort.set(CANCEL_ABORT_REASON)
+            task = running.task
+            asyncio.get_running_loop().call_later(
+                self._abort_window, lambda: task.done() or task.cancel()
+            )
+            return
+        queued = self._queue.take(job_id)
+        if queued is not None:
+            self._cancelling.add(job_id)
+            task = asyncio.get_running_loop().create_task(
+                self._cancelled(queued, time.monotonic())
+            )
+            self._settling_cancels.add(task)
+            task.add_done_callback(self._settling_cancels.discard)
+
+    async def _cancelled(self, job: Job, started: float) -> None:
+        """Fail a cancelled job for good (the attempt is used: it ran, or was about to)."""
+        self._cancelling.discard(job.id)
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        if job.job_queue_id is not None:
+            self._slots.holds_queue(job.id)
+        settle = self._settler.cancelled([job.id], CANCELLED_ERROR)
+        log.error(
+            "✗ job %d %s cancelled; failed for good", job.id, job.task_identifier,
+            extra={"gw": {"action": "cancelled", **_fields(job)}},
+        )
+        outcome = tasks.TaskFailure(CANCELLED_ERROR, permanent=True)
+        await self._events.job_failed(job, outcome, started)
+        await shielded(settle)
 
     async def _interrupted(self, job: Job, started: float) -> None:
         """The worker aborted the job (shutdown): hand it back without using an attempt."""

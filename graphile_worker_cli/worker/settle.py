@@ -133,6 +133,7 @@ class Settler:
         self._schema = schema
         self._worker_id = worker_id
         self._pending: set[asyncio.Task[None]] = set()
+        self._on_landed = on_landed
         self.completions: _Batcher[int] = _Batcher(
             pool, "complete", complete_delay, self._complete, lambda job_id: job_id,
             on_landed,
@@ -161,6 +162,21 @@ class Settler:
         task = asyncio.get_running_loop().create_task(_write_until_landed(
             self._pool, f"hand back {len(ids)} job(s)",
             lambda c: store.return_jobs(c, self._schema, self._worker_id, ids, delay),
+        ))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return task
+
+    def cancelled(self, job_ids: Sequence[int], message: str) -> asyncio.Task[None]:
+        """Fail cancelled jobs for good with ``message`` and drop their cancel requests."""
+        ids = list(job_ids)
+
+        async def write(conn: asyncpg.Connection) -> None:
+            await store.finish_cancelled(conn, self._schema, self._worker_id, ids, message)
+            self._on_landed(ids)
+
+        task = asyncio.get_running_loop().create_task(_write_until_landed(
+            self._pool, f"record the cancellation of {len(ids)} job(s)", write,
         ))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

@@ -142,6 +142,29 @@ async def reset_stale_locks(conn: asyncpg.Connection, schema: str) -> None:
     await conn.execute(queries.RESET_STALE_LOCKS.sql(schema))
 
 
+async def has_cancel_requests(conn: asyncpg.Connection, schema: str) -> bool:
+    """Whether the schema has gw's cancel requests table (gw migration 3)."""
+    return bool(await conn.fetchval(queries.HAS_CANCEL_REQUESTS.sql(schema), schema))
+
+
+async def cancel_requests(
+    conn: asyncpg.Connection, schema: str, worker_id: str, message: str
+) -> list[int]:
+    """Ids of the jobs this worker holds that someone asked to cancel (after tidying the
+    requests nobody will act on: see ``queries.worker.CANCEL_CHECK``)."""
+    rows = await conn.fetch(queries.CANCEL_CHECK.sql(schema), worker_id, message)
+    return [row["job_id"] for row in rows]
+
+
+async def finish_cancelled(
+    conn: asyncpg.Connection, schema: str, worker_id: str, job_ids: Sequence[int], message: str
+) -> None:
+    """Fail cancelled jobs (still locked by us) for good and drop their requests."""
+    await conn.execute(
+        queries.FINISH_CANCELLED.sql(schema), worker_id, list(job_ids), message
+    )
+
+
 async def ping(conn: asyncpg.Connection) -> None:
     """One round trip: shows whether the connection is still alive."""
     await conn.execute(queries.PING.text)

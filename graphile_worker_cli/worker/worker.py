@@ -24,6 +24,7 @@ from graphile_worker_cli import migrate
 from graphile_worker_cli.errors import GraphileWorkerError, SchemaTooNewError
 from graphile_worker_cli.job_transaction import InTransactionCompletion
 from graphile_worker_cli.worker import backoff, listen_probe, stale_locks, store
+from graphile_worker_cli.worker.cancel import CHECK_EVERY_POLLS, CancelWatcher
 from graphile_worker_cli.worker.config import WorkerConfig
 from graphile_worker_cli.worker.events import worker_events
 from graphile_worker_cli.worker.fetch_loop import FetchLoop
@@ -47,6 +48,7 @@ SETTLE_DRAIN_TIMEOUT = 15.0
 SIDE_TASK_STOP_TIMEOUT = 5.0
 POOL_CLOSE_TIMEOUT = 10.0
 LISTENER = "listener"
+CANCEL_WATCH = "cancel-watch"
 
 
 class Worker:
@@ -120,6 +122,8 @@ class Worker:
             stop_reason=lambda: self._stop_reason("worker shutdown"),
         )
         self._task_limits = options.task_limits()
+        self._cancels: CancelWatcher | None = None
+        """Set at start when the schema has gw's cancel requests (gw migration 3)."""
         self._fetch_loop = FetchLoop(
             slots=self.slots, queue=self.queue, runner=self._runner, settler=self.settler,
             events=self.events, connection=self._fetch_conn, stopping=self.stopping,
@@ -230,6 +234,7 @@ class Worker:
                 self.pool, self.schema, self.events.stale_locks_reset
             )
         else:
+            await self._enable_cancels()
             for name, coroutine in self._side_tasks():
                 side[loop.create_task(coroutine, name=name)] = name
         if self.options.worker_recovery:  # --once too: its jobs must not look abandoned
@@ -266,11 +271,29 @@ class Worker:
             await self._wind_down()
             raise
 
+    async def _enable_cancels(self) -> None:
+        """Watch for cancelled jobs when the schema can hold cancel requests."""
+        try:
+            async with self.pool.acquire() as conn:
+                enabled = await store.has_cancel_requests(conn, self.schema)
+        except backoff.TRANSIENT_ERRORS:
+            enabled = True  # most likely; if not, each look logs why it failed
+        if not enabled:
+            log.warning(
+                "schema %s has no _gw_cancel_requests table (run `gw migrate`): jobs "
+                "cancelled while this worker runs them will not be interrupted", self.schema,
+            )
+            return
+        self._cancels = CancelWatcher(
+            self.pool, self.schema, self.worker_id, self._runner,
+            interval=self.options.poll_interval * CHECK_EVERY_POLLS,
+        )
+
     def _side_tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         listener = worker_listener(
             self.pool, self.options.direct_database_url or self.options.database_url,
             self.slots, self._on_migration, probe=self._listen_delivers,
-            pulse=self.queue.pulse, events=self.events,
+            pulse=self.queue.pulse, events=self.events, cancels=self._cancels,
         )
         items: list[tuple[str, Coroutine[Any, Any, None]]] = [
             (LISTENER, listener.run()),
@@ -290,6 +313,8 @@ class Worker:
                     hooks=self.events.registry,
                 ),
             ))
+        if self._cancels is not None:
+            items.append((CANCEL_WATCH, self._cancels.run(self.settled)))
         # Metrics and plugins hook in here through options.side_tasks.
         for index, side_task in enumerate(self.options.side_tasks):
             name = getattr(side_task, "__name__", f"side-task-{index}")
@@ -345,10 +370,11 @@ class Worker:
     async def _stop_side_tasks(self, side: dict[asyncio.Task[None], str]) -> None:
         if not side:
             return
-        # The listener only ends when cancelled; the others return once they see
-        # stopping/settled (recovery deregisters first), so give them a moment.
+        # The listener and the cancel watch only end when cancelled (both work through the
+        # grace period); the others return once they see stopping/settled (recovery
+        # deregisters first), so give them a moment.
         for task, name in side.items():
-            if name == LISTENER:
+            if name in (LISTENER, CANCEL_WATCH):
                 task.cancel()
         _done, pending = await asyncio.wait(side, timeout=SIDE_TASK_STOP_TIMEOUT)
         for task in pending:
@@ -422,6 +448,8 @@ class Worker:
     async def _abort_running_jobs(self) -> None:
         """Fire the abort signal of every job still running, give them the abort window to
         return on their own, then cancel the rest. Each is handed back either way."""
+        if self.slots.running and self._cancels is not None:
+            await self._cancels.final_check()
         left = list(self.slots.running.values())
         if not left:
             return
