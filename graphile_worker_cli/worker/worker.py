@@ -208,7 +208,7 @@ class Worker:
         side: dict[asyncio.Task[None], str] = {}
         if once:
             await stale_locks.reset_stale_locks(
-                self.pool, self.schema, self.events.stale_locks_reset
+                self.pool, self.schema, self.events.stale_locks_reset, self.worker_id
             )
         else:
             for name, coroutine in self._side_tasks():
@@ -257,7 +257,8 @@ class Worker:
             (LISTENER, listener.run()),
             ("stale-lock-reset",
              stale_locks.reset_stale_locks_until(
-                 self.stopping, self.pool, self.schema, self.events.stale_locks_reset
+                 self.stopping, self.pool, self.schema, self.events.stale_locks_reset,
+                 self.worker_id,
              )),
         ]
         if self.options.crontabs:
@@ -301,6 +302,15 @@ class Worker:
             prepared_statements=self.options.prepared_statements,
             hooks=self.events.registry, running_jobs=self._running_jobs,
             metadata={"connections": self.options.connection_budget(self.pool.get_max_size())},
+            holds_no_jobs=self._holds_no_jobs,
+        )
+
+    def _holds_no_jobs(self) -> bool:
+        """After wind-down: nothing running or queued, every outcome written, every fetch
+        answered — so this worker holds no job lock, and need not count them at exit."""
+        return (
+            not self.slots.running and not self.queue
+            and self.settler.all_written() and not self._fetch_loop.orphans_possible
         )
 
     def _running_jobs(self) -> list[tuple[int, str]]:
