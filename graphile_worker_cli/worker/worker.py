@@ -4,9 +4,10 @@ double-running anything.
 The parts, each in its own module: ``Slots`` (running jobs and fetch demand),
 ``LocalQueue`` (jobs locked but not started), ``FetchLoop`` (when to fetch, how many),
 ``JobRunner`` (one job from start to outcome), ``Settler`` (outcomes written in batches),
-the listener (``listen``), hook emission (``events``) and the stale-lock reset
-(``stale_locks``). This module builds them, supervises the side tasks (listener, stale-lock
-reset, cron, recovery, plugins) and winds everything down at the end.
+the listener (``listen``), hook emission (``events``), the stale-lock reset
+(``stale_locks``) and the jobs-table vacuum (``maintenance``). This module builds them,
+supervises the side tasks (listener, stale-lock reset, vacuum, cron, recovery, plugins) and
+winds everything down at the end.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import asyncpg
 
 from graphile_worker_cli import migrate
 from graphile_worker_cli.errors import GraphileWorkerError, SchemaTooNewError
-from graphile_worker_cli.worker import backoff, listen_probe, stale_locks
+from graphile_worker_cli.worker import backoff, listen_probe, maintenance, stale_locks
 from graphile_worker_cli.worker.config import WorkerConfig
 from graphile_worker_cli.worker.events import worker_events
 from graphile_worker_cli.worker.fetch_loop import FetchLoop
@@ -45,6 +46,7 @@ SETTLE_DRAIN_TIMEOUT = 15.0
 SIDE_TASK_STOP_TIMEOUT = 5.0
 POOL_CLOSE_TIMEOUT = 10.0
 LISTENER = "listener"
+VACUUM = "jobs-vacuum"
 
 
 class Worker:
@@ -215,6 +217,12 @@ class Worker:
                 side[loop.create_task(coroutine, name=name)] = name
         if self.options.worker_recovery:  # --once too: its jobs must not look abandoned
             side[loop.create_task(self._recovery(), name="recovery")] = "recovery"
+        if self.options.jobs_vacuum_threshold > 0:  # --once too: it may drain a backlog
+            vacuum = maintenance.JobsVacuum(
+                self.pool, self.schema, self.worker_id, self.options.jobs_vacuum_threshold,
+                lambda: self.jobs_run,
+            )
+            side[loop.create_task(vacuum.run(self.stopping), name=VACUUM)] = VACUUM
         return side
 
     async def _run_fetch_loop(self, once: bool, side: dict[asyncio.Task[None], str]) -> None:
