@@ -147,6 +147,13 @@ def run_command(
                      help="A direct PostgreSQL URL for the worker's liveness session (needed "
                           "behind PgBouncer in transaction mode).", show_default=False),
     ] = None,
+    jobs_vacuum_threshold: Annotated[
+        int | None,
+        typer.Option("--jobs-vacuum-threshold",
+                     help="Vacuum the jobs table (one worker of the fleet at a time) once this "
+                          "many dead rows built up, about two per finished job; 0: never "
+                          "(default 100000).", show_default=False),
+    ] = None,
     no_worker_recovery: Annotated[
         bool, typer.Option("--no-worker-recovery",
                            help="No heartbeats and no sweeping of dead workers.")
@@ -253,6 +260,7 @@ def run_command(
         recovery_delay=recovery_delay,
         worker_recovery=False if no_worker_recovery else None,
         direct_database_url=direct_database_url,
+        jobs_vacuum_threshold=jobs_vacuum_threshold,
         local_queue_size=local_queue_size,
         local_queue_ttl=local_queue_ttl,
         local_queue_refetch_delay=local_queue_refetch_delay,

@@ -91,6 +91,23 @@ removed as (
 select (jobs + queues)::int as held from held"""
 )
 
+# $1 id. DEREGISTER_WORKER for a worker that knows it holds no job (every fetch answered,
+# every outcome written): only its queue locks are counted, so the jobs table, where
+# locked jobs are in no index, is not read. Returns `held` (queues; 0: the row is gone).
+DEREGISTER_IDLE_WORKER = Query(
+    """
+with held as (
+  select (select count(*) from {s}._private_job_queues where locked_by = $1) as queues
+),
+removed as (
+  delete from {s}._gw_workers as w
+  using held
+  where w.id = $1 and held.queues = 0
+  returning w.id
+)
+select queues::int as held from held"""
+)
+
 # $1 threshold seconds, $2 resilient multiplier, $3 resilient flags; alias w = registry.
 _EFFECTIVE_THRESHOLD = f"""(
     greatest($1::float8 * interval '1 second', w.heartbeat_interval * {MIN_MISSED_HEARTBEATS})

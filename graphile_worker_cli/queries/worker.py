@@ -246,6 +246,74 @@ update {s}._private_job_queues as q set locked_at = null, locked_by = null
 """
 )
 
+# How long before a reset's snapshot a lock it could not see may have been taken: a lock's
+# locked_at is its transaction's start, and a transaction still open when the reset began
+# commits its locks after the reset looked. Fetches are single statements; an hour is slack.
+_UNSEEN_LOCK_SLACK = "interval '1 hour'"
+
+# $1 worker id. The stale-lock reset of RESET_STALE_LOCKS, done only when due: gw's workers
+# share one `reset_stale_locks` row in _gw_maintenance whose due_at is the earliest moment
+# any lock held at the last reset can pass four hours (a reset sooner would unlock nothing).
+# Not due: no scan of the jobs table. Due: one scan finds every locked job (locked jobs are
+# in no index), unlocks those over four hours old and moves due_at to the oldest remaining
+# lock plus four hours (or now less the slack, for locks the scan could not see). A second
+# caller at the same moment waits for the first and then finds it not due. Returns `known`
+# (false: the row is missing), `ran`, `jobs_reset`, `queues_reset`, `due_at`.
+RESET_STALE_LOCKS_WHEN_DUE = Query(
+    """
+with claim as (
+  select m.task from {s}._gw_maintenance as m
+   where m.task = 'reset_stale_locks' and (m.due_at is null or m.due_at <= now())
+   for update
+), locked_jobs as materialized (
+  select jobs.id, jobs.locked_at from {s}._private_jobs as jobs
+   where jobs.locked_at is not null and exists (select 1 from claim)
+), locked_queues as materialized (
+  select q.id, q.locked_at from {s}._private_job_queues as q
+   where q.locked_at is not null and exists (select 1 from claim)
+), jobs_reset as (
+  update {s}._private_jobs as jobs
+     set locked_at = null, locked_by = null, run_at = greatest(jobs.run_at, now())
+   where jobs.id = any(array(select l.id from locked_jobs as l
+                              where l.locked_at < now() - interval '4 hours'))
+     and jobs.locked_at < now() - interval '4 hours'
+  returning jobs.id
+), queues_reset as (
+  update {s}._private_job_queues as q set locked_at = null, locked_by = null
+   where q.id = any(array(select l.id from locked_queues as l
+                           where l.locked_at < now() - interval '4 hours'))
+     and q.locked_at < now() - interval '4 hours'
+  returning q.id
+), scheduled as (
+  update {s}._gw_maintenance as m
+     set due_at = least(
+           (select min(l.locked_at) from locked_jobs as l
+             where l.locked_at >= now() - interval '4 hours'),
+           (select min(l.locked_at) from locked_queues as l
+             where l.locked_at >= now() - interval '4 hours'),
+           now() - """ + _UNSEEN_LOCK_SLACK + """
+         ) + interval '4 hours',
+         claimed_by = $1::text, claimed_at = now(), finished_at = now(),
+         runs = m.runs + 1
+    from claim
+   where m.task = claim.task
+  returning m.due_at
+)
+select
+  exists (select 1 from {s}._gw_maintenance where task = 'reset_stale_locks') as known,
+  exists (select 1 from claim) as ran,
+  (select count(*) from jobs_reset)::int as jobs_reset,
+  (select count(*) from queues_reset)::int as queues_reset,
+  (select due_at from scheduled) as due_at"""
+)
+
+# No parameters. Puts back a missing `reset_stale_locks` row, due at once.
+ENSURE_STALE_LOCK_RESET_ROW = Query(
+    """
+insert into {s}._gw_maintenance (task, due_at) values ('reset_stale_locks', null)
+on conflict (task) do nothing"""
+)
+
 # One round trip: shows whether a connection is still alive.
 PING = Query("select 1")
 

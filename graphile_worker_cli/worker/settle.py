@@ -134,6 +134,8 @@ class Settler:
         self._worker_id = worker_id
         self._pending: set[asyncio.Task[None]] = set()
         self._on_landed = on_landed
+        self.hand_back_lost = False
+        """A hand-back was cancelled or failed: its jobs may still be locked by us."""
         self.completions: _Batcher[int] = _Batcher(
             pool, "complete", complete_delay, self._complete, lambda job_id: job_id,
             on_landed,
@@ -165,6 +167,7 @@ class Settler:
         ))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        task.add_done_callback(self._note_lost)
         return task
 
     def cancelled(self, job_ids: Sequence[int], message: str) -> asyncio.Task[None]:
@@ -181,6 +184,14 @@ class Settler:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return task
+    def _note_lost(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            self.hand_back_lost = True
+
+    def all_written(self) -> bool:
+        """Every outcome and hand-back given to this settler landed (none queued, in
+        flight, cancelled or failed): the worker holds none of those jobs any more."""
+        return not self.busy() and not self._pending and not self.hand_back_lost
 
     def pending_writes(self) -> int:
         """Hand-backs not landed yet (bench/memory.py)."""

@@ -165,6 +165,20 @@ async def finish_cancelled(
     )
 
 
+async def reset_stale_locks_when_due(
+    conn: asyncpg.Connection, schema: str, worker_id: str
+) -> asyncpg.Record | None:
+    """``reset_stale_locks`` when gw's maintenance row says a lock may have gone stale since
+    the last reset (else nothing is read); the statement's row (``ran``, ``jobs_reset``,
+    ``queues_reset``, ``due_at``), or None when the row was missing (put back now: call
+    again). Raises ``asyncpg.UndefinedTableError`` on a schema without gw's migration 4."""
+    row = await conn.fetchrow(queries.RESET_STALE_LOCKS_WHEN_DUE.sql(schema), worker_id)
+    if row is not None and row["known"]:
+        return row
+    await conn.execute(queries.ENSURE_STALE_LOCK_RESET_ROW.sql(schema))
+    return None
+
+
 async def ping(conn: asyncpg.Connection) -> None:
     """One round trip: shows whether the connection is still alive."""
     await conn.execute(queries.PING.text)
