@@ -102,6 +102,7 @@ class Settings(BaseModel):
     shutdown_abort_timeout: Duration = 5.0
     shutdown_interrupted_job_retry_delay: Duration = 1.0
     task_timeout: OptionalDuration = None
+    history_retention: OptionalDuration = None
     log_format: Annotated[LogFormat, BeforeValidator(_lowercase)] = "auto"
     log_level: Annotated[LogLevel, BeforeValidator(_lowercase)] = "info"
 

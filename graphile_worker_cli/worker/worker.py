@@ -4,9 +4,10 @@ double-running anything.
 The parts, each in its own module: ``Slots`` (running jobs and fetch demand),
 ``LocalQueue`` (jobs locked but not started), ``FetchLoop`` (when to fetch, how many),
 ``JobRunner`` (one job from start to outcome), ``Settler`` (outcomes written in batches),
-the listener (``listen``), hook emission (``events``) and the stale-lock reset
-(``stale_locks``). This module builds them, supervises the side tasks (listener, stale-lock
-reset, cron, recovery, plugins) and winds everything down at the end.
+the listener (``listen``), hook emission (``events``), the stale-lock reset
+(``stale_locks``) and the job history upkeep (``history``). This module builds them,
+supervises the side tasks (listener, stale-lock reset, history upkeep, cron, recovery,
+plugins) and winds everything down at the end.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class Worker:
             complete_delay=options.complete_job_batch_delay,
             fail_delay=options.fail_job_batch_delay,
             on_landed=self.slots.outcomes_landed,
+            history=bool(options.history_retention),
         )
         self.queue = LocalQueue(
             options.local_queue_size, ttl=options.local_queue_ttl,
@@ -269,6 +271,15 @@ class Worker:
                     self.pool, self.schema, self.options.crontabs, stop=self.stopping,
                     use_prepared=self.options.prepared_statements,
                     hooks=self.events.registry,
+                ),
+            ))
+        if self.options.history_retention:
+            from graphile_worker_cli.worker import history
+
+            items.append((
+                "history-upkeep",
+                history.upkeep_until(
+                    self.stopping, self.pool, self.schema, self.options.history_retention
                 ),
             ))
         # Metrics and plugins hook in here through options.side_tasks.
