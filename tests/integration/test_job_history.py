@@ -26,7 +26,10 @@ DAY = 86400.0
 
 
 async def _history(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch(f"select * from {S}._gw_job_history order by job_id")
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"select * from {S}._gw_job_history order by job_id"
+    )
+    return rows
 
 
 def _tasks() -> dict[str, Any]:
