@@ -19,7 +19,8 @@ async def test_gw_run_records_history_and_gw_jobs_history_lists_it(
 ) -> None:
     sent = [
         await conn.fetchval(
-            "select id from graphile_worker.add_job('send_email', json_build_object('to', $1::text))",
+            "select id from graphile_worker.add_job('send_email',"
+            " json_build_object('to', $1::text))",
             f"user{n}@example.com",
         )
         for n in range(3)
