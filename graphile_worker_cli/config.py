@@ -132,6 +132,7 @@ class Settings(BaseModel):
     shutdown_interrupted_job_retry_delay: Duration = 1.0
     task_timeout: OptionalDuration = None
     task_max_concurrency: TaskLimitsTable = {}
+    history_retention: OptionalDuration = None
     log_format: Annotated[LogFormat, BeforeValidator(_lowercase)] = "auto"
     log_level: Annotated[LogLevel, BeforeValidator(_lowercase)] = "info"
 

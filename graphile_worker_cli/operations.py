@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from graphile_worker_cli import job, job_input, payloads
@@ -26,6 +26,7 @@ from graphile_worker_cli.errors import (
     JobKeyRaceError,
     JobNotFoundError,
 )
+from graphile_worker_cli.queries import history as history_queries
 from graphile_worker_cli.queries import jobs as queries
 from graphile_worker_cli.queries import recovery as recovery_queries
 
@@ -408,3 +409,28 @@ def list_jobs(
     job.check_int(limit, "limit", 0, 2**62)
     args = (task, queue, checked_state.value if checked_state else None, limit)
     return _jobs(Statement(queries.LIST_JOBS.sql(schema), args))
+
+
+def list_history(
+    schema: str,
+    *,
+    task: str | None,
+    since: datetime | timedelta | None,
+    failed: bool,
+    limit: int | None,
+) -> Operation[list[job.JobHistoryEntry]]:
+    """Job history, newest first: jobs finished since ``since`` (a time, or how long ago),
+    only of ``task``, only the failed ones."""
+    if isinstance(since, timedelta):
+        since = datetime.now(UTC) - since
+    checked_since = job.check_time(since, "since")
+    job.check_int(limit, "limit", 0, 2**62)
+    if task is not None and not isinstance(task, str):
+        raise BadInputError(f"invalid task {task!r}: expected a task identifier")
+    args = (task, checked_since, bool(failed), limit)
+    return _history(Statement(history_queries.LIST_HISTORY.sql(schema), args))
+
+
+def _history(statement: Statement) -> Operation[list[job.JobHistoryEntry]]:
+    rows = yield statement
+    return [job.history_entry_from_record(row) for row in rows]

@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -442,6 +442,23 @@ class WorkerUtils:
         """Jobs in id order, filtered by task identifier, queue name and state."""
         operation = operations.list_jobs(
             self._schema, task=task, queue=queue, state=state, limit=limit
+        )
+        return await self._run(operation, conn)
+
+    async def list_history(
+        self,
+        *,
+        task: str | None = None,
+        since: datetime | timedelta | None = None,
+        failed: bool = False,
+        limit: int | None = 100,
+        conn: object | None = None,
+    ) -> list[job.JobHistoryEntry]:
+        """Jobs gw workers completed or failed for good (``history_retention``), newest
+        first: finished since ``since`` (a time, or how long ago), of ``task``, failed
+        only."""
+        operation = operations.list_history(
+            self._schema, task=task, since=since, failed=failed, limit=limit
         )
         return await self._run(operation, conn)
 

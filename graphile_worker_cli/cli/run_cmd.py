@@ -110,6 +110,13 @@ def run_command(
                           "the task declares (repeatable).",
                      show_default=False),
     ] = None,
+    history_retention: Annotated[
+        str | None,
+        typer.Option("--history-retention",
+                     help="Keep a record of each job completed or failed for good this long, "
+                          "e.g. 7d (default: off).",
+                     show_default=False),
+    ] = None,
     shutdown_abort_timeout: Annotated[
         str | None,
         typer.Option("--shutdown-abort-timeout",
@@ -252,6 +259,7 @@ def run_command(
         shutdown_grace_period=shutdown_grace_period,
         task_timeout=task_timeout,
         task_max_concurrency=task_max_concurrency or None,
+        history_retention=history_retention,
         shutdown_abort_timeout=shutdown_abort_timeout,
         log_format=log_format,
         heartbeat_interval=heartbeat_interval,

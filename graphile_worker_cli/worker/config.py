@@ -75,6 +75,9 @@ class WorkerConfig:
     task_max_concurrency: dict[str, int] = field(default_factory=dict)
     """Task identifier -> the most jobs of it this worker runs at once; wins over the
     task's own ``max_concurrency``."""
+    history_retention: float | None = None
+    """Seconds to keep job history (a record of each job completed or failed for good, in
+    ``_gw_job_history``); None or 0: no history is written (the default)."""
     listen_os_shutdown_signals: bool = True
     shutdown_signal: ShutdownSignal | None = None
     migrate: bool = True
@@ -219,7 +222,7 @@ class WorkerConfig:
             "local_queue_refetch_delay_max_abort_threshold", "fail_job_batch_delay",
             "prepared_statements", "worker_recovery",
             "heartbeat_interval", "sweep_interval", "sweep_threshold", "recovery_delay",
-            "direct_database_url", "task_timeout", "jobs_vacuum_threshold",
+            "direct_database_url", "task_timeout", "jobs_vacuum_threshold", "history_retention",
         )
         values: dict[str, Any] = {
             name: getattr(settings, name) for name in names if hasattr(settings, name)
@@ -258,6 +261,10 @@ class WorkerConfig:
         if min(self.shutdown_grace_period, self.shutdown_abort_timeout,
                self.shutdown_interrupted_job_retry_delay) < 0:
             raise ConfigError("shutdown durations must not be negative")
+        if self.history_retention is not None and self.history_retention < 0:
+            raise ConfigError(
+                f"history_retention must not be negative (got {self.history_retention})"
+            )
         if self.task_timeout is not None and self.task_timeout <= 0:
             raise ConfigError(f"task_timeout must be more than 0 (got {self.task_timeout})")
         if self.local_queue_size < 0:

@@ -117,7 +117,8 @@ class _Batcher(Generic[T]):
 
 class Settler:
     """Batches completions and failures; hands jobs back; tracks every write in flight so
-    shutdown can wait for them."""
+    shutdown can wait for them. With ``history``, the statements that end a job for good
+    also record it in the job history."""
 
     def __init__(
         self,
@@ -128,8 +129,10 @@ class Settler:
         complete_delay: float = 0.0,
         fail_delay: float = 0.0,
         on_landed: Callable[[list[int]], None] = lambda ids: None,
+        history: bool = False,
     ) -> None:
         self._pool = pool
+        self._history = history
         self._schema = schema
         self._worker_id = worker_id
         self._pending: set[asyncio.Task[None]] = set()
@@ -145,10 +148,12 @@ class Settler:
         )
 
     async def _complete(self, conn: asyncpg.Connection, batch: list[int]) -> None:
-        await store.complete_jobs(conn, self._schema, self._worker_id, batch)
+        await store.complete_jobs(
+            conn, self._schema, self._worker_id, batch, history=self._history
+        )
 
     async def _fail(self, conn: asyncpg.Connection, batch: list[store.Failure]) -> None:
-        await store.fail_jobs(conn, self._schema, self._worker_id, batch)
+        await store.fail_jobs(conn, self._schema, self._worker_id, batch, history=self._history)
 
     def complete(self, job_id: int) -> None:
         """Queue a completion (the job row is deleted when its batch lands)."""

@@ -5,9 +5,9 @@ The parts, each in its own module: ``Slots`` (running jobs and fetch demand),
 ``LocalQueue`` (jobs locked but not started), ``FetchLoop`` (when to fetch, how many),
 ``JobRunner`` (one job from start to outcome), ``Settler`` (outcomes written in batches),
 the listener (``listen``), hook emission (``events``), the stale-lock reset
-(``stale_locks``) and the jobs-table vacuum (``maintenance``). This module builds them,
-supervises the side tasks (listener, stale-lock reset, vacuum, cron, recovery, plugins) and
-winds everything down at the end.
+(``stale_locks``), the jobs-table vacuum (``maintenance``) and the job history upkeep
+(``history``). This module builds them, supervises the side tasks (listener, stale-lock
+reset, vacuum, history upkeep, cron, recovery, plugins) and winds everything down at the end.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ class Worker:
             complete_delay=options.complete_job_batch_delay,
             fail_delay=options.fail_job_batch_delay,
             on_landed=self.slots.outcomes_landed,
+            history=bool(options.history_retention),
         )
         self.queue = LocalQueue(
             options.local_queue_size, ttl=options.local_queue_ttl,
@@ -324,6 +325,15 @@ class Worker:
             ))
         if self._cancels is not None:
             items.append((CANCEL_WATCH, self._cancels.run(self.settled)))
+        if self.options.history_retention:
+            from graphile_worker_cli.worker import history
+
+            items.append((
+                "history-upkeep",
+                history.upkeep_until(
+                    self.stopping, self.pool, self.schema, self.options.history_retention
+                ),
+            ))
         # Metrics and plugins hook in here through options.side_tasks.
         for index, side_task in enumerate(self.options.side_tasks):
             name = getattr(side_task, "__name__", f"side-task-{index}")
