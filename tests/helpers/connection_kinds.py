@@ -36,6 +36,8 @@ class Txn:
 
     name: str
     conn: Any
+    gw: Any
+    """The kind's API: a ``SyncWorkerUtils`` or a ``WorkerUtils``, without a pool."""
 
     async def write_order(self) -> None:
         raise NotImplementedError
@@ -48,6 +50,10 @@ class Txn:
     async def add_jobs(self, items: list[tuple[str, Any]]) -> list[job.Job]:
         raise NotImplementedError
 
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``method`` of this kind's API (WorkerUtils or SyncWorkerUtils) with ``conn=``."""
+        raise NotImplementedError
+
     async def commit(self) -> None:
         raise NotImplementedError
 
@@ -57,6 +63,8 @@ class Txn:
 
 class SyncTxn(Txn):
     """A blocking connection: every call runs on the kind's own thread."""
+
+    gw: sync.SyncWorkerUtils
 
     def __init__(self, name: str, conn: Any, thread: concurrent.futures.Executor,
                  write: Callable[[], None], commit: Callable[[], None],
@@ -81,6 +89,10 @@ class SyncTxn(Txn):
     async def add_jobs(self, items: list[tuple[str, Any]]) -> list[job.Job]:
         return await self._on_thread(lambda: self.gw.add_jobs(items, conn=self.conn))
 
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        bound = getattr(self.gw, method)
+        return await self._on_thread(lambda: bound(*args, conn=self.conn, **kwargs))
+
     async def commit(self) -> None:
         await self._on_thread(self._commit)
 
@@ -89,6 +101,8 @@ class SyncTxn(Txn):
 
 
 class AsyncTxn(Txn):
+    gw: WorkerUtils
+
     def __init__(self, name: str, conn: Any, write: Callable[[], Any],
                  commit: Callable[[], Any], rollback: Callable[[], Any]) -> None:
         self.name, self.conn = name, conn
@@ -105,6 +119,9 @@ class AsyncTxn(Txn):
 
     async def add_jobs(self, items: list[tuple[str, Any]]) -> list[job.Job]:
         return await self.gw.add_jobs(items, conn=self.conn)
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await getattr(self.gw, method)(*args, conn=self.conn, **kwargs)
 
     async def commit(self) -> None:
         await self._commit()
