@@ -200,22 +200,30 @@ COMPLETE_JOBS = Query(_UNLOCKING_QUEUES.replace("SETTLE", _COMPLETE))
 # COMPLETE_JOBS that also records each job in _gw_job_history (outcome completed).
 COMPLETE_JOBS_RECORDING_HISTORY = Query(_recording_history(_COMPLETE, completed=True))
 
+def _counting(settle: str) -> str:
+    """A settling statement (``_UNLOCKING_QUEUES`` or ``_recording_history``, whose last
+    step unlocks the queues) that returns how many jobs it settled instead."""
+    head, unlock, tail = settle.rpartition("\nupdate {s}._private_job_queues as q")
+    if not unlock:
+        raise ValueError("a settling statement ends by unlocking the queues")
+    return f"{head}, unlocked as ({unlock}{tail})\nselect count(*)::int from settled\n"
+
+
 # $1 worker id, $2 job id bigint, $3 attempt int. Completes one job inside its task's own
 # transaction (``ctx.transaction()``): as COMPLETE_JOBS, and only while the job is still at
 # this attempt (an earlier run of the job cannot complete a later one). Returns how many
 # jobs it deleted: 0 when the job is no longer this worker's, so the caller rolls back.
-COMPLETE_JOB_IN_TRANSACTION = Query(
-    """
-with settled as (
+_COMPLETE_ONE = """
   delete from {s}._private_jobs as jobs
-   where jobs.id = $2::bigint and jobs.locked_by = $1::text and jobs.attempts = $3::int
-  returning jobs.job_queue_id
-), unlocked as (
-  update {s}._private_job_queues as q set locked_by = null, locked_at = null
-    from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
+   where jobs.id = $2::bigint and jobs.locked_by = $1::text and jobs.attempts = $3::int"""
+COMPLETE_JOB_IN_TRANSACTION = Query(
+    _counting(_UNLOCKING_QUEUES.replace("SETTLE", _COMPLETE_ONE))
 )
-select count(*)::int from settled
-"""
+
+# COMPLETE_JOB_IN_TRANSACTION that also records the job in _gw_job_history, in the task's
+# transaction (outcome completed).
+COMPLETE_JOB_IN_TRANSACTION_RECORDING_HISTORY = Query(
+    _counting(_recording_history(_COMPLETE_ONE, completed=True))
 )
 
 # $1 worker id, $2 job ids bigint[], $3 messages text[], $4 replacement payloads json[]

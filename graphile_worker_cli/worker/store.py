@@ -94,13 +94,17 @@ async def complete_jobs(
 
 
 async def complete_job_in_transaction(
-    conn: asyncpg.Connection, schema: str, worker_id: str, job_id: int, attempt: int
+    conn: asyncpg.Connection, schema: str, worker_id: str, job_id: int, attempt: int,
+    *, history: bool = False,
 ) -> bool:
     """Delete the job (still locked by us, at ``attempt``) and unlock its queue, on
-    ``conn`` inside the task's transaction; False when the job is no longer ours."""
-    deleted: int = await conn.fetchval(
-        queries.COMPLETE_JOB_IN_TRANSACTION.sql(schema), worker_id, job_id, attempt
+    ``conn`` inside the task's transaction (with ``history``, recording it there too);
+    False when the job is no longer ours."""
+    query = (
+        queries.COMPLETE_JOB_IN_TRANSACTION_RECORDING_HISTORY if history
+        else queries.COMPLETE_JOB_IN_TRANSACTION
     )
+    deleted: int = await conn.fetchval(query.sql(schema), worker_id, job_id, attempt)
     return deleted == 1
 
 

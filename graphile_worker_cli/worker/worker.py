@@ -117,6 +117,7 @@ class Worker:
                 WorkerUtils(pool, schema=self.schema, hooks=self.events.registry),
                 InTransactionCompletion(pool, lambda conn, job: store.complete_job_in_transaction(
                     conn, self.schema, worker_id, job.id, job.attempts,
+                    history=bool(options.history_retention),
                 )),
             ),
             interrupted_retry_delay=options.shutdown_interrupted_job_retry_delay,

@@ -368,3 +368,31 @@ async def test_a_commit_without_answer_fails_the_job_even_if_the_task_carries_on
     assert row is not None and row["attempts"] == 1
     assert "got no answer" in row["last_error"]
     assert await _effects(effects) == []
+
+
+async def test_job_history_records_a_job_completed_in_its_transaction(
+    db_url: str, effects: asyncpg.Connection
+) -> None:
+    done = await add_job(effects, "recorded", {"ok": True}, queue_name="books")
+    rolled_back = await add_job(effects, "recorded", {"ok": False})
+
+    async def recorded(payload: Any, ctx: context.WorkerContext) -> None:
+        async with ctx.transaction() as conn:
+            await conn.execute(EFFECT, ctx.job_id, "kept")
+            if not payload["ok"]:
+                raise RuntimeError("not this time")
+
+    worker = await make_options(db_url, history_retention=86400.0).define_job(
+        recorded, "recorded"
+    ).init()
+    await worker.run_once()
+
+    rows = await effects.fetch(
+        f"select job_id, outcome, task_identifier, queue_name, attempts, worker_id"
+        f" from {S}._gw_job_history"
+    )
+    assert [tuple(row) for row in rows] == [
+        (done, "completed", "recorded", "books", 1, worker.worker_id)
+    ]
+    assert await _effects(effects) == [(done, "kept")]
+    assert await _job(effects, rolled_back) is not None
