@@ -103,7 +103,10 @@ class FetchLoop:
             want = queue.room() if queue.wants_refill(slots.demand) else 0
         else:
             want = min(slots.free(), slots.demand)
-        if want and self._limits is not None and self._limits.saturated(self._held_jobs()):
+        limits = self._limits
+        if want and limits is not None and limits.every_task_limited and limits.saturated(
+            self._held_jobs()
+        ):
             return 0  # a finished job of a limited task wakes the loop (more_jobs)
         return want
 

@@ -45,6 +45,8 @@ class TaskLimits:
         self.limits = dict(limits)
         """Task id -> max_concurrency (only tasks with a limit)."""
         self._task_ids = list(task_ids)
+        self.every_task_limited = set(self._task_ids) <= set(self.limits)
+        """Only then can the worker have nothing to fetch while slots are free."""
 
     @classmethod
     def of(
@@ -75,7 +77,7 @@ class TaskLimits:
 
     def saturated(self, held: Iterable[Job]) -> bool:
         """Whether every task the worker knows is at its limit (nothing to fetch)."""
-        if len(self.limits) < len(self._task_ids):
+        if not self.every_task_limited:
             return False
         counts = Counter(job.task_id for job in held)
         return all(counts[task_id] >= limit for task_id, limit in self.limits.items())
