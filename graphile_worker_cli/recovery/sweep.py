@@ -16,6 +16,7 @@ import asyncpg
 
 from graphile_worker_cli import db
 from graphile_worker_cli.errors import GraphileWorkerError
+from graphile_worker_cli.job_input import CANCELLED_ERROR
 from graphile_worker_cli.queries import recovery as queries
 from graphile_worker_cli.recovery.config import (
     ResolvedSweepConfig,
@@ -118,6 +119,10 @@ async def _sweep(
     if intercept and hooks is not None:
         await hook_recovery.apply(
             conn, schema, hooks, before, set(record["job_ids"]), sweeper_id or ""
+        )
+    if record["job_ids"] and await conn.fetchval(queries.HAS_CANCEL_REQUESTS.sql(schema), schema):
+        await conn.execute(
+            queries.FAIL_SWEPT_CANCELLED.sql(schema), list(record["job_ids"]), CANCELLED_ERROR
         )
     return record
 

@@ -118,6 +118,17 @@ class LocalQueue:
             self._set_mode(POLLING)
         return job
 
+    def take(self, job_id: int) -> Job | None:
+        """Take job ``job_id`` off the queue wherever it is (a cancelled job); None when
+        it is not queued."""
+        for index, (job, _) in enumerate(self._jobs):
+            if job.id == job_id:
+                del self._jobs[index]
+                if not self._jobs:
+                    self._set_mode(POLLING)
+                return job
+        return None
+
     def _set_mode(self, mode: str) -> None:
         old = self.mode
         if old in (mode, RELEASED) or not self.size:
