@@ -30,12 +30,14 @@ class FetchPlan:
     the batch: a larger room cannot cap anything)."""
 
     def filled(self, jobs: Iterable[Job]) -> bool:
-        """Whether the fetch took all the room of some capped task: the statement may have
-        left other tasks' jobs behind for it, so the next round should look again."""
+        """Whether the fetch took all the room of some capped task while other tasks were
+        fetched too: the statement may have passed over their jobs for that task's, so the
+        next round (without it) should look again."""
         if not self.room:
             return False
         got = Counter(job.task_id for job in jobs)
-        return any(got[task_id] >= room for task_id, room in self.room.items())
+        full = {task_id for task_id, room in self.room.items() if got[task_id] >= room}
+        return bool(full) and any(task_id not in full for task_id in self.task_ids)
 
 
 class TaskLimits:
