@@ -327,3 +327,13 @@ delete from {s}._gw_cancel_requests as r using cancelled where r.job_id = cancel
 """,
     "FAIL_SWEPT_CANCELLED",
 )
+
+# A sweep on a caller's connection (``conn=`` of any driver), inside the caller's open
+# transaction: $1 the sweep lock key, held until that transaction ends. No timeouts are set:
+# they would outlast the sweep, in the caller's transaction.
+TRY_SWEEP_LOCK = Query("select pg_try_advisory_xact_lock($1::bigint) as locked", "TRY_SWEEP_LOCK")
+
+# The sweep's savepoint in a caller's transaction (a dry run rolls back to it).
+SAVEPOINT_SWEEP = Query("savepoint gw_sweep", "SAVEPOINT_SWEEP")
+ROLLBACK_TO_SWEEP = Query("rollback to savepoint gw_sweep", "ROLLBACK_TO_SWEEP")
+RELEASE_SWEEP = Query("release savepoint gw_sweep", "RELEASE_SWEEP")
