@@ -7,7 +7,8 @@ other tasks (no head-of-line blocking), and nothing is locked that cannot start 
 
 Before each fetch the worker asks for a ``FetchPlan``: the tasks with room (a saturated
 task is left out of the fetch entirely) and, for the limited ones whose room is smaller
-than the batch, how many jobs of each the fetch may lock (its SQL caps them).
+than the batch, how many jobs of each the fetch may lock (its SQL caps them, and says how
+many jobs it considered: a full batch of them means more may be waiting).
 """
 
 from __future__ import annotations
@@ -29,15 +30,6 @@ class FetchPlan:
     """Task id -> the most jobs of it this fetch may lock (only where that is less than
     the batch: a larger room cannot cap anything)."""
 
-    def filled(self, jobs: Iterable[Job]) -> bool:
-        """Whether the fetch took all the room of some capped task while other tasks were
-        fetched too: the statement may have passed over their jobs for that task's, so the
-        next round (without it) should look again."""
-        if not self.room:
-            return False
-        got = Counter(job.task_id for job in jobs)
-        full = {task_id for task_id, room in self.room.items() if got[task_id] >= room}
-        return bool(full) and any(task_id not in full for task_id in self.task_ids)
 
 
 class TaskLimits:
