@@ -44,6 +44,9 @@ REFERENCE_PROFILES: dict[str, dict[str, Any]] = {
 # `gw run --processes N` for the CPU-bound row.
 PROCESSES_FLAG = "--processes"
 
+# `gw run --task-max-concurrency TASK=N` for the rows of a drain with a per-task limit.
+TASK_LIMIT_FLAG = "--task-max-concurrency"
+
 
 @dataclass(frozen=True)
 class Sizes:

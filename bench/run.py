@@ -122,6 +122,28 @@ def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> d
             ]
         return go
 
+    def limited_rows(profile: str) -> Measure:
+        """gw's drain with the task limited to one slot less than the concurrency (every
+        fetch then goes through the per-task limits), against the same drain without."""
+        async def go() -> list[Row]:
+            limit = max(1, ctx.concurrency - 1)
+            flag = profiles.TASK_LIMIT_FLAG
+            title = f"drain {n:,} no-op jobs, {profile}, task limited to {limit} slots"
+            if gw.unavailable or flag not in gw.flags:
+                note = gw.unavailable or f"n/a: `gw run` has no {flag} yet"
+                return [Row(f"drain_limited_{profile}", title, "jobs/s", "higher",
+                            Figure.missing(note), Figure.missing(note), "no limit")]
+            plain, limited = Figure.missing("not run"), Figure.missing("not run")
+            for _ in range(ctx.sizes.drain_repeats):  # alternate, so noise hits both alike
+                plain = _best(plain, await measures.drain(ctx, gw, profile, jobs=n))
+                limited = _best(limited, await measures.drain(
+                    ctx, gw, profile, jobs=n, extra=(flag, f"bench_noop={limit}"),
+                    label="limited",
+                ))
+            return [Row(f"drain_limited_{profile}", title, "jobs/s", "higher", limited, plain,
+                        "no limit")]
+        return go
+
     async def enqueue() -> list[Row]:
         bare, utils = Figure.missing("not run"), Figure.missing("not run")
         for _ in range(ctx.sizes.repeats):  # alternate, so noise hits both alike
@@ -179,6 +201,8 @@ def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> d
         # The same race on a backlog four times bigger: how each side's fetch copes with a
         # large queue on a table autovacuum has not analyzed yet (a burst of inserts).
         "drain_tuned_backlog": drain_rows("tuned", ctx.sizes.backlog_jobs, "_backlog"),
+        "drain_limited_defaults": limited_rows("defaults"),
+        "drain_limited_tuned": limited_rows("tuned"),
         "latency_defaults": latency_rows("defaults"),
         "latency_tuned": latency_rows("tuned"),
         "enqueue": enqueue,
@@ -197,6 +221,8 @@ def _add_rate_after_startup(rows: list[Row]) -> None:
     for row in rows:
         if not row.key.startswith("drain_") or row.key.endswith("_bound"):
             continue  # a bound has no process to start
+        if row.baseline_label != "reference":
+            continue  # gw on both sides: the start-up figures are gw's and the reference's
         for figure, empty in ((row.gw, startup.gw), (row.baseline, startup.baseline)):
             seconds = figure.detail.get("seconds")
             if figure.value is None or empty.value is None or not seconds:

@@ -66,7 +66,7 @@ update {s}._private_jobs as jobs
 returning jobs.*,
   case when jobs.job_queue_id is not null then
     (select q.queue_name from {s}._private_job_queues as q
-      where q.id = jobs.job_queue_id) end as queue_name
+      where q.id = jobs.job_queue_id) end as queue_nameCOUNT
 """
 
 _CHOSEN = """), chosen as (
@@ -104,8 +104,12 @@ _CHOSEN_WITHIN_ROOM = """), one_per_queue as (
 
 def _fetch(*, flags: str, within_room: bool) -> Query:
     columns, chosen = (", jobs.task_id", _CHOSEN_WITHIN_ROOM) if within_room else ("", _CHOSEN)
+    # With room, each row also says how many candidates there were: as many as the batch
+    # means more jobs may be waiting (the cap may have passed over other tasks' jobs).
+    count = ",\n  (select count(*) from candidates) as candidates" if within_room else ""
     return Query(
         _FETCH.replace("COLUMNS", columns).replace("CHOSEN", chosen).replace("FLAGS", flags)
+        .replace("COUNT", count)
     )
 
 
@@ -120,9 +124,9 @@ FETCH_JOBS_WITHOUT_FLAGS = _fetch(
 )
 
 # FETCH_JOBS for a worker with per-task limits (max_concurrency), plus $4 task ids int[]
-# and $5 room int[]: at most $5[i] jobs of task $4[i] (see _CHOSEN_WITHIN_ROOM). Tasks
-# without room are left out of $2 by the worker. Only used when some task has a limit, so
-# the common fetch is unchanged.
+# and $5 room int[]: at most $5[i] jobs of task $4[i] (see _CHOSEN_WITHIN_ROOM); each row
+# also has ``candidates``, the jobs considered. Tasks without room are left out of $2 by
+# the worker. Only used when some task has a limit, so the common fetch is unchanged.
 FETCH_JOBS_WITHIN_ROOM = _fetch(flags="", within_room=True)
 
 # FETCH_JOBS_WITHIN_ROOM, plus $6 forbidden flags text[].

@@ -105,7 +105,10 @@ class FetchLoop:
             want = queue.room() if queue.wants_refill(slots.demand) else 0
         else:
             want = min(slots.free(), slots.demand)
-        if want and self._limits is not None and self._limits.saturated(self._held_jobs()):
+        limits = self._limits
+        if want and limits is not None and limits.every_task_limited and limits.saturated(
+            self._held_jobs()
+        ):
             return 0  # a finished job of a limited task wakes the loop (more_jobs)
         return want
 
@@ -114,7 +117,7 @@ class FetchLoop:
         self._slots.consume()
         ask = self._queue.batch_size(want)
         plan = None if self._limits is None else self._limits.plan(self._held_jobs(), ask)
-        jobs = await self._fetch(ask, plan)
+        jobs, considered = await self._fetch(ask, plan)
         if jobs and self._stopping.is_set():
             # Fetched, never started: hand them back with their attempt restored.
             await shielded(self._settler.give_back([job.id for job in jobs]))
@@ -122,7 +125,7 @@ class FetchLoop:
         loop = asyncio.get_running_loop()
         if not jobs:
             self._events.fetch_empty()
-        if len(jobs) == ask or (plan is not None and plan.filled(jobs)):
+        if considered == ask:
             self._slots.restore()  # there may be more
         else:
             self._queue.fetch_came_back_short(ask, loop.time(), got=len(jobs))
@@ -146,9 +149,10 @@ class FetchLoop:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._slots.wakeup.wait(), timeout)
 
-    async def _fetch(self, want: int, plan: FetchPlan | None) -> list[Job]:
+    async def _fetch(self, want: int, plan: FetchPlan | None) -> tuple[list[Job], int]:
         """Lock up to ``want`` jobs (within ``plan``'s tasks and room), retrying with
-        backoff while the database is away."""
+        backoff while the database is away; also how many jobs the fetch considered (as
+        many as ``want``: there may be more)."""
         task_ids, room = (self._task_ids, None) if plan is None else (plan.task_ids, plan.room)
         failures = 0
         while not self._stopping.is_set():
@@ -160,12 +164,19 @@ class FetchLoop:
                         )
                         self._orphans_possible = False
                     self._fetch_unanswered = True
-                    jobs = await store.fetch_jobs(
-                        conn, self._schema, self._worker_id, task_ids, want,
-                        self._forbidden_flags, self._task_names, room,
-                    )
+                    if room:
+                        jobs, considered = await store.fetch_jobs_within_room(
+                            conn, self._schema, self._worker_id, task_ids, want, room,
+                            self._forbidden_flags, self._task_names,
+                        )
+                    else:
+                        jobs = await store.fetch_jobs(
+                            conn, self._schema, self._worker_id, task_ids, want,
+                            self._forbidden_flags, self._task_names,
+                        )
+                        considered = len(jobs)
                     self._fetch_unanswered = False
-                    return jobs
+                    return jobs, considered
             except backoff.FATAL_ERRORS as error:
                 self._events.fetch_error(str(error), failures + 1)
                 raise DatabaseError(f"fetching jobs failed: {error}") from error
@@ -181,7 +192,7 @@ class FetchLoop:
                     extra={"gw": {"action": "fetch_retry", "attempt": failures}},
                 )
                 await backoff.pause(self._slots.wakeup, wait)  # the listener back: retry now
-        return []
+        return [], 0
 
     def _held_jobs(self) -> list[Job]:
         """Jobs this worker runs or holds in its local queue (what per-task limits count)."""

@@ -55,23 +55,9 @@ async def fetch_jobs(
     batch_size: int,
     forbidden_flags: Sequence[str] = (),
     task_identifiers: dict[int, str] | None = None,
-    room: dict[int, int] | None = None,
 ) -> list[job.Job]:
-    """Lock up to ``batch_size`` runnable jobs (at most one per named queue) for this worker;
-    with ``room`` (task id -> jobs), at most that many of each task it names."""
-    if room:
-        limited, rooms = list(room), list(room.values())
-        if forbidden_flags:
-            rows = await conn.fetch(
-                queries.FETCH_JOBS_WITHIN_ROOM_WITHOUT_FLAGS.sql(schema), worker_id,
-                list(task_ids), batch_size, limited, rooms, list(forbidden_flags),
-            )
-        else:
-            rows = await conn.fetch(
-                queries.FETCH_JOBS_WITHIN_ROOM.sql(schema), worker_id, list(task_ids),
-                batch_size, limited, rooms,
-            )
-    elif forbidden_flags:
+    """Lock up to ``batch_size`` runnable jobs (at most one per named queue) for this worker."""
+    if forbidden_flags:
         rows = await conn.fetch(
             queries.FETCH_JOBS_WITHOUT_FLAGS.sql(schema), worker_id, list(task_ids),
             batch_size, list(forbidden_flags),
@@ -81,6 +67,33 @@ async def fetch_jobs(
             queries.FETCH_JOBS.sql(schema), worker_id, list(task_ids), batch_size
         )
     return job.jobs_from_rows(rows, task_identifiers or {})
+
+
+async def fetch_jobs_within_room(
+    conn: asyncpg.Connection,
+    schema: str,
+    worker_id: str,
+    task_ids: Sequence[int],
+    batch_size: int,
+    room: dict[int, int],
+    forbidden_flags: Sequence[str] = (),
+    task_identifiers: dict[int, str] | None = None,
+) -> tuple[list[job.Job], int]:
+    """``fetch_jobs`` taking at most ``room[t]`` jobs of each task ``t`` it names; also
+    returns how many jobs the statement considered (``batch_size`` of them: more may wait)."""
+    limited, rooms = list(room), list(room.values())
+    if forbidden_flags:
+        rows = await conn.fetch(
+            queries.FETCH_JOBS_WITHIN_ROOM_WITHOUT_FLAGS.sql(schema), worker_id,
+            list(task_ids), batch_size, limited, rooms, list(forbidden_flags),
+        )
+    else:
+        rows = await conn.fetch(
+            queries.FETCH_JOBS_WITHIN_ROOM.sql(schema), worker_id, list(task_ids),
+            batch_size, limited, rooms,
+        )
+    considered = rows[0]["candidates"] if rows else 0
+    return job.jobs_from_rows(rows, task_identifiers or {}), considered
 
 
 async def complete_jobs(

@@ -7,7 +7,8 @@ other tasks (no head-of-line blocking), and nothing is locked that cannot start 
 
 Before each fetch the worker asks for a ``FetchPlan``: the tasks with room (a saturated
 task is left out of the fetch entirely) and, for the limited ones whose room is smaller
-than the batch, how many jobs of each the fetch may lock (its SQL caps them).
+than the batch, how many jobs of each the fetch may lock (its SQL caps them, and says how
+many jobs it considered: a full batch of them means more may be waiting).
 """
 
 from __future__ import annotations
@@ -29,13 +30,6 @@ class FetchPlan:
     """Task id -> the most jobs of it this fetch may lock (only where that is less than
     the batch: a larger room cannot cap anything)."""
 
-    def filled(self, jobs: Iterable[Job]) -> bool:
-        """Whether the fetch took all the room of some capped task: the statement may have
-        left other tasks' jobs behind for it, so the next round should look again."""
-        if not self.room:
-            return False
-        got = Counter(job.task_id for job in jobs)
-        return any(got[task_id] >= room for task_id, room in self.room.items())
 
 
 class TaskLimits:
@@ -45,6 +39,8 @@ class TaskLimits:
         self.limits = dict(limits)
         """Task id -> max_concurrency (only tasks with a limit)."""
         self._task_ids = list(task_ids)
+        self.every_task_limited = set(self._task_ids) <= set(self.limits)
+        """Only then can the worker have nothing to fetch while slots are free."""
 
     @classmethod
     def of(
@@ -75,7 +71,7 @@ class TaskLimits:
 
     def saturated(self, held: Iterable[Job]) -> bool:
         """Whether every task the worker knows is at its limit (nothing to fetch)."""
-        if len(self.limits) < len(self._task_ids):
+        if not self.every_task_limited:
             return False
         counts = Counter(job.task_id for job in held)
         return all(counts[task_id] >= limit for task_id, limit in self.limits.items())

@@ -195,13 +195,14 @@ async def test_the_capped_fetch_keeps_order_queues_and_leaves_the_rest_untouched
     fast = [await add_job(conn, "fast", {"n": n}) for n in range(3)]
 
     names = {task_id: name for name, task_id in ids.items()}
-    jobs = await store.fetch_jobs(
-        conn, S, "me", list(ids.values()), 6, task_identifiers=names, room={ids["slow"]: 2},
+    jobs, considered = await store.fetch_jobs_within_room(
+        conn, S, "me", list(ids.values()), 6, {ids["slow"]: 2}, task_identifiers=names,
     )
     # The 6 candidates in (priority, run_at) order: urgent, the queue's two, three slow.
     # Of the queue only its head; of slow two jobs, the queue's head among them. The fast
-    # jobs were past the candidates: the worker looks again (FetchPlan.filled).
+    # jobs were past the candidates: a full batch considered, so the worker looks again.
     assert {job.id for job in jobs} == {urgent, queued[0], slow[0]}
+    assert considered == 6
     rows = await conn.fetch(f"select id, attempts, locked_by from {S}._private_jobs")
     locked = {r["id"] for r in rows if r["locked_by"] == "me"}
     assert locked == {urgent, queued[0], slow[0]}
@@ -214,3 +215,8 @@ async def test_the_capped_fetch_keeps_order_queues_and_leaves_the_rest_untouched
     # slow now at its limit: left out of the next fetch, which finds the fast jobs.
     jobs = await store.fetch_jobs(conn, S, "me", [ids["fast"]], 6, task_identifiers=names)
     assert {job.id for job in jobs} == set(fast)
+    # Fewer jobs than the batch considered: nothing more is waiting.
+    jobs, considered = await store.fetch_jobs_within_room(
+        conn, S, "me", [ids["slow"]], 6, {ids["slow"]: 1}, task_identifiers=names,
+    )
+    assert (len(jobs), considered) == (1, 3)

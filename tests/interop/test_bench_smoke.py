@@ -18,9 +18,10 @@ EXPECTED_ROWS = {
     "drain_tuned_backlog", "drain_tuned_backlog_bound",
     "latency_p50_defaults", "latency_p99_defaults", "latency_p50_tuned", "latency_p99_tuned",
     "enqueue", "enqueue_psycopg", "once_empty", "idle_rss", "processes",
+    "drain_limited_defaults", "drain_limited_tuned",
 }
 # rows whose baseline is the Node reference or bare SQL: those figures must always exist
-BASELINE_ROWS = EXPECTED_ROWS - {"processes"}
+BASELINE_ROWS = EXPECTED_ROWS - {"processes", "drain_limited_defaults", "drain_limited_tuned"}
 
 
 @pytest.mark.timeout(170)

@@ -114,15 +114,6 @@ def test_saturated_only_when_every_task_is_at_its_limit() -> None:
     assert not one.saturated(_held(SLOW, SLOW, SLOW))
 
 
-def test_a_fetch_that_took_a_capped_task_s_whole_room_asks_to_look_again() -> None:
-    plan = FetchPlan([SLOW, FAST], {SLOW: 2})
-    assert plan.filled(_held(SLOW, SLOW))
-    assert plan.filled(_held(FAST, SLOW, SLOW))
-    assert not plan.filled(_held(SLOW, FAST))
-    assert not plan.filled([])
-    assert not FetchPlan([SLOW, FAST]).filled(_held(SLOW, SLOW))
-
-
 # -- task_max_concurrency, the worker's setting ---------------------------------------------
 
 
