@@ -103,6 +103,13 @@ def run_command(
                           "(default: no limit).",
                      show_default=False),
     ] = None,
+    task_max_concurrency: Annotated[
+        list[str] | None,
+        typer.Option("--task-max-concurrency", metavar="TASK=N",
+                     help="At most N jobs of TASK at once in each worker process, whatever "
+                          "the task declares (repeatable).",
+                     show_default=False),
+    ] = None,
     shutdown_abort_timeout: Annotated[
         str | None,
         typer.Option("--shutdown-abort-timeout",
@@ -237,6 +244,7 @@ def run_command(
         crontab=crontab,
         shutdown_grace_period=shutdown_grace_period,
         task_timeout=task_timeout,
+        task_max_concurrency=task_max_concurrency or None,
         shutdown_abort_timeout=shutdown_abort_timeout,
         log_format=log_format,
         heartbeat_interval=heartbeat_interval,

@@ -41,7 +41,7 @@ with recursive priorities as (
            order by jobs.priority desc limit 1)
     from priorities where priorities.priority is not null
 ), candidates as (
-  select jobs.id, jobs.job_queue_id, jobs.priority, jobs.run_at
+  select jobs.id, jobs.job_queue_id, jobs.priority, jobs.run_atCOLUMNS
     from {s}._private_jobs as jobs
    where jobs.is_available
      and jobs.priority = any(array(select p.priority from priorities as p
@@ -55,15 +55,7 @@ with recursive priorities as (
    order by jobs.priority, jobs.run_at
    limit $3
    for update skip locked
-), chosen as (
-  -- Jobs without a named queue all go; of each named queue, only its first job (the
-  -- jobs without a queue, usually most of a batch, need no sorting for that).
-  select c.id, c.job_queue_id from candidates as c where c.job_queue_id is null
-  union all
-  (select distinct on (c.job_queue_id) c.id, c.job_queue_id
-     from candidates as c where c.job_queue_id is not null
-    order by c.job_queue_id, c.priority, c.run_at, c.id)
-), locked_queues as (
+CHOSEN), locked_queues as (
   update {s}._private_job_queues as q set locked_by = $1::text, locked_at = now()
     from chosen where q.id = chosen.job_queue_id
 )
@@ -77,14 +69,65 @@ returning jobs.*,
       where q.id = jobs.job_queue_id) end as queue_name
 """
 
+_CHOSEN = """), chosen as (
+  -- Jobs without a named queue all go; of each named queue, only its first job (the
+  -- jobs without a queue, usually most of a batch, need no sorting for that).
+  select c.id, c.job_queue_id from candidates as c where c.job_queue_id is null
+  union all
+  (select distinct on (c.job_queue_id) c.id, c.job_queue_id
+     from candidates as c where c.job_queue_id is not null
+    order by c.job_queue_id, c.priority, c.run_at, c.id)
+"""
+
+# The same choice, then each task with a limit keeps only its first jobs, as many as it has
+# room for: $4 task ids int[], $5 room int[] (the worker's max_concurrency of the task less
+# the jobs of it the worker holds). The candidates it leaves out stay as they were: only
+# the chosen jobs (and their queues) get locked_by, as with a named queue's other jobs.
+_CHOSEN_WITHIN_ROOM = """), one_per_queue as (
+  select c.id, c.job_queue_id, c.task_id, c.priority, c.run_at
+    from candidates as c where c.job_queue_id is null
+  union all
+  (select distinct on (c.job_queue_id) c.id, c.job_queue_id, c.task_id, c.priority, c.run_at
+     from candidates as c where c.job_queue_id is not null
+    order by c.job_queue_id, c.priority, c.run_at, c.id)
+), ranked as (
+  select o.id, o.job_queue_id, o.task_id,
+         row_number() over (partition by o.task_id order by o.priority, o.run_at, o.id) as nth
+    from one_per_queue as o
+), chosen as (
+  select r.id, r.job_queue_id
+    from ranked as r
+    left join unnest($4::int[], $5::int[]) as room(task_id, jobs) on room.task_id = r.task_id
+   where room.jobs is null or r.nth <= room.jobs
+"""
+
+
+def _fetch(*, flags: str, within_room: bool) -> Query:
+    columns, chosen = (", jobs.task_id", _CHOSEN_WITHIN_ROOM) if within_room else ("", _CHOSEN)
+    return Query(
+        _FETCH.replace("COLUMNS", columns).replace("CHOSEN", chosen).replace("FLAGS", flags)
+    )
+
+
 # $1 worker id, $2 task ids int[], $3 batch size. Locks up to $3 runnable jobs (at most
 # one per named queue) for the worker; returns the job rows plus queue_name.
-FETCH_JOBS = Query(_FETCH.replace("FLAGS", ""))
+FETCH_JOBS = _fetch(flags="", within_room=False)
 
 # FETCH_JOBS, plus $4 forbidden flags text[]: jobs carrying any of them are skipped. A
 # statement of its own so the common fetch keeps a plan without the flags test.
-FETCH_JOBS_WITHOUT_FLAGS = Query(
-    _FETCH.replace("FLAGS", "and (jobs.flags ?| $4::text[]) is not true")
+FETCH_JOBS_WITHOUT_FLAGS = _fetch(
+    flags="and (jobs.flags ?| $4::text[]) is not true", within_room=False
+)
+
+# FETCH_JOBS for a worker with per-task limits (max_concurrency), plus $4 task ids int[]
+# and $5 room int[]: at most $5[i] jobs of task $4[i] (see _CHOSEN_WITHIN_ROOM). Tasks
+# without room are left out of $2 by the worker. Only used when some task has a limit, so
+# the common fetch is unchanged.
+FETCH_JOBS_WITHIN_ROOM = _fetch(flags="", within_room=True)
+
+# FETCH_JOBS_WITHIN_ROOM, plus $6 forbidden flags text[].
+FETCH_JOBS_WITHIN_ROOM_WITHOUT_FLAGS = _fetch(
+    flags="and (jobs.flags ?| $6::text[]) is not true", within_room=True
 )
 
 # ``settle`` (a delete or update of ``{s}._private_jobs as jobs`` guarded by $1 = worker
@@ -107,6 +150,24 @@ COMPLETE_JOBS = Query(
     _UNLOCKING_QUEUES.replace("SETTLE", """
   delete from {s}._private_jobs as jobs
    where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text""")
+)
+
+# $1 worker id, $2 job id bigint, $3 attempt int. Completes one job inside its task's own
+# transaction (``ctx.transaction()``): as COMPLETE_JOBS, and only while the job is still at
+# this attempt (an earlier run of the job cannot complete a later one). Returns how many
+# jobs it deleted: 0 when the job is no longer this worker's, so the caller rolls back.
+COMPLETE_JOB_IN_TRANSACTION = Query(
+    """
+with settled as (
+  delete from {s}._private_jobs as jobs
+   where jobs.id = $2::bigint and jobs.locked_by = $1::text and jobs.attempts = $3::int
+  returning jobs.job_queue_id
+), unlocked as (
+  update {s}._private_job_queues as q set locked_by = null, locked_at = null
+    from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
+)
+select count(*)::int from settled
+"""
 )
 
 # $1 worker id, $2 job ids bigint[], $3 messages text[], $4 replacement payloads json[]

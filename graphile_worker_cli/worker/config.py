@@ -72,6 +72,9 @@ class WorkerConfig:
     shutdown_interrupted_job_retry_delay: float = 1.0
     task_timeout: float | None = None
     """Seconds a job may run unless its task sets ``timeout`` (None: no limit)."""
+    task_max_concurrency: dict[str, int] = field(default_factory=dict)
+    """Task identifier -> the most jobs of it this worker runs at once; wins over the
+    task's own ``max_concurrency``."""
     listen_os_shutdown_signals: bool = True
     shutdown_signal: ShutdownSignal | None = None
     migrate: bool = True
@@ -105,6 +108,29 @@ class WorkerConfig:
 
     def __post_init__(self) -> None:
         self._apply_recovery_config()
+
+    def task_limits(self) -> dict[str, int]:
+        """Task identifier -> the most jobs of it this worker runs at once: the task's own
+        ``max_concurrency``, unless ``task_max_concurrency`` names the task."""
+        limits = {
+            definition.identifier: definition.max_concurrency for definition in self.tasks
+            if definition.max_concurrency is not None
+        }
+        limits.update(self.task_max_concurrency)
+        return limits
+
+    def _check_task_max_concurrency(self) -> None:
+        for name, limit in self.task_max_concurrency.items():
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ConfigError(
+                    f'task_max_concurrency: task "{name}": expected an integer >= 1, '
+                    f"got {limit!r}"
+                )
+            if name not in self.tasks:
+                raise ConfigError(
+                    f'task_max_concurrency names task "{name}", which this worker does not '
+                    f"have (its tasks: {', '.join(self.tasks.identifiers())})"
+                )
 
     def _apply_recovery_config(self) -> None:
         """A config given as ``worker_recovery`` (at construction, or assigned later and
@@ -198,6 +224,7 @@ class WorkerConfig:
             database_url=settings.database_url,
             schema=settings.schema_name,
             forbidden_flags=list(settings.forbidden_flags),
+            task_max_concurrency=dict(settings.task_max_concurrency),
             tasks=registry,
         )
         values.update(extra)
@@ -253,6 +280,7 @@ class WorkerConfig:
                 "no tasks defined: register at least one with define_job(...) "
                 "(or pass --tasks DIR / --tasks-module MODULE to gw run)"
             )
+        self._check_task_max_concurrency()
         if self.worker_recovery:
             from graphile_worker_cli import recovery
 

@@ -85,6 +85,9 @@ class LocalQueue:
     def job_ids(self) -> list[int]:
         return [job.id for job, _ in self._jobs]
 
+    def jobs(self) -> list[Job]:
+        return [job for job, _ in self._jobs]
+
     # -- filling --------------------------------------------------------------------------
     def start(self) -> None:
         """The worker starts fetching: the queue is polling."""

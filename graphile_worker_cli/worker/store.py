@@ -54,9 +54,23 @@ async def fetch_jobs(
     batch_size: int,
     forbidden_flags: Sequence[str] = (),
     task_identifiers: dict[int, str] | None = None,
+    room: dict[int, int] | None = None,
 ) -> list[job.Job]:
-    """Lock up to ``batch_size`` runnable jobs (at most one per named queue) for this worker."""
-    if forbidden_flags:
+    """Lock up to ``batch_size`` runnable jobs (at most one per named queue) for this worker;
+    with ``room`` (task id -> jobs), at most that many of each task it names."""
+    if room:
+        limited, rooms = list(room), list(room.values())
+        if forbidden_flags:
+            rows = await conn.fetch(
+                queries.FETCH_JOBS_WITHIN_ROOM_WITHOUT_FLAGS.sql(schema), worker_id,
+                list(task_ids), batch_size, limited, rooms, list(forbidden_flags),
+            )
+        else:
+            rows = await conn.fetch(
+                queries.FETCH_JOBS_WITHIN_ROOM.sql(schema), worker_id, list(task_ids),
+                batch_size, limited, rooms,
+            )
+    elif forbidden_flags:
         rows = await conn.fetch(
             queries.FETCH_JOBS_WITHOUT_FLAGS.sql(schema), worker_id, list(task_ids),
             batch_size, list(forbidden_flags),
@@ -73,6 +87,17 @@ async def complete_jobs(
 ) -> None:
     """Delete finished jobs (still locked by us) and unlock their queues."""
     await conn.execute(queries.COMPLETE_JOBS.sql(schema), worker_id, list(job_ids))
+
+
+async def complete_job_in_transaction(
+    conn: asyncpg.Connection, schema: str, worker_id: str, job_id: int, attempt: int
+) -> bool:
+    """Delete the job (still locked by us, at ``attempt``) and unlock its queue, on
+    ``conn`` inside the task's transaction; False when the job is no longer ours."""
+    deleted: int = await conn.fetchval(
+        queries.COMPLETE_JOB_IN_TRANSACTION.sql(schema), worker_id, job_id, attempt
+    )
+    return deleted == 1
 
 
 async def fail_jobs(

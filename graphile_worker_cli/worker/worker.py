@@ -22,6 +22,7 @@ import asyncpg
 
 from graphile_worker_cli import migrate
 from graphile_worker_cli.errors import GraphileWorkerError, SchemaTooNewError
+from graphile_worker_cli.job_transaction import InTransactionCompletion
 from graphile_worker_cli.worker import backoff, listen_probe, stale_locks, store
 from graphile_worker_cli.worker.cancel import CHECK_EVERY_POLLS, CancelWatcher
 from graphile_worker_cli.worker.config import WorkerConfig
@@ -38,6 +39,7 @@ from graphile_worker_cli.worker.shutdown import (
     os_signal_handlers,
 )
 from graphile_worker_cli.worker.slots import Slots
+from graphile_worker_cli.worker.task_limits import TaskLimits
 from graphile_worker_cli.worker_utils import WorkerUtils
 
 log = logging.getLogger("gw.worker")
@@ -110,12 +112,16 @@ class Worker:
             context_of=JobContextFields(
                 pool, self.schema, worker_id, options.extensions, self.events.registry,
                 WorkerUtils(pool, schema=self.schema, hooks=self.events.registry),
+                InTransactionCompletion(pool, lambda conn, job: store.complete_job_in_transaction(
+                    conn, self.schema, worker_id, job.id, job.attempts,
+                )),
             ),
             interrupted_retry_delay=options.shutdown_interrupted_job_retry_delay,
             task_timeout=options.task_timeout,
             abort_window=options.shutdown_abort_timeout,
             stop_reason=lambda: self._stop_reason("worker shutdown"),
         )
+        self._task_limits = options.task_limits()
         self._cancels: CancelWatcher | None = None
         """Set at start when the schema has gw's cancel requests (gw migration 3)."""
         self._fetch_loop = FetchLoop(
@@ -123,6 +129,11 @@ class Worker:
             events=self.events, connection=self._fetch_conn, stopping=self.stopping,
             schema=self.schema, worker_id=worker_id, task_names=self._task_names,
             forbidden_flags=options.forbidden_flags, poll_interval=options.poll_interval,
+            limits=TaskLimits.of(
+                {task_ids[name]: limit for name, limit in self._task_limits.items()
+                 if name in task_ids},
+                self._task_names, options.concurrency,
+            ),
         )
 
     # -- public API -----------------------------------------------------------------------
@@ -206,6 +217,14 @@ class Worker:
                           "tasks": self.task_count, "concurrency": self.concurrency,
                           "schema": self.schema}},
         )
+        binding = {name: limit for name, limit in self._task_limits.items()
+                   if limit < self.concurrency}
+        if binding:
+            log.info(
+                "per-task limits: %s",
+                ", ".join(f"{name} {limit}" for name, limit in sorted(binding.items())),
+                extra={"gw": {"action": "task_limits", "limits": binding}},
+            )
 
     async def _start_side_tasks(self, once: bool) -> dict[asyncio.Task[None], str]:
         loop = asyncio.get_running_loop()
