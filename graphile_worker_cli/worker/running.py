@@ -314,7 +314,7 @@ class JobRunner:
         if job.job_queue_id is not None:
             self._slots.holds_queue(job.id)
         settle = self._settler.cancelled([job.id], CANCELLED_ERROR)
-        log.error(
+        log.warning(
             "✗ job %d %s cancelled; failed for good", job.id, job.task_identifier,
             extra={"gw": {"action": "cancelled", **_fields(job)}},
         )

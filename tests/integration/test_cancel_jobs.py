@@ -232,6 +232,34 @@ async def test_a_worker_that_missed_the_notification_learns_on_reconnecting(
     assert seen == ["cancelled"]
 
 
+async def test_shutdown_fails_a_cancelled_job_instead_of_handing_it_back(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    """The request was recorded but never heard (as if the notification was lost) and the
+    periodic look is far off: the worker looks once more before handing running jobs back
+    at shutdown, and fails the job instead."""
+    job_id = await add_job(conn, "polite", None)
+    seen: list[str] = []
+
+    async def polite(payload: Any, ctx: WorkerContext) -> None:
+        seen.append(await ctx.abort_signal.wait())
+
+    worker = await make_options(
+        db_url, poll_interval=30.0, shutdown_grace_period=0.1
+    ).define_job(polite, "polite").init()
+    async with _running(worker):
+        await _registered_and_locked(conn, worker, job_id)
+        await conn.execute(
+            f"insert into {S}._gw_cancel_requests (job_id, locked_by) values ($1, $2)",
+            job_id, worker.worker_id,
+        )
+    assert seen == ["cancelled"]
+    row = await _row(conn, job_id)
+    assert row is not None and row["last_error"] == "cancelled"
+    assert row["attempts"] == row["max_attempts"] and row["locked_by"] is None
+    assert await _requests(conn) == []
+
+
 async def test_a_cancelled_job_that_was_handed_back_is_failed_by_the_next_look(
     db_url: str, conn: asyncpg.Connection
 ) -> None:
