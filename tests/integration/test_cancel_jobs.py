@@ -370,3 +370,36 @@ async def test_the_sweep_fails_a_dead_workers_cancelled_job_instead_of_recoverin
     recovered = await recovery_helpers.job_row(conn, other)
     assert recovered["attempts"] < recovered["max_attempts"]  # the other one runs again
     assert await _requests(conn) == []
+
+
+async def test_a_job_locked_by_the_worker_but_not_running_there_is_failed(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    """Its outcome's write did not apply (as when a failure guarded by the attempt number
+    lands after the job was marked): nothing else would unlock it for 4 hours."""
+    worker = await make_options(db_url).define_job(lambda p: None, "t").init()
+    async with _running(worker), _utils(db_url) as utils:
+        async def registered() -> bool:
+            return bool(await conn.fetchval(
+                f"select exists (select 1 from {S}._gw_workers where id = $1)",
+                worker.worker_id,
+            ))
+
+        await wait_until(registered)
+        job_id = await add_job(conn, "other_task", None)
+        await conn.execute(
+            f"update {S}._private_jobs set locked_by = $2, locked_at = now(), attempts = 1"
+            " where id = $1", job_id, worker.worker_id,
+        )
+        result = await utils.cancel_jobs([job_id])
+        assert result[0].outcome is CancelOutcome.REQUESTED
+
+        async def failed() -> bool:
+            row = await _row(conn, job_id)
+            return row is not None and row["locked_by"] is None
+
+        await wait_until(failed)
+    row = await _row(conn, job_id)
+    assert row is not None and row["last_error"] == "cancelled"
+    assert row["attempts"] == row["max_attempts"]
+    assert await _requests(conn) == []
