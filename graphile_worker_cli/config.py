@@ -132,6 +132,7 @@ class Settings(BaseModel):
     shutdown_interrupted_job_retry_delay: Duration = 1.0
     task_timeout: OptionalDuration = None
     task_max_concurrency: TaskLimitsTable = {}
+    history_retention: OptionalDuration = None
     log_format: Annotated[LogFormat, BeforeValidator(_lowercase)] = "auto"
     log_level: Annotated[LogLevel, BeforeValidator(_lowercase)] = "info"
 
@@ -153,6 +154,7 @@ class Settings(BaseModel):
     sweep_threshold: Duration = 60.0
     recovery_delay: Duration = 0.0
     direct_database_url: Annotated[str | None, Expect("a PostgreSQL URL")] = None
+    jobs_vacuum_threshold: NonNegative = 100_000
 
     plugins: list[str] = []
     metrics_port: Port | None = None

@@ -1,4 +1,4 @@
-"""``gw add-job``, ``gw jobs list|show|complete|fail|cancel|reschedule|remove``,
+"""``gw add-job``, ``gw jobs list|history|show|complete|fail|cancel|reschedule|remove``,
 ``gw cleanup``.
 
 Thin: each command parses its options, makes one ``WorkerUtils`` call and prints the
@@ -140,9 +140,6 @@ def error_summary(last_error: str | None) -> str:
 
 
 def _print_jobs(records: list[job.Job], title: str) -> None:
-    from rich import box
-    from rich.measure import Measurement
-
     from graphile_worker_cli import job
 
     now = datetime.now(UTC)
@@ -161,10 +158,28 @@ def _print_jobs(records: list[job.Job], title: str) -> None:
         }
         for record in records
     ]
-    # Optional columns that are empty for every row are left out. Nothing that identifies a
-    # job is cut: a table row per job when it fits (always in a pipe), else a block per job.
     # Only the last error is shortened (`gw jobs show ID` prints it in full).
-    optional = ("queue", "key", "locked by", "last error")
+    _print_rows(
+        rows, title, ("queue", "key", "locked by", "last error"),
+        lambda row: f"{row['id']}  {row['state']}  prio {row['prio']}  tries {row['tries']}  "
+                    f"run at {row['run at (UTC)']} UTC",
+        ("task",),
+    )
+
+
+def _print_rows(
+    rows: list[dict[str, str]],
+    title: str,
+    optional: tuple[str, ...],
+    head: Callable[[dict[str, str]], str],
+    named: tuple[str, ...],
+) -> None:
+    """Rows as a table when it fits the terminal (always in a pipe), else a block per row:
+    ``head(row)``, then the ``named`` and ``optional`` values each whole on its own line.
+    Optional columns empty in every row are left out; no value is cut here."""
+    from rich import box
+    from rich.measure import Measurement
+
     columns = [name for name in (rows[0] if rows else {}) if name not in optional or any(
         row[name] for row in rows
     )]
@@ -179,15 +194,10 @@ def _print_jobs(records: list[job.Job], title: str) -> None:
     if Measurement.get(console, unbounded, table).maximum <= console.width:
         console.print(table)
         return
-    # Narrower than the table: one block per job, each value whole on its own line.
     console.print(title, highlight=False, markup=False)
     for row in rows:
-        console.print(
-            f"{row['id']}  {row['state']}  prio {row['prio']}  tries {row['tries']}  "
-            f"run at {row['run at (UTC)']} UTC",
-            highlight=False, markup=False, soft_wrap=True,
-        )
-        for name in ("task", *optional):
+        console.print(head(row), highlight=False, markup=False, soft_wrap=True)
+        for name in (*named, *optional):
             if row.get(name):
                 console.print(f"  {name + ':':<11} {row[name]}", highlight=False, markup=False,
                               soft_wrap=True)
@@ -340,6 +350,103 @@ def list_command(
         if len(records) == limit:
             common.stderr.print(
                 f"showing the first {limit} jobs; use --limit for more", highlight=False
+            )
+
+
+def parse_since(value: str) -> datetime | timedelta:
+    """``--since``: how long ago (a duration such as 1h) or an ISO 8601 time."""
+    try:
+        return timedelta(seconds=durations.parse_duration(value))
+    except BadInputError:
+        pass
+    try:
+        return parse_time(value, "--since")
+    except BadInputError:
+        raise BadInputError(
+            f"invalid --since {value!r}: expected how long ago ({durations.DURATION_HELP}) "
+            "or an ISO 8601 time like 2030-01-31T09:00:00Z"
+        ) from None
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.1f}s"
+
+
+def history_to_dict(entry: job.JobHistoryEntry) -> dict[str, Any]:
+    """A history entry as JSON-ready values (times in ISO 8601, seconds as numbers)."""
+    values = dataclasses.asdict(entry)
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            values[name] = value.isoformat()
+    return values
+
+
+def _print_history(entries: list[job.JobHistoryEntry], title: str) -> None:
+    rows = [
+        {
+            "job id": str(entry.job_id),
+            "outcome": entry.outcome,
+            "finished (UTC)": entry.finished_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            "took": _seconds(entry.duration),
+            "waited": _seconds(entry.wait),
+            "tries": f"{entry.attempts}/{entry.max_attempts}",
+            "task": entry.task_identifier,
+            "queue": entry.queue_name or "",
+            "key": entry.key or "",
+            "worker": entry.worker_id,
+            "last error": _cut(error_summary(entry.last_error), 80),
+        }
+        for entry in entries
+    ]
+    _print_rows(
+        rows, title, ("queue", "key", "last error"),
+        lambda row: f"{row['job id']}  {row['outcome']}  finished {row['finished (UTC)']} UTC"
+                    f"  took {row['took']}  waited {row['waited']}  tries {row['tries']}",
+        ("task", "worker"),
+    )
+
+
+@jobs_app.command("history")
+def history_command(
+    task: Annotated[str | None, typer.Option("--task", help="Only this task identifier.",
+                                             show_default=False)] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only jobs finished since: how long ago (1h, 2d) or an "
+                                     "ISO 8601 time.", show_default=False),
+    ] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only jobs that failed for good.",
+                                         show_default=False)] = False,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many jobs.", min=0)] = 100,
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
+) -> None:
+    """Jobs gw workers completed or failed for good, newest first (needs history_retention
+    on the workers)."""
+    settings = common.load_settings(connection, schema, config)
+
+    async def history() -> list[job.JobHistoryEntry]:
+        after = parse_since(since) if since is not None else None
+        return await _call(settings, lambda worker_utils: worker_utils.list_history(
+            task=task, since=after, failed=failed, limit=limit
+        ))
+
+    entries = common.run(history())
+    if json_output:
+        common.print_json([history_to_dict(entry) for entry in entries])
+    elif not entries:
+        common.stdout.print(
+            "no job history (workers record it with history_retention set)", highlight=False
+        )
+    else:
+        _print_history(entries, f"job history in schema {settings.schema_name}")
+        if len(entries) == limit:
+            common.stderr.print(
+                f"showing the newest {limit} jobs; use --limit for more", highlight=False
             )
 
 

@@ -91,6 +91,23 @@ removed as (
 select (jobs + queues)::int as held from held"""
 )
 
+# $1 id. DEREGISTER_WORKER for a worker that knows it holds no job (every fetch answered,
+# every outcome written): only its queue locks are counted, so the jobs table, where
+# locked jobs are in no index, is not read. Returns `held` (queues; 0: the row is gone).
+DEREGISTER_IDLE_WORKER = Query(
+    """
+with held as (
+  select (select count(*) from {s}._private_job_queues where locked_by = $1) as queues
+),
+removed as (
+  delete from {s}._gw_workers as w
+  using held
+  where w.id = $1 and held.queues = 0
+  returning w.id
+)
+select queues::int as held from held"""
+)
+
 # $1 threshold seconds, $2 resilient multiplier, $3 resilient flags; alias w = registry.
 _EFFECTIVE_THRESHOLD = f"""(
     greatest($1::float8 * interval '1 second', w.heartbeat_interval * {MIN_MISSED_HEARTBEATS})
@@ -310,3 +327,13 @@ delete from {s}._gw_cancel_requests as r using cancelled where r.job_id = cancel
 """,
     "FAIL_SWEPT_CANCELLED",
 )
+
+# A sweep on a caller's connection (``conn=`` of any driver), inside the caller's open
+# transaction: $1 the sweep lock key, held until that transaction ends. No timeouts are set:
+# they would outlast the sweep, in the caller's transaction.
+TRY_SWEEP_LOCK = Query("select pg_try_advisory_xact_lock($1::bigint) as locked", "TRY_SWEEP_LOCK")
+
+# The sweep's savepoint in a caller's transaction (a dry run rolls back to it).
+SAVEPOINT_SWEEP = Query("savepoint gw_sweep", "SAVEPOINT_SWEEP")
+ROLLBACK_TO_SWEEP = Query("rollback to savepoint gw_sweep", "ROLLBACK_TO_SWEEP")
+RELEASE_SWEEP = Query("release savepoint gw_sweep", "RELEASE_SWEEP")

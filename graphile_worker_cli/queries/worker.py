@@ -140,17 +140,65 @@ update {s}._private_job_queues as q set locked_by = null, locked_at = null
   from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
 """
 
+# ``_UNLOCKING_QUEUES`` that also records the jobs it finished in ``_gw_job_history``
+# (``history_retention`` on): ``settle`` returns the job's columns under the names below
+# (run_at and started_at as they were for the attempt that ended), and ``finished`` says
+# which rows ended the job for good. One statement, so history costs no round trip.
+_RECORDING_HISTORY = """
+with settled as (SETTLE
+  returning jobs.id, jobs.job_queue_id, jobs.task_id, jobs.key, jobs.attempts,
+            jobs.max_attempts, jobs.created_at, RUN_AT as run_at, STARTED_AT as started_at,
+            jobs.last_error
+), recorded as (
+  insert into {s}._gw_job_history (job_id, task_identifier, queue_name, key, attempts,
+                                   max_attempts, created_at, run_at, started_at, worker_id,
+                                   outcome, last_error)
+  select settled.id, t.identifier, q.queue_name, settled.key, settled.attempts,
+         settled.max_attempts, settled.created_at, settled.run_at, settled.started_at,
+         $1::text, OUTCOME, settled.last_error
+    from settled
+    join {s}._private_tasks as t on t.id = settled.task_id
+    left join {s}._private_job_queues as q on q.id = settled.job_queue_id
+   where FINISHED
+)
+update {s}._private_job_queues as q set locked_by = null, locked_at = null
+  from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
+"""
+
+
+def _recording_history(settle: str, *, completed: bool) -> str:
+    """``settle`` (a statement for ``_UNLOCKING_QUEUES``) that also writes job history.
+    A failure's update joins the row as it was (``old``): its run_at and locked_at."""
+    if completed:
+        columns = {"RUN_AT": "jobs.run_at", "STARTED_AT": "jobs.locked_at",
+                   "OUTCOME": "'completed'", "FINISHED": "true"}
+    else:
+        columns = {"RUN_AT": "old.run_at", "STARTED_AT": "old.locked_at",
+                   "OUTCOME": "'failed'", "FINISHED": "settled.attempts >= settled.max_attempts"}
+    text = _RECORDING_HISTORY.replace("SETTLE", settle)
+    for placeholder, value in columns.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+# Joined into a failure's update: the row as the statement found it (a joined table is read
+# as of the statement's start), for the run_at and locked_at of the attempt that ended.
+_OLD_ROW = """
+    join {s}._private_jobs as old on old.id = f.id"""
+
 RETRY_DELAY = "exp(least(ATTEMPTS, 10)) * interval '1 second'"
 """The reference's retry delay after a failure, as SQL: ATTEMPTS is the attempts made (the
 same rule as its ``fail_jobs`` function), so every gw statement that reschedules a failed
 job waits as a Node worker would."""
 
 # $1 worker id, $2 job ids bigint[]: deletes the finished jobs still locked by the worker.
-COMPLETE_JOBS = Query(
-    _UNLOCKING_QUEUES.replace("SETTLE", """
+_COMPLETE = """
   delete from {s}._private_jobs as jobs
-   where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text""")
-)
+   where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text"""
+COMPLETE_JOBS = Query(_UNLOCKING_QUEUES.replace("SETTLE", _COMPLETE))
+
+# COMPLETE_JOBS that also records each job in _gw_job_history (outcome completed).
+COMPLETE_JOBS_RECORDING_HISTORY = Query(_recording_history(_COMPLETE, completed=True))
 
 # $1 worker id, $2 job id bigint, $3 attempt int. Completes one job inside its task's own
 # transaction (``ctx.transaction()``): as COMPLETE_JOBS, and only while the job is still at
@@ -173,8 +221,7 @@ select count(*)::int from settled
 # $1 worker id, $2 job ids bigint[], $3 messages text[], $4 replacement payloads json[]
 # (null: keep), $5 attempt numbers int[] (null: any). Records each failed attempt:
 # last_error, exponential backoff, lock cleared.
-FAIL_JOBS = Query(
-    _UNLOCKING_QUEUES.replace("SETTLE", """
+_FAIL = """
   update {s}._private_jobs as jobs
      set last_error = f.message,
          run_at = greatest(now(), jobs.run_at)
@@ -183,17 +230,21 @@ FAIL_JOBS = Query(
          locked_at = null,
          payload = coalesce(f.payload, jobs.payload)
     from unnest($2::bigint[], $3::text[], $4::json[], $5::int[])
-         as f(id, message, payload, attempts)
+         as f(id, message, payload, attempts)OLD
    where jobs.id = f.id and jobs.locked_by = $1::text
-     and (f.attempts is null or jobs.attempts = f.attempts)""")
+     and (f.attempts is null or jobs.attempts = f.attempts)"""
+FAIL_JOBS = Query(_UNLOCKING_QUEUES.replace("SETTLE", _FAIL.replace("OLD", "")))
+
+# FAIL_JOBS that also records the jobs out of attempts in _gw_job_history (outcome failed).
+FAIL_JOBS_RECORDING_HISTORY = Query(
+    _recording_history(_FAIL.replace("OLD", _OLD_ROW), completed=False)
 )
 
 # FAIL_JOBS with the next run time chosen by the task: $6 run_at timestamptz[] (null: see
 # $7), $7 delay in seconds float8[] (null: the exponential backoff), $8 permanent bool[]
 # (true: attempts = max_attempts, as permanently_fail_jobs leaves a job). A statement of its
 # own so the common failure keeps its plan.
-FAIL_JOBS_SCHEDULED = Query(
-    _UNLOCKING_QUEUES.replace("SETTLE", """
+_FAIL_SCHEDULED = """
   update {s}._private_jobs as jobs
      set last_error = f.message,
          run_at = coalesce(f.run_at, now() + f.delay * interval '1 second',
@@ -205,9 +256,16 @@ FAIL_JOBS_SCHEDULED = Query(
          payload = coalesce(f.payload, jobs.payload)
     from unnest($2::bigint[], $3::text[], $4::json[], $5::int[], $6::timestamptz[],
                 $7::float8[], $8::bool[])
-         as f(id, message, payload, attempts, run_at, delay, permanent)
+         as f(id, message, payload, attempts, run_at, delay, permanent)OLD
    where jobs.id = f.id and jobs.locked_by = $1::text
-     and (f.attempts is null or jobs.attempts = f.attempts)""")
+     and (f.attempts is null or jobs.attempts = f.attempts)"""
+FAIL_JOBS_SCHEDULED = Query(
+    _UNLOCKING_QUEUES.replace("SETTLE", _FAIL_SCHEDULED.replace("OLD", ""))
+)
+
+# FAIL_JOBS_SCHEDULED that also records the jobs out of attempts in _gw_job_history.
+FAIL_JOBS_SCHEDULED_RECORDING_HISTORY = Query(
+    _recording_history(_FAIL_SCHEDULED.replace("OLD", _OLD_ROW), completed=False)
 )
 
 # $1 worker id, $2 job ids bigint[], $3 delay in seconds float8 (null: leave run_at).
@@ -244,6 +302,74 @@ with jobs_reset as (
 update {s}._private_job_queues as q set locked_at = null, locked_by = null
  where q.locked_at < now() - interval '4 hours'
 """
+)
+
+# How long before a reset's snapshot a lock it could not see may have been taken: a lock's
+# locked_at is its transaction's start, and a transaction still open when the reset began
+# commits its locks after the reset looked. Fetches are single statements; an hour is slack.
+_UNSEEN_LOCK_SLACK = "interval '1 hour'"
+
+# $1 worker id. The stale-lock reset of RESET_STALE_LOCKS, done only when due: gw's workers
+# share one `reset_stale_locks` row in _gw_maintenance whose due_at is the earliest moment
+# any lock held at the last reset can pass four hours (a reset sooner would unlock nothing).
+# Not due: no scan of the jobs table. Due: one scan finds every locked job (locked jobs are
+# in no index), unlocks those over four hours old and moves due_at to the oldest remaining
+# lock plus four hours (or now less the slack, for locks the scan could not see). A second
+# caller at the same moment waits for the first and then finds it not due. Returns `known`
+# (false: the row is missing), `ran`, `jobs_reset`, `queues_reset`, `due_at`.
+RESET_STALE_LOCKS_WHEN_DUE = Query(
+    """
+with claim as (
+  select m.task from {s}._gw_maintenance as m
+   where m.task = 'reset_stale_locks' and (m.due_at is null or m.due_at <= now())
+   for update
+), locked_jobs as materialized (
+  select jobs.id, jobs.locked_at from {s}._private_jobs as jobs
+   where jobs.locked_at is not null and exists (select 1 from claim)
+), locked_queues as materialized (
+  select q.id, q.locked_at from {s}._private_job_queues as q
+   where q.locked_at is not null and exists (select 1 from claim)
+), jobs_reset as (
+  update {s}._private_jobs as jobs
+     set locked_at = null, locked_by = null, run_at = greatest(jobs.run_at, now())
+   where jobs.id = any(array(select l.id from locked_jobs as l
+                              where l.locked_at < now() - interval '4 hours'))
+     and jobs.locked_at < now() - interval '4 hours'
+  returning jobs.id
+), queues_reset as (
+  update {s}._private_job_queues as q set locked_at = null, locked_by = null
+   where q.id = any(array(select l.id from locked_queues as l
+                           where l.locked_at < now() - interval '4 hours'))
+     and q.locked_at < now() - interval '4 hours'
+  returning q.id
+), scheduled as (
+  update {s}._gw_maintenance as m
+     set due_at = least(
+           (select min(l.locked_at) from locked_jobs as l
+             where l.locked_at >= now() - interval '4 hours'),
+           (select min(l.locked_at) from locked_queues as l
+             where l.locked_at >= now() - interval '4 hours'),
+           now() - """ + _UNSEEN_LOCK_SLACK + """
+         ) + interval '4 hours',
+         claimed_by = $1::text, claimed_at = now(), finished_at = now(),
+         runs = m.runs + 1
+    from claim
+   where m.task = claim.task
+  returning m.due_at
+)
+select
+  exists (select 1 from {s}._gw_maintenance where task = 'reset_stale_locks') as known,
+  exists (select 1 from claim) as ran,
+  (select count(*) from jobs_reset)::int as jobs_reset,
+  (select count(*) from queues_reset)::int as queues_reset,
+  (select due_at from scheduled) as due_at"""
+)
+
+# No parameters. Puts back a missing `reset_stale_locks` row, due at once.
+ENSURE_STALE_LOCK_RESET_ROW = Query(
+    """
+insert into {s}._gw_maintenance (task, due_at) values ('reset_stale_locks', null)
+on conflict (task) do nothing"""
 )
 
 # One round trip: shows whether a connection is still alive.

@@ -75,6 +75,9 @@ class WorkerConfig:
     task_max_concurrency: dict[str, int] = field(default_factory=dict)
     """Task identifier -> the most jobs of it this worker runs at once; wins over the
     task's own ``max_concurrency``."""
+    history_retention: float | None = None
+    """Seconds to keep job history (a record of each job completed or failed for good, in
+    ``_gw_job_history``); None or 0: no history is written (the default)."""
     listen_os_shutdown_signals: bool = True
     shutdown_signal: ShutdownSignal | None = None
     migrate: bool = True
@@ -102,6 +105,10 @@ class WorkerConfig:
     recovery_delay: float = 0.0
     resilient_sweep_threshold_multiplier: int = recovery_config.DEFAULT_RESILIENT_MULTIPLIER
     resilient_job_flags: tuple[str, ...] = (recovery_config.INFRASTRUCTURE_RESILIENT_FLAG,)
+    jobs_vacuum_threshold: int = 100_000
+    """Vacuum the jobs table (one worker of the fleet at a time) once this many dead rows
+    (about two per finished job) built up since the last vacuum; 0: never (see
+    ``worker.maintenance``)."""
     side_tasks: list[SideTask] = field(default_factory=list)
     hooks: gw_hooks.HookRegistry = field(default_factory=lambda: gw_hooks.HookRegistry())
     """Lifecycle hooks and plugins (``on``, ``add_plugin``); see docs/hooks.md."""
@@ -215,7 +222,7 @@ class WorkerConfig:
             "local_queue_refetch_delay_max_abort_threshold", "fail_job_batch_delay",
             "prepared_statements", "worker_recovery",
             "heartbeat_interval", "sweep_interval", "sweep_threshold", "recovery_delay",
-            "direct_database_url", "task_timeout",
+            "direct_database_url", "task_timeout", "jobs_vacuum_threshold", "history_retention",
         )
         values: dict[str, Any] = {
             name: getattr(settings, name) for name in names if hasattr(settings, name)
@@ -254,6 +261,10 @@ class WorkerConfig:
         if min(self.shutdown_grace_period, self.shutdown_abort_timeout,
                self.shutdown_interrupted_job_retry_delay) < 0:
             raise ConfigError("shutdown durations must not be negative")
+        if self.history_retention is not None and self.history_retention < 0:
+            raise ConfigError(
+                f"history_retention must not be negative (got {self.history_retention})"
+            )
         if self.task_timeout is not None and self.task_timeout <= 0:
             raise ConfigError(f"task_timeout must be more than 0 (got {self.task_timeout})")
         if self.local_queue_size < 0:
@@ -264,6 +275,10 @@ class WorkerConfig:
             self.local_queue_refetch_delay_max_abort_threshold or 0
         ) < 0:
             raise ConfigError("local queue refetch delay thresholds must not be negative")
+        if self.jobs_vacuum_threshold < 0:
+            raise ConfigError(
+                f"jobs_vacuum_threshold must be 0 (off) or more (got {self.jobs_vacuum_threshold})"
+            )
         if self.local_queue_ttl <= 0:
             raise ConfigError(f"local_queue_ttl must be positive (got {self.local_queue_ttl})")
         for name in ("local_queue_refetch_delay", "complete_job_batch_delay",

@@ -66,6 +66,8 @@ class FetchLoop:
         self._next_poll = 0.0
         self._orphans_possible = False
         """A fetch may have locked jobs whose reply was lost: hand them back first."""
+        self._fetch_unanswered = False
+        """A fetch was sent and its reply never read (it raised, or was cancelled)."""
 
     async def run(self, *, once: bool) -> None:
         """Fetch until the worker stops; with ``once``, until nothing is left to run."""
@@ -157,10 +159,13 @@ class FetchLoop:
                             conn, self._schema, self._worker_id, self._held_ids()
                         )
                         self._orphans_possible = False
-                    return await store.fetch_jobs(
+                    self._fetch_unanswered = True
+                    jobs = await store.fetch_jobs(
                         conn, self._schema, self._worker_id, task_ids, want,
                         self._forbidden_flags, self._task_names, room,
                     )
+                    self._fetch_unanswered = False
+                    return jobs
             except backoff.FATAL_ERRORS as error:
                 self._events.fetch_error(str(error), failures + 1)
                 raise DatabaseError(f"fetching jobs failed: {error}") from error
@@ -182,6 +187,12 @@ class FetchLoop:
         """Jobs this worker runs or holds in its local queue (what per-task limits count)."""
         return [*(running.job for running in self._slots.running.values()),
                 *self._queue.jobs()]
+
+    @property
+    def orphans_possible(self) -> bool:
+        """Whether this worker may hold jobs it does not know of: a fetch whose reply was
+        lost (it raised or was cancelled) and whose jobs were not handed back since."""
+        return self._orphans_possible or self._fetch_unanswered
 
     def _held_ids(self) -> list[int]:
         """Jobs this worker holds: running, queued, or with an outcome not written yet."""

@@ -4,9 +4,10 @@ double-running anything.
 The parts, each in its own module: ``Slots`` (running jobs and fetch demand),
 ``LocalQueue`` (jobs locked but not started), ``FetchLoop`` (when to fetch, how many),
 ``JobRunner`` (one job from start to outcome), ``Settler`` (outcomes written in batches),
-the listener (``listen``), hook emission (``events``) and the stale-lock reset
-(``stale_locks``). This module builds them, supervises the side tasks (listener, stale-lock
-reset, cron, recovery, plugins) and winds everything down at the end.
+the listener (``listen``), hook emission (``events``), the stale-lock reset
+(``stale_locks``), the jobs-table vacuum (``maintenance``) and the job history upkeep
+(``history``). This module builds them, supervises the side tasks (listener, stale-lock
+reset, vacuum, history upkeep, cron, recovery, plugins) and winds everything down at the end.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import asyncpg
 from graphile_worker_cli import migrate
 from graphile_worker_cli.errors import GraphileWorkerError, SchemaTooNewError
 from graphile_worker_cli.job_transaction import InTransactionCompletion
-from graphile_worker_cli.worker import backoff, listen_probe, stale_locks, store
+from graphile_worker_cli.worker import backoff, listen_probe, maintenance, stale_locks, store
 from graphile_worker_cli.worker.cancel import CHECK_EVERY_POLLS, CancelWatcher
 from graphile_worker_cli.worker.config import WorkerConfig
 from graphile_worker_cli.worker.events import worker_events
@@ -49,6 +50,7 @@ SIDE_TASK_STOP_TIMEOUT = 5.0
 POOL_CLOSE_TIMEOUT = 10.0
 LISTENER = "listener"
 CANCEL_WATCH = "cancel-watch"
+VACUUM = "jobs-vacuum"
 
 
 class Worker:
@@ -96,6 +98,7 @@ class Worker:
             complete_delay=options.complete_job_batch_delay,
             fail_delay=options.fail_job_batch_delay,
             on_landed=self.slots.outcomes_landed,
+            history=bool(options.history_retention),
         )
         self.queue = LocalQueue(
             options.local_queue_size, ttl=options.local_queue_ttl,
@@ -231,7 +234,7 @@ class Worker:
         side: dict[asyncio.Task[None], str] = {}
         if once:
             await stale_locks.reset_stale_locks(
-                self.pool, self.schema, self.events.stale_locks_reset
+                self.pool, self.schema, self.events.stale_locks_reset, self.worker_id
             )
         else:
             await self._enable_cancels()
@@ -239,6 +242,12 @@ class Worker:
                 side[loop.create_task(coroutine, name=name)] = name
         if self.options.worker_recovery:  # --once too: its jobs must not look abandoned
             side[loop.create_task(self._recovery(), name="recovery")] = "recovery"
+        if self.options.jobs_vacuum_threshold > 0:  # --once too: it may drain a backlog
+            vacuum = maintenance.JobsVacuum(
+                self.pool, self.schema, self.worker_id, self.options.jobs_vacuum_threshold,
+                lambda: self.jobs_run,
+            )
+            side[loop.create_task(vacuum.run(self.stopping), name=VACUUM)] = VACUUM
         return side
 
     async def _run_fetch_loop(self, once: bool, side: dict[asyncio.Task[None], str]) -> None:
@@ -299,7 +308,8 @@ class Worker:
             (LISTENER, listener.run()),
             ("stale-lock-reset",
              stale_locks.reset_stale_locks_until(
-                 self.stopping, self.pool, self.schema, self.events.stale_locks_reset
+                 self.stopping, self.pool, self.schema, self.events.stale_locks_reset,
+                 self.worker_id,
              )),
         ]
         if self.options.crontabs:
@@ -315,6 +325,15 @@ class Worker:
             ))
         if self._cancels is not None:
             items.append((CANCEL_WATCH, self._cancels.run(self.settled)))
+        if self.options.history_retention:
+            from graphile_worker_cli.worker import history
+
+            items.append((
+                "history-upkeep",
+                history.upkeep_until(
+                    self.stopping, self.pool, self.schema, self.options.history_retention
+                ),
+            ))
         # Metrics and plugins hook in here through options.side_tasks.
         for index, side_task in enumerate(self.options.side_tasks):
             name = getattr(side_task, "__name__", f"side-task-{index}")
@@ -345,6 +364,15 @@ class Worker:
             prepared_statements=self.options.prepared_statements,
             hooks=self.events.registry, running_jobs=self._running_jobs,
             metadata={"connections": self.options.connection_budget(self.pool.get_max_size())},
+            holds_no_jobs=self._holds_no_jobs,
+        )
+
+    def _holds_no_jobs(self) -> bool:
+        """After wind-down: nothing running or queued, every outcome written, every fetch
+        answered — so this worker holds no job lock, and need not count them at exit."""
+        return (
+            not self.slots.running and not self.queue
+            and self.settler.all_written() and not self._fetch_loop.orphans_possible
         )
 
     def _running_jobs(self) -> list[tuple[int, str]]:
