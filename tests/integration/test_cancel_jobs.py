@@ -403,3 +403,37 @@ async def test_a_job_locked_by_the_worker_but_not_running_there_is_failed(
     assert row is not None and row["last_error"] == "cancelled"
     assert row["attempts"] == row["max_attempts"]
     assert await _requests(conn) == []
+
+
+async def test_with_job_history_on_a_cancelled_running_job_is_recorded_as_failed(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    job_id = await add_job(conn, "polite", None, queue_name="exports")
+
+    async def polite(payload: Any, ctx: WorkerContext) -> None:
+        await ctx.abort_signal.wait()
+
+    worker = await make_options(db_url, history_retention=86_400.0).define_job(
+        polite, "polite"
+    ).init()
+    async with _running(worker), _utils(db_url) as utils:
+        await _registered_and_locked(conn, worker, job_id)
+        await utils.cancel_jobs([job_id])
+
+        async def recorded() -> bool:
+            return bool(await conn.fetchval(
+                f"select count(*) from {S}._gw_job_history where job_id = $1", job_id
+            ))
+
+        await wait_until(recorded)
+    row = await conn.fetchrow(f"select * from {S}._gw_job_history where job_id = $1", job_id)
+    assert row is not None
+    assert (row["outcome"], row["last_error"], row["worker_id"]) == (
+        "failed", "cancelled", worker.worker_id
+    )
+    assert (row["task_identifier"], row["queue_name"]) == ("polite", "exports")
+    assert row["started_at"] is not None and row["attempts"] == row["max_attempts"]
+    queue_locked = await conn.fetchval(
+        f"select locked_by from {S}._private_job_queues where queue_name = 'exports'"
+    )
+    assert queue_locked is None  # its named queue was unlocked
