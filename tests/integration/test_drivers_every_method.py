@@ -104,6 +104,10 @@ async def _cancel_jobs(txn: Txn, observer: asyncpg.Connection, seen: dict[str, A
     ]
 
 
+async def _list_history(txn: Txn, observer: asyncpg.Connection, seen: dict[str, Any]) -> None:
+    assert await txn.call("list_history", task="send") == []  # no worker recorded any
+
+
 async def _force_unlock_workers(
     txn: Txn, observer: asyncpg.Connection, seen: dict[str, Any]
 ) -> None:
@@ -154,6 +158,7 @@ CALLS: dict[str, Check] = {
     "permanently_fail_jobs": _permanently_fail_jobs,
     "remove_job": _remove_job,
     "cancel_jobs": _cancel_jobs,
+    "list_history": _list_history,
     "force_unlock_workers": _force_unlock_workers,
     "cleanup": _cleanup,
     "list_active_workers": _list_active_workers,
