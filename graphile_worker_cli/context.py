@@ -38,7 +38,8 @@ class JobAborted(Exception):
 
 
 class AbortSignal:
-    """Fires when the worker needs a running job to stop (shutdown past its grace period).
+    """Fires when the worker needs a running job to stop: shutdown past its grace period,
+    the task's timeout (reason ``"timeout"``), a cancel (reason ``"cancelled"``).
 
     Safe to use from any thread: ``set`` may be called from anywhere, ``is_set``/``wait_sync``
     work in a sync handler running in a thread, ``await wait()`` works in async handlers.

@@ -442,6 +442,37 @@ delete from {s}._gw_cancel_requests as r using cancelled where r.job_id = cancel
     "FINISH_CANCELLED",
 )
 
+# FINISH_CANCELLED that also records the jobs in _gw_job_history (outcome failed), with the
+# run_at and locked_at of the attempt that was cancelled (``old``, as FAIL_JOBS does).
+FINISH_CANCELLED_RECORDING_HISTORY = Query(
+    """
+with cancelled as (
+  update {s}._private_jobs as jobs
+     set last_error = $3::text, attempts = jobs.max_attempts, locked_by = null,
+         locked_at = null, updated_at = now()
+    from {s}._private_jobs as old
+   where old.id = jobs.id and jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text
+  returning jobs.id, jobs.job_queue_id, jobs.task_id, jobs.key, jobs.attempts,
+            jobs.max_attempts, jobs.created_at, old.run_at, old.locked_at as started_at,
+            jobs.last_error
+), recorded as (
+  insert into {s}._gw_job_history (job_id, task_identifier, queue_name, key, attempts,
+                                   max_attempts, created_at, run_at, started_at, worker_id,
+                                   outcome, last_error)
+  select c.id, t.identifier, q.queue_name, c.key, c.attempts, c.max_attempts, c.created_at,
+         c.run_at, c.started_at, $1::text, 'failed', c.last_error
+    from cancelled as c
+    join {s}._private_tasks as t on t.id = c.task_id
+    left join {s}._private_job_queues as q on q.id = c.job_queue_id
+), unlocked as (
+  update {s}._private_job_queues as q set locked_by = null, locked_at = null
+    from cancelled where q.id = cancelled.job_queue_id and q.locked_by = $1::text
+)
+delete from {s}._gw_cancel_requests as r using cancelled where r.job_id = cancelled.id
+""",
+    "FINISH_CANCELLED_RECORDING_HISTORY",
+)
+
 # $1 unescaped schema name. Whether the schema has gw's cancel requests (gw migration 3):
 # a worker on an older schema (--no-migrate) runs without cancel support.
 HAS_CANCEL_REQUESTS = Query(

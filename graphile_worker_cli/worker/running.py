@@ -277,13 +277,16 @@ class JobRunner:
 
     # -- cancelling -------------------------------------------------------------------------
     def cancel(self, job_id: int) -> None:
-        """Someone cancelled job ``job_id``. Running: fire its abort signal (reason
-        ``cancelled``) and cancel its task if it has not returned by the end of the abort
-        window; either way it ends failed for good. Queued: failed for good now."""
+        """Someone cancelled job ``job_id``, which this worker holds. Running: fire its
+        abort signal (reason ``cancelled``) and cancel its task if it has not returned by
+        the end of the abort window; either way it ends failed for good. Queued, or held
+        but unknown here: failed for good now."""
         if job_id in self._cancelling:
             return
         running = self._slots.running.get(job_id)
-        if running is not None and not running.task.done():
+        if running is not None and running.task.done():
+            return  # its run is over and its outcome on its way
+        if running is not None:
             self._cancelling.add(job_id)
             log.warning(
                 "job %d %s cancelled: abort signal fired, %gs to stop", job_id,
@@ -304,6 +307,15 @@ class JobRunner:
             )
             self._settling_cancels.add(task)
             task.add_done_callback(self._settling_cancels.discard)
+        elif job_id not in self._settler.unsettled_ids():
+            # Locked by this worker, yet neither running, queued nor being settled: the
+            # write of its outcome did not apply (a failure guarded by the attempt number,
+            # after the job was marked out of attempts) and nothing else would unlock it
+            # before the 4-hour reset.
+            log.warning("job %d is locked by this worker but not running here; failing it "
+                        "for good as cancelled", job_id,
+                        extra={"gw": {"action": "cancelled", "job_id": job_id}})
+            self._settler.cancelled([job_id], CANCELLED_ERROR)
 
     async def _cancelled(self, job: Job, started: float) -> None:
         """Fail a cancelled job for good (the attempt is used: it ran, or was about to)."""
@@ -314,7 +326,7 @@ class JobRunner:
         if job.job_queue_id is not None:
             self._slots.holds_queue(job.id)
         settle = self._settler.cancelled([job.id], CANCELLED_ERROR)
-        log.error(
+        log.warning(
             "✗ job %d %s cancelled; failed for good", job.id, job.task_identifier,
             extra={"gw": {"action": "cancelled", **_fields(job)}},
         )

@@ -180,7 +180,9 @@ class Settler:
         ids = list(job_ids)
 
         async def write(conn: asyncpg.Connection) -> None:
-            await store.finish_cancelled(conn, self._schema, self._worker_id, ids, message)
+            await store.finish_cancelled(
+                conn, self._schema, self._worker_id, ids, message, history=self._history
+            )
             self._on_landed(ids)
 
         task = asyncio.get_running_loop().create_task(_write_until_landed(

@@ -185,12 +185,13 @@ async def cancel_requests(
 
 
 async def finish_cancelled(
-    conn: asyncpg.Connection, schema: str, worker_id: str, job_ids: Sequence[int], message: str
+    conn: asyncpg.Connection, schema: str, worker_id: str, job_ids: Sequence[int], message: str,
+    *, history: bool = False,
 ) -> None:
-    """Fail cancelled jobs (still locked by us) for good and drop their requests."""
-    await conn.execute(
-        queries.FINISH_CANCELLED.sql(schema), worker_id, list(job_ids), message
-    )
+    """Fail cancelled jobs (still locked by us) for good and drop their requests; with
+    ``history``, record each in the job history in the same statement."""
+    query = queries.FINISH_CANCELLED_RECORDING_HISTORY if history else queries.FINISH_CANCELLED
+    await conn.execute(query.sql(schema), worker_id, list(job_ids), message)
 
 
 async def reset_stale_locks_when_due(

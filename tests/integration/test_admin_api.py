@@ -287,6 +287,32 @@ def test_bulk_actions_and_remove_by_key(api: TestClient, seeded: Seeded) -> None
     assert api.get(f"/api/jobs/{seeded.scheduled}").status_code == 404
 
 
+def test_cancel_answers_each_jobs_outcome(api: TestClient, seeded: Seeded) -> None:
+    """'w-dead' is not in the registry: its job is marked, not interrupted."""
+    headers = csrf(api)
+    response = api.post("/api/jobs/actions", headers=headers, json={
+        "action": "cancel", "ids": [seeded.ready[0], seeded.locked, seeded.failed, 999_999],
+    })
+    assert response.status_code == 200
+    assert response.json() == {
+        "action": "cancel",
+        "changed": sorted([seeded.ready[0], seeded.locked]),
+        "skipped": sorted([seeded.failed, 999_999]),
+        "outcomes": [
+            {"job_id": seeded.ready[0], "outcome": "cancelled", "worker_id": None},
+            {"job_id": seeded.locked, "outcome": "marked", "worker_id": "w-dead"},
+            {"job_id": seeded.failed, "outcome": "already_failed", "worker_id": None},
+            {"job_id": 999_999, "outcome": "not_found", "worker_id": None},
+        ],
+    }
+    assert job(api, seeded.ready[0])["last_error"] == "cancelled"
+    one = api.post(f"/api/jobs/{seeded.ready[1]}/cancel", json={}, headers=headers)
+    assert one.json()["outcomes"] == [
+        {"job_id": seeded.ready[1], "outcome": "cancelled", "worker_id": None}
+    ]
+    assert api.post("/api/jobs/999999/cancel", json={}, headers=headers).status_code == 404
+
+
 @pytest.mark.parametrize(
     ("path", "body", "reason"),
     [

@@ -232,6 +232,34 @@ async def test_a_worker_that_missed_the_notification_learns_on_reconnecting(
     assert seen == ["cancelled"]
 
 
+async def test_shutdown_fails_a_cancelled_job_instead_of_handing_it_back(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    """The request was recorded but never heard (as if the notification was lost) and the
+    periodic look is far off: the worker looks once more before handing running jobs back
+    at shutdown, and fails the job instead."""
+    job_id = await add_job(conn, "polite", None)
+    seen: list[str] = []
+
+    async def polite(payload: Any, ctx: WorkerContext) -> None:
+        seen.append(await ctx.abort_signal.wait())
+
+    worker = await make_options(
+        db_url, poll_interval=30.0, shutdown_grace_period=0.1
+    ).define_job(polite, "polite").init()
+    async with _running(worker):
+        await _registered_and_locked(conn, worker, job_id)
+        await conn.execute(
+            f"insert into {S}._gw_cancel_requests (job_id, locked_by) values ($1, $2)",
+            job_id, worker.worker_id,
+        )
+    assert seen == ["cancelled"]
+    row = await _row(conn, job_id)
+    assert row is not None and row["last_error"] == "cancelled"
+    assert row["attempts"] == row["max_attempts"] and row["locked_by"] is None
+    assert await _requests(conn) == []
+
+
 async def test_a_cancelled_job_that_was_handed_back_is_failed_by_the_next_look(
     db_url: str, conn: asyncpg.Connection
 ) -> None:
@@ -342,3 +370,70 @@ async def test_the_sweep_fails_a_dead_workers_cancelled_job_instead_of_recoverin
     recovered = await recovery_helpers.job_row(conn, other)
     assert recovered["attempts"] < recovered["max_attempts"]  # the other one runs again
     assert await _requests(conn) == []
+
+
+async def test_a_job_locked_by_the_worker_but_not_running_there_is_failed(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    """Its outcome's write did not apply (as when a failure guarded by the attempt number
+    lands after the job was marked): nothing else would unlock it for 4 hours."""
+    worker = await make_options(db_url).define_job(lambda p: None, "t").init()
+    async with _running(worker), _utils(db_url) as utils:
+        async def registered() -> bool:
+            return bool(await conn.fetchval(
+                f"select exists (select 1 from {S}._gw_workers where id = $1)",
+                worker.worker_id,
+            ))
+
+        await wait_until(registered)
+        job_id = await add_job(conn, "other_task", None)
+        await conn.execute(
+            f"update {S}._private_jobs set locked_by = $2, locked_at = now(), attempts = 1"
+            " where id = $1", job_id, worker.worker_id,
+        )
+        result = await utils.cancel_jobs([job_id])
+        assert result[0].outcome is CancelOutcome.REQUESTED
+
+        async def failed() -> bool:
+            row = await _row(conn, job_id)
+            return row is not None and row["locked_by"] is None
+
+        await wait_until(failed)
+    row = await _row(conn, job_id)
+    assert row is not None and row["last_error"] == "cancelled"
+    assert row["attempts"] == row["max_attempts"]
+    assert await _requests(conn) == []
+
+
+async def test_with_job_history_on_a_cancelled_running_job_is_recorded_as_failed(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    job_id = await add_job(conn, "polite", None, queue_name="exports")
+
+    async def polite(payload: Any, ctx: WorkerContext) -> None:
+        await ctx.abort_signal.wait()
+
+    worker = await make_options(db_url, history_retention=86_400.0).define_job(
+        polite, "polite"
+    ).init()
+    async with _running(worker), _utils(db_url) as utils:
+        await _registered_and_locked(conn, worker, job_id)
+        await utils.cancel_jobs([job_id])
+
+        async def recorded() -> bool:
+            return bool(await conn.fetchval(
+                f"select count(*) from {S}._gw_job_history where job_id = $1", job_id
+            ))
+
+        await wait_until(recorded)
+    row = await conn.fetchrow(f"select * from {S}._gw_job_history where job_id = $1", job_id)
+    assert row is not None
+    assert (row["outcome"], row["last_error"], row["worker_id"]) == (
+        "failed", "cancelled", worker.worker_id
+    )
+    assert (row["task_identifier"], row["queue_name"]) == ("polite", "exports")
+    assert row["started_at"] is not None and row["attempts"] == row["max_attempts"]
+    queue_locked = await conn.fetchval(
+        f"select locked_by from {S}._private_job_queues where queue_name = 'exports'"
+    )
+    assert queue_locked is None  # its named queue was unlocked

@@ -96,6 +96,18 @@ async def _remove_job(txn: Txn, observer: asyncpg.Connection, seen: dict[str, An
     assert removed is not None and removed.id == seen["send"]
 
 
+async def _cancel_jobs(txn: Txn, observer: asyncpg.Connection, seen: dict[str, Any]) -> None:
+    # The dead registered worker's job is running as far as anyone knows: a request.
+    results = await txn.call("cancel_jobs", [seen["dead"], 987_654])
+    assert [(r.job_id, r.outcome.value, r.worker_id) for r in results] == [
+        (seen["dead"], "requested", "worker-dead"), (987_654, "not_found", None)
+    ]
+
+
+async def _list_history(txn: Txn, observer: asyncpg.Connection, seen: dict[str, Any]) -> None:
+    assert await txn.call("list_history", task="send") == []  # no worker recorded any
+
+
 async def _force_unlock_workers(
     txn: Txn, observer: asyncpg.Connection, seen: dict[str, Any]
 ) -> None:
@@ -124,6 +136,8 @@ async def _sweep_stale_workers(
     assert [w.id for w in await txn.call("list_active_workers")] == ["worker-dead"]
     swept = await txn.call("sweep_stale_workers")
     assert swept.recovered_job_ids == [seen["dead"]]
+    cancelled = await txn.call("get_job", seen["dead"])  # requested above: failed, not rerun
+    assert (cancelled.last_error, cancelled.attempts) == ("cancelled", cancelled.max_attempts)
     assert await txn.call("list_active_workers") == []
 
 
@@ -143,6 +157,8 @@ CALLS: dict[str, Check] = {
     "complete_jobs": _complete_jobs,
     "permanently_fail_jobs": _permanently_fail_jobs,
     "remove_job": _remove_job,
+    "cancel_jobs": _cancel_jobs,
+    "list_history": _list_history,
     "force_unlock_workers": _force_unlock_workers,
     "cleanup": _cleanup,
     "list_active_workers": _list_active_workers,

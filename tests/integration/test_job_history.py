@@ -232,7 +232,8 @@ async def test_a_database_migrated_by_an_older_gw_gains_the_history_tables(
         before = await migrate.apply_migrations(conn, S, gw_migrations_dir=older)
         assert before.gw_applied == [1]
         after = await migrate.apply_migrations(conn, S)
-        assert after.applied == [] and after.gw_applied == [2]
+        assert after.applied == [] and 2 in after.gw_applied
+        assert after.gw_applied == [s.number for s in migrate.gw_migrations() if s.number > 1]
         assert await conn.fetchval(
             "select relrowsecurity from pg_class where oid = $1::regclass",
             f"{S}._gw_job_history",

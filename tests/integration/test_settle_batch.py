@@ -21,9 +21,9 @@ def record_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[list[int]]:
     real = getattr(store, name)
 
     async def wrapped(conn: asyncpg.Connection, schema: str, worker_id: str,
-                      items: list[Any]) -> None:
+                      items: list[Any], **options: Any) -> None:
         calls.append([item if isinstance(item, int) else item.job_id for item in items])
-        await real(conn, schema, worker_id, items)
+        await real(conn, schema, worker_id, items, **options)
 
     monkeypatch.setattr(store, name, wrapped)
     return calls
@@ -88,11 +88,11 @@ async def test_a_connection_killed_before_the_complete_lands_is_retried(
     real = store.complete_jobs
 
     async def killed_first(c: asyncpg.Connection, schema: str, worker_id: str,
-                           ids: list[int]) -> None:
+                           ids: list[int], **options: Any) -> None:
         attempts.append(len(ids))
         if len(attempts) == 1:
             await conn.execute("select pg_terminate_backend($1)", c.get_server_pid())
-        await real(c, schema, worker_id, ids)
+        await real(c, schema, worker_id, ids, **options)
 
     async def quick(payload: Any, ctx: context.WorkerContext) -> None:
         ran.append(ctx.job_id)
@@ -126,9 +126,9 @@ async def test_a_failure_whose_reply_was_lost_is_applied_exactly_once(
     real = store.fail_jobs
 
     async def reply_lost(c: asyncpg.Connection, schema: str, worker_id: str,
-                         failures: list[store.Failure]) -> None:
+                         failures: list[store.Failure], **options: Any) -> None:
         calls.append(len(failures))
-        await real(c, schema, worker_id, failures)
+        await real(c, schema, worker_id, failures, **options)
         if len(calls) == 1:  # it landed; now the connection dies before we hear back
             await conn.execute("select pg_terminate_backend($1)", c.get_server_pid())
             await c.execute("select 1")
