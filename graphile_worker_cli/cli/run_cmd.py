@@ -103,6 +103,20 @@ def run_command(
                           "(default: no limit).",
                      show_default=False),
     ] = None,
+    task_max_concurrency: Annotated[
+        list[str] | None,
+        typer.Option("--task-max-concurrency", metavar="TASK=N",
+                     help="At most N jobs of TASK at once in each worker process, whatever "
+                          "the task declares (repeatable).",
+                     show_default=False),
+    ] = None,
+    history_retention: Annotated[
+        str | None,
+        typer.Option("--history-retention",
+                     help="Keep a record of each job completed or failed for good this long, "
+                          "e.g. 7d (default: off).",
+                     show_default=False),
+    ] = None,
     shutdown_abort_timeout: Annotated[
         str | None,
         typer.Option("--shutdown-abort-timeout",
@@ -244,6 +258,8 @@ def run_command(
         crontab=crontab,
         shutdown_grace_period=shutdown_grace_period,
         task_timeout=task_timeout,
+        task_max_concurrency=task_max_concurrency or None,
+        history_retention=history_retention,
         shutdown_abort_timeout=shutdown_abort_timeout,
         log_format=log_format,
         heartbeat_interval=heartbeat_interval,

@@ -90,3 +90,10 @@ RECORD_GW_STEP = Query(
 
 # $1 channel, $2 payload.
 NOTIFY = Query("select pg_notify($1, $2)", "NOTIFY")
+
+# A migration run inside a caller's transaction (``conn=`` of any driver) puts each step,
+# and the bootstrap, in a savepoint: a step another migrator applied first is rolled back
+# alone, and the caller's transaction goes on.
+SAVEPOINT = Query("savepoint gw_migrate_step", "SAVEPOINT")
+ROLLBACK_TO_SAVEPOINT = Query("rollback to savepoint gw_migrate_step", "ROLLBACK_TO_SAVEPOINT")
+RELEASE_SAVEPOINT = Query("release savepoint gw_migrate_step", "RELEASE_SAVEPOINT")

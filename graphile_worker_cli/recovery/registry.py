@@ -16,6 +16,8 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from graphile_worker_cli import db
+from graphile_worker_cli.drivers import asyncpg_conn
+from graphile_worker_cli.operations import Operation, Statement
 from graphile_worker_cli.queries import recovery as queries
 from graphile_worker_cli.recovery.config import WorkerRecoveryConfig
 from graphile_worker_cli.version import __version__
@@ -203,15 +205,32 @@ async def list_active_workers(
     config: WorkerRecoveryConfig | None = None,
 ) -> list[ActiveWorkerRow]:
     """Every registered worker, with jobs held and whether a sweep would declare it dead."""
-    base = config or WorkerRecoveryConfig()
+    operation = list_active_workers_operation(schema, threshold=threshold, config=config)
     async with acquire(pool_or_conn) as conn:
-        records = await conn.fetch(
-            queries.LIST_ACTIVE_WORKERS.sql(schema),
+        return await asyncpg_conn.run_raw(conn, operation)
+
+
+def list_active_workers_operation(
+    schema: str = db.DEFAULT_SCHEMA,
+    *,
+    threshold: float | None = None,
+    config: WorkerRecoveryConfig | None = None,
+) -> Operation[list[ActiveWorkerRow]]:
+    """``list_active_workers`` as an operation, for a connection of any driver."""
+    base = config or WorkerRecoveryConfig()
+    records = yield Statement(
+        queries.LIST_ACTIVE_WORKERS.sql(schema),
+        (
             base.sweep_threshold if threshold is None else threshold,
             base.resilient_sweep_threshold_multiplier,
             list(base.resilient_job_flags),
-        )
-    return [ActiveWorkerRow(**dict(record)) for record in records]
+        ),
+    )
+    # By keys() and a slice: an asyncpg Record iterates over its values, not its keys.
+    return [
+        ActiveWorkerRow(**dict(zip(record.keys(), record[:], strict=True)))
+        for record in records
+    ]
 
 
 async def list_unregistered_lock_holders(
