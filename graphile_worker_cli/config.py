@@ -154,7 +154,7 @@ class Settings(BaseModel):
     sweep_threshold: Duration = 60.0
     recovery_delay: Duration = 0.0
     direct_database_url: Annotated[str | None, Expect("a PostgreSQL URL")] = None
-    jobs_vacuum_threshold: NonNegative = 100_000
+    jobs_vacuum_threshold: NonNegative = 50_000
 
     plugins: list[str] = []
     metrics_port: Port | None = None

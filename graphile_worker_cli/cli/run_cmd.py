@@ -159,7 +159,7 @@ def run_command(
         typer.Option("--jobs-vacuum-threshold",
                      help="Vacuum the jobs table (one worker of the fleet at a time) once this "
                           "many dead rows built up, about two per finished job; 0: never "
-                          "(default 100000).", show_default=False),
+                          "(default 50000).", show_default=False),
     ] = None,
     no_worker_recovery: Annotated[
         bool, typer.Option("--no-worker-recovery",

@@ -105,7 +105,7 @@ class WorkerConfig:
     recovery_delay: float = 0.0
     resilient_sweep_threshold_multiplier: int = recovery_config.DEFAULT_RESILIENT_MULTIPLIER
     resilient_job_flags: tuple[str, ...] = (recovery_config.INFRASTRUCTURE_RESILIENT_FLAG,)
-    jobs_vacuum_threshold: int = 100_000
+    jobs_vacuum_threshold: int = 50_000
     """Vacuum the jobs table (one worker of the fleet at a time) once this many dead rows
     (about two per finished job) built up since the last vacuum; 0: never (see
     ``worker.maintenance``)."""

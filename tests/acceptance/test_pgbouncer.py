@@ -133,6 +133,34 @@ async def test_two_workers_through_a_pool_of_four_run_3000_jobs_once_each(
     assert await conn.fetchval(f"select count(*) from {S}.jobs") == 0
 
 
+async def test_the_jobs_table_is_vacuumed_through_pgbouncer(
+    db_url: str, pooled_url: str, conn: asyncpg.Connection, pooled_conn: asyncpg.Connection,
+    tmp_path: Path, start_gw: Callable[..., Awaitable[Gw]],
+) -> None:
+    """The vacuum claim is a row, not a session lock, and VACUUM is one statement: both
+    work through a transaction pooler, on the worker's pooled connections."""
+    await conn.execute("create table started (job_id bigint primary key)")
+    tasks_dir = write_tasks(tmp_path, {"quick.py": QUICK_TASK})
+    worker = await start_gw(
+        "-c", pooled_url, "--direct-database-url", db_url, "--no-prepared-statements",
+        "--concurrency", "8", "--tasks", str(tasks_dir), "--jobs-vacuum-threshold", "200",
+    )
+    vacuums = (
+        "select vacuum_count from pg_stat_user_tables"
+        " where schemaname = $1 and relname = '_private_jobs'"
+    )
+    before = await conn.fetchval(vacuums, S)
+
+    async def vacuumed_while_jobs_keep_coming() -> bool:
+        await pooled_conn.execute(
+            f"select {S}.add_job('quick', '{{}}'::json) from generate_series(1, 50)"
+        )
+        return bool(await conn.fetchval(vacuums, S) > before)
+
+    await wait_until(vacuumed_while_jobs_keep_coming, 60, lambda: worker.output)
+    await worker.wait_for_line("vacuumed the jobs table")
+
+
 async def test_cli_commands_work_through_pgbouncer(
     pooled_url: str, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
