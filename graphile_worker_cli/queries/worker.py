@@ -100,23 +100,28 @@ update {s}._private_job_queues as q set locked_by = null, locked_at = null
 # ``_UNLOCKING_QUEUES`` that also records the jobs it finished in ``_gw_job_history``
 # (``history_retention`` on): ``settle`` returns the job's columns under the names below
 # (run_at and started_at as they were for the attempt that ended), and ``finished`` says
-# which rows ended the job for good. One statement, so history costs no round trip.
+# which rows ended the job for good. They become one history row of parallel arrays (one
+# row per statement, not per job: that keeps history cheap). One statement, so history
+# costs no round trip either.
 _RECORDING_HISTORY = """
 with settled as (SETTLE
   returning jobs.id, jobs.job_queue_id, jobs.task_id, jobs.key, jobs.attempts,
             jobs.max_attempts, jobs.created_at, RUN_AT as run_at, STARTED_AT as started_at,
             jobs.last_error
 ), recorded as (
-  insert into {s}._gw_job_history (job_id, task_identifier, queue_name, key, attempts,
-                                   max_attempts, created_at, run_at, started_at, worker_id,
-                                   outcome, last_error)
-  select settled.id, t.identifier, q.queue_name, settled.key, settled.attempts,
-         settled.max_attempts, settled.created_at, settled.run_at, settled.started_at,
-         $1::text, OUTCOME, settled.last_error
+  insert into {s}._gw_job_history (worker_id, outcome, job_ids, task_identifiers,
+                                   queue_names, keys, attempts, max_attempts, created_at,
+                                   run_at, started_at, last_errors)
+  select $1::text, OUTCOME, array_agg(settled.id), array_agg(t.identifier),
+         array_agg(q.queue_name), array_agg(settled.key), array_agg(settled.attempts),
+         array_agg(settled.max_attempts), array_agg(settled.created_at),
+         array_agg(settled.run_at), array_agg(settled.started_at),
+         array_agg(settled.last_error)
     from settled
     join {s}._private_tasks as t on t.id = settled.task_id
     left join {s}._private_job_queues as q on q.id = settled.job_queue_id
    where FINISHED
+  having count(*) > 0
 )
 update {s}._private_job_queues as q set locked_by = null, locked_at = null
   from settled where q.id = settled.job_queue_id and q.locked_by = $1::text

@@ -27,7 +27,7 @@ DAY = 86400.0
 
 async def _history(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
-        f"select * from {S}._gw_job_history order by job_id"
+        f"select * from {S}._gw_job_history_entries order by job_id"
     )
     return rows
 
@@ -101,7 +101,7 @@ async def test_without_history_retention_nothing_is_recorded(
 async def test_history_off_when_the_schema_lacks_the_table(
     db_url: str, conn: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await conn.execute(f"drop table {S}._gw_job_history")
+    await conn.execute(f"drop table {S}._gw_job_history cascade")
     job_id = await add_job(conn, "ok", None)
     await _run_all(db_url, history_retention=DAY)
     assert "no gw job history table" in caplog.text
@@ -109,13 +109,19 @@ async def test_history_off_when_the_schema_lacks_the_table(
                                job_id) == 0
 
 
-async def _old_history(conn: asyncpg.Connection, count: int, age: str) -> None:
+async def _old_history(conn: asyncpg.Connection, rows: int, age: str, jobs: int = 2) -> None:
+    """``rows`` history rows (settled batches) of ``jobs`` jobs each, ``age`` old."""
     await conn.execute(
-        f"insert into {S}._gw_job_history (job_id, task_identifier, attempts, max_attempts,"
-        f" created_at, run_at, started_at, finished_at, worker_id, outcome)"
-        f" select n, 'old', 1, 25, now() - $2::text::interval, now() - $2::text::interval,"
-        f" now() - $2::text::interval, now() - $2::text::interval, 'w', 'completed'"
-        f" from generate_series(1, $1) as n", count, age,
+        f"insert into {S}._gw_job_history (finished_at, worker_id, outcome, job_ids,"
+        f" task_identifiers, queue_names, keys, attempts, max_attempts, created_at, run_at,"
+        f" started_at, last_errors)"
+        f" select t, 'w', 'completed', array(select r * 100 + j from generate_series(1, $3) j),"
+        f" array_fill('old'::text, array[$3]), array_fill(null::text, array[$3]),"
+        f" array_fill(null::text, array[$3]), array_fill(1, array[$3]),"
+        f" array_fill(25, array[$3]), array_fill(t, array[$3]), array_fill(t, array[$3]),"
+        f" array_fill(t, array[$3]), array_fill(null::text, array[$3])"
+        f" from generate_series(1, $1) as r, (select now() - $2::text::interval) as at(t)",
+        rows, age, jobs,
     )
 
 
@@ -138,7 +144,7 @@ async def test_upkeep_samples_depth_once_a_minute_and_prunes_in_batches(
         again = await history.run_upkeep(pool, S, 2 * DAY, batch=3)
     finally:
         await pool.close()
-    assert result == history.UpkeepResult(ran=True, history_pruned=7, samples_pruned=1)
+    assert result == history.UpkeepResult(ran=True, history_pruned=14, samples_pruned=1)
     assert again == history.UpkeepResult(ran=True)
     assert await conn.fetchval(f"select count(*) from {S}._gw_job_history") == 2
     samples = await conn.fetch(f"select * from {S}._gw_queue_samples")
@@ -161,7 +167,7 @@ async def test_upkeep_is_skipped_while_another_worker_holds_its_lock(
     finally:
         await pool.close()
     assert skipped == history.UpkeepResult(ran=False)
-    assert ran.history_pruned == 3
+    assert ran.history_pruned == 6
 
 
 async def test_a_running_worker_samples_depth_beside_its_jobs(
@@ -192,7 +198,7 @@ async def test_list_history_filters_on_every_client(
     ok_ids = [await add_job(conn, "ok", None) for _ in range(3)]
     refused = await add_job(conn, "refuse", None)
     await _run_all(db_url, history_retention=DAY)
-    await _old_history(conn, 1, "2 hours")
+    await _old_history(conn, 1, "2 hours", jobs=1)
 
     async with await WorkerUtils.connect(db_url) as utils:
         everything = await utils.list_history()
