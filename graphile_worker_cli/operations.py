@@ -4,7 +4,9 @@ An operation yields the statements it needs (``Statement``: SQL with asyncpg-sty
 placeholders, already rendered for the schema, and its arguments) and is sent each one's
 rows back; what it returns is the method's result. It never touches a connection, so the
 same code serves asyncpg, psycopg, psycopg2, Django and SQLAlchemy, async or not:
-``drivers.run_async`` and ``drivers.run_sync`` drive it. Input is checked when the
+``drivers.run_async`` and ``drivers.run_sync`` drive it; a statement the server refuses
+is thrown into the generator as gw's error (an operation may catch it, e.g. to roll back
+to a savepoint). Input is checked when the
 operation is built, before any connection is used. Hooks are not here (they are async):
 ``WorkerUtils`` runs them around the operation.
 
@@ -45,6 +47,9 @@ class Statement:
 
     sql: str
     args: tuple[Any, ...] = ()
+    script: bool = False
+    """Several statements, no arguments, no rows (a migration file): sent as one simple
+    query, which the extended protocol (prepared statements) cannot carry."""
 
 
 Operation = Generator[Statement, list[Row], T]
@@ -270,6 +275,27 @@ def permanently_fail_jobs(
     else:
         template, args = queries.PERMANENTLY_FAIL_JOBS, (ids, reason)
     return _jobs(Statement(template.sql(schema), args))
+
+
+def cancel_jobs(schema: str, job_ids: Iterable[int]) -> Operation[list[job_input.JobCancellation]]:
+    """Cancel jobs, one outcome per distinct id in the order given (see
+    ``job_input.CancelOutcome``): a job not running is failed for good as ``cancelled``;
+    a running one is asked to stop (a gw worker) or marked (any other worker)."""
+    ids = list(dict.fromkeys(job_input.check_ids(job_ids)))
+    if not ids:
+        return _nothing([])
+    statement = Statement(queries.CANCEL_JOBS.sql(schema), (ids, job_input.CANCELLED_ERROR))
+    return _cancellations(statement)
+
+
+def _cancellations(statement: Statement) -> Operation[list[job_input.JobCancellation]]:
+    rows = yield statement
+    return [
+        job_input.JobCancellation(
+            int(row["job_id"]), job_input.CancelOutcome(row["outcome"]), row["locked_by"]
+        )
+        for row in rows
+    ]
 
 
 def reschedule_jobs(

@@ -23,7 +23,7 @@ from graphile_worker_cli.queries import admin as queries
 from graphile_worker_cli.queries import history as history_queries
 
 STATES = params.STATES
-ACTIONS = ("run_now", "reschedule", "complete", "fail")
+ACTIONS = ("run_now", "reschedule", "complete", "fail", "cancel")
 MAINTENANCE = ("migrate", "cleanup", "force_unlock", "sweep")
 DEFAULT_FAIL_REASON = "permanently failed from the gw admin dashboard"
 
@@ -196,9 +196,12 @@ class AdminService:
         return {row["id"]: row["state"] for row in await self._fetch(queries.JOB_STATES, ids)}
 
     async def act(self, action: str, ids: list[int], body: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply one action to jobs; jobs a worker holds are left alone (``skipped``)."""
+        """Apply one action to jobs; jobs a worker holds are left alone (``skipped``), but
+        for ``cancel``, which asks their worker to stop them (see ``cancel_jobs``)."""
         if action not in ACTIONS:
             raise BadInputError(f"unknown action {action!r}: expected one of {', '.join(ACTIONS)}")
+        if action == "cancel":
+            return _cancellations_json(await self.utils.cancel_jobs(ids))
         if action == "run_now":
             changed = await self._run_now(ids)
         elif action == "reschedule":
@@ -276,6 +279,20 @@ class AdminService:
             f"unknown maintenance operation {operation!r}: expected one of "
             f"{', '.join(MAINTENANCE)}"
         )
+
+
+def _cancellations_json(results: list[job_input.JobCancellation]) -> dict[str, Any]:
+    """``cancel``: changed = cancelled, requested or marked; each job's outcome besides."""
+    untouched = (job_input.CancelOutcome.ALREADY_FAILED, job_input.CancelOutcome.NOT_FOUND)
+    return {
+        "action": "cancel",
+        "changed": sorted(r.job_id for r in results if r.outcome not in untouched),
+        "skipped": sorted(r.job_id for r in results if r.outcome in untouched),
+        "outcomes": [
+            {"job_id": r.job_id, "outcome": r.outcome.value, "worker_id": r.worker_id}
+            for r in results
+        ],
+    }
 
 
 def history_json(entry: job.JobHistoryEntry) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``gw add-job``, ``gw jobs list|history|show|complete|fail|reschedule|remove``,
+"""``gw add-job``, ``gw jobs list|history|show|complete|fail|cancel|reschedule|remove``,
 ``gw cleanup``.
 
 Thin: each command parses its options, makes one ``WorkerUtils`` call and prints the
@@ -520,6 +520,55 @@ def fail_command(
         settings, lambda worker_utils: worker_utils.permanently_fail_jobs(job_ids, reason)
     ))
     _report(failed, job_ids, "failed", json_output)
+
+
+@jobs_app.command("cancel")
+def cancel_command(
+    job_ids: JobIdsArgument,
+    connection: common.ConnectionOption = None,
+    schema: common.SchemaOption = None,
+    config: common.ConfigOption = None,
+    json_output: common.JsonOption = False,
+) -> None:
+    """Cancel jobs: they will not run again. A job not running is failed for good now
+    (last_error "cancelled"); a job a gw worker runs is aborted and then failed; a job a
+    reference (Node.js) worker runs cannot be interrupted, only marked."""
+    settings = common.load_settings(connection, schema, config)
+
+    results = common.run(_call(
+        settings, lambda worker_utils: worker_utils.cancel_jobs(job_ids)
+    ))
+    if json_output:
+        common.print_json([
+            {"job_id": r.job_id, "outcome": r.outcome.value, "worker_id": r.worker_id}
+            for r in results
+        ])
+    else:
+        for result in results:
+            common.stdout.print(
+                f"job {result.job_id}: {_cancel_line(result)}", highlight=False, markup=False
+            )
+    missing = [str(r.job_id) for r in results if r.outcome.value == "not_found"]
+    if missing:
+        common.fail(f"job(s) {', '.join(missing)} not found", EXIT_FAILURE)
+
+
+def _cancel_line(result: job_input.JobCancellation) -> str:
+    from graphile_worker_cli.job_input import CancelOutcome
+
+    return {
+        CancelOutcome.CANCELLED: "cancelled (failed for good)",
+        CancelOutcome.REQUESTED: (
+            f"cancel requested (running on worker {result.worker_id}): it is aborted, "
+            "then failed for good as cancelled"
+        ),
+        CancelOutcome.MARKED: (
+            f"running on {result.worker_id}, a worker gw cannot interrupt (a reference "
+            "worker?): marked only; it runs on and will not run again"
+        ),
+        CancelOutcome.ALREADY_FAILED: "already failed for good; left as it is",
+        CancelOutcome.NOT_FOUND: "not found",
+    }[result.outcome]
 
 
 @jobs_app.command("reschedule")

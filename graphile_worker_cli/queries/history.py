@@ -134,7 +134,7 @@ select to_timestamp(floor(extract(epoch from s.sampled_at) / $2::float8) * $2::f
 # the database clock.
 HISTORY_STATE = Query(
     """
-select to_regclass(format('%I._gw_job_history', $1::text)) is not null as present,
+select to_regclass(format('%I._gw_job_history_entries', $1::text)) is not null as present,
        now() as now""",
     "HISTORY_STATE",
 )

@@ -55,9 +55,23 @@ async def fetch_jobs(
     batch_size: int,
     forbidden_flags: Sequence[str] = (),
     task_identifiers: dict[int, str] | None = None,
+    room: dict[int, int] | None = None,
 ) -> list[job.Job]:
-    """Lock up to ``batch_size`` runnable jobs (at most one per named queue) for this worker."""
-    if forbidden_flags:
+    """Lock up to ``batch_size`` runnable jobs (at most one per named queue) for this worker;
+    with ``room`` (task id -> jobs), at most that many of each task it names."""
+    if room:
+        limited, rooms = list(room), list(room.values())
+        if forbidden_flags:
+            rows = await conn.fetch(
+                queries.FETCH_JOBS_WITHIN_ROOM_WITHOUT_FLAGS.sql(schema), worker_id,
+                list(task_ids), batch_size, limited, rooms, list(forbidden_flags),
+            )
+        else:
+            rows = await conn.fetch(
+                queries.FETCH_JOBS_WITHIN_ROOM.sql(schema), worker_id, list(task_ids),
+                batch_size, limited, rooms,
+            )
+    elif forbidden_flags:
         rows = await conn.fetch(
             queries.FETCH_JOBS_WITHOUT_FLAGS.sql(schema), worker_id, list(task_ids),
             batch_size, list(forbidden_flags),
@@ -77,6 +91,21 @@ async def complete_jobs(
     record each in the job history in the same statement."""
     query = queries.COMPLETE_JOBS_RECORDING_HISTORY if history else queries.COMPLETE_JOBS
     await conn.execute(query.sql(schema), worker_id, list(job_ids))
+
+
+async def complete_job_in_transaction(
+    conn: asyncpg.Connection, schema: str, worker_id: str, job_id: int, attempt: int,
+    *, history: bool = False,
+) -> bool:
+    """Delete the job (still locked by us, at ``attempt``) and unlock its queue, on
+    ``conn`` inside the task's transaction (with ``history``, recording it in the job
+    history); False when the job is no longer ours."""
+    query = (
+        queries.COMPLETE_JOB_IN_TRANSACTION_RECORDING_HISTORY if history
+        else queries.COMPLETE_JOB_IN_TRANSACTION
+    )
+    deleted: int = await conn.fetchval(query.sql(schema), worker_id, job_id, attempt)
+    return deleted == 1
 
 
 async def fail_jobs(
@@ -126,6 +155,44 @@ async def return_orphans(
 async def reset_stale_locks(conn: asyncpg.Connection, schema: str) -> None:
     """Unlock jobs and queues whose lock is older than four hours (a crashed worker's)."""
     await conn.execute(queries.RESET_STALE_LOCKS.sql(schema))
+
+
+async def has_cancel_requests(conn: asyncpg.Connection, schema: str) -> bool:
+    """Whether the schema has gw's cancel requests table (gw migration 3)."""
+    return bool(await conn.fetchval(queries.HAS_CANCEL_REQUESTS.sql(schema), schema))
+
+
+async def cancel_requests(
+    conn: asyncpg.Connection, schema: str, worker_id: str, message: str
+) -> list[int]:
+    """Ids of the jobs this worker holds that someone asked to cancel (after tidying the
+    requests nobody will act on: see ``queries.worker.CANCEL_CHECK``)."""
+    rows = await conn.fetch(queries.CANCEL_CHECK.sql(schema), worker_id, message)
+    return [row["job_id"] for row in rows]
+
+
+async def finish_cancelled(
+    conn: asyncpg.Connection, schema: str, worker_id: str, job_ids: Sequence[int], message: str,
+    *, history: bool = False,
+) -> None:
+    """Fail cancelled jobs (still locked by us) for good and drop their requests; with
+    ``history``, record them in the job history in the same statement."""
+    query = queries.FINISH_CANCELLED_RECORDING_HISTORY if history else queries.FINISH_CANCELLED
+    await conn.execute(query.sql(schema), worker_id, list(job_ids), message)
+
+
+async def reset_stale_locks_when_due(
+    conn: asyncpg.Connection, schema: str, worker_id: str
+) -> asyncpg.Record | None:
+    """``reset_stale_locks`` when gw's maintenance row says a lock may have gone stale since
+    the last reset (else nothing is read); the statement's row (``ran``, ``jobs_reset``,
+    ``queues_reset``, ``due_at``), or None when the row was missing (put back now: call
+    again). Raises ``asyncpg.UndefinedTableError`` on a schema without gw's migration 4."""
+    row = await conn.fetchrow(queries.RESET_STALE_LOCKS_WHEN_DUE.sql(schema), worker_id)
+    if row is not None and row["known"]:
+        return row
+    await conn.execute(queries.ENSURE_STALE_LOCK_RESET_ROW.sql(schema))
+    return None
 
 
 async def ping(conn: asyncpg.Connection) -> None:

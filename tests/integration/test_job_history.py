@@ -14,12 +14,19 @@ import asyncpg
 import psycopg
 import pytest
 
-from graphile_worker_cli import PermanentFailure, TaskFailure, migrate
+from graphile_worker_cli import (
+    CancelOutcome,
+    PermanentFailure,
+    TaskFailure,
+    WorkerContext,
+    migrate,
+)
 from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.queries import history as history_queries
 from graphile_worker_cli.sync import SyncWorkerUtils
 from graphile_worker_cli.worker import history
 from graphile_worker_cli.worker_utils import WorkerUtils
+from tests.helpers.waiting import wait_until
 from tests.helpers.worker import S, add_job, make_options
 
 DAY = 86400.0
@@ -238,10 +245,60 @@ async def test_a_database_migrated_by_an_older_gw_gains_the_history_tables(
         before = await migrate.apply_migrations(conn, S, gw_migrations_dir=older)
         assert before.gw_applied == [1]
         after = await migrate.apply_migrations(conn, S)
-        assert after.applied == [] and after.gw_applied == [2]
+        assert after.applied == []
+        assert after.gw_applied == [m.number for m in migrate.gw_migrations()][1:]
         assert await conn.fetchval(
             "select relrowsecurity from pg_class where oid = $1::regclass",
             f"{S}._gw_job_history",
         )
     finally:
         await conn.close()
+
+
+async def test_a_job_completed_in_its_tasks_transaction_is_recorded(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    job_id = await add_job(conn, "pay", None, queue_name="payments")
+
+    async def pay(payload: Any, ctx: WorkerContext) -> None:
+        async with ctx.transaction() as tx:
+            await tx.execute("select 1")
+
+    worker = await make_options(db_url, history_retention=DAY).define_job(pay, "pay").init()
+    await worker.run_once()
+    assert worker.settler.completions.statements == 0  # the task's transaction completed it
+    [row] = await _history(conn)
+    assert (row["job_id"], row["outcome"], row["queue_name"], row["worker_id"]) == (
+        job_id, "completed", "payments", worker.worker_id)
+    assert row["started_at"] is not None
+
+
+async def test_a_running_job_cancelled_is_recorded_as_failed(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    job_id = await add_job(conn, "slow", None, max_attempts=5)
+    started = asyncio.Event()
+
+    async def slow(payload: Any, ctx: WorkerContext) -> None:
+        started.set()
+        await ctx.abort_signal.wait()
+
+    worker = await make_options(db_url, history_retention=DAY).define_job(slow, "slow").init()
+    running = asyncio.get_running_loop().create_task(worker.run())
+    try:
+        await asyncio.wait_for(started.wait(), 20)
+        async with await WorkerUtils.connect(db_url, max_size=2) as utils:
+            [cancellation] = await utils.cancel_jobs([job_id])
+        assert cancellation.outcome is CancelOutcome.REQUESTED
+        await wait_until(lambda: _recorded(conn))
+    finally:
+        worker.request_shutdown()
+        await running
+    [row] = await _history(conn)
+    assert (row["job_id"], row["outcome"], row["last_error"], row["attempts"]) == (
+        job_id, "failed", "cancelled", 5)
+    assert row["run_at"] <= row["started_at"]
+
+
+async def _recorded(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval(f"select count(*) from {S}._gw_job_history"))

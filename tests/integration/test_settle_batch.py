@@ -21,9 +21,9 @@ def record_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[list[int]]:
     real = getattr(store, name)
 
     async def wrapped(conn: asyncpg.Connection, schema: str, worker_id: str,
-                      items: list[Any]) -> None:
+                      items: list[Any], **options: Any) -> None:
         calls.append([item if isinstance(item, int) else item.job_id for item in items])
-        await real(conn, schema, worker_id, items)
+        await real(conn, schema, worker_id, items, **options)
 
     monkeypatch.setattr(store, name, wrapped)
     return calls

@@ -407,9 +407,30 @@ function selectPage(on) {
 
 const ACTION_NAMES = {
   run_now: "run now", complete: "complete", fail: "permanently fail", reschedule: "reschedule",
+  cancel: "cancel",
 };
 
+const CONFIRMED = new Set(["complete", "fail", "cancel"]);
+
+const CANCEL_OUTCOMES = {
+  cancelled: "cancelled",
+  requested: "cancel requested (running: its worker aborts it)",
+  marked: "marked only (running on a worker gw cannot interrupt; it will not run again)",
+  already_failed: "already failed",
+  not_found: "gone",
+};
+
+function summarizeCancel(result) {
+  const counts = new Map();
+  for (const item of result.outcomes) {
+    counts.set(item.outcome, (counts.get(item.outcome) || 0) + 1);
+  }
+  const parts = Array.from(counts, ([outcome, n]) => `${n} ${CANCEL_OUTCOMES[outcome]}`);
+  return `cancel: ${parts.join("; ")}`;
+}
+
 function summarize(action, result) {
+  if (action === "cancel") return summarizeCancel(result);
   const skipped = result.skipped.length
     ? `; ${result.skipped.length} skipped (locked or gone)` : "";
   return `${ACTION_NAMES[action]}: ${result.changed.length} job(s)${skipped}`;
@@ -424,8 +445,7 @@ async function bulk(action) {
     if (!local) { toast("pick a time to reschedule to", true); $("#bulk-run-at").focus(); return; }
     body.run_at = new Date(local).toISOString();
   }
-  if ((action === "complete" || action === "fail")
-      && !confirm(`${ACTION_NAMES[action]} ${ids.length} job(s)?`)) return;
+  if (CONFIRMED.has(action) && !confirm(`${ACTION_NAMES[action]} ${ids.length} job(s)?`)) return;
   try {
     const result = await api("jobs/actions", { body });
     toast(summarize(action, result));
@@ -435,8 +455,7 @@ async function bulk(action) {
 }
 
 async function jobAction(id, action) {
-  if ((action === "complete" || action === "fail")
-      && !confirm(`${ACTION_NAMES[action]} job ${id}?`)) return;
+  if (CONFIRMED.has(action) && !confirm(`${ACTION_NAMES[action]} job ${id}?`)) return;
   try {
     const result = await api(`jobs/${id}/${action.replace("_", "-")}`, { body: {} });
     toast(`job ${id}: ` + summarize(action, result));
