@@ -85,12 +85,21 @@ def _unavailable(side: sides.Side, profile: str) -> str:
     return side.profile_note(profile)
 
 
+async def count_history(url: str) -> int:
+    """Jobs in gw's job history (each row holds a settled batch of them)."""
+    async with connection(url) as conn:
+        return int(await conn.fetchval(
+            f"select coalesce(sum(cardinality(job_ids)), 0) from {S}._gw_job_history"
+        ))
+
+
 async def drain(
     ctx: Context, side: sides.Side, profile: str, *, identifier: str = "bench_noop",
     jobs: int | None = None, payload_sql: str = "json_build_object('i', i)",
-    extra: tuple[str, ...] = (), label: str = "drain",
+    extra: tuple[str, ...] = (), label: str = "drain", history: bool = False,
 ) -> Figure:
-    """Jobs per second of a `--once` worker on a queue of ``jobs`` jobs (start to exit)."""
+    """Jobs per second of a `--once` worker on a queue of ``jobs`` jobs (start to exit).
+    ``history``: the worker keeps job history; every job must have its record."""
     if note := _unavailable(side, profile):
         return Figure.missing(note)
     count = jobs if jobs is not None else ctx.sizes.drain_jobs
@@ -105,8 +114,11 @@ async def drain(
         )
         left, failed = await count_jobs(url)
         xacts = await transactions(url) - xacts_before
+        recorded = await count_history(url) if history else count
     if not result.ok or left or failed:
         return Figure.missing(f"{left} jobs left, {failed} failed; {result.tail()}")
+    if recorded != count:
+        return Figure.missing(f"{recorded} of {count} jobs in the job history")
     detail = {"seconds": result.seconds, "jobs": count, "transactions_per_job": xacts / count}
     return Figure(count / result.seconds, side.partial_note(profile), detail)
 

@@ -41,6 +41,9 @@ REFERENCE_PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
+# gw with job history on (the drain_tuned_history row, against the same profile without).
+HISTORY_FLAGS = ("--history-retention", "7d")
+
 # `gw run --processes N` for the CPU-bound row.
 PROCESSES_FLAG = "--processes"
 

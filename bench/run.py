@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     parser.add_argument(
         "--only", help="comma-separated row keys (drain_defaults, drain_tuned,"
-        " drain_tuned_backlog, latency_defaults,"
+        " drain_tuned_backlog, drain_tuned_history, latency_defaults,"
         " latency_tuned, enqueue, enqueue_psycopg, once_empty, idle_rss, processes)",
     )
     args = parser.parse_args(argv)
@@ -109,6 +109,17 @@ def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> d
                 ))
             return rows
         return go
+
+    async def drain_history() -> list[Row]:
+        # Both sides are gw, tuned; the sides alternate so machine noise hits both alike.
+        on, off = Figure.missing("not run"), Figure.missing("not run")
+        for _ in range(ctx.sizes.drain_repeats):
+            off = _best(off, await measures.drain(ctx, gw, "tuned", label="hist_off"))
+            on = _best(on, await measures.drain(
+                ctx, gw, "tuned", extra=profiles.HISTORY_FLAGS, label="hist_on", history=True,
+            ))
+        title = f"drain {n:,} no-op jobs, tuned, job history on"
+        return [Row("drain_tuned_history", title, "jobs/s", "higher", on, off, "history off")]
 
     def latency_rows(profile: str) -> Measure:
         async def go() -> list[Row]:
@@ -203,6 +214,8 @@ def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> d
         "drain_tuned_backlog": drain_rows("tuned", ctx.sizes.backlog_jobs, "_backlog"),
         "drain_limited_defaults": limited_rows("defaults"),
         "drain_limited_tuned": limited_rows("tuned"),
+        # What job history (a record per job, written by the completing statement) costs.
+        "drain_tuned_history": drain_history,
         "latency_defaults": latency_rows("defaults"),
         "latency_tuned": latency_rows("tuned"),
         "enqueue": enqueue,
@@ -221,9 +234,8 @@ def _add_rate_after_startup(rows: list[Row]) -> None:
     for row in rows:
         if not row.key.startswith("drain_") or row.key.endswith("_bound"):
             continue  # a bound has no process to start
-        if row.baseline_label != "reference":
-            continue  # gw on both sides: the start-up figures are gw's and the reference's
-        for figure, empty in ((row.gw, startup.gw), (row.baseline, startup.baseline)):
+        baseline_startup = startup.baseline if row.baseline_label == "reference" else startup.gw
+        for figure, empty in ((row.gw, startup.gw), (row.baseline, baseline_startup)):
             seconds = figure.detail.get("seconds")
             if figure.value is None or empty.value is None or not seconds:
                 continue

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     # jobs
-    "job": ("Job", "JobKeyMode", "JobSpec", "RawJobSpec"),
+    "job": ("Job", "JobHistoryEntry", "JobKeyMode", "JobSpec", "RawJobSpec"),
     "job_input": ("CancelOutcome", "CleanupTask", "JobCancellation", "RescheduleJobOptions"),
     "worker_utils": ("WorkerUtils", "quick_add_job"),
     "sync": ("SyncWorkerUtils", "quick_add_job_sync"),
@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from graphile_worker_cli.hooks import JobStart as JobStart
     from graphile_worker_cli.hooks import Plugin as Plugin
     from graphile_worker_cli.job import Job as Job
+    from graphile_worker_cli.job import JobHistoryEntry as JobHistoryEntry
     from graphile_worker_cli.job import JobKeyMode as JobKeyMode
     from graphile_worker_cli.job import JobSpec as JobSpec
     from graphile_worker_cli.job import RawJobSpec as RawJobSpec

@@ -2,7 +2,9 @@
 periodic upkeep (queue-depth samples, bounded pruning) one worker at a time.
 
 The rows themselves are written by the worker's settling statements
-(``queries.worker.*_RECORDING_HISTORY``), in the statement that completes or fails a job.
+(``queries.worker.*_RECORDING_HISTORY``), in the statement that completes or fails a batch:
+one row of parallel arrays per batch; the view ``_gw_job_history_entries`` reads it as one
+row per job.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ on conflict (sampled_at) do nothing""",
     "SAMPLE_QUEUE_DEPTH",
 )
 
-# $1 retention seconds, $2 most rows to delete. Deletes up to $2 history rows older than
-# the retention; returns `deleted`.
+# $1 retention seconds, $2 most history rows (each a batch of jobs) to delete. Deletes up to
+# $2 rows finished before the retention; returns `deleted` (rows) and `jobs` (their jobs).
 PRUNE_HISTORY = Query(
     """
 with gone as (
@@ -55,9 +57,9 @@ with gone as (
      select h.ctid from {s}._gw_job_history as h
       where h.finished_at < now() - $1::float8 * interval '1 second'
       limit $2::int))
-  returning 1
+  returning cardinality(job_ids) as jobs
 )
-select count(*)::int as deleted from gone""",
+select count(*)::int as deleted, coalesce(sum(jobs), 0)::bigint as jobs from gone""",
     "PRUNE_HISTORY",
 )
 
@@ -77,19 +79,19 @@ select count(*)::int as deleted from gone""",
 )
 
 # $1 task identifier (null: any), $2 finished at or after (null: any time), $3 only failed
-# jobs (bool), $4 limit. Newest first; duration and wait in seconds.
+# jobs (bool), $4 limit. One row per job, newest first; duration and wait in seconds.
 LIST_HISTORY = Query(
     """
-select h.job_id, h.task_identifier, h.queue_name, h.key, h.attempts, h.max_attempts,
-       h.created_at, h.run_at, h.started_at, h.finished_at, h.worker_id, h.outcome,
-       h.last_error,
-       extract(epoch from h.finished_at - h.started_at)::float8 as duration,
-       greatest(0, extract(epoch from h.started_at - h.run_at))::float8 as wait
-  from {s}._gw_job_history as h
- where ($1::text is null or h.task_identifier = $1::text)
-   and ($2::timestamptz is null or h.finished_at >= $2::timestamptz)
-   and (not $3::bool or h.outcome = 'failed')
- order by h.finished_at desc, h.job_id desc
+select e.job_id, e.task_identifier, e.queue_name, e.key, e.attempts, e.max_attempts,
+       e.created_at, e.run_at, e.started_at, e.finished_at, e.worker_id, e.outcome,
+       e.last_error,
+       extract(epoch from e.finished_at - e.started_at)::float8 as duration,
+       greatest(0, extract(epoch from e.started_at - e.run_at))::float8 as wait
+  from {s}._gw_job_history_entries as e
+ where ($1::text is null or e.task_identifier = $1::text)
+   and ($2::timestamptz is null or e.finished_at >= $2::timestamptz)
+   and (not $3::bool or e.outcome = 'failed')
+ order by e.finished_at desc, e.job_id desc
  limit $4::bigint""",
     "LIST_HISTORY",
 )
@@ -98,16 +100,16 @@ select h.job_id, h.task_identifier, h.queue_name, h.key, h.attempts, h.max_attem
 # completed and failed for good, and the p50/p95 of their queue wait (started - run_at).
 HISTORY_SERIES = Query(
     """
-select to_timestamp(floor(extract(epoch from h.finished_at) / $2::float8) * $2::float8)
+select to_timestamp(floor(extract(epoch from e.finished_at) / $2::float8) * $2::float8)
          as bucket,
-       count(*) filter (where h.outcome = 'completed')::bigint as completed,
-       count(*) filter (where h.outcome = 'failed')::bigint as failed,
+       count(*) filter (where e.outcome = 'completed')::bigint as completed,
+       count(*) filter (where e.outcome = 'failed')::bigint as failed,
        percentile_cont(0.5) within group (
-         order by greatest(0, extract(epoch from h.started_at - h.run_at))) as wait_p50,
+         order by greatest(0, extract(epoch from e.started_at - e.run_at))) as wait_p50,
        percentile_cont(0.95) within group (
-         order by greatest(0, extract(epoch from h.started_at - h.run_at))) as wait_p95
-  from {s}._gw_job_history as h
- where h.finished_at >= now() - $1::float8 * interval '1 second'
+         order by greatest(0, extract(epoch from e.started_at - e.run_at))) as wait_p95
+  from {s}._gw_job_history_entries as e
+ where e.finished_at >= now() - $1::float8 * interval '1 second'
  group by 1
  order by 1""",
     "HISTORY_SERIES",
@@ -132,7 +134,7 @@ select to_timestamp(floor(extract(epoch from s.sampled_at) / $2::float8) * $2::f
 # the database clock.
 HISTORY_STATE = Query(
     """
-select to_regclass(format('%I._gw_job_history', $1::text)) is not null as present,
+select to_regclass(format('%I._gw_job_history_entries', $1::text)) is not null as present,
        now() as now""",
     "HISTORY_STATE",
 )

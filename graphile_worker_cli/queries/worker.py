@@ -144,45 +144,53 @@ update {s}._private_job_queues as q set locked_by = null, locked_at = null
   from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
 """
 
-# ``_UNLOCKING_QUEUES`` that also records the jobs it finished in ``_gw_job_history``
-# (``history_retention`` on): ``settle`` returns the job's columns under the names below
-# (run_at and started_at as they were for the attempt that ended), and ``finished`` says
-# which rows ended the job for good. One statement, so history costs no round trip.
-_RECORDING_HISTORY = """
-with settled as (SETTLE
+# Job history (``history_retention`` on): a settling CTE ``settled`` returns the columns of
+# ``_SETTLED_FOR_HISTORY`` (run_at and started_at as they were for the attempt that ended),
+# and ``_RECORDED`` turns the rows that ended their job for good (``FINISHED``) into one
+# history row of parallel arrays: one row per statement, not per job, which keeps history
+# cheap; and no round trip of its own.
+_SETTLED_FOR_HISTORY = """
   returning jobs.id, jobs.job_queue_id, jobs.task_id, jobs.key, jobs.attempts,
             jobs.max_attempts, jobs.created_at, RUN_AT as run_at, STARTED_AT as started_at,
-            jobs.last_error
-), recorded as (
-  insert into {s}._gw_job_history (job_id, task_identifier, queue_name, key, attempts,
-                                   max_attempts, created_at, run_at, started_at, worker_id,
-                                   outcome, last_error)
-  select settled.id, t.identifier, q.queue_name, settled.key, settled.attempts,
-         settled.max_attempts, settled.created_at, settled.run_at, settled.started_at,
-         $1::text, OUTCOME, settled.last_error
+            jobs.last_error"""
+_RECORDED = """recorded as (
+  insert into {s}._gw_job_history (worker_id, outcome, job_ids, task_identifiers,
+                                   queue_names, keys, attempts, max_attempts, created_at,
+                                   run_at, started_at, last_errors)
+  select $1::text, OUTCOME, array_agg(settled.id), array_agg(t.identifier),
+         array_agg(q.queue_name), array_agg(settled.key), array_agg(settled.attempts),
+         array_agg(settled.max_attempts), array_agg(settled.created_at),
+         array_agg(settled.run_at), array_agg(settled.started_at),
+         array_agg(settled.last_error)
     from settled
     join {s}._private_tasks as t on t.id = settled.task_id
     left join {s}._private_job_queues as q on q.id = settled.job_queue_id
    where FINISHED
-)
+  having count(*) > 0
+)"""
+_RECORDING_HISTORY = (
+    "\nwith settled as (SETTLE" + _SETTLED_FOR_HISTORY + "\n), " + _RECORDED + """
 update {s}._private_job_queues as q set locked_by = null, locked_at = null
   from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
 """
+)
+_COMPLETED = {"RUN_AT": "jobs.run_at", "STARTED_AT": "jobs.locked_at",
+              "OUTCOME": "'completed'", "FINISHED": "true"}
+# A failure's update joins the row as it was (``old``) for its run_at and locked_at.
+_FAILED = {"RUN_AT": "old.run_at", "STARTED_AT": "old.locked_at", "OUTCOME": "'failed'",
+           "FINISHED": "settled.attempts >= settled.max_attempts"}
+
+
+def _filled(text: str, values: dict[str, str]) -> str:
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
 
 
 def _recording_history(settle: str, *, completed: bool) -> str:
-    """``settle`` (a statement for ``_UNLOCKING_QUEUES``) that also writes job history.
-    A failure's update joins the row as it was (``old``): its run_at and locked_at."""
-    if completed:
-        columns = {"RUN_AT": "jobs.run_at", "STARTED_AT": "jobs.locked_at",
-                   "OUTCOME": "'completed'", "FINISHED": "true"}
-    else:
-        columns = {"RUN_AT": "old.run_at", "STARTED_AT": "old.locked_at",
-                   "OUTCOME": "'failed'", "FINISHED": "settled.attempts >= settled.max_attempts"}
-    text = _RECORDING_HISTORY.replace("SETTLE", settle)
-    for placeholder, value in columns.items():
-        text = text.replace(placeholder, value)
-    return text
+    """``settle`` (a statement for ``_UNLOCKING_QUEUES``) that also writes job history."""
+    return _filled(_RECORDING_HISTORY.replace("SETTLE", settle),
+                   _COMPLETED if completed else _FAILED)
 
 
 # Joined into a failure's update: the row as the statement found it (a joined table is read
@@ -218,17 +226,26 @@ def _counting(settle: str) -> str:
 # this attempt (an earlier run of the job cannot complete a later one). Returns how many
 # jobs it deleted: 0 when the job is no longer this worker's, so the caller rolls back.
 _COMPLETE_ONE = """
+with settled as (
   delete from {s}._private_jobs as jobs
-   where jobs.id = $2::bigint and jobs.locked_by = $1::text and jobs.attempts = $3::int"""
+   where jobs.id = $2::bigint and jobs.locked_by = $1::text and jobs.attempts = $3::int
+  RETURNING
+), unlocked as (
+  update {s}._private_job_queues as q set locked_by = null, locked_at = null
+    from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
+)HISTORY
+select count(*)::int from settled
+"""
 COMPLETE_JOB_IN_TRANSACTION = Query(
-    _counting(_UNLOCKING_QUEUES.replace("SETTLE", _COMPLETE_ONE))
+    _COMPLETE_ONE.replace("RETURNING", "returning jobs.job_queue_id").replace("HISTORY", "")
 )
 
-# COMPLETE_JOB_IN_TRANSACTION that also records the job in _gw_job_history, in the task's
-# transaction (outcome completed).
-COMPLETE_JOB_IN_TRANSACTION_RECORDING_HISTORY = Query(
-    _counting(_recording_history(_COMPLETE_ONE, completed=True))
-)
+# COMPLETE_JOB_IN_TRANSACTION that also records the job in _gw_job_history.
+COMPLETE_JOB_IN_TRANSACTION_RECORDING_HISTORY = Query(_filled(
+    _COMPLETE_ONE.replace("\n  RETURNING", _SETTLED_FOR_HISTORY)
+    .replace("HISTORY", ", " + _RECORDED),
+    _COMPLETED,
+))
 
 # $1 worker id, $2 job ids bigint[], $3 messages text[], $4 replacement payloads json[]
 # (null: keep), $5 attempt numbers int[] (null: any). Records each failed attempt:
@@ -425,51 +442,35 @@ select r.job_id
 # jobs, still locked by it, failed for good (attempts = max_attempts, as
 # permanently_fail_jobs leaves a job), their named queues unlocked and their requests
 # dropped. Guarded by the lock like every settling statement: safe to repeat.
-FINISH_CANCELLED = Query(
-    """
-with cancelled as (
+_FINISH_CANCELLED = """
+with settled as (
   update {s}._private_jobs as jobs
      set last_error = $3::text, attempts = jobs.max_attempts, locked_by = null,
-         locked_at = null, updated_at = now()
+         locked_at = null, updated_at = now()OLD
    where jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text
-  returning jobs.id, jobs.job_queue_id
+  RETURNING
 ), unlocked as (
   update {s}._private_job_queues as q set locked_by = null, locked_at = null
-    from cancelled where q.id = cancelled.job_queue_id and q.locked_by = $1::text
-)
-delete from {s}._gw_cancel_requests as r using cancelled where r.job_id = cancelled.id
-""",
+    from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
+)HISTORY
+delete from {s}._gw_cancel_requests as r using settled where r.job_id = settled.id
+"""
+FINISH_CANCELLED = Query(
+    _FINISH_CANCELLED.replace("OLD", "")
+    .replace("RETURNING", "returning jobs.id, jobs.job_queue_id").replace("HISTORY", ""),
     "FINISH_CANCELLED",
 )
 
-# FINISH_CANCELLED that also records the jobs in _gw_job_history (outcome failed), with the
-# run_at and locked_at of the attempt that was cancelled (``old``, as FAIL_JOBS does).
+# FINISH_CANCELLED that also records the jobs in _gw_job_history (outcome failed).
 FINISH_CANCELLED_RECORDING_HISTORY = Query(
-    """
-with cancelled as (
-  update {s}._private_jobs as jobs
-     set last_error = $3::text, attempts = jobs.max_attempts, locked_by = null,
-         locked_at = null, updated_at = now()
-    from {s}._private_jobs as old
-   where old.id = jobs.id and jobs.id = any($2::bigint[]) and jobs.locked_by = $1::text
-  returning jobs.id, jobs.job_queue_id, jobs.task_id, jobs.key, jobs.attempts,
-            jobs.max_attempts, jobs.created_at, old.run_at, old.locked_at as started_at,
-            jobs.last_error
-), recorded as (
-  insert into {s}._gw_job_history (job_id, task_identifier, queue_name, key, attempts,
-                                   max_attempts, created_at, run_at, started_at, worker_id,
-                                   outcome, last_error)
-  select c.id, t.identifier, q.queue_name, c.key, c.attempts, c.max_attempts, c.created_at,
-         c.run_at, c.started_at, $1::text, 'failed', c.last_error
-    from cancelled as c
-    join {s}._private_tasks as t on t.id = c.task_id
-    left join {s}._private_job_queues as q on q.id = c.job_queue_id
-), unlocked as (
-  update {s}._private_job_queues as q set locked_by = null, locked_at = null
-    from cancelled where q.id = cancelled.job_queue_id and q.locked_by = $1::text
-)
-delete from {s}._gw_cancel_requests as r using cancelled where r.job_id = cancelled.id
-""",
+    _filled(
+        _FINISH_CANCELLED
+        .replace("OLD", "\n    from {s}._private_jobs as old")
+        .replace("jobs.locked_by = $1::text\n", "jobs.locked_by = $1::text and old.id = jobs.id\n")
+        .replace("\n  RETURNING", _SETTLED_FOR_HISTORY)
+        .replace("HISTORY", ", " + _RECORDED),
+        _FAILED,
+    ),
     "FINISH_CANCELLED_RECORDING_HISTORY",
 )
 

@@ -24,8 +24,9 @@ log = logging.getLogger("gw.worker")
 EVERY = (55.0, 65.0)
 """Seconds between rounds (at random within, so a fleet does not line up)."""
 FIRST_WITHIN = 5.0
-PRUNE_BATCH = 10_000
-"""Rows one delete removes at most: short transactions, short row locks."""
+PRUNE_BATCH = 1_000
+"""History rows one delete removes at most (each row is one settled batch, up to a few
+hundred jobs): short transactions, short row locks."""
 MAX_BATCHES = 50
 """Deletes per round at most; a larger backlog is worked off over the next rounds."""
 STATEMENT_TIMEOUT = "30s"
@@ -33,7 +34,8 @@ STATEMENT_TIMEOUT = "30s"
 
 @dataclass(frozen=True, slots=True)
 class UpkeepResult:
-    """One round: whether this worker held the upkeep lock, and what it deleted."""
+    """One round: whether this worker held the upkeep lock, and what it deleted (jobs of
+    history, depth samples)."""
 
     ran: bool
     history_pruned: int = 0
@@ -52,7 +54,8 @@ async def run_upkeep(
     pool: asyncpg.Pool, schema: str, retention: float, *, batch: int = PRUNE_BATCH
 ) -> UpkeepResult:
     """One round: this minute's queue-depth sample, then history and samples older than
-    ``retention`` seconds deleted, ``batch`` rows per transaction. Skipped (``ran`` false)
+    ``retention`` seconds deleted, ``batch`` rows (history: batches of jobs) per
+    transaction. Skipped (``ran`` false)
     while another worker holds the upkeep lock."""
     history_pruned = samples_pruned = 0
     async with pool.acquire() as conn:
@@ -67,10 +70,9 @@ async def run_upkeep(
             async with conn.transaction():
                 if not await _locked(conn, schema):
                     break
-                deleted = await conn.fetchval(
-                    queries.PRUNE_HISTORY.sql(schema), retention, batch
-                )
-            history_pruned += deleted
+                row = await conn.fetchrow(queries.PRUNE_HISTORY.sql(schema), retention, batch)
+            deleted = row["deleted"] if row is not None else 0
+            history_pruned += row["jobs"] if row is not None else 0
             if deleted < batch:
                 break
     return UpkeepResult(True, history_pruned, samples_pruned)
@@ -92,4 +94,4 @@ async def upkeep_until(
             log.warning("job history upkeep failed (%s); will try again later", error)
             continue
         if result.history_pruned:
-            log.debug("pruned %d job history row(s)", result.history_pruned)
+            log.debug("pruned the history of %d job(s)", result.history_pruned)

@@ -132,7 +132,8 @@ class Settler:
         history: bool = False,
     ) -> None:
         self._pool = pool
-        self._history = history
+        # Without history the store functions are called exactly as before the feature.
+        self._recording: dict[str, bool] = {"history": True} if history else {}
         self._schema = schema
         self._worker_id = worker_id
         self._pending: set[asyncio.Task[None]] = set()
@@ -148,12 +149,10 @@ class Settler:
         )
 
     async def _complete(self, conn: asyncpg.Connection, batch: list[int]) -> None:
-        await store.complete_jobs(
-            conn, self._schema, self._worker_id, batch, history=self._history
-        )
+        await store.complete_jobs(conn, self._schema, self._worker_id, batch, **self._recording)
 
     async def _fail(self, conn: asyncpg.Connection, batch: list[store.Failure]) -> None:
-        await store.fail_jobs(conn, self._schema, self._worker_id, batch, history=self._history)
+        await store.fail_jobs(conn, self._schema, self._worker_id, batch, **self._recording)
 
     def complete(self, job_id: int) -> None:
         """Queue a completion (the job row is deleted when its batch lands)."""
@@ -181,7 +180,7 @@ class Settler:
 
         async def write(conn: asyncpg.Connection) -> None:
             await store.finish_cancelled(
-                conn, self._schema, self._worker_id, ids, message, history=self._history
+                conn, self._schema, self._worker_id, ids, message, **self._recording
             )
             self._on_landed(ids)
 

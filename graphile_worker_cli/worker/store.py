@@ -111,8 +111,8 @@ async def complete_job_in_transaction(
     *, history: bool = False,
 ) -> bool:
     """Delete the job (still locked by us, at ``attempt``) and unlock its queue, on
-    ``conn`` inside the task's transaction (with ``history``, recording it there too);
-    False when the job is no longer ours."""
+    ``conn`` inside the task's transaction (with ``history``, recording it in the job
+    history); False when the job is no longer ours."""
     query = (
         queries.COMPLETE_JOB_IN_TRANSACTION_RECORDING_HISTORY if history
         else queries.COMPLETE_JOB_IN_TRANSACTION
@@ -189,7 +189,7 @@ async def finish_cancelled(
     *, history: bool = False,
 ) -> None:
     """Fail cancelled jobs (still locked by us) for good and drop their requests; with
-    ``history``, record each in the job history in the same statement."""
+    ``history``, record them in the job history in the same statement."""
     query = queries.FINISH_CANCELLED_RECORDING_HISTORY if history else queries.FINISH_CANCELLED
     await conn.execute(query.sql(schema), worker_id, list(job_ids), message)
 

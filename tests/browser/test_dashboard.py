@@ -86,19 +86,24 @@ async def _seed_history(conn: asyncpg.Connection) -> None:
     """An hour of job history and queue-depth samples, so the charts have something to
     draw (tests/browser/test_dashboard_charts.py draws them from a real worker's jobs)."""
     await conn.execute("""
-        insert into graphile_worker._gw_job_history (job_id, task_identifier, attempts,
-            max_attempts, created_at, run_at, started_at, finished_at, worker_id, outcome,
-            last_error)
-        select 1000 + m * 100 + n, (array['send_email', 'resize_image'])[1 + n % 2],
-               1, 25, t - wait - interval '1 second', t - wait - interval '200 ms',
-               t - interval '200 ms', t, 'worker-7f3a',
-               case when n % 17 = 0 then 'failed' else 'completed' end,
-               case when n % 17 = 0 then 'TimeoutError: upstream took longer than 30s' end
+        insert into graphile_worker._gw_job_history (finished_at, worker_id, outcome,
+            job_ids, task_identifiers, queue_names, keys, attempts, max_attempts, created_at,
+            run_at, started_at, last_errors)
+        select t, 'worker-7f3a', outcome, array_agg(1000 + m * 100 + n),
+               array_agg((array['send_email', 'resize_image'])[1 + n % 2]),
+               array_agg(null::text), array_agg(null::text), array_agg(1), array_agg(25),
+               array_agg(t - wait - interval '1 second'),
+               array_agg(t - wait - interval '200 ms'), array_agg(t - interval '200 ms'),
+               array_agg(case when outcome = 'failed'
+                              then 'TimeoutError: upstream took longer than 30s' end)
           from generate_series(1, 59) as m,
                lateral generate_series(1, 30 + round(14 * sin(m / 7.0))::int) as n,
                lateral (select now() - (60 - m) * interval '1 minute',
                                (0.2 + 0.08 * (n % 13) * (1.2 + sin(m / 7.0)))
-                               * interval '1 second') as at(t, wait)""")
+                               * interval '1 second',
+                               case when n % 17 = 0 then 'failed' else 'completed' end)
+                 as at(t, wait, outcome)
+         group by m, t, outcome""")
     await conn.execute("""
         insert into graphile_worker._gw_queue_samples
         select date_trunc('minute', now()) - m * interval '1 minute',

@@ -92,7 +92,7 @@ def test_without_the_history_table_the_endpoints_say_so(db_url: str) -> None:
     async def drop() -> None:
         conn = await asyncpg.connect(db_url)
         try:
-            await conn.execute(f"drop table {S}._gw_job_history")
+            await conn.execute(f"drop table {S}._gw_job_history cascade")
         finally:
             await conn.close()
 

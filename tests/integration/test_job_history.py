@@ -14,12 +14,19 @@ import asyncpg
 import psycopg
 import pytest
 
-from graphile_worker_cli import PermanentFailure, TaskFailure, migrate
+from graphile_worker_cli import (
+    CancelOutcome,
+    PermanentFailure,
+    TaskFailure,
+    WorkerContext,
+    migrate,
+)
 from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.queries import history as history_queries
 from graphile_worker_cli.sync import SyncWorkerUtils
 from graphile_worker_cli.worker import history
 from graphile_worker_cli.worker_utils import WorkerUtils
+from tests.helpers.waiting import wait_until
 from tests.helpers.worker import S, add_job, make_options
 
 DAY = 86400.0
@@ -27,7 +34,7 @@ DAY = 86400.0
 
 async def _history(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
-        f"select * from {S}._gw_job_history order by job_id"
+        f"select * from {S}._gw_job_history_entries order by job_id"
     )
     return rows
 
@@ -101,7 +108,7 @@ async def test_without_history_retention_nothing_is_recorded(
 async def test_history_off_when_the_schema_lacks_the_table(
     db_url: str, conn: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await conn.execute(f"drop table {S}._gw_job_history")
+    await conn.execute(f"drop table {S}._gw_job_history cascade")
     job_id = await add_job(conn, "ok", None)
     await _run_all(db_url, history_retention=DAY)
     assert "no gw job history table" in caplog.text
@@ -109,13 +116,19 @@ async def test_history_off_when_the_schema_lacks_the_table(
                                job_id) == 0
 
 
-async def _old_history(conn: asyncpg.Connection, count: int, age: str) -> None:
+async def _old_history(conn: asyncpg.Connection, rows: int, age: str, jobs: int = 2) -> None:
+    """``rows`` history rows (settled batches) of ``jobs`` jobs each, ``age`` old."""
     await conn.execute(
-        f"insert into {S}._gw_job_history (job_id, task_identifier, attempts, max_attempts,"
-        f" created_at, run_at, started_at, finished_at, worker_id, outcome)"
-        f" select n, 'old', 1, 25, now() - $2::text::interval, now() - $2::text::interval,"
-        f" now() - $2::text::interval, now() - $2::text::interval, 'w', 'completed'"
-        f" from generate_series(1, $1) as n", count, age,
+        f"insert into {S}._gw_job_history (finished_at, worker_id, outcome, job_ids,"
+        f" task_identifiers, queue_names, keys, attempts, max_attempts, created_at, run_at,"
+        f" started_at, last_errors)"
+        f" select t, 'w', 'completed', array(select r * 100 + j from generate_series(1, $3) j),"
+        f" array_fill('old'::text, array[$3]), array_fill(null::text, array[$3]),"
+        f" array_fill(null::text, array[$3]), array_fill(1, array[$3]),"
+        f" array_fill(25, array[$3]), array_fill(t, array[$3]), array_fill(t, array[$3]),"
+        f" array_fill(t, array[$3]), array_fill(null::text, array[$3])"
+        f" from generate_series(1, $1) as r, (select now() - $2::text::interval) as at(t)",
+        rows, age, jobs,
     )
 
 
@@ -138,7 +151,7 @@ async def test_upkeep_samples_depth_once_a_minute_and_prunes_in_batches(
         again = await history.run_upkeep(pool, S, 2 * DAY, batch=3)
     finally:
         await pool.close()
-    assert result == history.UpkeepResult(ran=True, history_pruned=7, samples_pruned=1)
+    assert result == history.UpkeepResult(ran=True, history_pruned=14, samples_pruned=1)
     assert again == history.UpkeepResult(ran=True)
     assert await conn.fetchval(f"select count(*) from {S}._gw_job_history") == 2
     samples = await conn.fetch(f"select * from {S}._gw_queue_samples")
@@ -161,7 +174,7 @@ async def test_upkeep_is_skipped_while_another_worker_holds_its_lock(
     finally:
         await pool.close()
     assert skipped == history.UpkeepResult(ran=False)
-    assert ran.history_pruned == 3
+    assert ran.history_pruned == 6
 
 
 async def test_a_running_worker_samples_depth_beside_its_jobs(
@@ -192,7 +205,7 @@ async def test_list_history_filters_on_every_client(
     ok_ids = [await add_job(conn, "ok", None) for _ in range(3)]
     refused = await add_job(conn, "refuse", None)
     await _run_all(db_url, history_retention=DAY)
-    await _old_history(conn, 1, "2 hours")
+    await _old_history(conn, 1, "2 hours", jobs=1)
 
     async with await WorkerUtils.connect(db_url) as utils:
         everything = await utils.list_history()
@@ -232,11 +245,60 @@ async def test_a_database_migrated_by_an_older_gw_gains_the_history_tables(
         before = await migrate.apply_migrations(conn, S, gw_migrations_dir=older)
         assert before.gw_applied == [1]
         after = await migrate.apply_migrations(conn, S)
-        assert after.applied == [] and 2 in after.gw_applied
-        assert after.gw_applied == [s.number for s in migrate.gw_migrations() if s.number > 1]
+        assert after.applied == []
+        assert after.gw_applied == [m.number for m in migrate.gw_migrations()][1:]
         assert await conn.fetchval(
             "select relrowsecurity from pg_class where oid = $1::regclass",
             f"{S}._gw_job_history",
         )
     finally:
         await conn.close()
+
+
+async def test_a_job_completed_in_its_tasks_transaction_is_recorded(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    job_id = await add_job(conn, "pay", None, queue_name="payments")
+
+    async def pay(payload: Any, ctx: WorkerContext) -> None:
+        async with ctx.transaction() as tx:
+            await tx.execute("select 1")
+
+    worker = await make_options(db_url, history_retention=DAY).define_job(pay, "pay").init()
+    await worker.run_once()
+    assert worker.settler.completions.statements == 0  # the task's transaction completed it
+    [row] = await _history(conn)
+    assert (row["job_id"], row["outcome"], row["queue_name"], row["worker_id"]) == (
+        job_id, "completed", "payments", worker.worker_id)
+    assert row["started_at"] is not None
+
+
+async def test_a_running_job_cancelled_is_recorded_as_failed(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    job_id = await add_job(conn, "slow", None, max_attempts=5)
+    started = asyncio.Event()
+
+    async def slow(payload: Any, ctx: WorkerContext) -> None:
+        started.set()
+        await ctx.abort_signal.wait()
+
+    worker = await make_options(db_url, history_retention=DAY).define_job(slow, "slow").init()
+    running = asyncio.get_running_loop().create_task(worker.run())
+    try:
+        await asyncio.wait_for(started.wait(), 20)
+        async with await WorkerUtils.connect(db_url, max_size=2) as utils:
+            [cancellation] = await utils.cancel_jobs([job_id])
+        assert cancellation.outcome is CancelOutcome.REQUESTED
+        await wait_until(lambda: _recorded(conn))
+    finally:
+        worker.request_shutdown()
+        await running
+    [row] = await _history(conn)
+    assert (row["job_id"], row["outcome"], row["last_error"], row["attempts"]) == (
+        job_id, "failed", "cancelled", 5)
+    assert row["run_at"] <= row["started_at"]
+
+
+async def _recorded(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval(f"select count(*) from {S}._gw_job_history"))
