@@ -68,6 +68,35 @@ OptionalDuration = Annotated[
     Expect(durations.DURATION_HELP),
 ]
 AtLeastOne = Annotated[int, Field(ge=1), Expect("an integer >= 1")]
+
+
+def _task_limits(value: Any) -> Any:
+    """``task_max_concurrency`` from its spellings: a table (TOML, code), ``TASK=N`` items
+    (the repeatable flag) or their comma-separated text or a JSON object (environment)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                return value
+        value = [item for item in text.split(",") if item.strip()]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        limits: dict[str, Any] = {}
+        for item in value:
+            name, equals, number = item.rpartition("=")
+            if not equals or not name.strip():
+                return value  # not TASK=N: fails validation, naming what was expected
+            limits[name.strip()] = int(number) if number.strip().isdigit() else number
+        return limits
+    return value
+
+
+TaskLimitsTable = Annotated[
+    dict[str, Annotated[int, Field(strict=True, ge=1)]],
+    BeforeValidator(_task_limits),
+    Expect('task identifiers with an integer >= 1 each, like {export = 1} or "export=1"'),
+]
 NonNegative = Annotated[int, Field(ge=0), Expect("an integer >= 0")]
 Port = Annotated[int, Field(ge=1, le=65535), Expect("a port number from 1 to 65535")]
 
@@ -102,6 +131,8 @@ class Settings(BaseModel):
     shutdown_abort_timeout: Duration = 5.0
     shutdown_interrupted_job_retry_delay: Duration = 1.0
     task_timeout: OptionalDuration = None
+    task_max_concurrency: TaskLimitsTable = {}
+    history_retention: OptionalDuration = None
     log_format: Annotated[LogFormat, BeforeValidator(_lowercase)] = "auto"
     log_level: Annotated[LogLevel, BeforeValidator(_lowercase)] = "info"
 
@@ -123,6 +154,7 @@ class Settings(BaseModel):
     sweep_threshold: Duration = 60.0
     recovery_delay: Duration = 0.0
     direct_database_url: Annotated[str | None, Expect("a PostgreSQL URL")] = None
+    jobs_vacuum_threshold: NonNegative = 100_000
 
     plugins: list[str] = []
     metrics_port: Port | None = None
@@ -166,6 +198,8 @@ class Settings(BaseModel):
                 value = str(value)
             elif isinstance(value, list):
                 value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
             result[name] = value
         return result
 
@@ -360,6 +394,8 @@ def env_text(value: Any) -> str:
         return durations.format_duration(value)
     if isinstance(value, list):
         return json.dumps([str(item) for item in value])
+    if isinstance(value, dict):
+        return json.dumps(value)
     return str(value)
 
 
@@ -414,6 +450,7 @@ _OPTION_NAMES = {
     "max_pg_conn": "--max-pool-size",
     "tasks_modules": "--tasks-module",
     "forbidden_flags": "--forbidden-flag",
+    "task_max_concurrency": "--task-max-concurrency",
 }
 
 

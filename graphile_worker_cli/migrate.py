@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -182,8 +182,12 @@ async def apply_migrations(
         await _ensure_ledgers(conn, schema)
         before = await _read_status(conn, schema)
         _check_not_too_new(before, gw_steps)
-        applied = await _run_steps(conn, schema, steps, before.latest, gw=False)
-        gw_applied = await _run_steps(conn, schema, gw_steps, before.gw_latest, gw=True)
+        applied = await _run_steps(
+            conn, schema, steps, _newer_than(before.latest), gw=False
+        )
+        gw_applied = await _run_steps(
+            conn, schema, gw_steps, _not_in(await _applied_gw_steps(conn, schema)), gw=True
+        )
         after = await _read_status(conn, schema)
     except _DRIVER_ERRORS as error:
         raise MigrationError(
@@ -345,18 +349,34 @@ async def _ensure_ledgers(conn: asyncpg.Connection, schema: str) -> None:
                 raise
 
 
+def _newer_than(latest: int | None) -> Callable[[int], bool]:
+    """The reference's steps are applied in sequence: the ones after the latest."""
+    return lambda number: latest is None or number > latest
+
+
+def _not_in(applied: set[int]) -> Callable[[int], bool]:
+    """gw's steps are independent of one another: any not yet in the ledger, in number
+    order, so a step numbered below one already applied (added by a later release or
+    another branch) still runs."""
+    return lambda number: number not in applied
+
+
+async def _applied_gw_steps(conn: asyncpg.Connection, schema: str) -> set[int]:
+    return {int(row[0]) for row in await conn.fetch(queries.GW_STEPS.sql(schema))}
+
+
 async def _run_steps(
     conn: asyncpg.Connection,
     schema: str,
     steps: Sequence[Migration],
-    latest: int | None,
+    wanted: Callable[[int], bool],
     *,
     gw: bool,
 ) -> list[int]:
-    """Apply the steps newer than ``latest``; returns the numbers this call applied."""
+    """Apply the ``wanted`` steps; returns the numbers this call applied."""
     applied = []
     for step in steps:
-        if latest is not None and step.number <= latest:
+        if not wanted(step.number):
             continue
         if await _run_step(conn, schema, step, gw=gw):
             applied.append(step.number)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from graphile_worker_cli import job, job_input, payloads
@@ -28,6 +28,7 @@ from graphile_worker_cli.errors import (
     JobKeyRaceError,
     JobNotFoundError,
 )
+from graphile_worker_cli.queries import history as history_queries
 from graphile_worker_cli.queries import jobs as queries
 from graphile_worker_cli.queries import recovery as recovery_queries
 
@@ -276,6 +277,27 @@ def permanently_fail_jobs(
     return _jobs(Statement(template.sql(schema), args))
 
 
+def cancel_jobs(schema: str, job_ids: Iterable[int]) -> Operation[list[job_input.JobCancellation]]:
+    """Cancel jobs, one outcome per distinct id in the order given (see
+    ``job_input.CancelOutcome``): a job not running is failed for good as ``cancelled``;
+    a running one is asked to stop (a gw worker) or marked (any other worker)."""
+    ids = list(dict.fromkeys(job_input.check_ids(job_ids)))
+    if not ids:
+        return _nothing([])
+    statement = Statement(queries.CANCEL_JOBS.sql(schema), (ids, job_input.CANCELLED_ERROR))
+    return _cancellations(statement)
+
+
+def _cancellations(statement: Statement) -> Operation[list[job_input.JobCancellation]]:
+    rows = yield statement
+    return [
+        job_input.JobCancellation(
+            int(row["job_id"]), job_input.CancelOutcome(row["outcome"]), row["locked_by"]
+        )
+        for row in rows
+    ]
+
+
 def reschedule_jobs(
     schema: str,
     job_ids: Iterable[int],
@@ -392,3 +414,28 @@ def list_jobs(
     job.check_int(limit, "limit", 0, 2**62)
     args = (task, queue, checked_state.value if checked_state else None, limit)
     return _jobs(Statement(queries.LIST_JOBS.sql(schema), args))
+
+
+def list_history(
+    schema: str,
+    *,
+    task: str | None,
+    since: datetime | timedelta | None,
+    failed: bool,
+    limit: int | None,
+) -> Operation[list[job.JobHistoryEntry]]:
+    """Job history, newest first: jobs finished since ``since`` (a time, or how long ago),
+    only of ``task``, only the failed ones."""
+    if isinstance(since, timedelta):
+        since = datetime.now(UTC) - since
+    checked_since = job.check_time(since, "since")
+    job.check_int(limit, "limit", 0, 2**62)
+    if task is not None and not isinstance(task, str):
+        raise BadInputError(f"invalid task {task!r}: expected a task identifier")
+    args = (task, checked_since, bool(failed), limit)
+    return _history(Statement(history_queries.LIST_HISTORY.sql(schema), args))
+
+
+def _history(statement: Statement) -> Operation[list[job.JobHistoryEntry]]:
+    rows = yield statement
+    return [job.history_entry_from_record(row) for row in rows]

@@ -24,7 +24,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, Self, TypeVar
@@ -251,6 +251,13 @@ class SyncWorkerUtils:
             return self._call(self.async_utils.permanently_fail_jobs, job_ids, reason)
         return self._on(conn, operations.permanently_fail_jobs(self._schema, job_ids, reason))
 
+    def cancel_jobs(
+        self, job_ids: Iterable[int], *, conn: object | None = None
+    ) -> list[job_input.JobCancellation]:
+        if conn is None:
+            return self._call(self.async_utils.cancel_jobs, job_ids)
+        return self._on(conn, operations.cancel_jobs(self._schema, job_ids))
+
     def reschedule_jobs(
         self,
         job_ids: Iterable[int],
@@ -351,6 +358,24 @@ class SyncWorkerUtils:
             )
         return self._on(conn, operations.list_jobs(
             self._schema, task=task, queue=queue, state=state, limit=limit
+        ))
+
+    def list_history(
+        self,
+        *,
+        task: str | None = None,
+        since: datetime | timedelta | None = None,
+        failed: bool = False,
+        limit: int | None = 100,
+        conn: object | None = None,
+    ) -> list[job.JobHistoryEntry]:
+        if conn is None:
+            return self._call(
+                self.async_utils.list_history, task=task, since=since, failed=failed,
+                limit=limit,
+            )
+        return self._on(conn, operations.list_history(
+            self._schema, task=task, since=since, failed=failed, limit=limit
         ))
 
 

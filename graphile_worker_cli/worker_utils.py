@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -42,6 +42,7 @@ from graphile_worker_cli.job import JobState
 from graphile_worker_cli.job_input import (
     DEFAULT_CLEANUP_TASKS,
     CleanupTask,
+    JobCancellation,
     JobInput,
     RescheduleJobOptions,
     TaskName,
@@ -337,6 +338,19 @@ class WorkerUtils:
             operations.permanently_fail_jobs(self._schema, job_ids, reason), conn
         )
 
+    async def cancel_jobs(
+        self, job_ids: Iterable[int], *, conn: object | None = None
+    ) -> list[JobCancellation]:
+        """Cancel jobs; one ``JobCancellation`` per distinct id, in the order given.
+
+        A job not running is failed for good with last_error ``cancelled``. A job a gw
+        worker runs is asked to stop (outcome ``requested``): that worker fires its abort
+        signal with reason ``cancelled`` and, when the task returns or the abort window
+        ends, fails it for good as ``cancelled``. A job another worker runs (a reference
+        Node.js worker) cannot be interrupted: it is marked (``marked``) so it never runs
+        again. Inside the caller's transaction (``conn=``) nothing happens until commit."""
+        return await self._run(operations.cancel_jobs(self._schema, job_ids), conn)
+
     async def reschedule_jobs(
         self,
         job_ids: Iterable[int],
@@ -452,6 +466,23 @@ class WorkerUtils:
         """Jobs in id order, filtered by task identifier, queue name and state."""
         operation = operations.list_jobs(
             self._schema, task=task, queue=queue, state=state, limit=limit
+        )
+        return await self._run(operation, conn)
+
+    async def list_history(
+        self,
+        *,
+        task: str | None = None,
+        since: datetime | timedelta | None = None,
+        failed: bool = False,
+        limit: int | None = 100,
+        conn: object | None = None,
+    ) -> list[job.JobHistoryEntry]:
+        """Jobs gw workers completed or failed for good (``history_retention``), newest
+        first: finished since ``since`` (a time, or how long ago), of ``task``, failed
+        only."""
+        operation = operations.list_history(
+            self._schema, task=task, since=since, failed=failed, limit=limit
         )
         return await self._run(operation, conn)
 

@@ -103,6 +103,20 @@ def run_command(
                           "(default: no limit).",
                      show_default=False),
     ] = None,
+    task_max_concurrency: Annotated[
+        list[str] | None,
+        typer.Option("--task-max-concurrency", metavar="TASK=N",
+                     help="At most N jobs of TASK at once in each worker process, whatever "
+                          "the task declares (repeatable).",
+                     show_default=False),
+    ] = None,
+    history_retention: Annotated[
+        str | None,
+        typer.Option("--history-retention",
+                     help="Keep a record of each job completed or failed for good this long, "
+                          "e.g. 7d (default: off).",
+                     show_default=False),
+    ] = None,
     shutdown_abort_timeout: Annotated[
         str | None,
         typer.Option("--shutdown-abort-timeout",
@@ -139,6 +153,13 @@ def run_command(
         typer.Option("--direct-database-url",
                      help="A direct PostgreSQL URL for the worker's liveness session (needed "
                           "behind PgBouncer in transaction mode).", show_default=False),
+    ] = None,
+    jobs_vacuum_threshold: Annotated[
+        int | None,
+        typer.Option("--jobs-vacuum-threshold",
+                     help="Vacuum the jobs table (one worker of the fleet at a time) once this "
+                          "many dead rows built up, about two per finished job; 0: never "
+                          "(default 100000).", show_default=False),
     ] = None,
     no_worker_recovery: Annotated[
         bool, typer.Option("--no-worker-recovery",
@@ -237,6 +258,8 @@ def run_command(
         crontab=crontab,
         shutdown_grace_period=shutdown_grace_period,
         task_timeout=task_timeout,
+        task_max_concurrency=task_max_concurrency or None,
+        history_retention=history_retention,
         shutdown_abort_timeout=shutdown_abort_timeout,
         log_format=log_format,
         heartbeat_interval=heartbeat_interval,
@@ -245,6 +268,7 @@ def run_command(
         recovery_delay=recovery_delay,
         worker_recovery=False if no_worker_recovery else None,
         direct_database_url=direct_database_url,
+        jobs_vacuum_threshold=jobs_vacuum_threshold,
         local_queue_size=local_queue_size,
         local_queue_ttl=local_queue_ttl,
         local_queue_refetch_delay=local_queue_refetch_delay,

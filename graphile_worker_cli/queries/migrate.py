@@ -46,6 +46,9 @@ LATEST_STEPS_WITHOUT_BREAKING = Query(
 
 LATEST_GW_STEP = Query(f"select max(id) from {{s}}.{GW_LEDGER_TABLE}", "LATEST_GW_STEP")
 
+# Every gw step in the ledger (gw's steps may be applied out of number order).
+GW_STEPS = Query(f"select id from {{s}}.{GW_LEDGER_TABLE}", "GW_STEPS")
+
 # $1 the lock key: held until the transaction ends.
 ADVISORY_XACT_LOCK = Query("select pg_advisory_xact_lock($1)", "ADVISORY_XACT_LOCK")
 

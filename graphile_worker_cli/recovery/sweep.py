@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from graphile_worker_cli import db
 from graphile_worker_cli.drivers import asyncpg_conn
 from graphile_worker_cli.errors import GraphileWorkerError
+from graphile_worker_cli.job_input import CANCELLED_ERROR
 from graphile_worker_cli.operations import Operation, Row, Statement
 from graphile_worker_cli.queries import recovery as queries
 from graphile_worker_cli.recovery.config import (
@@ -173,12 +174,22 @@ async def _sweep(
             hooks, before, set(record["job_ids"]), sweeper_id or ""
         )
         await run(hook_recovery.apply(schema, decisions))
+    if record["job_ids"]:
+        await run(_fail_swept_cancelled(schema, list(record["job_ids"])))
     return record
 
 
 def _first_row(statement: Statement) -> Operation[Row | None]:
     rows = yield statement
     return rows[0] if rows else None
+
+
+def _fail_swept_cancelled(schema: str, job_ids: list[int]) -> Operation[None]:
+    """Recovered jobs someone asked to cancel are failed for good, not run again (on a
+    schema with gw's cancel requests, migration 3)."""
+    rows = yield Statement(queries.HAS_CANCEL_REQUESTS.sql(schema), (schema,))
+    if rows and rows[0][0]:
+        yield Statement(queries.FAIL_SWEPT_CANCELLED.sql(schema), (job_ids, CANCELLED_ERROR))
 
 
 def _statement(sql: str) -> Operation[None]:
