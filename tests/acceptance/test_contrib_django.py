@@ -248,3 +248,19 @@ async def test_naive_run_at_with_use_tz_is_refused_in_one_line(
     assert await conn.fetchval(f"select count(*) from {S}._private_jobs") == 0
     out = await ok(env, "schedule_receipt", "2031-05-17T09:30:00+02:00")
     assert out.strip() == "2031-05-17T07:30:00+00:00 True"
+
+
+async def test_processes_children_set_django_up_and_run_orm_tasks(
+    project: dict[str, str], conn: asyncpg.Connection
+) -> None:
+    # Each child of --processes is `manage.py gw` again, so it loads the project's tasks
+    # (which import models) after Django's setup, with the plugin recycling connections.
+    for _ in range(4):
+        await ok(project, "place_order")
+    done = await manage(project, "gw", "run", "--processes", "2", "--once")
+    assert done.code == 0, done.err
+    assert done.err.count("exited with code 0") == 2
+    assert await conn.fetchval(f"select count(*) from {S}._private_jobs") == 0
+    assert await conn.fetchval(
+        "select count(*) from shop_order where receipt_sent_at is not null"
+    ) == 4
