@@ -19,7 +19,7 @@ from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.job_input import CANCELLED_ERROR, CancelOutcome
 from graphile_worker_cli.recovery import SweepStaleWorkersOptions
 from graphile_worker_cli.worker_utils import WorkerUtils
-from tests.helpers.connection_kinds import SCHEMA, Opener, Txn
+from tests.helpers.connection_kinds import SCHEMA, Opener, Txn, django_alias
 from tests.helpers.database import count
 from tests.helpers.recovery import add_locked_job, age_heartbeat, register
 
@@ -290,3 +290,19 @@ async def test_an_asyncpg_connection_outside_a_transaction_migrates_step_by_step
     finally:
         await conn.close()
     await migrate.check_schema(observer, FRESH)
+
+
+def test_a_django_connection_outside_atomic_is_refused_for_a_migration(db_url: str) -> None:
+    from django.db import connections, transaction
+
+    alias = django_alias(db_url)
+    conn = connections[alias]
+    gw = sync.SyncWorkerUtils(schema=FRESH)
+    try:
+        with pytest.raises(BadInputError, match="but the Django connection has none open"):
+            gw.migrate(conn=conn)
+        with transaction.atomic(using=alias):
+            gw.migrate(conn=conn)
+        assert gw.list_jobs(conn=conn) == []
+    finally:
+        conn.close()
