@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import json
 import logging
 import os
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -74,6 +76,45 @@ def load_crontabs(settings: config.Settings) -> list[cron.Crontab]:
     from graphile_worker_cli import cron  # imported only when there is a crontab to parse
 
     return list(cron.parse_crontab_file(path))
+
+
+CHILD_TASKS_ENV = "GW_SUPERVISOR_TASK_HANDLERS"
+"""A JSON array of ``module:qualname``: the ``task_handlers`` a supervisor's children import."""
+
+
+def child_task_path(obj: object, processes: int) -> str:
+    """``module:qualname`` that imports back to ``obj`` in a child process; BadInputError
+    (exit code 2) when there is none, saying why."""
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    name = qualname if isinstance(qualname, str) else repr(obj)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        problem = "it has no module-level name"
+    elif module == "__main__":
+        problem = "it is defined in __main__ (the script being run), which a child does not run"
+    elif "<locals>" in qualname or "<lambda>" in qualname:
+        problem = "it is defined inside a function"
+    else:
+        try:
+            found = _import_path(f"{module}:{qualname}")
+        except Exception:  # any failure means the same: not importable
+            found = None
+        problem = "" if found is obj else f"{module}:{qualname} does not name it"
+    if problem:
+        raise BadInputError(
+            f"task handler {name} cannot reach the {processes} worker processes: {problem}; "
+            "expected a function or class at the top level of an importable module "
+            "(or that module in tasks_modules)"
+        )
+    return f"{module}:{qualname}"
+
+
+def _import_path(path: str) -> Any:
+    module_name, _, qualname = path.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target
 
 
 def supervised_slot() -> int | None:
@@ -138,6 +179,8 @@ class Runner:
         self._started: asyncio.Future[None] | None = None
         self._supervisor: processes_mod.Supervisor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._child_tasks: list[str] = []
+        """Where each child imports the ``task_handlers`` from (``module:qualname``)."""
 
     # -- loading ------------------------------------------------------------------------
     @property
@@ -154,6 +197,20 @@ class Runner:
         registry = load_registry(self.settings)
         for obj in self._extra_tasks:
             registry.add(gw_tasks.define_task(obj))
+        if self.supervises and self._extra_tasks:
+            self._child_tasks = [
+                child_task_path(obj, self.settings.processes) for obj in self._extra_tasks
+            ]
+        elif self._slot is not None:
+            for path in json.loads(os.environ.get(CHILD_TASKS_ENV) or "[]"):
+                try:
+                    handler = _import_path(path)
+                except Exception as error:
+                    raise BadInputError(
+                        f"could not import task handler {path!r} passed to the supervisor: "
+                        f"{type(error).__name__}: {error}"
+                    ) from None
+                registry.add(gw_tasks.define_task(handler))
         crontabs = load_crontabs(self.settings)
         if len(registry) == 0:
             raise BadInputError(NO_TASKS)
@@ -274,6 +331,8 @@ class Runner:
 
                 await db.when_reachable(migrate_once, settings.database_wait)
             env = {**os.environ, **self._child_env(), processes_mod.CHILD_URL_ENV: url}
+            if self._child_tasks:
+                env[CHILD_TASKS_ENV] = json.dumps(self._child_tasks)
             supervisor = processes_mod.Supervisor(
                 processes_mod.child_command(self._child_argv()), env, settings.processes
             )

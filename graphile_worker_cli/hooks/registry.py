@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from graphile_worker_cli.errors import JobScheduleFailedError, JobScheduleSkippedError
@@ -31,6 +32,7 @@ C = TypeVar("C")
 R = TypeVar("R")
 
 Handler = Callable[[C], "Awaitable[R] | R"]
+SyncTaskGuard = Callable[[], AbstractContextManager[Any]]
 AnyHandler = Callable[[Any], Any]
 
 
@@ -66,6 +68,8 @@ class HookRegistry:
         self.active = False
         """True once any handler is registered."""
         self.plugins: list[object] = []
+        self.sync_task_guards: tuple[SyncTaskGuard, ...] = ()
+        """Context managers entered around each synchronous task handler, in its thread."""
 
     # -- registration ---------------------------------------------------------------------
     def on(self, event: type[events.Event[C, R]], handler: Handler[C, R]) -> Self:
@@ -81,6 +85,16 @@ class HookRegistry:
         self.active = True
         return self
 
+    def around_sync_task(self, guard: SyncTaskGuard) -> Self:
+        """Enter ``guard()`` around every synchronous (``def``) task handler, in the thread
+        the handler runs in: for per-thread state such as Django's database connections
+        (``contrib.django`` closes obsolete ones before and after each job)."""
+        if not callable(guard):
+            raise TypeError(f"sync task guard is not callable: {guard!r}")
+        self.sync_task_guards = (*self.sync_task_guards, guard)
+        self.active = True
+        return self
+
     def add_plugin(self, plugin: Plugin) -> Self:
         plugin.register(self)
         self.plugins.append(plugin)
@@ -92,6 +106,8 @@ class HookRegistry:
             for handler in handlers:
                 self.on(event, handler)
         self.plugins.extend(other.plugins)
+        for guard in other.sync_task_guards:
+            self.around_sync_task(guard)
         return self
 
     def handlers(self, event: type[events.Event[Any, Any]]) -> tuple[AnyHandler, ...]:

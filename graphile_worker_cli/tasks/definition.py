@@ -10,6 +10,7 @@ whose message is the job's ``last_error``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import typing
@@ -91,10 +92,26 @@ async def _call(
     if is_async:
         return await function(*args)
     ctx.bind_loop(asyncio.get_running_loop())
-    result = await asyncio.to_thread(function, *args)
+    guards = ctx.hooks.sync_task_guards if ctx.hooks is not None else ()
+    if guards:
+        result = await asyncio.to_thread(_guarded, guards, function, args)
+    else:
+        result = await asyncio.to_thread(function, *args)
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+def _guarded(
+    guards: Sequence[Callable[[], contextlib.AbstractContextManager[Any]]],
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+) -> Any:
+    """``function(*args)`` inside the hooks' sync task guards, all on this thread."""
+    with contextlib.ExitStack() as stack:
+        for guard in guards:
+            stack.enter_context(guard())
+        return function(*args)
 
 
 def _is_async(function: Callable[..., Any]) -> bool:

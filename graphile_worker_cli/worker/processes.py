@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphile_worker_cli.errors import EXIT_SCHEMA_TOO_NEW, EXIT_USAGE
+from graphile_worker_cli.errors import EXIT_SCHEMA_TOO_NEW, EXIT_USAGE, ConfigError
 from graphile_worker_cli.worker import backoff
 from graphile_worker_cli.worker.shutdown import OS_SIGNALS
 
@@ -31,6 +32,10 @@ CHILD_ENV = "GW_SUPERVISED_CHILD"
 """Set in a child's environment (to its slot number): run one worker, do not migrate."""
 CHILD_URL_ENV = "GW_SUPERVISOR_DATABASE_URL"
 """The database URL the supervisor resolved (an embedded server's included)."""
+CHILD_COMMAND_ENV = "GW_SUPERVISOR_CHILD_COMMAND"
+"""A JSON array: the command a child runs, before gw's arguments. Unset: this Python running
+``graphile_worker_cli``. ``manage.py gw`` sets it to itself, so each child sets Django up
+before it loads the project's tasks."""
 
 RESTART_BASE = 0.5
 RESTART_CAP = 30.0
@@ -60,8 +65,18 @@ class _Slot:
 
 
 def child_command(argv: Sequence[str]) -> list[str]:
-    """The command a child runs: this interpreter, gw's module, the same arguments."""
-    return [sys.executable, "-m", "graphile_worker_cli", *argv]
+    """The command a child runs: this interpreter, gw's module (or ``CHILD_COMMAND_ENV``'s
+    command), the same arguments."""
+    prefix = os.environ.get(CHILD_COMMAND_ENV)
+    if not prefix:
+        return [sys.executable, "-m", "graphile_worker_cli", *argv]
+    try:
+        command = json.loads(prefix)
+    except ValueError:
+        command = None
+    if isinstance(command, list) and command and all(isinstance(p, str) for p in command):
+        return [*command, *argv]
+    raise ConfigError(f"{CHILD_COMMAND_ENV} must be a JSON array of strings, got {prefix!r}")
 
 
 class Supervisor:

@@ -166,3 +166,101 @@ async def test_a_bad_graphile_worker_setting_is_one_line_and_exit_2(db_url: str)
     assert done.code == 2
     assert "expected an alias in DATABASES (default), got 'nope'" in done.err
     assert "Traceback" not in done.err
+
+
+# --- connections between jobs, as between requests -------------------------------------------
+
+
+NOTE_TASKS = ["shop.tasks", "shop.connection_tasks"]
+
+
+async def _notes(conn: asyncpg.Connection, kind: str) -> list[int]:
+    """The backend pid each ``kind`` job saw, in job order."""
+    rows = await conn.fetch("select note from shop_order where note like $1 order by id",
+                            f"{kind} %")
+    return [int(row["note"].split()[2]) for row in rows]
+
+
+async def _run_note_jobs(env: dict[str, str], conn: asyncpg.Connection) -> None:
+    for n in range(3):
+        for task in ("note_connection", "note_connection_async"):
+            await conn.execute(
+                f"select {S}.add_job($1, json_build_object('n', $2::int))", task, n
+            )
+    await ok(env, "gw", "run", "--once")
+    assert await conn.fetchval(f"select count(*) from {S}._private_jobs") == 0
+
+
+async def test_each_job_closes_obsolete_connections_as_a_request_does(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    # CONN_MAX_AGE 0 (Django's default): a request's connection is closed when it ends; so
+    # is a job's, in the thread of a def task and in asgiref's for an async task's ORM.
+    env = project_env(db_url, concurrency=1, tasks_modules=NOTE_TASKS)
+    await ok(env, "migrate", "--verbosity", "0")
+    await _run_note_jobs(env, conn)
+    sync_pids, async_pids = await _notes(conn, "sync"), await _notes(conn, "async")
+    assert len(sync_pids) == len(set(sync_pids)) == 3
+    assert len(async_pids) == len(set(async_pids)) == 3
+
+
+async def test_persistent_connections_are_kept_between_jobs(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    # CONN_MAX_AGE None: persistent, as between requests; the async tasks' ORM runs in one
+    # thread (asgiref's), so every job there reuses one connection.
+    env = project_env(
+        db_url, settings={"CONN_MAX_AGE": None}, concurrency=1, tasks_modules=NOTE_TASKS
+    )
+    await ok(env, "migrate", "--verbosity", "0")
+    await _run_note_jobs(env, conn)
+    async_pids = await _notes(conn, "async")
+    assert len(async_pids) == 3 and len(set(async_pids)) == 1
+
+
+# --- run_at and Django's time zone settings ----------------------------------------------------
+
+
+async def test_naive_run_at_without_use_tz_is_read_in_time_zone(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    env = project_env(db_url, settings={"USE_TZ": False, "TIME_ZONE": "Asia/Kolkata"})
+    out = await ok(env, "schedule_receipt", "2031-05-17T09:30:00")
+    # The job comes back as Django's connection reads datetimes: naive, in TIME_ZONE.
+    assert out.strip() == "2031-05-17T09:30:00 True"
+    stored = await conn.fetch(f"select run_at from {S}._private_jobs order by id")
+    assert [row["run_at"] for row in stored] == [
+        datetime.fromisoformat("2031-05-17T04:00:00+00:00")
+    ] * 2
+
+
+async def test_naive_run_at_with_use_tz_is_refused_in_one_line(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    env = project_env(db_url, settings={"USE_TZ": True})
+    done = await manage(env, "schedule_receipt", "2031-05-17T09:30:00")
+    assert done.code == 1
+    assert done.err.strip() == (
+        "CommandError: invalid run_at 2031-05-17T09:30:00: a naive datetime while "
+        "USE_TZ = True; expected an aware one (e.g. django.utils.timezone.now() + "
+        "timedelta(...))"
+    )
+    assert await conn.fetchval(f"select count(*) from {S}._private_jobs") == 0
+    out = await ok(env, "schedule_receipt", "2031-05-17T09:30:00+02:00")
+    assert out.strip() == "2031-05-17T07:30:00+00:00 True"
+
+
+async def test_processes_children_set_django_up_and_run_orm_tasks(
+    project: dict[str, str], conn: asyncpg.Connection
+) -> None:
+    # Each child of --processes is `manage.py gw` again, so it loads the project's tasks
+    # (which import models) after Django's setup, with the plugin recycling connections.
+    for _ in range(4):
+        await ok(project, "place_order")
+    done = await manage(project, "gw", "run", "--processes", "2", "--once")
+    assert done.code == 0, done.err
+    assert done.err.count("exited with code 0") == 2
+    assert await conn.fetchval(f"select count(*) from {S}._private_jobs") == 0
+    assert await conn.fetchval(
+        "select count(*) from shop_order where receipt_sent_at is not null"
+    ) == 4

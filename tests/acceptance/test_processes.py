@@ -198,3 +198,76 @@ async def test_each_child_serves_its_own_metrics_on_port_plus_slot(
 async def _all_ran(conn: asyncpg.Connection, count: int) -> bool:
     ran: int = await conn.fetchval("select count(distinct job_id) from seen")
     return ran == count
+
+
+# --- task handlers passed in code reach the children --------------------------------------
+
+APP_TASKS = """
+import os
+
+async def record(payload, ctx):
+    await ctx.query(
+        "insert into seen (job_id, pid, worker_id) values ($1, $2, $3)",
+        ctx.job_id, os.getpid(), ctx.worker_id,
+    )
+"""
+
+RUN_FROM_CODE = """
+import sys
+from graphile_worker_cli import runner
+import app_tasks
+
+sys.exit(runner.run(task_handlers=[app_tasks.record], database_url=sys.argv[1],
+                    processes=2, once=True))
+"""
+
+RUN_FROM_MAIN = """
+import sys
+from graphile_worker_cli import runner
+from graphile_worker_cli.errors import BadInputError
+
+async def record(payload, ctx):
+    pass
+
+try:
+    runner.run(task_handlers=[record], database_url=sys.argv[1], processes=2, once=True)
+except BadInputError as error:
+    print(error)
+    sys.exit(error.exit_code)
+"""
+
+
+async def test_task_handlers_given_in_code_run_in_every_child(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    await conn.execute("create table seen (job_id bigint, pid int, worker_id text)")
+    (tmp_path / "app_tasks.py").write_text(APP_TASKS)
+    (tmp_path / "main.py").write_text(RUN_FROM_CODE)
+    await add_jobs(conn, 40)
+    process = await asyncio.create_subprocess_exec(
+        gw_command()[0], "main.py", db_url, cwd=tmp_path,
+        env=clean_env(), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    gw = Gw(process)
+    assert await gw.exit_code(60) == 0, gw.output
+    assert await conn.fetchval("select count(distinct job_id) from seen") == 40
+    # Run by the children, not by the script's own process.
+    assert process.pid not in await distinct(conn, "pid")
+
+
+async def test_a_task_handler_defined_in_main_is_refused_before_any_child_starts(
+    db_url: str, conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    (tmp_path / "main.py").write_text(RUN_FROM_MAIN)
+    process = await asyncio.create_subprocess_exec(
+        gw_command()[0], "main.py", db_url, cwd=tmp_path, env=clean_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2, err.decode()
+    assert out.decode().strip() == (
+        "task handler record cannot reach the 2 worker processes: it is defined in __main__ "
+        "(the script being run), which a child does not run; expected a function or class at "
+        "the top level of an importable module (or that module in tasks_modules)"
+    )

@@ -268,7 +268,7 @@ async def sqlalchemy_async_session(url: str) -> AsyncIterator[Txn]:
 _django_lock = threading.Lock()
 
 
-def _django_alias(url: str) -> str:
+def django_alias(url: str) -> str:
     """A Django database alias on ``url``, added to the connections of this process.
 
     Django is configured once, in this process, with no apps and no database of its
@@ -300,7 +300,7 @@ async def django_atomic(url: str) -> AsyncIterator[Txn]:
     """``django.db.connections[alias]`` inside ``transaction.atomic()``, as a view has it."""
     from django.db import connections, transaction
 
-    alias = _django_alias(url)
+    alias = django_alias(url)
     async with _thread() as pool:
         conn = await _run(pool, lambda: connections[alias])
         block = transaction.atomic(using=alias)

@@ -21,12 +21,20 @@ class Done:
     err: str
 
 
-def project_env(db_url: str, other_url: str | None = None, **graphile_worker: object) -> dict[
-    str, str
-]:
+def project_env(
+    db_url: str,
+    other_url: str | None = None,
+    *,
+    settings: dict[str, object] | None = None,
+    **graphile_worker: object,
+) -> dict[str, str]:
+    """The environment of the project on ``db_url``; ``settings`` override Django's
+    (USE_TZ, TIME_ZONE, CONN_MAX_AGE), the keywords ``GRAPHILE_WORKER``'s."""
     env = clean_env(GW_TEST_DJANGO_DATABASE_URL=db_url)
     if other_url:
         env["GW_TEST_DJANGO_OTHER_URL"] = other_url
+    if settings:
+        env["GW_TEST_DJANGO_SETTINGS"] = json.dumps(settings)
     if graphile_worker:
         env["GW_TEST_DJANGO_GRAPHILE_WORKER"] = json.dumps(graphile_worker)
     return env

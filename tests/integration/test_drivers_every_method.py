@@ -16,9 +16,10 @@ import pytest
 
 from graphile_worker_cli import job, migrate, sync
 from graphile_worker_cli.errors import BadInputError
+from graphile_worker_cli.job_input import CANCELLED_ERROR, CancelOutcome
 from graphile_worker_cli.recovery import SweepStaleWorkersOptions
 from graphile_worker_cli.worker_utils import WorkerUtils
-from tests.helpers.connection_kinds import SCHEMA, Opener, Txn
+from tests.helpers.connection_kinds import SCHEMA, Opener, Txn, django_alias
 from tests.helpers.database import count
 from tests.helpers.recovery import add_locked_job, age_heartbeat, register
 
@@ -59,6 +60,7 @@ async def _add_jobs(txn: Txn, observer: asyncpg.Connection, seen: dict[str, Any]
 async def _add_raw_jobs(txn: Txn, observer: asyncpg.Connection, seen: dict[str, Any]) -> None:
     added = await txn.call("add_raw_jobs", [job.RawJobSpec("bulk_raw", {"r": True})])
     assert [item.task_identifier for item in added] == ["bulk_raw"]
+    seen["bulk_raw"] = added[0].id
 
 
 async def _get_job(txn: Txn, observer: asyncpg.Connection, seen: dict[str, Any]) -> None:
@@ -121,6 +123,19 @@ async def _cleanup(txn: Txn, observer: asyncpg.Connection, seen: dict[str, Any])
     assert list(deleted.values()) == [1]  # the batch job failed above
 
 
+async def _cancel_jobs(txn: Txn, observer: asyncpg.Connection, seen: dict[str, Any]) -> None:
+    (cancelled,) = await txn.call("cancel_jobs", [seen["bulk_raw"]])
+    assert (cancelled.job_id, cancelled.outcome) == (seen["bulk_raw"], CancelOutcome.CANCELLED)
+    assert (await txn.call("get_job", seen["bulk_raw"])).last_error == CANCELLED_ERROR
+
+
+async def _list_history(txn: Txn, observer: asyncpg.Connection, seen: dict[str, Any]) -> None:
+    history = await txn.call("list_history", task="finished_before")
+    assert [(entry.job_id, entry.task_identifier) for entry in history] == [
+        (seen["history"], "finished_before")
+    ]
+
+
 async def _list_active_workers(
     txn: Txn, observer: asyncpg.Connection, seen: dict[str, Any]
 ) -> None:
@@ -161,6 +176,8 @@ CALLS: dict[str, Check] = {
     "list_history": _list_history,
     "force_unlock_workers": _force_unlock_workers,
     "cleanup": _cleanup,
+    "cancel_jobs": _cancel_jobs,
+    "list_history": _list_history,
     "list_active_workers": _list_active_workers,
     "sweep_stale_workers": _sweep_stale_workers,
     "migrate": _migrate,
@@ -202,7 +219,13 @@ async def test_every_method_runs_in_the_callers_transaction(
     seen: dict[str, Any] = {
         "dead": await add_locked_job(observer, "worker-dead"),
         "forced": await add_locked_job(observer, "worker-forced"),
+        "history": 9001,
     }
+    await observer.execute(
+        f"insert into {S}._gw_job_history (job_id, task_identifier, attempts, max_attempts,"
+        " created_at, run_at, started_at, worker_id, outcome)"
+        " values (9001, 'finished_before', 1, 25, now(), now(), now(), 'w', 'completed')"
+    )
     jobs_before = await count(observer, f"select count(*) from {S}._private_jobs")
     async with kind(db_url) as txn:
         for check in CALLS.values():
@@ -283,3 +306,19 @@ async def test_an_asyncpg_connection_outside_a_transaction_migrates_step_by_step
     finally:
         await conn.close()
     await migrate.check_schema(observer, FRESH)
+
+
+def test_a_django_connection_outside_atomic_is_refused_for_a_migration(db_url: str) -> None:
+    from django.db import connections, transaction
+
+    alias = django_alias(db_url)
+    conn = connections[alias]
+    gw = sync.SyncWorkerUtils(schema=FRESH)
+    try:
+        with pytest.raises(BadInputError, match="but the Django connection has none open"):
+            gw.migrate(conn=conn)
+        with transaction.atomic(using=alias):
+            gw.migrate(conn=conn)
+        assert gw.list_jobs(conn=conn) == []
+    finally:
+        conn.close()

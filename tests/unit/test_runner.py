@@ -143,3 +143,23 @@ def test_gw_run_children_run_gw_runs_own_arguments() -> None:
 async def test_wait_before_start_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="not started"):
         await runner.Runner().wait()
+
+
+def test_task_handlers_reach_children_by_module_and_name() -> None:
+    assert runner.child_task_path(greet, 2) == f"{__name__}:greet"
+
+    def local(payload: object) -> None:
+        del payload
+
+    with pytest.raises(BadInputError, match="it is defined inside a function"):
+        runner.child_task_path(local, 2)
+    with pytest.raises(BadInputError, match="it is defined inside a function"):
+        runner.child_task_path(lambda payload: None, 3)
+    def impostor(payload: object) -> None:
+        del payload
+
+    impostor.__qualname__ = "greet"  # the name imports another object
+    with pytest.raises(BadInputError, match=r"test_runner:greet does not name it"):
+        runner.child_task_path(impostor, 2)
+    with pytest.raises(BadInputError, match="has no module-level name"):
+        runner.child_task_path(object(), 2)

@@ -28,6 +28,8 @@ URL_OPTIONS = (
 )
 """Connection ``OPTIONS`` that carry over to gw's own connections; the others are
 settings of Django or its driver (``pool``, ``server_side_binding``...)."""
+CONNECTIONS_PLUGIN = "graphile_worker_cli.contrib.django.plugin:DjangoConnections"
+"""Loaded by ``manage.py gw``: Django's connections recycled around each job."""
 
 
 def raw_settings() -> dict[str, Any]:
@@ -95,7 +97,12 @@ def cli_environment(alias: str | None = None) -> dict[str, str]:
     override the process environment, and command-line flags override them."""
     alias = database_alias(alias)
     env = {config.env_var("database_url"): database_url(django_settings.DATABASES[alias], alias)}
-    for key, value in gw_values().items():
+    values = gw_values()
+    # Tasks use the ORM: their connections are recycled around each job (see plugin).
+    plugins = list(values.get("plugins", []))
+    if CONNECTIONS_PLUGIN not in plugins:
+        values["plugins"] = [CONNECTIONS_PLUGIN, *plugins]
+    for key, value in values.items():
         if key != "database_url":
             env[config.env_var(key)] = config.env_text(value)
     return env

@@ -1,6 +1,7 @@
 """Settings of the test project: the database comes from GW_TEST_DJANGO_DATABASE_URL (and,
 for the ``other`` alias, GW_TEST_DJANGO_OTHER_URL); GW_TEST_DJANGO_GRAPHILE_WORKER (JSON)
-is merged into GRAPHILE_WORKER."""
+is merged into GRAPHILE_WORKER; GW_TEST_DJANGO_SETTINGS (JSON) overrides top-level
+settings (USE_TZ, TIME_ZONE, CONN_MAX_AGE of every database)."""
 
 import json
 import os
@@ -38,5 +39,12 @@ GRAPHILE_WORKER = {
     "concurrency": 2,
 }
 GRAPHILE_WORKER.update(json.loads(os.environ.get("GW_TEST_DJANGO_GRAPHILE_WORKER", "{}")))
+
+_overrides = json.loads(os.environ.get("GW_TEST_DJANGO_SETTINGS", "{}"))
+USE_TZ = _overrides.get("USE_TZ", USE_TZ)
+TIME_ZONE = _overrides.get("TIME_ZONE", "UTC")
+if "CONN_MAX_AGE" in _overrides:
+    for _database in DATABASES.values():
+        _database["CONN_MAX_AGE"] = _overrides["CONN_MAX_AGE"]
 ROOT_URLCONF = "shopsite.urls"
 ALLOWED_HOSTS = ["testserver"]

@@ -5,6 +5,7 @@ settings are loaded first, so tasks (``tasks_modules``) can use the ORM.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -20,6 +21,7 @@ class Command(BaseCommand):
     def run_from_argv(self, argv: list[str]) -> None:
         from graphile_worker_cli.cli.app import main
         from graphile_worker_cli.contrib.django import conf
+        from graphile_worker_cli.worker import processes
 
         args = argv[2:]
         alias = None
@@ -31,6 +33,11 @@ class Command(BaseCommand):
             sys.stderr.write(f"Error: {error.message}\n")
             raise SystemExit(error.exit_code) from None
         os.environ.update(environment)
+        # Children of `run --processes N` are this command again: Django set up first.
+        selector = ["--database", alias] if alias is not None else []
+        os.environ[processes.CHILD_COMMAND_ENV] = json.dumps(
+            [sys.executable, os.path.abspath(argv[0]), argv[1], *selector]
+        )
         sys.argv = [f"{os.path.basename(argv[0])} {argv[1]}", *args]
         main()
 
