@@ -92,7 +92,7 @@ def _doc_rows() -> dict[str, tuple[str, str, str]]:
 
 def _default_text(key: str) -> str | None:
     """The model's default as docs and help spell it; None for no default."""
-    value = config.Settings.model_fields[config.FIELD_BY_KEY[key]].default
+    value = config.FIELDS[key].default
     if value is None:
         return None
     if key in config.DURATION_KEYS:
@@ -111,7 +111,7 @@ def test_every_run_flag_sets_one_settings_key_and_errors_name_that_flag(
     assert set(flags.values()) <= set(config.KEYS)
     assert len(set(flags.values())) == len(flags), "two flags set one key"
     for name, key in flags.items():
-        info = config.Settings.model_fields[config.FIELD_BY_KEY[key]]
+        info = config.FIELDS[key]
         if info.annotation is not bool:  # a --no-x switch cannot carry a bad value
             assert config.option_name(key) == name, (
                 f"a bad {key} would be reported as option {config.option_name(key)}, "
