@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from graphile_worker_cli.errors import TaskLoadError
-from graphile_worker_cli.tasks import executable, handlers
+from graphile_worker_cli.tasks import executable, marks
 from graphile_worker_cli.tasks.definition import TaskDefinition, define_task
 from graphile_worker_cli.tasks.outcomes import describe_error
 from graphile_worker_cli.tasks.registry import TaskRegistry
@@ -134,7 +134,7 @@ def _import_task_file(module_name: str, display: str) -> types.ModuleType:
 
 def _file_task(module: types.ModuleType, identifier: str, display: str) -> TaskDefinition:
     explicit = getattr(module, "task", None)
-    if explicit is not None and explicit is not handlers.task and callable(explicit):
+    if explicit is not None and explicit is not marks.task and callable(explicit):
         candidates = [explicit]
     else:
         candidates = _defined_tasks(module)
@@ -161,8 +161,8 @@ def _file_task(module: types.ModuleType, identifier: str, display: str) -> TaskD
 
 def _declared_identifier(obj: object) -> str | None:
     if isinstance(obj, type):
-        return handlers.declared_identifier(obj)
-    mark = handlers.task_mark(obj)
+        return marks.declared_identifier(obj)
+    mark = marks.task_mark(obj)
     return mark.identifier if mark else None
 
 
@@ -170,7 +170,7 @@ def _defined_tasks(module: types.ModuleType) -> list[object]:
     """Handler classes and @task functions defined in ``module`` itself (not imported)."""
     found: dict[int, object] = {}  # by identity: one object may have several names
     for value in vars(module).values():
-        is_task = handlers.is_handler_class(value) or handlers.task_mark(value) is not None
+        is_task = marks.is_handler_class(value) or marks.task_mark(value) is not None
         if is_task and getattr(value, "__module__", None) == module.__name__:
             found.setdefault(id(value), value)
     return list(found.values())
