@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, tuple[str, ...]] = {
     # jobs
     "job": ("Job", "JobKeyMode", "JobSpec", "RawJobSpec"),
-    "job_input": ("CleanupTask", "RescheduleJobOptions"),
+    "job_input": ("CancelOutcome", "CleanupTask", "JobCancellation", "RescheduleJobOptions"),
     "worker_utils": ("WorkerUtils", "quick_add_job"),
     "sync": ("SyncWorkerUtils", "quick_add_job_sync"),
     # tasks and context
@@ -85,7 +85,9 @@ if TYPE_CHECKING:
     from graphile_worker_cli.job import JobKeyMode as JobKeyMode
     from graphile_worker_cli.job import JobSpec as JobSpec
     from graphile_worker_cli.job import RawJobSpec as RawJobSpec
+    from graphile_worker_cli.job_input import CancelOutcome as CancelOutcome
     from graphile_worker_cli.job_input import CleanupTask as CleanupTask
+    from graphile_worker_cli.job_input import JobCancellation as JobCancellation
     from graphile_worker_cli.job_input import RescheduleJobOptions as RescheduleJobOptions
     from graphile_worker_cli.recovery import (
         INFRASTRUCTURE_RESILIENT_FLAG as INFRASTRUCTURE_RESILIENT_FLAG,

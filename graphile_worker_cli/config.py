@@ -21,7 +21,7 @@ import os
 import re
 import tomllib
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -46,10 +46,13 @@ class Rule:
 
     expect: str | None = None
     minimum: int | None = None
+    """The least value (for a table: of each of its values)."""
     maximum: int | None = None
     min_length: int = 0
     duration: bool = False
     lowercase: bool = False
+    before: Callable[[Any], Any] | None = None
+    """Reads other spellings of the value first (``"a=1,b=2"`` for a table)."""
 
 
 Duration = Annotated[float, Rule(durations.DURATION_HELP, duration=True)]
@@ -57,6 +60,35 @@ OptionalDuration = Annotated[float | None, Rule(durations.DURATION_HELP, duratio
 AtLeastOne = Annotated[int, Rule("an integer >= 1", minimum=1)]
 NonNegative = Annotated[int, Rule("an integer >= 0", minimum=0)]
 URL = Annotated[str | None, Rule("a PostgreSQL URL")]
+
+
+def _task_limits(value: Any) -> Any:
+    """``task_max_concurrency`` from its spellings: a table (TOML, code), ``TASK=N`` items
+    (the repeatable flag) or their comma-separated text or a JSON object (environment)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                return value
+        value = [item for item in text.split(",") if item.strip()]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        limits: dict[str, Any] = {}
+        for item in value:
+            name, equals, number = item.rpartition("=")
+            if not equals or not name.strip():
+                return value  # not TASK=N: fails validation, naming what was expected
+            limits[name.strip()] = int(number) if number.strip().isdigit() else number
+        return limits
+    return value
+
+
+TaskLimitsTable = Annotated[
+    dict[str, int],
+    Rule('task identifiers with an integer >= 1 each, like {export = 1} or "export=1"',
+         minimum=1, before=_task_limits),
+]
 
 
 class Settings:
@@ -84,6 +116,8 @@ class Settings:
     shutdown_abort_timeout: Duration = 5.0
     shutdown_interrupted_job_retry_delay: Duration = 1.0
     task_timeout: OptionalDuration = None
+    task_max_concurrency: TaskLimitsTable = {}  # noqa: RUF012
+    history_retention: OptionalDuration = None
     log_format: Annotated[LogFormat, Rule(lowercase=True)] = "auto"
     log_level: Annotated[LogLevel, Rule(lowercase=True)] = "info"
 
@@ -105,6 +139,7 @@ class Settings:
     sweep_threshold: Duration = 60.0
     recovery_delay: Duration = 0.0
     direct_database_url: URL = None
+    jobs_vacuum_threshold: NonNegative = 100_000
 
     plugins: list[str] = []  # noqa: RUF012
     metrics_port: Annotated[
@@ -190,6 +225,8 @@ class Settings:
                 value = str(value)
             elif isinstance(value, list):
                 value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
             result[name] = value
         return result
 
@@ -297,6 +334,8 @@ def _convert(field: Field, value: Any) -> Any:
     """``value`` as the field's type, or ``_INVALID``. Text is read as the environment
     gives it (``"4"`` for an integer, ``"yes"`` for true); a bool is never a number."""
     base, rule = field.base, field.rule
+    if rule.before is not None:
+        value = rule.before(value)
     if isinstance(value, bool) and base is not bool:
         return _INVALID
     if rule.duration:
@@ -330,6 +369,13 @@ def _convert(field: Field, value: Any) -> Any:
     if base == list[str]:
         ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
         return list(value) if ok else _INVALID
+    if base == dict[str, int]:
+        ok = isinstance(value, dict) and all(
+            isinstance(name, str) and type(number) is int
+            and (rule.minimum is None or number >= rule.minimum)
+            for name, number in value.items()
+        )
+        return dict(value) if ok else _INVALID
     if get_origin(base) is Literal:
         text = value.lower() if isinstance(value, str) and rule.lowercase else value
         return text if text in get_args(base) else _INVALID
@@ -444,6 +490,8 @@ def env_text(value: Any) -> str:
         return durations.format_duration(value)
     if isinstance(value, list):
         return json.dumps([str(item) for item in value])
+    if isinstance(value, dict):
+        return json.dumps(value)
     return str(value)
 
 
@@ -497,6 +545,7 @@ _OPTION_NAMES = {
     "max_pg_conn": "--max-pool-size",
     "tasks_modules": "--tasks-module",
     "forbidden_flags": "--forbidden-flag",
+    "task_max_concurrency": "--task-max-concurrency",
 }
 
 

@@ -21,6 +21,7 @@ import asyncpg
 from graphile_worker_cli import job as jobs
 from graphile_worker_cli.extensions import Extensions as Extensions  # context.Extensions: public
 from graphile_worker_cli.extensions import ReadOnlyExtensions as ReadOnlyExtensions
+from graphile_worker_cli.job_transaction import Completions, JobTransaction
 
 if TYPE_CHECKING:
     from graphile_worker_cli import hooks as worker_hooks
@@ -163,6 +164,7 @@ class WorkerContext:
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         hooks: worker_hooks.HookRegistry | None = None,
         utils: JobsApi | None = None,
+        completions: Completions | None = None,
     ) -> None:
         self.job = job
         self.hooks = hooks
@@ -180,6 +182,7 @@ class WorkerContext:
             self._logger = logger
         self._loop: asyncio.AbstractEventLoop | None = None
         self._utils = utils
+        self._completions = completions
 
     @property
     def logger(self) -> logging.LoggerAdapter[Any]:
@@ -314,6 +317,23 @@ class WorkerContext:
         """Run one SQL statement on the worker's pool and return its rows."""
         rows: list[asyncpg.Record] = await self.pool.fetch(sql, *args)
         return rows
+
+    def transaction(self) -> JobTransaction:
+        """A transaction on the worker's pool in which this job completes: on a clean exit
+        from the block the job is deleted (if this worker still holds it, else
+        ``JobLockLostError`` and a rollback) and the transaction commits, so the task's
+        writes and the job's completion happen together or not at all.
+
+        ``async with ctx.transaction() as conn:`` in an async task (an asyncpg connection);
+        ``with ctx.transaction() as tx:`` in a sync task (a ``SyncConnection``). An
+        exception in the block rolls it back and the job is not complete. Once one has
+        committed, the job is done whatever the task does next. Not for batch tasks."""
+        if self._completions is None:
+            raise RuntimeError(
+                "ctx.transaction() completes the job, so it needs the context the worker "
+                "gives a task"
+            )
+        return JobTransaction(self._completions, self.job, self.run_coroutine)
 
     # Sync handlers ------------------------------------------------------------------------
 

@@ -95,3 +95,9 @@ class JobScheduleFailedError(GraphileWorkerError):
 
 class JobScheduleSkippedError(GraphileWorkerError):
     """A BeforeJobSchedule hook skipped the job: nothing was added."""
+
+
+class JobLockLostError(GraphileWorkerError):
+    """``ctx.transaction()`` could not complete the job: this worker no longer holds it
+    (its lock was taken away: swept, unlocked or settled meanwhile). The transaction was
+    rolled back, so none of its writes happened."""

@@ -87,6 +87,35 @@ def decode_json(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobHistoryEntry:
+    """A job a gw worker completed or failed for good, from the job history
+    (``history_retention``). ``started_at`` is when a worker took the job for its last
+    attempt; ``duration`` (finished - started) and ``wait`` (started - run_at) are seconds."""
+
+    job_id: int
+    task_identifier: str
+    queue_name: str | None
+    key: str | None
+    attempts: int
+    max_attempts: int
+    created_at: datetime
+    run_at: datetime
+    started_at: datetime | None
+    finished_at: datetime
+    duration: float | None
+    wait: float | None
+    worker_id: str
+    outcome: str
+    """``completed`` or ``failed`` (out of attempts)."""
+    last_error: str | None
+
+
+def history_entry_from_record(record: Any) -> JobHistoryEntry:
+    """A history entry from a row of ``queries.history.LIST_HISTORY``."""
+    return JobHistoryEntry(**{name: record[name] for name in JobHistoryEntry.__slots__})
+
+
 def job_from_record(
     record: Any, *, task_identifier: str | None = None, queue_name: str | None = None
 ) -> Job:

@@ -57,6 +57,39 @@ class RescheduleJobOptions:
     max_attempts: int | None = None
 
 
+class CancelOutcome(enum.StrEnum):
+    """What ``cancel_jobs`` did to one job."""
+
+    CANCELLED = "cancelled"
+    """It was not running: failed for good now, last_error ``cancelled``."""
+    REQUESTED = "requested"
+    """A gw worker runs it: that worker was told, fires the job's abort signal (reason
+    ``cancelled``) and fails it for good as ``cancelled`` when the task returns or the
+    abort window ends."""
+    MARKED = "marked"
+    """A worker gw cannot reach runs it (not in gw's worker registry: a reference Node.js
+    worker, or gw without worker recovery). It cannot be interrupted; it is marked out of
+    attempts so it is never run again, and whatever that worker does with it stands."""
+    ALREADY_FAILED = "already_failed"
+    """It was already failed for good (out of attempts): left as it is."""
+    NOT_FOUND = "not_found"
+    """No job has this id (it may have completed already)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobCancellation:
+    """The outcome of cancelling one job."""
+
+    job_id: int
+    outcome: CancelOutcome
+    worker_id: str | None = None
+    """The worker running the job (``requested`` and ``marked``), else None."""
+
+
+CANCELLED_ERROR = "cancelled"
+"""The last_error of a cancelled job."""
+
+
 # --- input checks -------------------------------------------------------------------------
 
 

@@ -13,7 +13,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from graphile_worker_cli.job import Job, JobSpec, JobState, RawJobSpec
-from graphile_worker_cli.job_input import CleanupTask, JobInput, RescheduleJobOptions, TaskName
+from graphile_worker_cli.job_input import (
+    CleanupTask,
+    JobCancellation,
+    JobInput,
+    RescheduleJobOptions,
+    TaskName,
+)
 
 
 class JobsApi(Protocol):
@@ -74,6 +80,10 @@ class JobsApi(Protocol):
     async def permanently_fail_jobs(
         self, job_ids: Iterable[int], reason: str | None = None, *, conn: object | None = None
     ) -> list[Job]: ...
+
+    async def cancel_jobs(
+        self, job_ids: Iterable[int], *, conn: object | None = None
+    ) -> list[JobCancellation]: ...
 
     async def reschedule_jobs(
         self,

@@ -10,6 +10,12 @@ with them.
 Every step runs in its own transaction and inserts its ledger row first. Two processes
 migrating at once therefore never both apply a step: the second one blocks on the row, and
 when the first commits it gets a unique violation and treats the step as done.
+
+``migrate_in_transaction`` is the same migration as an operation (``operations``) for a
+caller's connection of any driver (``WorkerUtils.migrate(conn=...)``): everything runs
+inside the caller's open transaction, under the migration lock (held until that
+transaction ends), each step in a savepoint instead of a transaction of its own; nothing
+exists until the caller commits.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,11 +32,14 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from graphile_worker_cli import db
+from graphile_worker_cli.drivers import asyncpg_conn
 from graphile_worker_cli.errors import (
+    GraphileWorkerError,
     MigrationError,
     SchemaTooNewError,
     UnsupportedServerError,
 )
+from graphile_worker_cli.operations import Operation, Statement
 from graphile_worker_cli.protocol import LATEST_MIGRATION as LATEST_MIGRATION
 from graphile_worker_cli.protocol import PROTOCOL_VERSION as PROTOCOL_VERSION
 from graphile_worker_cli.queries import migrate as queries
@@ -173,8 +182,12 @@ async def apply_migrations(
         await _ensure_ledgers(conn, schema)
         before = await _read_status(conn, schema)
         _check_not_too_new(before, gw_steps)
-        applied = await _run_steps(conn, schema, steps, before.latest, gw=False)
-        gw_applied = await _run_steps(conn, schema, gw_steps, before.gw_latest, gw=True)
+        applied = await _run_steps(
+            conn, schema, steps, _newer_than(before.latest), gw=False
+        )
+        gw_applied = await _run_steps(
+            conn, schema, gw_steps, _not_in(await _applied_gw_steps(conn, schema)), gw=True
+        )
         after = await _read_status(conn, schema)
     except _DRIVER_ERRORS as error:
         raise MigrationError(
@@ -242,29 +255,38 @@ async def check_schema(conn: asyncpg.Connection, schema: str = db.DEFAULT_SCHEMA
 
 
 async def _read_status(conn: asyncpg.Connection, schema: str) -> MigrationStatus:
-    has_ledger, has_breaking, has_gw_ledger = await _ledger_shape(conn, schema)
-    latest = latest_breaking = gw_latest = None
-    if has_ledger:
-        query = queries.LATEST_STEPS if has_breaking else queries.LATEST_STEPS_WITHOUT_BREAKING
-        row = await conn.fetchrow(query.sql(schema))
-        if row is not None:
-            latest, latest_breaking = row["latest"], row["latest_breaking"]
-    if has_gw_ledger:
-        gw_latest = await conn.fetchval(queries.LATEST_GW_STEP.sql(schema))
-    return MigrationStatus(schema, latest, latest_breaking, gw_latest)
+    return await asyncpg_conn.run_raw(conn, _status(schema))
 
 
 async def _ledger_shape(conn: asyncpg.Connection, schema: str) -> tuple[bool, bool, bool]:
+    return await asyncpg_conn.run_raw(conn, _shape(schema))
+
+
+def _status(schema: str) -> Operation[MigrationStatus]:
+    has_ledger, has_breaking, has_gw_ledger = yield from _shape(schema)
+    latest = latest_breaking = gw_latest = None
+    if has_ledger:
+        query = queries.LATEST_STEPS if has_breaking else queries.LATEST_STEPS_WITHOUT_BREAKING
+        rows = yield Statement(query.sql(schema))
+        if rows:
+            latest, latest_breaking = rows[0]["latest"], rows[0]["latest_breaking"]
+    if has_gw_ledger:
+        rows = yield Statement(queries.LATEST_GW_STEP.sql(schema))
+        gw_latest = rows[0][0] if rows else None
+    return MigrationStatus(schema, latest, latest_breaking, gw_latest)
+
+
+def _shape(schema: str) -> Operation[tuple[bool, bool, bool]]:
     """Whether the ledger exists, whether it has the ``breaking`` column, and whether gw's
     ledger exists."""
     quoted = db.escape_identifier(schema)
-    row = await conn.fetchrow(
+    rows = yield Statement(
         queries.LEDGER_SHAPE.sql(schema),
-        f"{quoted}.{queries.LEDGER_TABLE}",
-        f"{quoted}.{queries.GW_LEDGER_TABLE}",
+        (f"{quoted}.{queries.LEDGER_TABLE}", f"{quoted}.{queries.GW_LEDGER_TABLE}"),
     )
-    if row is None:  # a select without from returns exactly one row
+    if not rows:  # a select without from returns exactly one row
         return False, False, False
+    row = rows[0]
     return bool(row[0]), bool(row[1]), bool(row[2])
 
 
@@ -327,18 +349,34 @@ async def _ensure_ledgers(conn: asyncpg.Connection, schema: str) -> None:
                 raise
 
 
+def _newer_than(latest: int | None) -> Callable[[int], bool]:
+    """The reference's steps are applied in sequence: the ones after the latest."""
+    return lambda number: latest is None or number > latest
+
+
+def _not_in(applied: set[int]) -> Callable[[int], bool]:
+    """gw's steps are independent of one another: any not yet in the ledger, in number
+    order, so a step numbered below one already applied (added by a later release or
+    another branch) still runs."""
+    return lambda number: number not in applied
+
+
+async def _applied_gw_steps(conn: asyncpg.Connection, schema: str) -> set[int]:
+    return {int(row[0]) for row in await conn.fetch(queries.GW_STEPS.sql(schema))}
+
+
 async def _run_steps(
     conn: asyncpg.Connection,
     schema: str,
     steps: Sequence[Migration],
-    latest: int | None,
+    wanted: Callable[[int], bool],
     *,
     gw: bool,
 ) -> list[int]:
-    """Apply the steps newer than ``latest``; returns the numbers this call applied."""
+    """Apply the ``wanted`` steps; returns the numbers this call applied."""
     applied = []
     for step in steps:
-        if latest is not None and step.number <= latest:
+        if not wanted(step.number):
             continue
         if await _run_step(conn, schema, step, gw=gw):
             applied.append(step.number)
@@ -370,15 +408,123 @@ async def _run_step(conn: asyncpg.Connection, schema: str, step: Migration, *, g
                 "migration %s of schema %s was applied by another process", step.name, schema
             )
             return False
-        if error.sqlstate == _LOCKED_JOBS_CODE:
-            raise MigrationError(
-                f"migration 11 of schema {schema!r} cannot run while jobs are locked by "
-                "running workers (locked less than 4 hours ago): stop every worker cleanly, "
-                "or wait until their locks are older than 4 hours, then migrate again"
-            ) from error
-        kind = "gw migration" if gw else "migration"
-        raise MigrationError(
-            f"{kind} {step.name} of schema {schema!r} failed: {db.first_line(error)}"
-        ) from error
+        raise _step_error(schema, step, gw, error.sqlstate, db.first_line(error)) from error
     logger.debug("applied %s %s", "gw migration" if gw else "migration", step.name)
     return True
+
+
+def _step_error(
+    schema: str, step: Migration, gw: bool, code: str | None, line: str
+) -> MigrationError:
+    if code == _LOCKED_JOBS_CODE:
+        return MigrationError(
+            f"migration 11 of schema {schema!r} cannot run while jobs are locked by "
+            "running workers (locked less than 4 hours ago): stop every worker cleanly, "
+            "or wait until their locks are older than 4 hours, then migrate again"
+        )
+    kind = "gw migration" if gw else "migration"
+    return MigrationError(f"{kind} {step.name} of schema {schema!r} failed: {line}")
+
+
+# --- inside a caller's transaction (conn= of any driver) ----------------------------------------
+
+
+def migrate_in_transaction(
+    schema: str = db.DEFAULT_SCHEMA, *, gw_migrations_dir: Path | None = None
+) -> Operation[MigrationResult]:
+    """``apply_migrations`` as an operation on a caller's connection, inside the caller's
+    open transaction: the migration lock is a transaction-level advisory lock (so a second
+    migrator waits until the caller commits or rolls back), each step runs in a savepoint,
+    and nothing is committed here. The caller must have a transaction open (checked by
+    ``WorkerUtils``/``SyncWorkerUtils`` before running it)."""
+    gw_steps = gw_migrations(gw_migrations_dir or GW_MIGRATIONS_DIR)
+    return _migrate_in_transaction(schema, reference_migrations(), gw_steps)
+
+
+def _migrate_in_transaction(
+    schema: str, steps: Sequence[Migration], gw_steps: Sequence[Migration]
+) -> Operation[MigrationResult]:
+    (version,) = yield Statement(queries.SERVER_VERSION_NUM.sql(schema))
+    require_supported_server(int(version[0]))
+    yield Statement(queries.ADVISORY_XACT_LOCK.sql(schema), (advisory_lock_key(schema),))
+    if (yield from _shape(schema)) != (True, True, True):
+        yield from _bootstrap_in_transaction(schema)
+    before = yield from _status(schema)
+    _check_not_too_new(before, gw_steps)
+    applied = yield from _steps_in_transaction(schema, steps, before.latest, gw=False)
+    gw_applied = yield from _steps_in_transaction(schema, gw_steps, before.gw_latest, gw=True)
+    after = yield from _status(schema)
+    if applied or gw_applied:
+        logger.info(
+            "schema %s migrated to %s in the caller's transaction (applied %d)",
+            schema, after.latest, len(applied),
+        )
+    return MigrationResult(after, applied, gw_applied)
+
+
+def _bootstrap_in_transaction(schema: str) -> Operation[None]:
+    """The ledgers, as ``_ensure_ledgers`` makes them; a clash with a migrator that does
+    not take the lock (the Node reference) is rolled back to the savepoint and retried."""
+    for attempt in range(_BOOTSTRAP_ATTEMPTS):
+        yield Statement(queries.SAVEPOINT.sql(schema))
+        try:
+            yield Statement(queries.CREATE_LEDGERS.sql(schema), script=True)
+            yield Statement(queries.MARK_BREAKING.sql(schema), (list(BREAKING_MIGRATIONS),))
+        except GraphileWorkerError as error:
+            yield Statement(queries.ROLLBACK_TO_SAVEPOINT.sql(schema))
+            if db.sqlstate(error) not in _CLASH_CODES or attempt == _BOOTSTRAP_ATTEMPTS - 1:
+                raise MigrationError(
+                    f"creating the migration ledgers of schema {schema!r} failed: "
+                    f"{_server_line(error)}"
+                ) from error
+            continue
+        yield Statement(queries.RELEASE_SAVEPOINT.sql(schema))
+        return
+
+
+def _steps_in_transaction(
+    schema: str, steps: Sequence[Migration], latest: int | None, *, gw: bool
+) -> Operation[list[int]]:
+    applied = []
+    for step in steps:
+        if latest is not None and step.number <= latest:
+            continue
+        if (yield from _step_in_transaction(schema, step, gw=gw)):
+            applied.append(step.number)
+    return applied
+
+
+def _step_in_transaction(schema: str, step: Migration, *, gw: bool) -> Operation[bool]:
+    """One step in a savepoint; False when another migrator recorded it first."""
+    recorded = False
+    yield Statement(queries.SAVEPOINT.sql(schema))
+    try:
+        if gw:
+            yield Statement(queries.RECORD_GW_STEP.sql(schema), (step.number, step.name))
+        else:
+            yield Statement(queries.RECORD_STEP.sql(schema), (step.number, step.breaking))
+        recorded = True
+        yield Statement(step.sql(schema), script=True)
+        if not gw:
+            payload = {"migrationNumber": step.number, "breaking": step.breaking}
+            yield Statement(
+                queries.NOTIFY.sql(schema),
+                (MIGRATE_CHANNEL, json.dumps(payload, separators=(",", ":"))),
+            )
+    except GraphileWorkerError as error:
+        yield Statement(queries.ROLLBACK_TO_SAVEPOINT.sql(schema))
+        code = db.sqlstate(error)
+        if not recorded and code == "23505":
+            logger.debug(
+                "migration %s of schema %s was applied by another process", step.name, schema
+            )
+            return False
+        raise _step_error(schema, step, gw, code, _server_line(error)) from error
+    yield Statement(queries.RELEASE_SAVEPOINT.sql(schema))
+    logger.debug("applied %s %s", "gw migration" if gw else "migration", step.name)
+    return True
+
+
+def _server_line(error: GraphileWorkerError) -> str:
+    """The first line of what the server said (the driver's error under gw's)."""
+    return db.first_line(db.driver_error(error.__cause__ or error))

@@ -4,7 +4,9 @@ An operation yields the statements it needs (``Statement``: SQL with asyncpg-sty
 placeholders, already rendered for the schema, and its arguments) and is sent each one's
 rows back; what it returns is the method's result. It never touches a connection, so the
 same code serves asyncpg, psycopg, psycopg2, Django and SQLAlchemy, async or not:
-``drivers.run_async`` and ``drivers.run_sync`` drive it. Input is checked when the
+``drivers.run_async`` and ``drivers.run_sync`` drive it; a statement the server refuses
+is thrown into the generator as gw's error (an operation may catch it, e.g. to roll back
+to a savepoint). Input is checked when the
 operation is built, before any connection is used. Hooks are not here (they are async):
 ``WorkerUtils`` runs them around the operation.
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from graphile_worker_cli import job, job_input, payloads
@@ -26,6 +28,7 @@ from graphile_worker_cli.errors import (
     JobKeyRaceError,
     JobNotFoundError,
 )
+from graphile_worker_cli.queries import history as history_queries
 from graphile_worker_cli.queries import jobs as queries
 from graphile_worker_cli.queries import recovery as recovery_queries
 
@@ -44,6 +47,9 @@ class Statement:
 
     sql: str
     args: tuple[Any, ...] = ()
+    script: bool = False
+    """Several statements, no arguments, no rows (a migration file): sent as one simple
+    query, which the extended protocol (prepared statements) cannot carry."""
 
 
 Operation = Generator[Statement, list[Row], T]
@@ -271,6 +277,27 @@ def permanently_fail_jobs(
     return _jobs(Statement(template.sql(schema), args))
 
 
+def cancel_jobs(schema: str, job_ids: Iterable[int]) -> Operation[list[job_input.JobCancellation]]:
+    """Cancel jobs, one outcome per distinct id in the order given (see
+    ``job_input.CancelOutcome``): a job not running is failed for good as ``cancelled``;
+    a running one is asked to stop (a gw worker) or marked (any other worker)."""
+    ids = list(dict.fromkeys(job_input.check_ids(job_ids)))
+    if not ids:
+        return _nothing([])
+    statement = Statement(queries.CANCEL_JOBS.sql(schema), (ids, job_input.CANCELLED_ERROR))
+    return _cancellations(statement)
+
+
+def _cancellations(statement: Statement) -> Operation[list[job_input.JobCancellation]]:
+    rows = yield statement
+    return [
+        job_input.JobCancellation(
+            int(row["job_id"]), job_input.CancelOutcome(row["outcome"]), row["locked_by"]
+        )
+        for row in rows
+    ]
+
+
 def reschedule_jobs(
     schema: str,
     job_ids: Iterable[int],
@@ -387,3 +414,28 @@ def list_jobs(
     job.check_int(limit, "limit", 0, 2**62)
     args = (task, queue, checked_state.value if checked_state else None, limit)
     return _jobs(Statement(queries.LIST_JOBS.sql(schema), args))
+
+
+def list_history(
+    schema: str,
+    *,
+    task: str | None,
+    since: datetime | timedelta | None,
+    failed: bool,
+    limit: int | None,
+) -> Operation[list[job.JobHistoryEntry]]:
+    """Job history, newest first: jobs finished since ``since`` (a time, or how long ago),
+    only of ``task``, only the failed ones."""
+    if isinstance(since, timedelta):
+        since = datetime.now(UTC) - since
+    checked_since = job.check_time(since, "since")
+    job.check_int(limit, "limit", 0, 2**62)
+    if task is not None and not isinstance(task, str):
+        raise BadInputError(f"invalid task {task!r}: expected a task identifier")
+    args = (task, checked_since, bool(failed), limit)
+    return _history(Statement(history_queries.LIST_HISTORY.sql(schema), args))
+
+
+def _history(statement: Statement) -> Operation[list[job.JobHistoryEntry]]:
+    rows = yield statement
+    return [job.history_entry_from_record(row) for row in rows]

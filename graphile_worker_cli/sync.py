@@ -24,13 +24,14 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, Self, TypeVar
 
-from graphile_worker_cli import db, drivers, job, job_input, operations, recovery
+from graphile_worker_cli import db, drivers, job, job_input, migrate, operations, recovery
 from graphile_worker_cli.errors import BadInputError, GraphileWorkerError
+from graphile_worker_cli.recovery import registry, sweep
 from graphile_worker_cli.worker_utils import WorkerUtils, quick_add_job
 
 if TYPE_CHECKING:
@@ -126,6 +127,12 @@ class SyncWorkerUtils:
 
     def _on(self, conn: object, operation: operations.Operation[T]) -> T:
         return drivers.run_sync(operation, drivers.sync_executor(conn, self._schema))
+
+    def _callers_transaction(self, conn: object, method: str) -> drivers.SyncExecutor:
+        executor = drivers.sync_executor(conn, self._schema)
+        if not executor.in_transaction():
+            raise drivers.no_transaction_error(conn, method)
+        return executor
 
     def close(self) -> None:
         """Close the pool, if this object has one."""
@@ -244,6 +251,13 @@ class SyncWorkerUtils:
             return self._call(self.async_utils.permanently_fail_jobs, job_ids, reason)
         return self._on(conn, operations.permanently_fail_jobs(self._schema, job_ids, reason))
 
+    def cancel_jobs(
+        self, job_ids: Iterable[int], *, conn: object | None = None
+    ) -> list[job_input.JobCancellation]:
+        if conn is None:
+            return self._call(self.async_utils.cancel_jobs, job_ids)
+        return self._on(conn, operations.cancel_jobs(self._schema, job_ids))
+
     def reschedule_jobs(
         self,
         job_ids: Iterable[int],
@@ -274,14 +288,31 @@ class SyncWorkerUtils:
         self._on(conn, operations.force_unlock_workers(self._schema, worker_ids))
 
     def list_active_workers(
-        self, *, threshold: float | None = None
+        self, *, threshold: float | None = None, conn: object | None = None
     ) -> list[recovery.ActiveWorkerRow]:
-        return self._call(self.async_utils.list_active_workers, threshold=threshold)
+        if conn is None:
+            return self._call(self.async_utils.list_active_workers, threshold=threshold)
+        return self._on(conn, registry.list_active_workers_operation(
+            self._schema, threshold=threshold
+        ))
 
     def sweep_stale_workers(
-        self, options: recovery.SweepStaleWorkersOptions | None = None
+        self,
+        options: recovery.SweepStaleWorkersOptions | None = None,
+        *,
+        conn: object | None = None,
     ) -> recovery.SweepStaleWorkersResult:
-        return self._call(self.async_utils.sweep_stale_workers, options)
+        """With ``conn=``: inside the caller's open transaction (see WorkerUtils)."""
+        if conn is None:
+            return self._call(self.async_utils.sweep_stale_workers, options)
+        executor = self._callers_transaction(conn, "sweep_stale_workers")
+
+        async def run(operation: operations.Operation[T]) -> T:
+            return drivers.run_sync(operation, executor)
+
+        # No hooks here, so the coroutine never waits for anything: it runs to its end
+        # on this thread, with no event loop.
+        return _run_to_end(sweep.sweep_in_transaction(run, self._schema, options))
 
     # -- maintenance and reading
 
@@ -296,8 +327,14 @@ class SyncWorkerUtils:
             return self._call(self.async_utils.cleanup, tasks, task_identifiers_to_keep)
         return self._on(conn, operations.cleanup(self._schema, tasks, task_identifiers_to_keep))
 
-    def migrate(self) -> None:
-        self._call(self.async_utils.migrate)
+    def migrate(self, *, conn: object | None = None) -> None:
+        """With ``conn=``: inside the caller's open transaction, under the migration lock;
+        the schema exists only if the caller commits."""
+        if conn is None:
+            self._call(self.async_utils.migrate)
+            return
+        executor = self._callers_transaction(conn, "migrate")
+        drivers.run_sync(migrate.migrate_in_transaction(self._schema), executor)
 
     def get_job(
         self, job_id: int | None = None, *, key: str | None = None, conn: object | None = None
@@ -322,6 +359,36 @@ class SyncWorkerUtils:
         return self._on(conn, operations.list_jobs(
             self._schema, task=task, queue=queue, state=state, limit=limit
         ))
+
+    def list_history(
+        self,
+        *,
+        task: str | None = None,
+        since: datetime | timedelta | None = None,
+        failed: bool = False,
+        limit: int | None = 100,
+        conn: object | None = None,
+    ) -> list[job.JobHistoryEntry]:
+        if conn is None:
+            return self._call(
+                self.async_utils.list_history, task=task, since=since, failed=failed,
+                limit=limit,
+            )
+        return self._on(conn, operations.list_history(
+            self._schema, task=task, since=since, failed=failed, limit=limit
+        ))
+
+
+def _run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never suspends (it awaits only coroutines that
+    finish without waiting), run on the calling thread without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coroutine.close()
+    raise GraphileWorkerError("a blocking call waited for an event loop it does not have")
 
 
 def quick_add_job_sync(

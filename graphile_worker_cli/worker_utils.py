@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -42,6 +42,7 @@ from graphile_worker_cli.job import JobState
 from graphile_worker_cli.job_input import (
     DEFAULT_CLEANUP_TASKS,
     CleanupTask,
+    JobCancellation,
     JobInput,
     RescheduleJobOptions,
     TaskName,
@@ -167,15 +168,19 @@ class WorkerUtils:
         async with self._executor(conn) as executor:
             return await drivers.run_async(operation, executor)
 
-    def _asyncpg_only(self, conn: object | None, method: str) -> asyncpg.Connection | None:
-        kind = drivers.kind_of(conn) if conn is not None else None
-        if conn is not None and (kind is None or kind.module != "asyncpg_conn"):
-            raise BadInputError(
-                f"{method}(conn=...) takes an asyncpg connection, not a "
-                f"{kind.name if kind else type(conn).__qualname__} (the jobs methods take "
-                "psycopg and SQLAlchemy connections too)"
-            )
-        return conn
+    async def _callers_transaction(
+        self, conn: object, method: str
+    ) -> drivers.AsyncExecutor | None:
+        """An executor on ``conn`` when it has a transaction open (the method runs inside
+        it). None for an asyncpg connection outside a transaction (asyncpg has no implicit
+        one: gw opens its own there, as on its pool); any other driver's connection that
+        would commit each statement on its own is refused."""
+        executor = drivers.async_executor(conn, self._schema)
+        if await executor.in_transaction():
+            return executor
+        if isinstance(executor, asyncpg_conn.AsyncpgExecutor):
+            return None
+        raise drivers.no_transaction_error(conn, method)
 
     # -- adding jobs
 
@@ -333,6 +338,19 @@ class WorkerUtils:
             operations.permanently_fail_jobs(self._schema, job_ids, reason), conn
         )
 
+    async def cancel_jobs(
+        self, job_ids: Iterable[int], *, conn: object | None = None
+    ) -> list[JobCancellation]:
+        """Cancel jobs; one ``JobCancellation`` per distinct id, in the order given.
+
+        A job not running is failed for good with last_error ``cancelled``. A job a gw
+        worker runs is asked to stop (outcome ``requested``): that worker fires its abort
+        signal with reason ``cancelled`` and, when the task returns or the abort window
+        ends, fails it for good as ``cancelled``. A job another worker runs (a reference
+        Node.js worker) cannot be interrupted: it is marked (``marked``) so it never runs
+        again. Inside the caller's transaction (``conn=``) nothing happens until commit."""
+        return await self._run(operations.cancel_jobs(self._schema, job_ids), conn)
+
     async def reschedule_jobs(
         self,
         job_ids: Iterable[int],
@@ -361,30 +379,40 @@ class WorkerUtils:
         await self._run(operations.force_unlock_workers(self._schema, worker_ids), conn)
 
     async def list_active_workers(
-        self, *, threshold: float | None = None, conn: asyncpg.Connection | None = None
+        self, *, threshold: float | None = None, conn: object | None = None
     ) -> list[recovery.ActiveWorkerRow]:
         """Registered gw workers: heartbeat age, jobs held, stale or not (see ``recovery``)."""
         # Imported on use: a worker (which holds a WorkerUtils) may run without recovery.
-        from graphile_worker_cli import recovery
+        from graphile_worker_cli.recovery import registry
 
-        async with self._connection(self._asyncpg_only(conn, "list_active_workers")) as c:
-            with db.database_errors(self._schema):
-                return await recovery.list_active_workers(c, self._schema, threshold=threshold)
+        operation = registry.list_active_workers_operation(self._schema, threshold=threshold)
+        return await self._run(operation, conn)
 
     async def sweep_stale_workers(
         self,
         options: recovery.SweepStaleWorkersOptions | None = None,
         *,
-        conn: asyncpg.Connection | None = None,
+        conn: object | None = None,
     ) -> recovery.SweepStaleWorkersResult:
-        """Give the jobs of dead registered workers back to the queue (see ``recovery``)."""
-        from graphile_worker_cli import recovery
+        """Give the jobs of dead registered workers back to the queue (see ``recovery``).
 
-        async with self._connection(self._asyncpg_only(conn, "sweep_stale_workers")) as c:
+        With ``conn=`` in an open transaction, the sweep runs inside it (in a savepoint;
+        the sweep lock is held until the caller's transaction ends)."""
+        from graphile_worker_cli.recovery import sweep
+
+        executor = None
+        if conn is not None:
+            executor = await self._callers_transaction(conn, "sweep_stale_workers")
+        if executor is not None:
+            ready = executor
+
+            def run(operation: operations.Operation[T]) -> Awaitable[T]:
+                return drivers.run_async(operation, ready)
+
+            return await sweep.sweep_in_transaction(run, self._schema, options, hooks=self.hooks)
+        async with self._connection(conn) as c:  # None, or an asyncpg connection
             with db.database_errors(self._schema):
-                return await recovery.sweep_stale_workers(
-                    c, self._schema, options, hooks=self.hooks
-                )
+                return await sweep.sweep_stale_workers(c, self._schema, options, hooks=self.hooks)
 
     # -- maintenance
 
@@ -401,9 +429,19 @@ class WorkerUtils:
             operations.cleanup(self._schema, tasks, task_identifiers_to_keep), conn
         )
 
-    async def migrate(self, *, conn: asyncpg.Connection | None = None) -> None:
-        """Bring the schema up to date (raises SchemaTooNewError for a newer database)."""
-        async with self._connection(self._asyncpg_only(conn, "migrate")) as c:
+    async def migrate(self, *, conn: object | None = None) -> None:
+        """Bring the schema up to date (raises SchemaTooNewError for a newer database).
+
+        With ``conn=`` in an open transaction, the migration runs inside it, under the
+        migration lock, and exists only if the caller commits; an asyncpg connection
+        outside a transaction is migrated as gw's pool is (a transaction per step)."""
+        executor = None
+        if conn is not None:
+            executor = await self._callers_transaction(conn, "migrate")
+        if executor is not None:
+            await drivers.run_async(migrate.migrate_in_transaction(self._schema), executor)
+            return
+        async with self._connection(conn) as c:  # None, or an asyncpg connection
             with db.database_errors(self._schema):
                 await migrate.migrate(c, self._schema)
 
@@ -428,6 +466,23 @@ class WorkerUtils:
         """Jobs in id order, filtered by task identifier, queue name and state."""
         operation = operations.list_jobs(
             self._schema, task=task, queue=queue, state=state, limit=limit
+        )
+        return await self._run(operation, conn)
+
+    async def list_history(
+        self,
+        *,
+        task: str | None = None,
+        since: datetime | timedelta | None = None,
+        failed: bool = False,
+        limit: int | None = 100,
+        conn: object | None = None,
+    ) -> list[job.JobHistoryEntry]:
+        """Jobs gw workers completed or failed for good (``history_retention``), newest
+        first: finished since ``since`` (a time, or how long ago), of ``task``, failed
+        only."""
+        operation = operations.list_history(
+            self._schema, task=task, since=since, failed=failed, limit=limit
         )
         return await self._run(operation, conn)
 

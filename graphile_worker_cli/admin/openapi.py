@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphile_worker_cli.admin.params import JOB_FILTERS, MAX_BULK, MAX_PAGE, STATES
+from graphile_worker_cli.admin.params import (
+    JOB_FILTERS,
+    MAX_BULK,
+    MAX_PAGE,
+    STATES,
+    WINDOWS,
+)
 from graphile_worker_cli.admin.service import ACTIONS, MAINTENANCE
 from graphile_worker_cli.queries.admin import ERROR_EXCERPT_CHARS
 from graphile_worker_cli.version import __version__
@@ -108,6 +114,38 @@ _FILTER_DOCS = {
     "offset": "rows to skip (default 0)",
 }
 
+_HISTORY_ENTRY = {
+    "type": "object",
+    "properties": {
+        "job_id": {"type": "integer"},
+        "task_identifier": {"type": "string"},
+        "queue_name": {"type": ["string", "null"]},
+        "key": {"type": ["string", "null"]},
+        "attempts": {"type": "integer"},
+        "max_attempts": {"type": "integer"},
+        **{name: {"type": "string", "format": "date-time"}
+           for name in ("created_at", "run_at", "finished_at")},
+        "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "duration": {"type": ["number", "null"], "description": "seconds, finished - started"},
+        "wait": {"type": ["number", "null"], "description": "seconds, started - run_at"},
+        "worker_id": {"type": "string"},
+        "outcome": {"enum": ["completed", "failed"]},
+        "last_error": {"type": ["string", "null"]},
+    },
+}
+_HISTORY_FILTER_DOCS = {
+    "task": "task identifier (exact)",
+    "failed": "true: only jobs failed for good",
+    "limit": f"how many, 1 to {MAX_PAGE} (default 50)",
+}
+
+
+def _series(*names: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {
+        "t": {"type": "string", "format": "date-time", "description": "bucket start"},
+        **{name: {"type": ["number", "null"]} for name in names},
+    }}
+
 
 def schema(root_path: str = "") -> dict[str, Any]:
     """The document; ``root_path`` is where the app is mounted."""
@@ -186,6 +224,39 @@ def schema(root_path: str = "") -> dict[str, Any]:
                 "Remove the job with this key (404 when none has it)",
                 {"type": "object", "required": ["key"],
                  "properties": {"key": {"type": "string"}}},
+            ),
+            "/api/history": _get(
+                "The job history (history_retention), newest first",
+                {"type": "object", "properties": {
+                    "available": {"type": "boolean",
+                                  "description": "false before gw migration 2"},
+                    "entries": {"type": "array", "items": _HISTORY_ENTRY},
+                }},
+                parameters=[
+                    {"name": name, "in": "query", "required": False,
+                     "description": description, "schema": {"type": "string"}}
+                    for name, description in _HISTORY_FILTER_DOCS.items()
+                ],
+            ),
+            "/api/charts": _get(
+                "Chart series of a window: outcomes and queue wait per bucket (from the "
+                "history), queue depth (from the minute samples)",
+                {"type": "object", "properties": {
+                    "available": {"type": "boolean"},
+                    "window": {"enum": list(WINDOWS)},
+                    "window_seconds": {"type": "integer"},
+                    "bucket_seconds": {"type": "integer"},
+                    "now": {"type": "string", "format": "date-time"},
+                    "outcomes": {"type": "array", "items": _series("completed", "failed")},
+                    "wait": {"type": "array", "items": _series("p50", "p95")},
+                    "depth": {"type": "array",
+                              "items": _series("ready", "scheduled", "locked", "failed")},
+                }},
+                parameters=[{
+                    "name": "window", "in": "query", "required": False,
+                    "description": "one of " + ", ".join(WINDOWS) + " (default hour)",
+                    "schema": {"enum": list(WINDOWS)},
+                }],
             ),
             "/api/queues": _get("Named queues with their locks and job counts"),
             "/api/workers": _get("Registered workers with heartbeats; other lock holders"),

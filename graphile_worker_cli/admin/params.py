@@ -21,6 +21,9 @@ MAX_BULK = 1000
 MAX_TEXT = 512
 MAX_JOB_ID = 2**63 - 1  # bigint
 JOB_FILTERS = ("state", "task", "queue", "key", "error", "limit", "offset")
+HISTORY_FILTERS = ("task", "failed", "limit")
+WINDOWS = {"hour": (3600, 60), "day": (86400, 900)}
+"""Chart windows: name -> (window seconds, bucket seconds)."""
 STATES = tuple(state.value for state in job.JobState)
 
 
@@ -187,3 +190,37 @@ def optional_text(body: Mapping[str, Any], name: str) -> str | None:
     if not isinstance(value, str) or not value:
         raise BadInputError(f"invalid {name} {value!r}: expected a non-empty string")
     return _without_nul(value, name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryFilters:
+    """The history list: newest first, of ``task``, failed only."""
+
+    task: str | None = None
+    failed: bool = False
+    limit: int = DEFAULT_PAGE
+
+
+def history_filters(params: Mapping[str, str]) -> HistoryFilters:
+    """HistoryFilters from query parameters; empty values mean "any"."""
+    unknown = sorted(set(params) - set(HISTORY_FILTERS))
+    if unknown:
+        raise BadInputError(
+            f"unknown filter {unknown[0]!r}: expected one of {', '.join(HISTORY_FILTERS)}"
+        )
+    failed = (params.get("failed") or "false").lower()
+    if failed not in ("true", "false", "1", "0"):
+        raise BadInputError(f"invalid failed {failed!r}: expected true or false")
+    return HistoryFilters(
+        task=_text(params.get("task"), "task"),
+        failed=failed in ("true", "1"),
+        limit=_whole(params.get("limit"), "limit", 1, MAX_PAGE, DEFAULT_PAGE),
+    )
+
+
+def window(value: str | None) -> str:
+    """A chart window name (default hour)."""
+    name = value or "hour"
+    if name not in WINDOWS:
+        raise BadInputError(f"unknown window {name!r}: expected one of {', '.join(WINDOWS)}")
+    return name

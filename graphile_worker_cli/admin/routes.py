@@ -76,6 +76,8 @@ class Api:
             route("/api/jobs/remove-by-key", self.remove_by_key, "POST"),
             route("/api/jobs/{job_id}", self.job),
             route("/api/jobs/{job_id}/{action}", self.job_action, "POST"),
+            route("/api/history", self.history),
+            route("/api/charts", self.charts),
             route("/api/queues", self.queues),
             route("/api/workers", self.workers),
             route("/api/crontabs", self.crontabs),
@@ -138,6 +140,17 @@ class Api:
         if key is None:
             raise errors.BadInputError("missing key: expected the job key to remove")
         return JSONResponse(await (await self.service()).remove_by_key(key))
+
+    async def history(self, request: Request) -> Response:
+        filters = params.history_filters(request.query_params)
+        return JSONResponse(await (await self.service()).history(filters))
+
+    async def charts(self, request: Request) -> Response:
+        unknown = sorted(set(request.query_params) - {"window"})
+        if unknown:
+            raise errors.BadInputError(f"unknown parameter {unknown[0]!r}: expected window")
+        window = params.window(request.query_params.get("window"))
+        return JSONResponse(await (await self.service()).charts(window))
 
     async def queues(self, request: Request) -> Response:
         return JSONResponse({"queues": await (await self.service()).queues()})

@@ -20,9 +20,10 @@ from graphile_worker_cli.errors import BadInputError, JobNotFoundError
 from graphile_worker_cli.job import Job
 from graphile_worker_cli.queries import Query
 from graphile_worker_cli.queries import admin as queries
+from graphile_worker_cli.queries import history as history_queries
 
 STATES = params.STATES
-ACTIONS = ("run_now", "reschedule", "complete", "fail")
+ACTIONS = ("run_now", "reschedule", "complete", "fail", "cancel")
 MAINTENANCE = ("migrate", "cleanup", "force_unlock", "sweep")
 DEFAULT_FAIL_REASON = "permanently failed from the gw admin dashboard"
 
@@ -101,6 +102,47 @@ class AdminService:
             for row in await self._fetch(queries.QUEUES)
         ]
 
+    async def _history_state(self) -> tuple[bool, datetime]:
+        (row,) = await self._fetch(history_queries.HISTORY_STATE, self.schema)
+        return bool(row["present"]), row["now"]
+
+    async def history(self, filters: params.HistoryFilters) -> dict[str, Any]:
+        """The newest entries of the job history (``available`` false before gw migration
+        2: then there are none)."""
+        present, _now = await self._history_state()
+        entries = await self.utils.list_history(
+            task=filters.task, failed=filters.failed, limit=filters.limit
+        ) if present else []
+        return {"available": present, "entries": [history_json(e) for e in entries]}
+
+    async def charts(self, window: str) -> dict[str, Any]:
+        """The chart series of a window (``params.WINDOWS``), one point per bucket: jobs
+        completed and failed for good and their queue wait p50/p95 (from the history),
+        and the queue depth (from the samples, the largest of each bucket)."""
+        seconds, bucket = params.WINDOWS[window]
+        present, now = await self._history_state()
+        result: dict[str, Any] = {
+            "available": present, "window": window, "window_seconds": seconds,
+            "bucket_seconds": bucket, "now": iso(now), "outcomes": [], "wait": [],
+            "depth": [],
+        }
+        if not present:
+            return result
+        for row in await self._fetch(history_queries.HISTORY_SERIES, seconds, bucket):
+            t = iso(row["bucket"])
+            result["outcomes"].append(
+                {"t": t, "completed": row["completed"], "failed": row["failed"]}
+            )
+            result["wait"].append(
+                {"t": t, "p50": _number(row["wait_p50"]), "p95": _number(row["wait_p95"])}
+            )
+        for row in await self._fetch(history_queries.DEPTH_SERIES, seconds, bucket):
+            result["depth"].append({
+                "t": iso(row["bucket"]),
+                **{name: row[name] for name in ("ready", "scheduled", "locked", "failed")},
+            })
+        return result
+
     async def workers(self) -> dict[str, Any]:
         """Registered gw workers with heartbeats, and lock holders that never registered."""
         with db.database_errors(self.schema):
@@ -154,9 +196,12 @@ class AdminService:
         return {row["id"]: row["state"] for row in await self._fetch(queries.JOB_STATES, ids)}
 
     async def act(self, action: str, ids: list[int], body: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply one action to jobs; jobs a worker holds are left alone (``skipped``)."""
+        """Apply one action to jobs; jobs a worker holds are left alone (``skipped``), but
+        for ``cancel``, which asks their worker to stop them (see ``cancel_jobs``)."""
         if action not in ACTIONS:
             raise BadInputError(f"unknown action {action!r}: expected one of {', '.join(ACTIONS)}")
+        if action == "cancel":
+            return _cancellations_json(await self.utils.cancel_jobs(ids))
         if action == "run_now":
             changed = await self._run_now(ids)
         elif action == "reschedule":
@@ -234,6 +279,32 @@ class AdminService:
             f"unknown maintenance operation {operation!r}: expected one of "
             f"{', '.join(MAINTENANCE)}"
         )
+
+
+def _cancellations_json(results: list[job_input.JobCancellation]) -> dict[str, Any]:
+    """``cancel``: changed = cancelled, requested or marked; each job's outcome besides."""
+    untouched = (job_input.CancelOutcome.ALREADY_FAILED, job_input.CancelOutcome.NOT_FOUND)
+    return {
+        "action": "cancel",
+        "changed": sorted(r.job_id for r in results if r.outcome not in untouched),
+        "skipped": sorted(r.job_id for r in results if r.outcome in untouched),
+        "outcomes": [
+            {"job_id": r.job_id, "outcome": r.outcome.value, "worker_id": r.worker_id}
+            for r in results
+        ],
+    }
+
+
+def history_json(entry: job.JobHistoryEntry) -> dict[str, Any]:
+    values = dataclasses.asdict(entry)
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            values[name] = iso(value)
+    return values
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else round(float(value), 3)
 
 
 def _job_row(row: asyncpg.Record) -> dict[str, Any]:

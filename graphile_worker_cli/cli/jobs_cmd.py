@@ -1,4 +1,5 @@
-"""``gw add-job``, ``gw jobs list|show|complete|fail|reschedule|remove``, ``gw cleanup``.
+"""``gw add-job``, ``gw jobs list|history|show|complete|fail|cancel|reschedule|remove``,
+``gw cleanup``.
 
 Thin: each command parses its options, makes one ``WorkerUtils`` call and prints the
 result, a table for people or JSON with ``--json``.
@@ -115,9 +116,6 @@ def error_summary(last_error: str | None) -> str:
 
 
 def _print_jobs(records: list[job.Job], title: str) -> None:
-    from rich import box
-    from rich.measure import Measurement
-
     from graphile_worker_cli import job
 
     now = datetime.now(UTC)
@@ -136,10 +134,28 @@ def _print_jobs(records: list[job.Job], title: str) -> None:
         }
         for record in records
     ]
-    # Optional columns that are empty for every row are left out. Nothing that identifies a
-    # job is cut: a table row per job when it fits (always in a pipe), else a block per job.
     # Only the last error is shortened (`gw jobs show ID` prints it in full).
-    optional = ("queue", "key", "locked by", "last error")
+    _print_rows(
+        rows, title, ("queue", "key", "locked by", "last error"),
+        lambda row: f"{row['id']}  {row['state']}  prio {row['prio']}  tries {row['tries']}  "
+                    f"run at {row['run at (UTC)']} UTC",
+        ("task",),
+    )
+
+
+def _print_rows(
+    rows: list[dict[str, str]],
+    title: str,
+    optional: tuple[str, ...],
+    head: Callable[[dict[str, str]], str],
+    named: tuple[str, ...],
+) -> None:
+    """Rows as a table when it fits the terminal (always in a pipe), else a block per row:
+    ``head(row)``, then the ``named`` and ``optional`` values each whole on its own line.
+    Optional columns empty in every row are left out; no value is cut here."""
+    from rich import box
+    from rich.measure import Measurement
+
     columns = [name for name in (rows[0] if rows else {}) if name not in optional or any(
         row[name] for row in rows
     )]
@@ -154,15 +170,10 @@ def _print_jobs(records: list[job.Job], title: str) -> None:
     if Measurement.get(console, unbounded, table).maximum <= console.width:
         console.print(table)
         return
-    # Narrower than the table: one block per job, each value whole on its own line.
     console.print(title, highlight=False, markup=False)
     for row in rows:
-        console.print(
-            f"{row['id']}  {row['state']}  prio {row['prio']}  tries {row['tries']}  "
-            f"run at {row['run at (UTC)']} UTC",
-            highlight=False, markup=False, soft_wrap=True,
-        )
-        for name in ("task", *optional):
+        console.print(head(row), highlight=False, markup=False, soft_wrap=True)
+        for name in (*named, *optional):
             if row.get(name):
                 console.print(f"  {name + ':':<11} {row[name]}", highlight=False, markup=False,
                               soft_wrap=True)
@@ -300,6 +311,97 @@ def list_command(
             )
 
 
+def parse_since(value: str) -> datetime | timedelta:
+    """``--since``: how long ago (a duration such as 1h) or an ISO 8601 time."""
+    try:
+        return timedelta(seconds=durations.parse_duration(value))
+    except BadInputError:
+        pass
+    try:
+        return parse_time(value, "--since")
+    except BadInputError:
+        raise BadInputError(
+            f"invalid --since {value!r}: expected how long ago ({durations.DURATION_HELP}) "
+            "or an ISO 8601 time like 2030-01-31T09:00:00Z"
+        ) from None
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.1f}s"
+
+
+def history_to_dict(entry: job.JobHistoryEntry) -> dict[str, Any]:
+    """A history entry as JSON-ready values (times in ISO 8601, seconds as numbers)."""
+    values = dataclasses.asdict(entry)
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            values[name] = value.isoformat()
+    return values
+
+
+def _print_history(entries: list[job.JobHistoryEntry], title: str) -> None:
+    rows = [
+        {
+            "job id": str(entry.job_id),
+            "outcome": entry.outcome,
+            "finished (UTC)": entry.finished_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            "took": _seconds(entry.duration),
+            "waited": _seconds(entry.wait),
+            "tries": f"{entry.attempts}/{entry.max_attempts}",
+            "task": entry.task_identifier,
+            "queue": entry.queue_name or "",
+            "key": entry.key or "",
+            "worker": entry.worker_id,
+            "last error": _cut(error_summary(entry.last_error), 80),
+        }
+        for entry in entries
+    ]
+    _print_rows(
+        rows, title, ("queue", "key", "last error"),
+        lambda row: f"{row['job id']}  {row['outcome']}  finished {row['finished (UTC)']} UTC"
+                    f"  took {row['took']}  waited {row['waited']}  tries {row['tries']}",
+        ("task", "worker"),
+    )
+
+
+@jobs_group.command("history")
+@option("--task", help="Only this task identifier.")
+@option("--since", help="Only jobs finished since: how long ago (1h, 2d) or an ISO 8601 time.")
+@option("--failed", is_flag=True, help="Only jobs that failed for good.")
+@option("--limit", type=click.IntRange(min=0), default=100, help="At most this many jobs.")
+@common.database_options
+@common.json_option
+def history_command(
+    task: str | None, since: str | None, failed: bool, limit: int, connection: str | None,
+    schema: str | None, config_path: Path | None, json_output: bool,
+) -> None:
+    """Jobs gw workers completed or failed for good, newest first (needs history_retention
+    on the workers)."""
+    settings = common.load_settings(connection, schema, config_path)
+
+    async def history() -> list[job.JobHistoryEntry]:
+        after = parse_since(since) if since is not None else None
+        return await _call(settings, lambda worker_utils: worker_utils.list_history(
+            task=task, since=after, failed=failed, limit=limit
+        ))
+
+    entries = common.run(history())
+    if json_output:
+        common.print_json([history_to_dict(entry) for entry in entries])
+    elif not entries:
+        common.stdout.print(
+            "no job history (workers record it with history_retention set)", highlight=False
+        )
+    else:
+        _print_history(entries, f"job history in schema {settings.schema_name}")
+        if len(entries) == limit:
+            common.stderr.print(
+                f"showing the newest {limit} jobs; use --limit for more", highlight=False
+            )
+
+
 @jobs_group.command("show")
 @argument("job_id", type=int, required=False, help="Job id (or --key).")
 @option("--key", help="The job's key instead of its id.")
@@ -363,6 +465,55 @@ def fail_command(
         settings, lambda worker_utils: worker_utils.permanently_fail_jobs(job_ids, reason)
     ))
     _report(failed, job_ids, "failed", json_output)
+
+
+@jobs_group.command("cancel")
+@job_ids_argument
+@common.database_options
+@common.json_option
+def cancel_command(
+    job_ids: tuple[int, ...], connection: str | None, schema: str | None,
+    config_path: Path | None, json_output: bool,
+) -> None:
+    """Cancel jobs: they will not run again. A job not running is failed for good now
+    (last_error "cancelled"); a job a gw worker runs is aborted and then failed; a job a
+    reference (Node.js) worker runs cannot be interrupted, only marked."""
+    settings = common.load_settings(connection, schema, config_path)
+
+    results = common.run(_call(
+        settings, lambda worker_utils: worker_utils.cancel_jobs(job_ids)
+    ))
+    if json_output:
+        common.print_json([
+            {"job_id": r.job_id, "outcome": r.outcome.value, "worker_id": r.worker_id}
+            for r in results
+        ])
+    else:
+        for result in results:
+            common.stdout.print(
+                f"job {result.job_id}: {_cancel_line(result)}", highlight=False, markup=False
+            )
+    missing = [str(r.job_id) for r in results if r.outcome.value == "not_found"]
+    if missing:
+        common.fail(f"job(s) {', '.join(missing)} not found", EXIT_FAILURE)
+
+
+def _cancel_line(result: job_input.JobCancellation) -> str:
+    from graphile_worker_cli.job_input import CancelOutcome
+
+    return {
+        CancelOutcome.CANCELLED: "cancelled (failed for good)",
+        CancelOutcome.REQUESTED: (
+            f"cancel requested (running on worker {result.worker_id}): it is aborted, "
+            "then failed for good as cancelled"
+        ),
+        CancelOutcome.MARKED: (
+            f"running on {result.worker_id}, a worker gw cannot interrupt (a reference "
+            "worker?): marked only; it runs on and will not run again"
+        ),
+        CancelOutcome.ALREADY_FAILED: "already failed for good; left as it is",
+        CancelOutcome.NOT_FOUND: "not found",
+    }[result.outcome]
 
 
 @jobs_group.command("reschedule")

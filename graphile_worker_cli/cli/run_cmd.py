@@ -54,6 +54,12 @@ from graphile_worker_cli.errors import EXIT_USAGE, GraphileWorkerError
         help="How long running jobs may finish after a stop signal (default 30s).")
 @option("--task-timeout",
         help="How long a job may run unless its task sets a timeout (default: no limit).")
+@option("--task-max-concurrency", multiple=True, metavar="TASK=N",
+        help="At most N jobs of TASK at once in each worker process, whatever the task "
+        "declares (repeatable).")
+@option("--history-retention",
+        help="Keep a record of each job completed or failed for good this long, e.g. 7d "
+        "(default: off).")
 @option("--shutdown-abort-timeout",
         help="After the grace period, how long aborted jobs may take to return before they are "
         "cancelled (default 5s).")
@@ -68,6 +74,9 @@ from graphile_worker_cli.errors import EXIT_USAGE, GraphileWorkerError
 @option("--direct-database-url",
         help="A direct PostgreSQL URL for the worker's liveness session (needed behind "
         "PgBouncer in transaction mode).")
+@option("--jobs-vacuum-threshold", type=int,
+        help="Vacuum the jobs table (one worker of the fleet at a time) once this many dead "
+        "rows built up, about two per finished job; 0: never (default 100000).")
 @option("--no-worker-recovery", is_flag=True,
         help="No heartbeats and no sweeping of dead workers.")
 @option("--local-queue-size", type=int,
@@ -106,9 +115,11 @@ def run_command(
     max_pool_size: int | None, poll_interval: str | None, once: bool, schema_only: bool,
     cleanup: str | None, database_wait: str | None, no_migrate: bool,
     forbidden_flag: tuple[str, ...], crontab: Path | None, shutdown_grace_period: str | None,
-    task_timeout: str | None, shutdown_abort_timeout: str | None,
+    task_timeout: str | None, task_max_concurrency: tuple[str, ...],
+    history_retention: str | None, shutdown_abort_timeout: str | None,
     heartbeat_interval: str | None, sweep_interval: str | None, sweep_threshold: str | None,
-    recovery_delay: str | None, direct_database_url: str | None, no_worker_recovery: bool,
+    recovery_delay: str | None, direct_database_url: str | None,
+    jobs_vacuum_threshold: int | None, no_worker_recovery: bool,
     local_queue_size: int | None, local_queue_ttl: str | None,
     local_queue_refetch_delay: str | None, local_queue_refetch_delay_threshold: int | None,
     local_queue_refetch_delay_max_abort_threshold: int | None,
@@ -131,6 +142,8 @@ def run_command(
         crontab=crontab,
         shutdown_grace_period=shutdown_grace_period,
         task_timeout=task_timeout,
+        task_max_concurrency=list(task_max_concurrency) or None,
+        history_retention=history_retention,
         shutdown_abort_timeout=shutdown_abort_timeout,
         log_format=log_format,
         heartbeat_interval=heartbeat_interval,
@@ -139,6 +152,7 @@ def run_command(
         recovery_delay=recovery_delay,
         worker_recovery=False if no_worker_recovery else None,
         direct_database_url=direct_database_url,
+        jobs_vacuum_threshold=jobs_vacuum_threshold,
         local_queue_size=local_queue_size,
         local_queue_ttl=local_queue_ttl,
         local_queue_refetch_delay=local_queue_refetch_delay,

@@ -24,6 +24,7 @@ __all__ = [
     "SyncExecutor",
     "async_executor",
     "kind_of",
+    "no_transaction_error",
     "run_async",
     "run_sync",
     "sync_executor",
@@ -119,6 +120,18 @@ def sync_executor(conn: object, schema: str) -> SyncExecutor:
         )
     executor: SyncExecutor = _executor_class(kind)(conn, schema)
     return executor
+
+
+def no_transaction_error(conn: object, method: str) -> BadInputError:
+    """For a method that must run inside the caller's transaction (several statements
+    that stand or fall together), given a connection that commits each one on its own."""
+    kind = kind_of(conn)
+    name = kind.name if kind else type(conn).__qualname__
+    return BadInputError(
+        f"{method}(conn=...) runs inside your transaction, but the {name} has none open "
+        "(each statement would commit on its own): open one first, e.g. Django's "
+        "transaction.atomic(), psycopg's conn.transaction() or autocommit off"
+    )
 
 
 def _kind(conn: object, accepted: str, api: str) -> Kind:

@@ -41,3 +41,7 @@ class DjangoExecutor:
                 return list(rows.records(columns, cursor.fetchall()))
         except django.db.Error as error:
             raise db.translate_error(error, self._schema) from error
+
+    def in_transaction(self) -> bool:
+        """Inside ``atomic()``, or with autocommit turned off."""
+        return bool(self._conn.in_atomic_block or not self._conn.get_autocommit())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg2
+import psycopg2.extensions
 
 from graphile_worker_cli import db
 from graphile_worker_cli.drivers import placeholders, rows
@@ -35,3 +36,7 @@ class Psycopg2Executor:
                 return list(rows.records(columns, cursor.fetchall()))
         except psycopg2.Error as error:
             raise db.translate_error(error, self._schema) from error
+
+    def in_transaction(self) -> bool:
+        idle = psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        return not self._conn.autocommit or self._conn.get_transaction_status() != idle

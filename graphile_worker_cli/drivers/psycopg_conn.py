@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
 from graphile_worker_cli import db
@@ -37,6 +38,15 @@ class PsycopgExecutor:
         except psycopg.Error as error:
             raise db.translate_error(error, self._schema) from error
 
+    def in_transaction(self) -> bool:
+        return _in_transaction(self._conn)
+
+
+def _in_transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Not in autocommit mode (the first statement begins a transaction), or in autocommit
+    mode inside ``conn.transaction()``."""
+    return not conn.autocommit or conn.info.transaction_status != TransactionStatus.IDLE
+
 
 class PsycopgAsyncExecutor:
     def __init__(self, conn: psycopg.AsyncConnection[Any], schema: str) -> None:
@@ -58,3 +68,6 @@ class PsycopgAsyncExecutor:
                 return list(rows.records(columns, await cursor.fetchall()))
         except psycopg.Error as error:
             raise db.translate_error(error, self._schema) from error
+
+    async def in_transaction(self) -> bool:
+        return _in_transaction(self._conn)

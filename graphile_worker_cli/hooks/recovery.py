@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import asyncpg
-
 from graphile_worker_cli import job
 from graphile_worker_cli.hooks import events, results
 from graphile_worker_cli.hooks.registry import HookRegistry
+from graphile_worker_cli.operations import Operation, Statement
 from graphile_worker_cli.queries import recovery as queries
 
 if TYPE_CHECKING:
@@ -25,47 +24,60 @@ def intercepts(hooks: HookRegistry) -> bool:
     return events.JobRecovery in hooks.events
 
 
-async def snapshot(
-    conn: asyncpg.Connection, schema: str, config: ResolvedSweepConfig, sweeper_id: str | None
-) -> list[job.Job]:
-    rows = await conn.fetch(
+def snapshot(
+    schema: str, config: ResolvedSweepConfig, sweeper_id: str | None
+) -> Operation[list[job.Job]]:
+    """The locked jobs of the workers a sweep would declare dead (read before it)."""
+    rows = yield Statement(
         queries.JOBS_OF_DEAD_WORKERS.sql(schema),
-        config.threshold,
-        config.resilient_sweep_threshold_multiplier,
-        list(config.resilient_job_flags),
-        sweeper_id,
+        (
+            config.threshold,
+            config.resilient_sweep_threshold_multiplier,
+            list(config.resilient_job_flags),
+            sweeper_id,
+        ),
     )
     return [job.job_from_record(row) for row in rows]
 
 
-async def apply(
-    conn: asyncpg.Connection,
-    schema: str,
-    hooks: HookRegistry,
-    before: list[job.Job],
-    recovered: set[int],
-    sweeper_id: str,
-) -> None:
+Decision = tuple[job.Job, results.JobRecoveryResult]
+
+
+async def decide(
+    hooks: HookRegistry, before: list[job.Job], recovered: set[int], sweeper_id: str
+) -> list[Decision]:
+    """What the JobRecovery handlers chose for each job the sweep recovered."""
+    decisions = []
     for locked in before:
         if locked.id not in recovered or locked.locked_by is None:
             continue
         decision = await hooks.job_recovery(
             events.JobRecoveryContext(locked, sweeper_id, locked.locked_by)
         )
+        decisions.append((locked, decision))
+    return decisions
+
+
+def apply(schema: str, decisions: list[Decision]) -> Operation[None]:
+    """Each non-default decision, on top of what the sweep statement did."""
+    for locked, decision in decisions:
         action = decision.action
         if action is results.RecoveryAction.RESCHEDULE:
-            await conn.execute(
-                queries.RECOVERY_RESCHEDULE.sql(schema), locked.id, decision.run_at,
-                decision.attempts,
+            yield Statement(
+                queries.RECOVERY_RESCHEDULE.sql(schema),
+                (locked.id, decision.run_at, decision.attempts),
             )
         elif action is results.RecoveryAction.FAIL_WITH_BACKOFF:
-            await conn.execute(
-                queries.RECOVERY_FAIL_WITH_BACKOFF.sql(schema), locked.id, locked.attempts
+            yield Statement(
+                queries.RECOVERY_FAIL_WITH_BACKOFF.sql(schema), (locked.id, locked.attempts)
             )
         elif action is results.RecoveryAction.SKIP:
-            await conn.execute(
-                queries.RECOVERY_SKIP.sql(schema), locked.id, locked.locked_by, locked.locked_at,
-                locked.attempts, locked.run_at, locked.last_error,
+            yield Statement(
+                queries.RECOVERY_SKIP.sql(schema),
+                (
+                    locked.id, locked.locked_by, locked.locked_at, locked.attempts,
+                    locked.run_at, locked.last_error,
+                ),
             )
 
 

@@ -207,3 +207,73 @@ limit $4::bigint
 """,
     "LIST_JOBS",
 )
+
+CANCEL_CHANNEL = "gw:cancel"
+"""Notified when running jobs are asked to stop; the payload names them (``ids``), so a gw
+worker running none of them need not look (see ``worker.cancel``)."""
+
+# Holders of a notification's ids; past it, the payload says only how many (its size is
+# capped at 8000 bytes) and every gw worker looks in _gw_cancel_requests.
+CANCEL_NOTIFY_MAX_IDS = 200
+
+# cancel_jobs: $1 job ids bigint[] (distinct), $2 last_error of a cancelled job. One
+# statement, so each job is judged under its row lock, as it stands:
+# - no lock (or one older than 4 hours, as permanently_fail_jobs): failed for good now;
+# - locked by a registered gw worker: a request row, and that worker is notified;
+# - locked by anyone else (a reference worker cannot be told): a request row, and the job
+#   is marked out of attempts, as the reference's remove_job marks a locked job, so it is
+#   never run again whatever that worker does;
+# - already out of attempts and not locked: left alone.
+# Returns one row per id of $1: job_id, outcome, locked_by.
+CANCEL_JOBS = Query(
+    """
+with targets as (
+  select jobs.id, jobs.locked_by,
+         jobs.locked_at is not null and jobs.locked_at >= now() - interval '4 hours'
+           as running,
+         jobs.attempts >= jobs.max_attempts as failed,
+         exists (select 1 from {s}._gw_workers as w where w.id = jobs.locked_by)
+           as registered
+    from {s}._private_jobs as jobs
+   where jobs.id = any($1::bigint[])
+     for update of jobs
+), failed_now as (
+  update {s}._private_jobs as jobs
+     set last_error = $2::text, attempts = jobs.max_attempts, updated_at = now()
+    from targets as t
+   where jobs.id = t.id and not t.running and not t.failed
+), marked as (
+  update {s}._private_jobs as jobs
+     set attempts = jobs.max_attempts, updated_at = now()
+    from targets as t
+   where jobs.id = t.id and t.running and not t.registered
+), requested as (
+  insert into {s}._gw_cancel_requests as r (job_id, locked_by)
+  select t.id, t.locked_by from targets as t where t.running
+  on conflict (job_id) do update set locked_by = excluded.locked_by, requested_at = now()
+  returning r.job_id
+), notified as (
+  select pg_notify('"""
+    + CANCEL_CHANNEL
+    + """', case when count(*) <= """
+    + str(CANCEL_NOTIFY_MAX_IDS)
+    + """
+                  then json_build_object('ids', array_agg(job_id))
+                  else json_build_object('count', count(*)) end::text)
+    from requested
+  having count(*) > 0
+)
+select wanted.id as job_id,
+       case when t.id is null then 'not_found'
+            when t.running and t.registered then 'requested'
+            when t.running then 'marked'
+            when t.failed then 'already_failed'
+            else 'cancelled' end as outcome,
+       case when t.running then t.locked_by end as locked_by,
+       (select count(*) from notified) as notifications
+  from unnest($1::bigint[]) with ordinality as wanted(id, position)
+  left join targets as t on t.id = wanted.id
+ order by wanted.position
+""",
+    "CANCEL_JOBS",
+)

@@ -46,6 +46,9 @@ LATEST_STEPS_WITHOUT_BREAKING = Query(
 
 LATEST_GW_STEP = Query(f"select max(id) from {{s}}.{GW_LEDGER_TABLE}", "LATEST_GW_STEP")
 
+# Every gw step in the ledger (gw's steps may be applied out of number order).
+GW_STEPS = Query(f"select id from {{s}}.{GW_LEDGER_TABLE}", "GW_STEPS")
+
 # $1 the lock key: held until the transaction ends.
 ADVISORY_XACT_LOCK = Query("select pg_advisory_xact_lock($1)", "ADVISORY_XACT_LOCK")
 
@@ -87,3 +90,10 @@ RECORD_GW_STEP = Query(
 
 # $1 channel, $2 payload.
 NOTIFY = Query("select pg_notify($1, $2)", "NOTIFY")
+
+# A migration run inside a caller's transaction (``conn=`` of any driver) puts each step,
+# and the bootstrap, in a savepoint: a step another migrator applied first is rolled back
+# alone, and the caller's transaction goes on.
+SAVEPOINT = Query("savepoint gw_migrate_step", "SAVEPOINT")
+ROLLBACK_TO_SAVEPOINT = Query("rollback to savepoint gw_migrate_step", "ROLLBACK_TO_SAVEPOINT")
+RELEASE_SAVEPOINT = Query("release savepoint gw_migrate_step", "RELEASE_SAVEPOINT")

@@ -91,6 +91,23 @@ removed as (
 select (jobs + queues)::int as held from held"""
 )
 
+# $1 id. DEREGISTER_WORKER for a worker that knows it holds no job (every fetch answered,
+# every outcome written): only its queue locks are counted, so the jobs table, where
+# locked jobs are in no index, is not read. Returns `held` (queues; 0: the row is gone).
+DEREGISTER_IDLE_WORKER = Query(
+    """
+with held as (
+  select (select count(*) from {s}._private_job_queues where locked_by = $1) as queues
+),
+removed as (
+  delete from {s}._gw_workers as w
+  using held
+  where w.id = $1 and held.queues = 0
+  returning w.id
+)
+select queues::int as held from held"""
+)
+
 # $1 threshold seconds, $2 resilient multiplier, $3 resilient flags; alias w = registry.
 _EFFECTIVE_THRESHOLD = f"""(
     greatest($1::float8 * interval '1 second', w.heartbeat_interval * {MIN_MISSED_HEARTBEATS})
@@ -290,3 +307,33 @@ set locked_by = $2, locked_at = $3
 from job
 where q.id = job.job_queue_id and q.locked_by is null"""
 )
+
+# Whether the schema has gw's cancel requests (gw migration 3); the worker's statement.
+HAS_CANCEL_REQUESTS = worker.HAS_CANCEL_REQUESTS
+
+# $1 ids of the jobs the sweep just recovered, $2 last_error of a cancelled job. Run in the
+# sweep's transaction, after the JobRecovery hooks: a recovered job someone asked to cancel
+# (its worker died before acting on it) is failed for good instead of running again.
+FAIL_SWEPT_CANCELLED = Query(
+    """
+with cancelled as (
+  update {s}._private_jobs as jobs
+     set last_error = $2::text, attempts = jobs.max_attempts, updated_at = now()
+    from {s}._gw_cancel_requests as r
+   where r.job_id = jobs.id and jobs.id = any($1::bigint[]) and jobs.locked_at is null
+  returning jobs.id
+)
+delete from {s}._gw_cancel_requests as r using cancelled where r.job_id = cancelled.id
+""",
+    "FAIL_SWEPT_CANCELLED",
+)
+
+# A sweep on a caller's connection (``conn=`` of any driver), inside the caller's open
+# transaction: $1 the sweep lock key, held until that transaction ends. No timeouts are set:
+# they would outlast the sweep, in the caller's transaction.
+TRY_SWEEP_LOCK = Query("select pg_try_advisory_xact_lock($1::bigint) as locked", "TRY_SWEEP_LOCK")
+
+# The sweep's savepoint in a caller's transaction (a dry run rolls back to it).
+SAVEPOINT_SWEEP = Query("savepoint gw_sweep", "SAVEPOINT_SWEEP")
+ROLLBACK_TO_SWEEP = Query("rollback to savepoint gw_sweep", "ROLLBACK_TO_SWEEP")
+RELEASE_SWEEP = Query("release savepoint gw_sweep", "RELEASE_SWEEP")

@@ -95,6 +95,7 @@ class LivenessThread:
         """Set once the worker's row is written with its lock held."""
         self._stop = threading.Event()
         self._deregister = True
+        self._holds_no_jobs = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._conn: asyncpg.Connection | None = None
@@ -108,17 +109,19 @@ class LivenessThread:
     def start(self) -> None:
         self._thread.start()
 
-    def request_stop(self, *, deregister: bool = True) -> None:
+    def request_stop(self, *, deregister: bool = True, holds_no_jobs: bool = False) -> None:
         self._deregister = deregister
+        self._holds_no_jobs = holds_no_jobs
         self._stop.set()
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
             with contextlib.suppress(RuntimeError):  # its loop already closed
                 loop.call_soon_threadsafe(wake.set)
 
-    async def stop(self, *, deregister: bool = True) -> None:
-        """Stop from an event loop: deregister (when asked), close the session, join."""
-        self.request_stop(deregister=deregister)
+    async def stop(self, *, deregister: bool = True, holds_no_jobs: bool = False) -> None:
+        """Stop from an event loop: deregister (when asked), close the session, join.
+        ``holds_no_jobs``: see ``registry.deregister_worker``."""
+        self.request_stop(deregister=deregister, holds_no_jobs=holds_no_jobs)
         # Polled, not joined in an executor: the default executor's threads may all be
         # busy with sync tasks that shutdown could not stop.
         deadline = time.monotonic() + STOP_TIMEOUT
@@ -268,7 +271,8 @@ class LivenessThread:
     async def _deregister_row(self) -> None:
         if self.registered.is_set():
             await registry.deregister_at_exit(
-                self._ensure_session, self.schema, self.worker_id, TRANSIENT_ERRORS
+                self._ensure_session, self.schema, self.worker_id, TRANSIENT_ERRORS,
+                holds_no_jobs=self._holds_no_jobs,
             )
 
     async def _close(self) -> None:

@@ -16,6 +16,8 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from graphile_worker_cli import db
+from graphile_worker_cli.drivers import asyncpg_conn
+from graphile_worker_cli.operations import Operation, Statement
 from graphile_worker_cli.queries import recovery as queries
 from graphile_worker_cli.recovery.config import WorkerRecoveryConfig
 from graphile_worker_cli.version import __version__
@@ -149,14 +151,20 @@ async def take_liveness_lock(conn: asyncpg.Connection, schema: str, worker_id: s
     return bool(await conn.fetchval(queries.TAKE_LIVENESS_LOCK.sql(schema), worker_id))
 
 
-async def deregister_worker(pool_or_conn: Executor, schema: str, worker_id: str) -> bool:
+async def deregister_worker(
+    pool_or_conn: Executor, schema: str, worker_id: str, *, holds_no_jobs: bool = False
+) -> bool:
     """Remove the worker's row on clean exit; True when removed.
 
     A worker that still holds locks (an outcome it could not write) keeps its row: it goes
     stale and a sweep recovers those jobs, instead of leaving them to the 4-hour rule.
+    ``holds_no_jobs``: the worker knows it holds no job (every fetch it sent was answered,
+    every outcome written), so its job locks are not counted — counting them reads the
+    whole jobs table.
     """
+    query = queries.DEREGISTER_IDLE_WORKER if holds_no_jobs else queries.DEREGISTER_WORKER
     async with acquire(pool_or_conn) as conn:
-        held = await conn.fetchval(queries.DEREGISTER_WORKER.sql(schema), worker_id)
+        held = await conn.fetchval(query.sql(schema), worker_id)
     return bool(held == 0)
 
 
@@ -169,6 +177,7 @@ async def deregister_at_exit(
     schema: str,
     worker_id: str,
     transient_errors: tuple[type[BaseException], ...],
+    holds_no_jobs: bool = False,
 ) -> None:
     """``deregister_worker`` at a worker's exit, bounded in time: a worker still holding
     locks, or a database that is gone, leaves its row to go stale and be swept (no job is
@@ -176,7 +185,8 @@ async def deregister_at_exit(
     try:
         conn = await asyncio.wait_for(executor(), DEREGISTER_TIMEOUT)
         removed = await asyncio.wait_for(
-            deregister_worker(conn, schema, worker_id), DEREGISTER_TIMEOUT
+            deregister_worker(conn, schema, worker_id, holds_no_jobs=holds_no_jobs),
+            DEREGISTER_TIMEOUT,
         )
     except transient_errors as error:
         logger.warning("could not deregister worker %s: %s", worker_id, error)
@@ -195,15 +205,32 @@ async def list_active_workers(
     config: WorkerRecoveryConfig | None = None,
 ) -> list[ActiveWorkerRow]:
     """Every registered worker, with jobs held and whether a sweep would declare it dead."""
-    base = config or WorkerRecoveryConfig()
+    operation = list_active_workers_operation(schema, threshold=threshold, config=config)
     async with acquire(pool_or_conn) as conn:
-        records = await conn.fetch(
-            queries.LIST_ACTIVE_WORKERS.sql(schema),
+        return await asyncpg_conn.run_raw(conn, operation)
+
+
+def list_active_workers_operation(
+    schema: str = db.DEFAULT_SCHEMA,
+    *,
+    threshold: float | None = None,
+    config: WorkerRecoveryConfig | None = None,
+) -> Operation[list[ActiveWorkerRow]]:
+    """``list_active_workers`` as an operation, for a connection of any driver."""
+    base = config or WorkerRecoveryConfig()
+    records = yield Statement(
+        queries.LIST_ACTIVE_WORKERS.sql(schema),
+        (
             base.sweep_threshold if threshold is None else threshold,
             base.resilient_sweep_threshold_multiplier,
             list(base.resilient_job_flags),
-        )
-    return [ActiveWorkerRow(**dict(record)) for record in records]
+        ),
+    )
+    # By keys() and a slice: an asyncpg Record iterates over its values, not its keys.
+    return [
+        ActiveWorkerRow(**dict(zip(record.keys(), record[:], strict=True)))
+        for record in records
+    ]
 
 
 async def list_unregistered_lock_holders(

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -148,11 +148,17 @@ class _Heart:
             if await _sleep_or_stop(stop, self.config.heartbeat_interval):
                 return
 
-    async def deregister(self) -> None:
+    async def deregister(self, holds_no_jobs: bool = False) -> None:
         if self.registered:
             await registry.deregister_at_exit(
-                self._executor, self.schema, self.worker_id, TRANSIENT_ERRORS
+                self._executor, self.schema, self.worker_id, TRANSIENT_ERRORS,
+                holds_no_jobs=holds_no_jobs,
             )
+
+
+def _asked(holds_no_jobs: Callable[[], bool] | None) -> bool:
+    return holds_no_jobs is not None and holds_no_jobs()
+
 
 async def _sweep_loop(
     pool: asyncpg.Pool,
@@ -193,15 +199,18 @@ async def run_worker_recovery(
     prepared_statements: bool = True,
     hooks: gw_hooks.HookRegistry | None = None,
     running_jobs: RunningJobs | None = None,
+    holds_no_jobs: Callable[[], bool] | None = None,
 ) -> None:
     """Register ``worker_id``, hold its liveness lock, heartbeat and sweep until ``stop``
     is set, then deregister.
 
     With ``url`` the liveness lock and heartbeat use a dedicated connection to it, in a
     thread; without, the pool. ``running_jobs`` (the worker's running job ids and tasks)
-    turns on the stall watchdog. Set ``stop`` only after the worker settled or returned its
-    jobs: a deregistered worker's remaining locks fall back to the 4-hour rule. Database
-    errors never end this coroutine; it returns only when ``stop`` is set.
+    turns on the stall watchdog. ``holds_no_jobs``, asked once ``stop`` is set: whether the
+    worker knows it holds no job lock (then deregistering does not count them). Set
+    ``stop`` only after the worker settled or returned its jobs: a deregistered worker's
+    remaining locks fall back to the 4-hour rule. Database errors never end this coroutine;
+    it returns only when ``stop`` is set.
     """
     watchdog = StallWatchdog(running_jobs, worker_id=worker_id) if running_jobs else None
     if watchdog is not None:
@@ -211,7 +220,7 @@ async def run_worker_recovery(
             await stop.wait()
         elif url is None:
             await _recover_on_loop(pool, schema, worker_id, config, stop, tasks, metadata,
-                                   prepared_statements, hooks)
+                                   prepared_statements, hooks, holds_no_jobs)
         else:
             liveness = LivenessThread(
                 url, schema, worker_id, config, tasks=tasks, metadata=metadata,
@@ -225,7 +234,7 @@ async def run_worker_recovery(
                 # Cancelled: the session ends, the row stays; a sweep recovers what is held.
                 liveness.request_stop(deregister=False)
                 raise
-            await liveness.stop()
+            await liveness.stop(holds_no_jobs=_asked(holds_no_jobs))
     finally:
         if watchdog is not None:
             watchdog.stop()
@@ -241,6 +250,7 @@ async def _recover_on_loop(
     metadata: dict[str, Any] | None,
     prepared_statements: bool,
     hooks: gw_hooks.HookRegistry | None,
+    holds_no_jobs: Callable[[], bool] | None,
 ) -> None:
     heart = _Heart(pool, schema, worker_id, config, tasks, None, metadata, prepared_statements)
     try:
@@ -249,6 +259,6 @@ async def _recover_on_loop(
             group.create_task(
                 _sweep_loop(pool, schema, worker_id, config, stop, hooks), name="gw-sweep"
             )
-        await heart.deregister()
+        await heart.deregister(_asked(holds_no_jobs))
     finally:
         await heart.close()

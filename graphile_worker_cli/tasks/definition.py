@@ -49,6 +49,9 @@ class TaskDefinition:
         self.backoff: marks.Backoff | None = None
         """The wait before the next attempt, given the attempts made (None: the
         reference's exponential backoff)."""
+        self.max_concurrency: int | None = None
+        """The most jobs of this task one worker runs at once (None: no limit but the
+        worker's concurrency)."""
 
     async def __call__(self, ctx: WorkerContext) -> TaskOutcome:
         try:
@@ -155,7 +158,8 @@ def define_task(
     The identifier is, in order: ``identifier``, the ``@task`` mark's, the class's
     ``IDENTIFIER``, the function's ``__name__``. ``batch`` makes a function a batch task
     (``@task(batch=True)`` does the same). The timeout and backoff come from the mark
-    (``@task(timeout=..., backoff=...)``) or the class (``TIMEOUT``, ``BACKOFF``).
+    (``@task(timeout=..., backoff=...)``) or the class (``TIMEOUT``, ``BACKOFF``), and so
+    does the per-worker limit (``max_concurrency``, ``MAX_CONCURRENCY``).
     """
     definition = _define(obj, identifier, batch=batch, source=source)
     mark = marks.task_mark(obj)
@@ -173,7 +177,21 @@ def define_task(
             f"{definition.source}: backoff must be a function of the attempts made"
         )
     definition.backoff = backoff
+    limit = mark.max_concurrency if mark else getattr(obj, "MAX_CONCURRENCY", None)
+    definition.max_concurrency = _max_concurrency(limit, definition.source)
     return definition
+
+
+def _max_concurrency(value: object, where: str) -> int | None:
+    """``value`` checked as a task's ``max_concurrency``: None, or a whole number >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TaskLoadError(
+            f"{where}: max_concurrency must be a whole number of at least 1 (or None for no "
+            f"limit), not {value!r}"
+        )
+    return value
 
 
 def _define(

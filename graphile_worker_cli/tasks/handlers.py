@@ -25,12 +25,14 @@ class TaskHandler(pydantic.BaseModel):
     ``def run`` runs in a thread.
 
     ``TIMEOUT`` (a duration such as ``"30s"``) bounds each run; ``BACKOFF(attempts)`` gives
-    the wait before the next attempt (seconds or a ``timedelta``). See docs/tasks.md.
+    the wait before the next attempt (seconds or a ``timedelta``); ``MAX_CONCURRENCY`` caps
+    the jobs of this task one worker runs at once. See docs/tasks.md.
     """
 
     IDENTIFIER: ClassVar[str]
     TIMEOUT: ClassVar[str | float | timedelta | None] = None
     BACKOFF: ClassVar[Backoff | None] = None
+    MAX_CONCURRENCY: ClassVar[int | None] = None
 
     async def run(self, ctx: WorkerContext) -> object:
         raise NotImplementedError(f"{type(self).__name__}.run is not implemented")
@@ -47,6 +49,7 @@ class BatchTaskHandler(pydantic.BaseModel):
     IDENTIFIER: ClassVar[str]
     TIMEOUT: ClassVar[str | float | timedelta | None] = None
     BACKOFF: ClassVar[Backoff | None] = None
+    MAX_CONCURRENCY: ClassVar[int | None] = None
 
     @classmethod
     async def run_batch(cls, items: list[Self], ctx: WorkerContext) -> Sequence[object]:

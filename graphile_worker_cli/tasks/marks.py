@@ -24,6 +24,7 @@ class TaskMark:
     batch: bool
     timeout: str | float | timedelta | None = None
     backoff: Backoff | None = None
+    max_concurrency: int | None = None
 
 
 @overload
@@ -32,24 +33,28 @@ def task(identifier: F, /) -> F: ...
 def task(
     identifier: str | None = None, /, *, batch: bool = False,
     timeout: str | float | timedelta | None = None, backoff: Backoff | None = None,
+    max_concurrency: int | None = None,
 ) -> Callable[[F], F]: ...
 
 
 def task(
     identifier: str | F | None = None, /, *, batch: bool = False,
     timeout: str | float | timedelta | None = None, backoff: Backoff | None = None,
+    max_concurrency: int | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a function as a task: ``@task``, ``@task("send_email")`` or
     ``@task("index", batch=True)``. The function is returned unchanged (still callable in
     tests); ``load_task_modules`` finds it, ``define_task`` reads the mark. Without an
     identifier the function's name is used. ``timeout`` bounds each run (``"30s"``);
-    ``backoff(attempts)`` gives the wait before the next attempt."""
+    ``backoff(attempts)`` gives the wait before the next attempt; ``max_concurrency``
+    caps the jobs of this task one worker runs at once."""
     if callable(identifier):
         setattr(identifier, TASK_MARK, TaskMark(None, batch))
         return identifier
 
     def mark(function: F) -> F:
-        setattr(function, TASK_MARK, TaskMark(identifier, batch, timeout, backoff))
+        setattr(function, TASK_MARK,
+                TaskMark(identifier, batch, timeout, backoff, max_concurrency))
         return function
 
     return mark

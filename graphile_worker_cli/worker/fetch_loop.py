@@ -3,7 +3,9 @@
 It wakes on a ``jobs:insert`` notification, a finished job, an outcome that unlocked a
 named queue, the poll timer or a shutdown request (all through ``Slots.wakeup``), and
 fetches as many jobs as there are free slots — or, with a local queue, enough to fill it,
-topped up in the background once it runs low.
+topped up in the background once it runs low. With per-task limits (``TaskLimits``), each
+fetch leaves out the tasks at their limit and takes no more of a limited task than it has
+room for.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from graphile_worker_cli.worker.local_queue import LocalQueue
 from graphile_worker_cli.worker.running import JobRunner, shielded
 from graphile_worker_cli.worker.settle import Settler
 from graphile_worker_cli.worker.slots import Slots
+from graphile_worker_cli.worker.task_limits import FetchPlan, TaskLimits
 
 log = logging.getLogger("gw.worker")
 
@@ -43,6 +46,7 @@ class FetchLoop:
         task_names: dict[int, str],
         forbidden_flags: list[str],
         poll_interval: float,
+        limits: TaskLimits | None = None,
     ) -> None:
         self._slots = slots
         self._queue = queue
@@ -57,9 +61,13 @@ class FetchLoop:
         self._task_ids = list(task_names)
         self._forbidden_flags = forbidden_flags
         self._poll_interval = poll_interval
+        self._limits = limits
+        """None when no task has a limit that can bind: every fetch is the plain one."""
         self._next_poll = 0.0
         self._orphans_possible = False
         """A fetch may have locked jobs whose reply was lost: hand them back first."""
+        self._fetch_unanswered = False
+        """A fetch was sent and its reply never read (it raised, or was cancelled)."""
 
     async def run(self, *, once: bool) -> None:
         """Fetch until the worker stops; with ``once``, until nothing is left to run."""
@@ -94,14 +102,19 @@ class FetchLoop:
             queue.expire(now)
         if queue:
             # Every slot is busy; top the queue up before it runs dry.
-            return queue.room() if queue.wants_refill(slots.demand) else 0
-        return min(slots.free(), slots.demand)
+            want = queue.room() if queue.wants_refill(slots.demand) else 0
+        else:
+            want = min(slots.free(), slots.demand)
+        if want and self._limits is not None and self._limits.saturated(self._held_jobs()):
+            return 0  # a finished job of a limited task wakes the loop (more_jobs)
+        return want
 
     async def _fetch_round(self, want: int) -> bool:
         """Fetch and start jobs; False when the worker stopped meanwhile."""
         self._slots.consume()
         ask = self._queue.batch_size(want)
-        jobs = await self._fetch(ask)
+        plan = None if self._limits is None else self._limits.plan(self._held_jobs(), ask)
+        jobs = await self._fetch(ask, plan)
         if jobs and self._stopping.is_set():
             # Fetched, never started: hand them back with their attempt restored.
             await shielded(self._settler.give_back([job.id for job in jobs]))
@@ -109,7 +122,7 @@ class FetchLoop:
         loop = asyncio.get_running_loop()
         if not jobs:
             self._events.fetch_empty()
-        if len(jobs) == ask:
+        if len(jobs) == ask or (plan is not None and plan.filled(jobs)):
             self._slots.restore()  # there may be more
         else:
             self._queue.fetch_came_back_short(ask, loop.time(), got=len(jobs))
@@ -133,8 +146,10 @@ class FetchLoop:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._slots.wakeup.wait(), timeout)
 
-    async def _fetch(self, want: int) -> list[Job]:
-        """Lock up to ``want`` jobs, retrying with backoff while the database is away."""
+    async def _fetch(self, want: int, plan: FetchPlan | None) -> list[Job]:
+        """Lock up to ``want`` jobs (within ``plan``'s tasks and room), retrying with
+        backoff while the database is away."""
+        task_ids, room = (self._task_ids, None) if plan is None else (plan.task_ids, plan.room)
         failures = 0
         while not self._stopping.is_set():
             try:
@@ -144,10 +159,13 @@ class FetchLoop:
                             conn, self._schema, self._worker_id, self._held_ids()
                         )
                         self._orphans_possible = False
-                    return await store.fetch_jobs(
-                        conn, self._schema, self._worker_id, self._task_ids, want,
-                        self._forbidden_flags, self._task_names,
+                    self._fetch_unanswered = True
+                    jobs = await store.fetch_jobs(
+                        conn, self._schema, self._worker_id, task_ids, want,
+                        self._forbidden_flags, self._task_names, room,
                     )
+                    self._fetch_unanswered = False
+                    return jobs
             except backoff.FATAL_ERRORS as error:
                 self._events.fetch_error(str(error), failures + 1)
                 raise DatabaseError(f"fetching jobs failed: {error}") from error
@@ -164,6 +182,17 @@ class FetchLoop:
                 )
                 await backoff.pause(self._slots.wakeup, wait)  # the listener back: retry now
         return []
+
+    def _held_jobs(self) -> list[Job]:
+        """Jobs this worker runs or holds in its local queue (what per-task limits count)."""
+        return [*(running.job for running in self._slots.running.values()),
+                *self._queue.jobs()]
+
+    @property
+    def orphans_possible(self) -> bool:
+        """Whether this worker may hold jobs it does not know of: a fetch whose reply was
+        lost (it raised or was cancelled) and whose jobs were not handed back since."""
+        return self._orphans_possible or self._fetch_unanswered
 
     def _held_ids(self) -> list[int]:
         """Jobs this worker holds: running, queued, or with an outcome not written yet."""

@@ -1,4 +1,5 @@
-"""LISTEN on ``jobs:insert`` and ``worker:migrate`` over one dedicated connection.
+"""LISTEN on ``jobs:insert``, ``worker:migrate`` and ``gw:cancel`` over one dedicated
+connection.
 
 The connection is reopened with capped, jittered backoff whenever it drops. Each time it
 is (re)established ``on_connected`` runs: notifications may have been missed meanwhile,
@@ -18,9 +19,11 @@ from typing import Any
 import asyncpg
 
 from graphile_worker_cli import db
+from graphile_worker_cli.queries import jobs as jobs_queries
 from graphile_worker_cli.queries import migrate as migrate_queries
 from graphile_worker_cli.queries import worker as queries
 from graphile_worker_cli.worker import backoff, store
+from graphile_worker_cli.worker.cancel import CancelWatcher
 from graphile_worker_cli.worker.events import Events
 from graphile_worker_cli.worker.slots import Slots
 
@@ -28,6 +31,7 @@ log = logging.getLogger("gw.worker")
 
 JOBS_INSERT = queries.JOBS_INSERT_CHANNEL
 WORKER_MIGRATE = migrate_queries.MIGRATE_CHANNEL
+GW_CANCEL = jobs_queries.CANCEL_CHANNEL
 LISTEN_BACKOFF_CAP = backoff.CAP_SECONDS
 CLOSE_TIMEOUT = 5.0
 
@@ -63,7 +67,9 @@ class Listener:
         probe: Probe | None = None,
         on_lost: Callable[[str], None] = lambda error: None,
         on_restored: Callable[[], None] = lambda: None,
+        on_cancel: Callable[[list[int] | None], None] | None = None,
     ) -> None:
+        self._on_cancel = on_cancel
         self._probe = probe
         self._connect = connect
         self._release = release
@@ -83,6 +89,15 @@ class Listener:
         data = _decode(payload)
         number = data.get("migrationNumber")
         self._on_migrate(number if isinstance(number, int) else None, data.get("breaking") is True)
+
+    def _gw_cancel(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if self._on_cancel is None:
+            return
+        ids = _decode(payload).get("ids")
+        if isinstance(ids, list) and all(type(i) is int for i in ids):
+            self._on_cancel(ids)
+        else:
+            self._on_cancel(None)  # too many to name: every worker looks
 
     async def run(self) -> None:
         failures = 0
@@ -113,8 +128,10 @@ class Listener:
         lost = asyncio.Event()
         try:
             conn.add_termination_listener(lambda _c: lost.set())
-            # jobs:insert last: once it is listened to, both channels are.
+            # jobs:insert last: once it is listened to, every channel is.
             await conn.add_listener(WORKER_MIGRATE, self._worker_migrate)
+            if self._on_cancel is not None:
+                await conn.add_listener(GW_CANCEL, self._gw_cancel)
             if self._probe is not None:
                 if not await self._probe(conn):
                     raise ListenUndelivered
@@ -132,6 +149,8 @@ class Listener:
                 try:
                     await conn.remove_listener(JOBS_INSERT, self._jobs_insert)
                     await conn.remove_listener(WORKER_MIGRATE, self._worker_migrate)
+                    if self._on_cancel is not None:
+                        await conn.remove_listener(GW_CANCEL, self._gw_cancel)
                 except backoff.TRANSIENT_ERRORS:
                     pass
             await self._release(conn)
@@ -187,10 +206,12 @@ def worker_listener(
     probe: Probe | None = None,
     pulse: Callable[[int], object] = lambda count: None,
     events: Events | None = None,
+    cancels: CancelWatcher | None = None,
 ) -> Listener:
     """A listener that raises ``slots``' demand on new jobs and on each (re)connection,
     and tells ``pulse`` (the local queue's refetch delay) how many jobs were announced;
-    with ``probe``, it first checks that LISTEN delivers and stops when it does not."""
+    with ``probe``, it first checks that LISTEN delivers and stops when it does not; with
+    ``cancels``, it passes on ``gw:cancel`` and has it look on each (re)connection."""
     connections = ListenConnections(pool, url)
 
     def jobs_inserted(count: int) -> None:
@@ -198,12 +219,18 @@ def worker_listener(
             pulse(count)
             slots.more_jobs(count)
 
+    def connected() -> None:
+        slots.anything()
+        if cancels is not None:
+            cancels.connected()
+
     return Listener(
         connect=connections.connect,
         release=connections.release,
         on_insert=jobs_inserted,
         on_migrate=on_migrate,
-        on_connected=slots.anything,
+        on_connected=connected,
+        on_cancel=cancels.notified if cancels is not None else None,
         probe=probe,
         on_lost=events.listen_lost if events is not None else lambda error: None,
         on_restored=events.listen_restored if events is not None else lambda: None,

@@ -85,6 +85,9 @@ class LocalQueue:
     def job_ids(self) -> list[int]:
         return [job.id for job, _ in self._jobs]
 
+    def jobs(self) -> list[Job]:
+        return [job for job, _ in self._jobs]
+
     # -- filling --------------------------------------------------------------------------
     def start(self) -> None:
         """The worker starts fetching: the queue is polling."""
@@ -114,6 +117,17 @@ class LocalQueue:
         if not jobs:
             self._set_mode(POLLING)
         return job
+
+    def take(self, job_id: int) -> Job | None:
+        """Take job ``job_id`` off the queue wherever it is (a cancelled job); None when
+        it is not queued."""
+        for index, (job, _) in enumerate(self._jobs):
+            if job.id == job_id:
+                del self._jobs[index]
+                if not self._jobs:
+                    self._set_mode(POLLING)
+                return job
+        return None
 
     def _set_mode(self, mode: str) -> None:
         old = self.mode

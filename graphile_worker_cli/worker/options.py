@@ -61,6 +61,8 @@ class WorkerOptions(WorkerConfig):
                 worker_id = self.worker_id or new_worker_id()
                 if self.worker_recovery:
                     await _register_for_recovery(self, conn, worker_id, pool.get_max_size())
+                if self.history_retention:
+                    await _check_history_tables(self, conn)
         except BaseException:
             if owns_pool:
                 await pool.close()
@@ -95,3 +97,14 @@ async def _register_for_recovery(
         heartbeat_interval=options.heartbeat_interval, tasks=options.tasks.identifiers(),
         metadata={"connections": options.connection_budget(pool_size)},
     )
+
+
+async def _check_history_tables(options: WorkerConfig, conn: asyncpg.Connection) -> None:
+    """History is written by the settling statements: without its table (a schema not
+    migrated by this gw, with ``migrate`` off) every settle would fail, so run without."""
+    if not await store.history_tables_exist(conn, options.schema):
+        log.warning(
+            "schema %s has no gw job history table (run `gw migrate`): job history is off "
+            "for this worker", options.schema,
+        )
+        options.history_retention = None

@@ -24,6 +24,12 @@ from graphile_worker_cli.durations import format_duration, parse_duration
 from graphile_worker_cli.errors import BadInputError
 from graphile_worker_cli.hooks import HookRegistry
 from graphile_worker_cli.job import Job
+from graphile_worker_cli.job_input import CANCELLED_ERROR
+from graphile_worker_cli.job_transaction import (
+    InTransactionCompletion,
+    JobCompletion,
+    TransactionState,
+)
 from graphile_worker_cli.jobs_api import JobsApi
 from graphile_worker_cli.worker.events import Events
 from graphile_worker_cli.worker.local_queue import LocalQueue
@@ -34,10 +40,18 @@ from graphile_worker_cli.worker.store import Failure
 
 log = logging.getLogger("gw.worker")
 
+CANCEL_ABORT_REASON = CANCELLED_ERROR
+"""The reason a job's abort signal carries when someone cancelled the job."""
+
 TIMEOUT_ABORT_WINDOW = 1.0
 """Seconds a timed-out job has, after its abort signal fired, before it is cancelled."""
 
 _JOB_LOG = logging.getLogger(context.JOB_LOGGER_NAME)  # looked up once, not per job
+
+BATCH_TRANSACTION_REFUSED = (
+    "ctx.transaction() is not for batch tasks: their items succeed or fail one by one, and "
+    "the transaction would complete the whole job"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +65,8 @@ class JobContextFields:
     hooks: HookRegistry | None
     utils: JobsApi
     """The jobs API every context of this worker gets (``ctx.utils``)."""
-
+    in_transaction: InTransactionCompletion
+    """What ``ctx.transaction()`` needs to complete a job in the task's transaction."""
 
 
 class JobRunner:
@@ -84,6 +99,9 @@ class JobRunner:
         self._interrupted_retry_delay = interrupted_retry_delay
         self._stop_reason = stop_reason
         self._run_handler = events.around_run(self._execute)
+        self._cancelling: set[int] = set()
+        self._settling_cancels: set[asyncio.Task[None]] = set()
+        """Running jobs someone cancelled: they end failed for good as cancelled."""
         self.jobs_run = 0
 
     def fill_slots(self) -> None:
@@ -103,6 +121,8 @@ class JobRunner:
     def _job_done(self, job_id: int, task: asyncio.Task[None]) -> None:
         slots, queue = self._slots, self._queue
         slots.vacate(job_id)
+        if self._cancelling:
+            self._cancelling.discard(job_id)  # a cancel that came after its outcome
         self.jobs_run += 1
         if not task.cancelled() and task.exception() is not None:
             log.error("bug: job %d's runner raised", job_id, exc_info=task.exception())
@@ -135,8 +155,33 @@ class JobRunner:
             else:
                 outcome = await self._run_within(timeout, job, abort)
         except asyncio.CancelledError:
-            await self._interrupted(job, started)
+            if self._run_over(job) is TransactionState.COMMITTED:
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                await self._completed_in_transaction(job, None, started)
+                return
+            if job.id in self._cancelling:
+                await self._cancelled(job, started)
+            else:
+                await self._interrupted(job, started)
             return
+        in_transaction = self._run_over(job)
+        if in_transaction is TransactionState.COMMITTED:
+            await self._completed_in_transaction(job, outcome, started)
+            return
+        if job.id in self._cancelling:
+            # Whatever it returned, it was cancelled.
+            await self._cancelled(job, started)
+            return
+        if in_transaction is TransactionState.UNKNOWN and isinstance(outcome, tasks.TaskSuccess):
+            # The task let the lost commit go: the job may not be complete, and completing
+            # it now could lose its writes. Failing it is safe both ways (a no-op when the
+            # commit landed, as the job is gone).
+            outcome = tasks.TaskFailure(
+                "the commit of ctx.transaction() got no answer; the job is retried unless "
+                "it landed"
+            )
         if abort.reason == SHUTDOWN_ABORT_REASON:
             # It returned within the abort window: whatever it says, it stopped because
             # the worker asked, so it is handed back like a cancelled job.
@@ -155,6 +200,52 @@ class JobRunner:
             log.debug("✓ job %d %s completed in %.1fms", job.id, job.task_identifier,
                       duration, extra={"gw": {"action": "complete", **_fields(job),
                                               "duration_ms": duration}})
+        await self._events.job_complete(job, started)
+
+    def completion_for(self, job: Job) -> JobCompletion:
+        """The completion of ``job``'s run in its task's transaction (``ctx.transaction()``),
+        made on first use: most runs never open one, and pay nothing for it."""
+        running = self._slots.running.get(job.id)
+        if running is None or running.job is not job:
+            raise RuntimeError(
+                f"ctx.transaction(): the run of job {job.id} ({job.task_identifier}) is over"
+            )
+        if running.completion is None:
+            definition = self._tasks.get(job.task_identifier)
+            batch = definition is not None and definition.batch
+            running.completion = JobCompletion(
+                job, self._context_of.in_transaction,
+                refused=BATCH_TRANSACTION_REFUSED if batch else None,
+            )
+        return running.completion
+
+    def _run_over(self, job: Job) -> TransactionState:
+        """The run ended: no transaction may start any more; whether one completed the job."""
+        running = self._slots.running.get(job.id)
+        completion = running.completion if running is not None else None
+        if completion is None:
+            return TransactionState.NONE
+        completion.ended = True
+        return completion.state
+
+    async def _completed_in_transaction(
+        self, job: Job, outcome: tasks.TaskOutcome | None, started: float
+    ) -> None:
+        """The task's transaction completed the job: nothing is left for the settler."""
+        if job.job_queue_id is not None:
+            self._slots.more_jobs()  # the commit unlocked its queue
+        if isinstance(outcome, tasks.TaskFailure):
+            log.warning(
+                "job %d %s failed after its transaction completed it; it stays complete and "
+                "is not retried: %s", job.id, job.task_identifier, outcome.message,
+                extra={"gw": {"action": "complete", **_fields(job), "error": outcome.message}},
+            )
+        elif log.isEnabledFor(logging.DEBUG):
+            duration = round((time.monotonic() - started) * 1000, 1)
+            log.debug("✓ job %d %s completed in its transaction in %.1fms", job.id,
+                      job.task_identifier, duration,
+                      extra={"gw": {"action": "complete", **_fields(job),
+                                    "duration_ms": duration}})
         await self._events.job_complete(job, started)
 
     async def _run_within(
@@ -184,6 +275,53 @@ class JobRunner:
             handler.exception()  # retrieved: its failure is the timeout's
         return tasks.TaskFailure(f"timed out after {format_duration(timeout)}")
 
+    # -- cancelling -------------------------------------------------------------------------
+    def cancel(self, job_id: int) -> None:
+        """Someone cancelled job ``job_id``. Running: fire its abort signal (reason
+        ``cancelled``) and cancel its task if it has not returned by the end of the abort
+        window; either way it ends failed for good. Queued: failed for good now."""
+        if job_id in self._cancelling:
+            return
+        running = self._slots.running.get(job_id)
+        if running is not None and not running.task.done():
+            self._cancelling.add(job_id)
+            log.warning(
+                "job %d %s cancelled: abort signal fired, %gs to stop", job_id,
+                running.job.task_identifier, self._abort_window,
+                extra={"gw": {"action": "cancel", **_fields(running.job)}},
+            )
+            running.abort.set(CANCEL_ABORT_REASON)
+            task = running.task
+            asyncio.get_running_loop().call_later(
+                self._abort_window, lambda: task.done() or task.cancel()
+            )
+            return
+        queued = self._queue.take(job_id)
+        if queued is not None:
+            self._cancelling.add(job_id)
+            task = asyncio.get_running_loop().create_task(
+                self._cancelled(queued, time.monotonic())
+            )
+            self._settling_cancels.add(task)
+            task.add_done_callback(self._settling_cancels.discard)
+
+    async def _cancelled(self, job: Job, started: float) -> None:
+        """Fail a cancelled job for good (the attempt is used: it ran, or was about to)."""
+        self._cancelling.discard(job.id)
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        if job.job_queue_id is not None:
+            self._slots.holds_queue(job.id)
+        settle = self._settler.cancelled([job.id], CANCELLED_ERROR)
+        log.error(
+            "✗ job %d %s cancelled; failed for good", job.id, job.task_identifier,
+            extra={"gw": {"action": "cancelled", **_fields(job)}},
+        )
+        outcome = tasks.TaskFailure(CANCELLED_ERROR, permanent=True)
+        await self._events.job_failed(job, outcome, started)
+        await shielded(settle)
+
     async def _interrupted(self, job: Job, started: float) -> None:
         """The worker aborted the job (shutdown): hand it back without using an attempt."""
         settle = self._settler.give_back([job.id], self._interrupted_retry_delay)
@@ -207,7 +345,7 @@ class JobRunner:
         ctx = context.WorkerContext(
             job=job, pool=fields.pool, schema=fields.schema, worker_id=fields.worker_id,
             extensions=fields.extensions, abort_signal=abort, logger=_JOB_LOG,
-            hooks=fields.hooks, utils=fields.utils,
+            hooks=fields.hooks, utils=fields.utils, completions=self,
         )
         try:
             return await definition(ctx)

@@ -117,7 +117,8 @@ class _Batcher(Generic[T]):
 
 class Settler:
     """Batches completions and failures; hands jobs back; tracks every write in flight so
-    shutdown can wait for them."""
+    shutdown can wait for them. With ``history``, the statements that end a job for good
+    also record it in the job history."""
 
     def __init__(
         self,
@@ -128,11 +129,16 @@ class Settler:
         complete_delay: float = 0.0,
         fail_delay: float = 0.0,
         on_landed: Callable[[list[int]], None] = lambda ids: None,
+        history: bool = False,
     ) -> None:
         self._pool = pool
+        self._history = history
         self._schema = schema
         self._worker_id = worker_id
         self._pending: set[asyncio.Task[None]] = set()
+        self._on_landed = on_landed
+        self.hand_back_lost = False
+        """A hand-back was cancelled or failed: its jobs may still be locked by us."""
         self.completions: _Batcher[int] = _Batcher(
             pool, "complete", complete_delay, self._complete, lambda job_id: job_id,
             on_landed,
@@ -142,10 +148,12 @@ class Settler:
         )
 
     async def _complete(self, conn: asyncpg.Connection, batch: list[int]) -> None:
-        await store.complete_jobs(conn, self._schema, self._worker_id, batch)
+        await store.complete_jobs(
+            conn, self._schema, self._worker_id, batch, history=self._history
+        )
 
     async def _fail(self, conn: asyncpg.Connection, batch: list[store.Failure]) -> None:
-        await store.fail_jobs(conn, self._schema, self._worker_id, batch)
+        await store.fail_jobs(conn, self._schema, self._worker_id, batch, history=self._history)
 
     def complete(self, job_id: int) -> None:
         """Queue a completion (the job row is deleted when its batch lands)."""
@@ -164,7 +172,31 @@ class Settler:
         ))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        task.add_done_callback(self._note_lost)
         return task
+
+    def cancelled(self, job_ids: Sequence[int], message: str) -> asyncio.Task[None]:
+        """Fail cancelled jobs for good with ``message`` and drop their cancel requests."""
+        ids = list(job_ids)
+
+        async def write(conn: asyncpg.Connection) -> None:
+            await store.finish_cancelled(conn, self._schema, self._worker_id, ids, message)
+            self._on_landed(ids)
+
+        task = asyncio.get_running_loop().create_task(_write_until_landed(
+            self._pool, f"record the cancellation of {len(ids)} job(s)", write,
+        ))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return task
+    def _note_lost(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            self.hand_back_lost = True
+
+    def all_written(self) -> bool:
+        """Every outcome and hand-back given to this settler landed (none queued, in
+        flight, cancelled or failed): the worker holds none of those jobs any more."""
+        return not self.busy() and not self._pending and not self.hand_back_lost
 
     def pending_writes(self) -> int:
         """Hand-backs not landed yet (bench/memory.py)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from graphile_worker_cli import context
 from graphile_worker_cli.job import Job
+from graphile_worker_cli.job_transaction import JobCompletion
 
 
 @dataclass(slots=True)
@@ -25,6 +26,8 @@ class Running:
     job: Job
     task: asyncio.Task[None]
     abort: context.AbortSignal
+    completion: JobCompletion | None = None
+    """Its completion in its task's transaction, once the task opened one."""
 
 
 class Slots:

@@ -10,6 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from graphile_worker_cli import job
+from graphile_worker_cli.queries import history as history_queries
 from graphile_worker_cli.queries import worker as queries
 
 
@@ -54,9 +55,23 @@ async def fetch_jobs(
     batch_size: int,
     forbidden_flags: Sequence[str] = (),
     task_identifiers: dict[int, str] | None = None,
+    room: dict[int, int] | None = None,
 ) -> list[job.Job]:
-    """Lock up to ``batch_size`` runnable jobs (at most one per named queue) for this worker."""
-    if forbidden_flags:
+    """Lock up to ``batch_size`` runnable jobs (at most one per named queue) for this worker;
+    with ``room`` (task id -> jobs), at most that many of each task it names."""
+    if room:
+        limited, rooms = list(room), list(room.values())
+        if forbidden_flags:
+            rows = await conn.fetch(
+                queries.FETCH_JOBS_WITHIN_ROOM_WITHOUT_FLAGS.sql(schema), worker_id,
+                list(task_ids), batch_size, limited, rooms, list(forbidden_flags),
+            )
+        else:
+            rows = await conn.fetch(
+                queries.FETCH_JOBS_WITHIN_ROOM.sql(schema), worker_id, list(task_ids),
+                batch_size, limited, rooms,
+            )
+    elif forbidden_flags:
         rows = await conn.fetch(
             queries.FETCH_JOBS_WITHOUT_FLAGS.sql(schema), worker_id, list(task_ids),
             batch_size, list(forbidden_flags),
@@ -69,26 +84,47 @@ async def fetch_jobs(
 
 
 async def complete_jobs(
-    conn: asyncpg.Connection, schema: str, worker_id: str, job_ids: Sequence[int]
+    conn: asyncpg.Connection, schema: str, worker_id: str, job_ids: Sequence[int],
+    *, history: bool = False,
 ) -> None:
-    """Delete finished jobs (still locked by us) and unlock their queues."""
-    await conn.execute(queries.COMPLETE_JOBS.sql(schema), worker_id, list(job_ids))
+    """Delete finished jobs (still locked by us) and unlock their queues; with ``history``,
+    record each in the job history in the same statement."""
+    query = queries.COMPLETE_JOBS_RECORDING_HISTORY if history else queries.COMPLETE_JOBS
+    await conn.execute(query.sql(schema), worker_id, list(job_ids))
+
+
+async def complete_job_in_transaction(
+    conn: asyncpg.Connection, schema: str, worker_id: str, job_id: int, attempt: int
+) -> bool:
+    """Delete the job (still locked by us, at ``attempt``) and unlock its queue, on
+    ``conn`` inside the task's transaction; False when the job is no longer ours."""
+    deleted: int = await conn.fetchval(
+        queries.COMPLETE_JOB_IN_TRANSACTION.sql(schema), worker_id, job_id, attempt
+    )
+    return deleted == 1
 
 
 async def fail_jobs(
-    conn: asyncpg.Connection, schema: str, worker_id: str, failures: Sequence[Failure]
+    conn: asyncpg.Connection, schema: str, worker_id: str, failures: Sequence[Failure],
+    *, history: bool = False,
 ) -> None:
     """Record failed attempts: last_error, next run (exponential backoff unless the task
-    chose), lock cleared, queue unlocked."""
+    chose), lock cleared, queue unlocked; with ``history``, the jobs out of attempts are
+    recorded in the job history in the same statement."""
     common = (
         worker_id, [f.job_id for f in failures], [f.message for f in failures],
         [f.payload_json for f in failures], [f.attempts for f in failures],
     )
     if not any(f.scheduled for f in failures):
-        await conn.execute(queries.FAIL_JOBS.sql(schema), *common)
+        query = queries.FAIL_JOBS_RECORDING_HISTORY if history else queries.FAIL_JOBS
+        await conn.execute(query.sql(schema), *common)
         return
+    scheduled = (
+        queries.FAIL_JOBS_SCHEDULED_RECORDING_HISTORY if history
+        else queries.FAIL_JOBS_SCHEDULED
+    )
     await conn.execute(
-        queries.FAIL_JOBS_SCHEDULED.sql(schema), *common, [f.run_at for f in failures],
+        scheduled.sql(schema), *common, [f.run_at for f in failures],
         [f.delay for f in failures], [f.permanent for f in failures],
     )
 
@@ -117,6 +153,49 @@ async def reset_stale_locks(conn: asyncpg.Connection, schema: str) -> None:
     await conn.execute(queries.RESET_STALE_LOCKS.sql(schema))
 
 
+async def has_cancel_requests(conn: asyncpg.Connection, schema: str) -> bool:
+    """Whether the schema has gw's cancel requests table (gw migration 3)."""
+    return bool(await conn.fetchval(queries.HAS_CANCEL_REQUESTS.sql(schema), schema))
+
+
+async def cancel_requests(
+    conn: asyncpg.Connection, schema: str, worker_id: str, message: str
+) -> list[int]:
+    """Ids of the jobs this worker holds that someone asked to cancel (after tidying the
+    requests nobody will act on: see ``queries.worker.CANCEL_CHECK``)."""
+    rows = await conn.fetch(queries.CANCEL_CHECK.sql(schema), worker_id, message)
+    return [row["job_id"] for row in rows]
+
+
+async def finish_cancelled(
+    conn: asyncpg.Connection, schema: str, worker_id: str, job_ids: Sequence[int], message: str
+) -> None:
+    """Fail cancelled jobs (still locked by us) for good and drop their requests."""
+    await conn.execute(
+        queries.FINISH_CANCELLED.sql(schema), worker_id, list(job_ids), message
+    )
+
+
+async def reset_stale_locks_when_due(
+    conn: asyncpg.Connection, schema: str, worker_id: str
+) -> asyncpg.Record | None:
+    """``reset_stale_locks`` when gw's maintenance row says a lock may have gone stale since
+    the last reset (else nothing is read); the statement's row (``ran``, ``jobs_reset``,
+    ``queues_reset``, ``due_at``), or None when the row was missing (put back now: call
+    again). Raises ``asyncpg.UndefinedTableError`` on a schema without gw's migration 4."""
+    row = await conn.fetchrow(queries.RESET_STALE_LOCKS_WHEN_DUE.sql(schema), worker_id)
+    if row is not None and row["known"]:
+        return row
+    await conn.execute(queries.ENSURE_STALE_LOCK_RESET_ROW.sql(schema))
+    return None
+
+
 async def ping(conn: asyncpg.Connection) -> None:
     """One round trip: shows whether the connection is still alive."""
     await conn.execute(queries.PING.text)
+
+
+async def history_tables_exist(conn: asyncpg.Connection, schema: str) -> bool:
+    """Whether ``schema`` has gw's job history tables (gw migration 2)."""
+    row = await conn.fetchrow(history_queries.HISTORY_STATE.sql(schema), schema)
+    return bool(row is not None and row["present"])

@@ -4,9 +4,10 @@ double-running anything.
 The parts, each in its own module: ``Slots`` (running jobs and fetch demand),
 ``LocalQueue`` (jobs locked but not started), ``FetchLoop`` (when to fetch, how many),
 ``JobRunner`` (one job from start to outcome), ``Settler`` (outcomes written in batches),
-the listener (``listen``), hook emission (``events``) and the stale-lock reset
-(``stale_locks``). This module builds them, supervises the side tasks (listener, stale-lock
-reset, cron, recovery, plugins) and winds everything down at the end.
+the listener (``listen``), hook emission (``events``), the stale-lock reset
+(``stale_locks``), the jobs-table vacuum (``maintenance``) and the job history upkeep
+(``history``). This module builds them, supervises the side tasks (listener, stale-lock
+reset, vacuum, history upkeep, cron, recovery, plugins) and winds everything down at the end.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import asyncpg
 
 from graphile_worker_cli import migrate
 from graphile_worker_cli.errors import GraphileWorkerError, SchemaTooNewError
-from graphile_worker_cli.worker import backoff, listen_probe, stale_locks
+from graphile_worker_cli.job_transaction import InTransactionCompletion
+from graphile_worker_cli.worker import backoff, listen_probe, maintenance, stale_locks, store
+from graphile_worker_cli.worker.cancel import CHECK_EVERY_POLLS, CancelWatcher
 from graphile_worker_cli.worker.config import WorkerConfig
 from graphile_worker_cli.worker.events import worker_events
 from graphile_worker_cli.worker.fetch_loop import FetchLoop
@@ -37,6 +40,7 @@ from graphile_worker_cli.worker.shutdown import (
     os_signal_handlers,
 )
 from graphile_worker_cli.worker.slots import Slots
+from graphile_worker_cli.worker.task_limits import TaskLimits
 from graphile_worker_cli.worker_utils import WorkerUtils
 
 log = logging.getLogger("gw.worker")
@@ -45,6 +49,8 @@ SETTLE_DRAIN_TIMEOUT = 15.0
 SIDE_TASK_STOP_TIMEOUT = 5.0
 POOL_CLOSE_TIMEOUT = 10.0
 LISTENER = "listener"
+CANCEL_WATCH = "cancel-watch"
+VACUUM = "jobs-vacuum"
 
 
 class Worker:
@@ -92,6 +98,7 @@ class Worker:
             complete_delay=options.complete_job_batch_delay,
             fail_delay=options.fail_job_batch_delay,
             on_landed=self.slots.outcomes_landed,
+            history=bool(options.history_retention),
         )
         self.queue = LocalQueue(
             options.local_queue_size, ttl=options.local_queue_ttl,
@@ -108,17 +115,28 @@ class Worker:
             context_of=JobContextFields(
                 pool, self.schema, worker_id, options.extensions, self.events.registry,
                 WorkerUtils(pool, schema=self.schema, hooks=self.events.registry),
+                InTransactionCompletion(pool, lambda conn, job: store.complete_job_in_transaction(
+                    conn, self.schema, worker_id, job.id, job.attempts,
+                )),
             ),
             interrupted_retry_delay=options.shutdown_interrupted_job_retry_delay,
             task_timeout=options.task_timeout,
             abort_window=options.shutdown_abort_timeout,
             stop_reason=lambda: self._stop_reason("worker shutdown"),
         )
+        self._task_limits = options.task_limits()
+        self._cancels: CancelWatcher | None = None
+        """Set at start when the schema has gw's cancel requests (gw migration 3)."""
         self._fetch_loop = FetchLoop(
             slots=self.slots, queue=self.queue, runner=self._runner, settler=self.settler,
             events=self.events, connection=self._fetch_conn, stopping=self.stopping,
             schema=self.schema, worker_id=worker_id, task_names=self._task_names,
             forbidden_flags=options.forbidden_flags, poll_interval=options.poll_interval,
+            limits=TaskLimits.of(
+                {task_ids[name]: limit for name, limit in self._task_limits.items()
+                 if name in task_ids},
+                self._task_names, options.concurrency,
+            ),
         )
 
     # -- public API -----------------------------------------------------------------------
@@ -202,19 +220,34 @@ class Worker:
                           "tasks": self.task_count, "concurrency": self.concurrency,
                           "schema": self.schema}},
         )
+        binding = {name: limit for name, limit in self._task_limits.items()
+                   if limit < self.concurrency}
+        if binding:
+            log.info(
+                "per-task limits: %s",
+                ", ".join(f"{name} {limit}" for name, limit in sorted(binding.items())),
+                extra={"gw": {"action": "task_limits", "limits": binding}},
+            )
 
     async def _start_side_tasks(self, once: bool) -> dict[asyncio.Task[None], str]:
         loop = asyncio.get_running_loop()
         side: dict[asyncio.Task[None], str] = {}
         if once:
             await stale_locks.reset_stale_locks(
-                self.pool, self.schema, self.events.stale_locks_reset
+                self.pool, self.schema, self.events.stale_locks_reset, self.worker_id
             )
         else:
+            await self._enable_cancels()
             for name, coroutine in self._side_tasks():
                 side[loop.create_task(coroutine, name=name)] = name
         if self.options.worker_recovery:  # --once too: its jobs must not look abandoned
             side[loop.create_task(self._recovery(), name="recovery")] = "recovery"
+        if self.options.jobs_vacuum_threshold > 0:  # --once too: it may drain a backlog
+            vacuum = maintenance.JobsVacuum(
+                self.pool, self.schema, self.worker_id, self.options.jobs_vacuum_threshold,
+                lambda: self.jobs_run,
+            )
+            side[loop.create_task(vacuum.run(self.stopping), name=VACUUM)] = VACUUM
         return side
 
     async def _run_fetch_loop(self, once: bool, side: dict[asyncio.Task[None], str]) -> None:
@@ -247,17 +280,36 @@ class Worker:
             await self._wind_down()
             raise
 
+    async def _enable_cancels(self) -> None:
+        """Watch for cancelled jobs when the schema can hold cancel requests."""
+        try:
+            async with self.pool.acquire() as conn:
+                enabled = await store.has_cancel_requests(conn, self.schema)
+        except backoff.TRANSIENT_ERRORS:
+            enabled = True  # most likely; if not, each look logs why it failed
+        if not enabled:
+            log.warning(
+                "schema %s has no _gw_cancel_requests table (run `gw migrate`): jobs "
+                "cancelled while this worker runs them will not be interrupted", self.schema,
+            )
+            return
+        self._cancels = CancelWatcher(
+            self.pool, self.schema, self.worker_id, self._runner,
+            interval=self.options.poll_interval * CHECK_EVERY_POLLS,
+        )
+
     def _side_tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         listener = worker_listener(
             self.pool, self.options.direct_database_url or self.options.database_url,
             self.slots, self._on_migration, probe=self._listen_delivers,
-            pulse=self.queue.pulse, events=self.events,
+            pulse=self.queue.pulse, events=self.events, cancels=self._cancels,
         )
         items: list[tuple[str, Coroutine[Any, Any, None]]] = [
             (LISTENER, listener.run()),
             ("stale-lock-reset",
              stale_locks.reset_stale_locks_until(
-                 self.stopping, self.pool, self.schema, self.events.stale_locks_reset
+                 self.stopping, self.pool, self.schema, self.events.stale_locks_reset,
+                 self.worker_id,
              )),
         ]
         if self.options.crontabs:
@@ -269,6 +321,17 @@ class Worker:
                     self.pool, self.schema, self.options.crontabs, stop=self.stopping,
                     use_prepared=self.options.prepared_statements,
                     hooks=self.events.registry,
+                ),
+            ))
+        if self._cancels is not None:
+            items.append((CANCEL_WATCH, self._cancels.run(self.settled)))
+        if self.options.history_retention:
+            from graphile_worker_cli.worker import history
+
+            items.append((
+                "history-upkeep",
+                history.upkeep_until(
+                    self.stopping, self.pool, self.schema, self.options.history_retention
                 ),
             ))
         # Metrics and plugins hook in here through options.side_tasks.
@@ -301,6 +364,15 @@ class Worker:
             prepared_statements=self.options.prepared_statements,
             hooks=self.events.registry, running_jobs=self._running_jobs,
             metadata={"connections": self.options.connection_budget(self.pool.get_max_size())},
+            holds_no_jobs=self._holds_no_jobs,
+        )
+
+    def _holds_no_jobs(self) -> bool:
+        """After wind-down: nothing running or queued, every outcome written, every fetch
+        answered — so this worker holds no job lock, and need not count them at exit."""
+        return (
+            not self.slots.running and not self.queue
+            and self.settler.all_written() and not self._fetch_loop.orphans_possible
         )
 
     def _running_jobs(self) -> list[tuple[int, str]]:
@@ -326,10 +398,11 @@ class Worker:
     async def _stop_side_tasks(self, side: dict[asyncio.Task[None], str]) -> None:
         if not side:
             return
-        # The listener only ends when cancelled; the others return once they see
-        # stopping/settled (recovery deregisters first), so give them a moment.
+        # The listener and the cancel watch only end when cancelled (both work through the
+        # grace period); the others return once they see stopping/settled (recovery
+        # deregisters first), so give them a moment.
         for task, name in side.items():
-            if name == LISTENER:
+            if name in (LISTENER, CANCEL_WATCH):
                 task.cancel()
         _done, pending = await asyncio.wait(side, timeout=SIDE_TASK_STOP_TIMEOUT)
         for task in pending:
@@ -403,6 +476,8 @@ class Worker:
     async def _abort_running_jobs(self) -> None:
         """Fire the abort signal of every job still running, give them the abort window to
         return on their own, then cancel the rest. Each is handed back either way."""
+        if self.slots.running and self._cancels is not None:
+            await self._cancels.final_check()
         left = list(self.slots.running.values())
         if not left:
             return

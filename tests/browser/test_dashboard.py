@@ -6,23 +6,27 @@ docs/admin.png, is rewritten only when asked: ``GW_TEST_UPDATE_SCREENSHOTS=1``."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from playwright.async_api import Browser, Dialog, Page, expect
 
-from graphile_worker_cli import admin, cron, recovery
+from graphile_worker_cli import WorkerContext, admin, cron, recovery
 from graphile_worker_cli.cron import store as cron_store
 from graphile_worker_cli.job import JobSpec
 from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers.asgi_server import serve
 from tests.helpers.paths import REPO_ROOT
+from tests.helpers.waiting import wait_until
+from tests.helpers.worker import make_options
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 DOCS_SCREENSHOT = REPO_ROOT / "docs" / "admin.png"
@@ -72,9 +76,34 @@ async def seeded(worker_utils: WorkerUtils, db_url: str) -> Seeded:
         )
         await cron_store.register_crontabs(conn, "graphile_worker", ["send_digest"],
                                              datetime.now(UTC) - timedelta(days=1))
+        await _seed_history(conn)
     finally:
         await conn.close()
     return Seeded(u, declined.id, cleanup_ids)
+
+
+async def _seed_history(conn: asyncpg.Connection) -> None:
+    """An hour of job history and queue-depth samples, so the charts have something to
+    draw (tests/browser/test_dashboard_charts.py draws them from a real worker's jobs)."""
+    await conn.execute("""
+        insert into graphile_worker._gw_job_history (job_id, task_identifier, attempts,
+            max_attempts, created_at, run_at, started_at, finished_at, worker_id, outcome,
+            last_error)
+        select 1000 + m * 100 + n, (array['send_email', 'resize_image'])[1 + n % 2],
+               1, 25, t - wait - interval '1 second', t - wait - interval '200 ms',
+               t - interval '200 ms', t, 'worker-7f3a',
+               case when n % 17 = 0 then 'failed' else 'completed' end,
+               case when n % 17 = 0 then 'TimeoutError: upstream took longer than 30s' end
+          from generate_series(1, 59) as m,
+               lateral generate_series(1, 30 + round(14 * sin(m / 7.0))::int) as n,
+               lateral (select now() - (60 - m) * interval '1 minute',
+                               (0.2 + 0.08 * (n % 13) * (1.2 + sin(m / 7.0)))
+                               * interval '1 second') as at(t, wait)""")
+    await conn.execute("""
+        insert into graphile_worker._gw_queue_samples
+        select date_trunc('minute', now()) - m * interval '1 minute',
+               12 + round(10 * sin((60 - m) / 7.0))::int, 3 + (m / 10) % 3, 4, 2
+          from generate_series(1, 59) as m""")
 
 
 async def _accept(dialog: Dialog) -> None:
@@ -340,3 +369,56 @@ async def test_times_are_relative_with_the_exact_time_beside_or_on_hover(
         # no raw ISO times (with their microseconds) left in the panel
         assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d", text), text
         assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}", text), text
+
+
+async def test_cancel_a_running_job_and_bulk_cancel_waiting_ones(
+    browser: Browser, seeded: Seeded, db_url: str
+) -> None:
+    """A job a real gw worker runs is cancelled from its detail panel: the worker aborts it
+    (reason "cancelled") and it ends failed as cancelled; waiting jobs are cancelled in bulk."""
+    reasons: list[str] = []
+
+    async def render_video(payload: Any, ctx: WorkerContext) -> None:
+        reasons.append(await ctx.abort_signal.wait())
+
+    running = await seeded.utils.add_job("render_video", {"film": "intro.mp4"})
+    worker = await make_options(db_url).define_job(render_video, "render_video").init()
+    runner = asyncio.create_task(worker.run())
+    try:
+        async def held() -> bool:
+            job = await seeded.utils.get_job(running.id)
+            workers = await seeded.utils.list_active_workers()
+            return job.locked_by == worker.worker_id and any(
+                w.id == worker.worker_id for w in workers
+            )
+
+        await wait_until(held)
+        async with serve(admin.create_app(seeded.utils)) as url:
+            page = await open_page(browser, url)
+            await page.locator("#job-table").get_by_role(
+                "button", name=str(running.id), exact=True).click()
+            detail = page.locator("#detail")
+            await expect(detail.locator("#detail-fields")).to_contain_text(worker.worker_id)
+            await detail.get_by_role("button", name="Cancel").click()  # confirm() accepted
+            await expect(page.locator("#toast")).to_contain_text(
+                "cancel: 1 cancel requested (running: its worker aborts it)")
+            await expect(detail.locator("#detail-error")).to_have_text(
+                "cancelled", timeout=15_000)
+            assert reasons == ["cancelled"]
+            await page.keyboard.press("Escape")
+            # bulk: the three scheduled purge_cache jobs
+            await page.locator("#filter-task").fill("purge_cache")
+            await page.locator("#filter-task").press("Enter")
+            await expect(page.locator("#job-table tbody tr")).to_have_count(3)
+            await page.locator("#select-page").check()
+            await page.locator("[data-bulk=cancel]").click()
+            await expect(page.locator("#toast")).to_contain_text("cancel: 3 cancelled")
+            await expect(page.locator("#job-table tbody")).to_contain_text("cancelled")
+        for job_id in seeded.cleanup_ids:
+            job = await seeded.utils.get_job(job_id)
+            assert job.last_error == "cancelled" and job.attempts == job.max_attempts
+        cancelled = await seeded.utils.get_job(running.id)
+        assert cancelled.locked_by is None and cancelled.attempts == cancelled.max_attempts
+    finally:
+        worker.request_shutdown("test over")
+        await asyncio.wait_for(runner, 30)

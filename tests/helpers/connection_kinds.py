@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 import psycopg
@@ -36,6 +39,8 @@ class Txn:
 
     name: str
     conn: Any
+    gw: Any
+    """The kind's API: a ``SyncWorkerUtils`` or a ``WorkerUtils``, without a pool."""
 
     async def write_order(self) -> None:
         raise NotImplementedError
@@ -48,6 +53,10 @@ class Txn:
     async def add_jobs(self, items: list[tuple[str, Any]]) -> list[job.Job]:
         raise NotImplementedError
 
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``method`` of this kind's API (WorkerUtils or SyncWorkerUtils) with ``conn=``."""
+        raise NotImplementedError
+
     async def commit(self) -> None:
         raise NotImplementedError
 
@@ -57,6 +66,8 @@ class Txn:
 
 class SyncTxn(Txn):
     """A blocking connection: every call runs on the kind's own thread."""
+
+    gw: sync.SyncWorkerUtils
 
     def __init__(self, name: str, conn: Any, thread: concurrent.futures.Executor,
                  write: Callable[[], None], commit: Callable[[], None],
@@ -81,6 +92,10 @@ class SyncTxn(Txn):
     async def add_jobs(self, items: list[tuple[str, Any]]) -> list[job.Job]:
         return await self._on_thread(lambda: self.gw.add_jobs(items, conn=self.conn))
 
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        bound = getattr(self.gw, method)
+        return await self._on_thread(lambda: bound(*args, conn=self.conn, **kwargs))
+
     async def commit(self) -> None:
         await self._on_thread(self._commit)
 
@@ -89,6 +104,8 @@ class SyncTxn(Txn):
 
 
 class AsyncTxn(Txn):
+    gw: WorkerUtils
+
     def __init__(self, name: str, conn: Any, write: Callable[[], Any],
                  commit: Callable[[], Any], rollback: Callable[[], Any]) -> None:
         self.name, self.conn = name, conn
@@ -105,6 +122,9 @@ class AsyncTxn(Txn):
 
     async def add_jobs(self, items: list[tuple[str, Any]]) -> list[job.Job]:
         return await self.gw.add_jobs(items, conn=self.conn)
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await getattr(self.gw, method)(*args, conn=self.conn, **kwargs)
 
     async def commit(self) -> None:
         await self._commit()
@@ -245,7 +265,66 @@ async def sqlalchemy_async_session(url: str) -> AsyncIterator[Txn]:
         await engine.dispose()
 
 
+_django_lock = threading.Lock()
+
+
+def _django_alias(url: str) -> str:
+    """A Django database alias on ``url``, added to the connections of this process.
+
+    Django is configured once, in this process, with no apps and no database of its
+    own; each test's database is an alias of its own (connections are per thread)."""
+    import django
+    from django.conf import settings
+    from django.db import connections
+
+    with _django_lock:
+        if not settings.configured:
+            settings.configure(DATABASES={}, USE_TZ=True, INSTALLED_APPS=[])
+            django.setup()
+        parts = urlsplit(url)
+        alias = f"kind_{uuid.uuid4().hex}"
+        configured = connections.configure_settings({"default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": parts.path.lstrip("/"),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+        }})
+        connections.settings[alias] = configured["default"]
+        return alias
+
+
+@asynccontextmanager
+async def django_atomic(url: str) -> AsyncIterator[Txn]:
+    """``django.db.connections[alias]`` inside ``transaction.atomic()``, as a view has it."""
+    from django.db import connections, transaction
+
+    alias = _django_alias(url)
+    async with _thread() as pool:
+        conn = await _run(pool, lambda: connections[alias])
+        block = transaction.atomic(using=alias)
+        await _run(pool, block.__enter__)
+
+        def write() -> None:
+            with conn.cursor() as cursor:
+                cursor.execute(ORDER_SQL)
+
+        def rollback() -> None:
+            transaction.set_rollback(True, using=alias)
+            block.__exit__(None, None, None)
+
+        try:
+            yield SyncTxn("Django connection", conn, pool, write,
+                          lambda: block.__exit__(None, None, None), rollback)
+        finally:
+            await _run(pool, conn.close)
+            with _django_lock:
+                del connections.settings[alias]
+
+
 KINDS = {
+    "django": django_atomic,
     "psycopg": psycopg_sync,
     "psycopg2": psycopg2_sync,
     "sqlalchemy": sqlalchemy_connection,
@@ -255,7 +334,9 @@ KINDS = {
     "sqlalchemy_async": sqlalchemy_async_connection,
     "sqlalchemy_async_session": sqlalchemy_async_session,
 }
-"""Every kind but Django, which has a test project of its own (tests/django_project)."""
+"""Every kind of connection gw joins. Django runs here configured in-process (an alias per
+test database); the Django integration itself has a test project of its own
+(tests/django_project)."""
 
 Opener = Callable[[str], AbstractAsyncContextManager[Txn]]
 """One of ``KINDS``: opens a connection of its kind on a URL, as a ``Txn``."""

@@ -1,6 +1,7 @@
 """``conn=`` with every driver an application holds, each real, on the real PostgreSQL: the
 job (and its ``jobs:insert`` notification) exists only if and when the caller commits.
-Django has its own test project: tests/acceptance/test_contrib_django.py."""
+Django's connection is one of the kinds here; the integration itself (settings, the
+management command) has its own test project: tests/acceptance/test_contrib_django.py."""
 
 from __future__ import annotations
 

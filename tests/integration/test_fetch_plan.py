@@ -65,8 +65,9 @@ def _blocks(node: dict[str, Any]) -> int:
     return int(node.get("Shared Hit Blocks", 0)) + int(node.get("Shared Read Blocks", 0))
 
 
+@pytest.mark.parametrize("within_room", [False, True], ids=["plain", "within_room"])
 async def test_a_fetch_that_finds_nothing_due_does_not_read_the_jobs_due_later(
-    conn: asyncpg.Connection, fetch_conn: asyncpg.Connection
+    conn: asyncpg.Connection, fetch_conn: asyncpg.Connection, within_room: bool
 ) -> None:
     await conn.execute(
         f"select {S}.add_jobs(array(select row('t', json_build_object('i', i), null,"
@@ -77,10 +78,13 @@ async def test_a_fetch_that_finds_nothing_due_does_not_read_the_jobs_due_later(
         f"select pg_relation_size('{S}.jobs_main_index') / current_setting('block_size')::int"
     )
     task_ids = list((await store.ensure_tasks(conn, S, ["t"])).values())
-    statement = worker_queries.FETCH_JOBS.sql(S)
+    # With per-task limits (max_concurrency) the worker fetches with its own statement.
+    query = worker_queries.FETCH_JOBS_WITHIN_ROOM if within_room else worker_queries.FETCH_JOBS
+    room: list[Any] = [task_ids, [3]] if within_room else []
     async with fetch_conn.transaction():
         plan = json.loads(await fetch_conn.fetchval(
-            "explain (analyze, buffers, format json) " + statement, "me", task_ids, 500
+            "explain (analyze, buffers, format json) " + query.sql(S), "me", task_ids, 500,
+            *room,
         ))
     top = plan[0]["Plan"]
     assert top["Actual Rows"] == 0

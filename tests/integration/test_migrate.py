@@ -160,6 +160,21 @@ async def test_gw_migrations_have_their_own_ledger(
     assert await empty_conn.fetchval("select max(id) from graphile_worker.migrations") == 20
 
 
+async def test_a_gw_step_numbered_below_the_latest_applied_one_still_runs(
+    empty_conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    # Two lines of work each brought a step: the database saw 3 before 2 existed.
+    write(tmp_path, "000001_first.sql", "create table __SCHEMA__._gw_first (id int);")
+    write(tmp_path, "000003_third.sql", "create table __SCHEMA__._gw_third (id int);")
+    early = await migrate.apply_migrations(empty_conn, SCHEMA, gw_migrations_dir=tmp_path)
+    assert early.gw_applied == [1, 3]
+
+    write(tmp_path, "000002_second.sql", "create table __SCHEMA__._gw_second (id int);")
+    late = await migrate.apply_migrations(empty_conn, SCHEMA, gw_migrations_dir=tmp_path)
+    assert late.gw_applied == [2] and late.status.gw_latest == 3
+    assert await empty_conn.fetchval("select to_regclass('graphile_worker._gw_second')::text")
+
+
 async def test_a_failing_gw_migration_leaves_no_ledger_row(
     empty_conn: asyncpg.Connection, tmp_path: Path
 ) -> None:
@@ -169,3 +184,21 @@ async def test_a_failing_gw_migration_leaves_no_ledger_row(
     assert await empty_conn.fetchval("select count(*) from graphile_worker._gw_migrations") == 0
     assert await empty_conn.fetchval("select to_regclass('graphile_worker._gw_x')") is None
     assert await empty_conn.fetchval("select max(id) from graphile_worker.migrations") == 20
+
+
+async def test_a_gw_migration_numbered_below_an_applied_one_still_runs(
+    empty_conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """gw's steps are independent: a release (or a branch merged later) may add 000002
+    after a database already has 000003; the ledger, not the highest number, decides."""
+    write(tmp_path, "000001_first.sql", "create table __SCHEMA__._gw_first (id int);")
+    write(tmp_path, "000003_third.sql", "create table __SCHEMA__._gw_third (id int);")
+    first = await migrate.apply_migrations(empty_conn, SCHEMA, gw_migrations_dir=tmp_path)
+    assert first.gw_applied == [1, 3]
+
+    write(tmp_path, "000002_second.sql", "create table __SCHEMA__._gw_second (id int);")
+    second = await migrate.apply_migrations(empty_conn, SCHEMA, gw_migrations_dir=tmp_path)
+    assert second.gw_applied == [2] and second.status.gw_latest == 3
+    assert await empty_conn.fetchval("select to_regclass('graphile_worker._gw_second')")
+    again = await migrate.apply_migrations(empty_conn, SCHEMA, gw_migrations_dir=tmp_path)
+    assert again.gw_applied == []

@@ -4,6 +4,7 @@ serial queues, forbidden flags, unknown tasks, LISTEN wake-ups and stale locks."
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections import Counter
 from typing import Any, ClassVar
@@ -287,10 +288,22 @@ async def test_stale_locks_are_reset_before_a_once_run(
         f"update {S}._private_jobs set locked_by = 'alive', locked_at = now() - interval '1 hour'"
         " where id = $1", fresh,
     )
+    # Locks cannot be taken in the past: five hours passing also passes the moment gw's
+    # maintenance row says a reset is due (set when the schema was migrated, just now).
+    await conn.execute(
+        f"update {S}._gw_maintenance set due_at = now() - interval '1 hour'"
+        " where task = 'reset_stale_locks'"
+    )
     worker = await make_options(db_url).define_job(stuck, "stuck").init()
     await worker.run_once()
     assert ran == [{"s": 1}]
     assert await conn.fetchval(f"select locked_by from {S}._private_jobs") == "alive"
+    # The next reset is due when the lock left behind turns four hours old.
+    due = await conn.fetchval(
+        f"select due_at - (select locked_at from {S}._private_jobs) from {S}._gw_maintenance"
+        " where task = 'reset_stale_locks'"
+    )
+    assert due == dt.timedelta(hours=4)
 
 
 async def test_breaking_migration_notification_stops_the_worker(

@@ -43,6 +43,8 @@ def samples(key: str) -> tuple[str, str, Any]:
         return ("false", "true", False)
     if annotation == list[str]:
         return ('["a", "b"]', "c, d", ["e"])
+    if key == "task_max_concurrency":
+        return ("{ export = 1 }", "export=2,emails/send=1", ["export=3"])
     if key == "log_format":
         return ('"json"', "plain", "rich")
     if key == "log_level":

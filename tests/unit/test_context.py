@@ -6,7 +6,9 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
+from typing import cast
 
+import asyncpg
 import pytest
 
 from graphile_worker_cli import context
@@ -212,3 +214,27 @@ async def test_cancelled_wait_does_not_leak_a_waiter() -> None:
         await waiter
     assert signal._waiters == []
     signal.set()
+
+
+# ctx.transaction() ----------------------------------------------------------------------
+
+
+def test_transaction_needs_the_context_the_worker_gives() -> None:
+    with pytest.raises(RuntimeError, match="needs the context the worker gives a task"):
+        make_context().transaction()
+
+
+def test_a_run_that_is_over_or_refused_opens_no_transaction() -> None:
+    from graphile_worker_cli.job_transaction import InTransactionCompletion, JobCompletion
+
+    async def never(conn: object, job: object) -> bool:
+        raise AssertionError("no statement may run")
+
+    shared = InTransactionCompletion(cast(asyncpg.Pool, None), never)
+    over = JobCompletion(make_job(), shared)
+    over.ended = True
+    with pytest.raises(RuntimeError, match=r"the run of job 42 .* is over"):
+        asyncio.run(over.begin())
+    refused = JobCompletion(make_job(), shared, refused="not for batch tasks")
+    with pytest.raises(RuntimeError, match="not for batch tasks"):
+        asyncio.run(refused.begin())

@@ -26,10 +26,9 @@ async def test_worker_utils_without_a_pool_says_what_to_do() -> None:
 def test_every_jobs_method_takes_conn_in_both_apis() -> None:
     import inspect
 
-    asyncpg_only = {"migrate", "list_active_workers", "sweep_stale_workers"}
     for name, method in vars(WorkerUtils).items():
         if name.startswith("_") or name == "close" or not inspect.iscoroutinefunction(method):
             continue
-        takes_conn = "conn" in inspect.signature(method).parameters
+        assert "conn" in inspect.signature(method).parameters, name
         twin = inspect.signature(getattr(sync.SyncWorkerUtils, name)).parameters
-        assert takes_conn and ("conn" in twin) == (name not in asyncpg_only), name
+        assert "conn" in twin, name

@@ -14,7 +14,12 @@ const state = {
   selected: new Set(),
   detailId: null,
   timer: null,
+  chartWindow: "hour",
+  chartsAt: 0,
+  history: { task: "", failed: false },
 };
+// The chart series aggregate the history; they are read again at most this often.
+const CHARTS_MS = 30000;
 
 const $ = (sel) => document.querySelector(sel);
 const $$ = (sel) => Array.from(document.querySelectorAll(sel));
@@ -228,9 +233,140 @@ async function loadCrontabs() {
   fill($("#cron-table tbody"), rows, "no known crontabs", 3);
 }
 
-async function refresh() {
-  const results = await Promise.allSettled(
-    [loadOverview(), loadJobs(), loadQueues(), loadWorkers(), loadCrontabs()]);
+// --- charts (inline SVG; no library)
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function clock(ms) {
+  const d = new Date(ms);
+  return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+}
+
+// The smallest of 1, 2, 5 × 10^n at or above the largest value (1 for an empty chart).
+function ceiling(value) {
+  if (!(value > 0)) return 1;
+  const power = 10 ** Math.floor(Math.log10(value));
+  return [1, 2, 5, 10].map((m) => m * power).find((step) => step >= value);
+}
+
+function number(value) {
+  if (value >= 100 || Number.isInteger(value)) return String(Math.round(value));
+  return value >= 1 ? value.toFixed(1) : value.toPrecision(2);
+}
+
+// One chart: lines over time, a dot (with a tooltip) for each point that has data.
+// series: [{ name, points: [[ms, value or null]], dots: (value) => bool }]
+function drawChart(figure, from, to, series) {
+  const W = 320, H = 132, L = 34, R = 8, T = 8, B = 18;
+  const values = series.flatMap((s) => s.points.map((p) => p[1])).filter((v) => v !== null);
+  const top = ceiling(Math.max(0, ...values));
+  const x = (t) => L + ((t - from) / Math.max(1, to - from)) * (W - L - R);
+  const y = (v) => T + (1 - v / top) * (H - T - B);
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
+    "aria-label": `${figure.querySelector("figcaption").textContent}: ${values.length} points` });
+  for (const v of [0, top / 2, top]) {
+    root.append(svg("line", { class: "axis", x1: L, x2: W - R, y1: y(v), y2: y(v) }),
+      svg("text", { class: "tick", x: L - 4, y: y(v) + 3, "text-anchor": "end" }, number(v)));
+  }
+  root.append(svg("text", { class: "tick", x: L, y: H - 4 }, clock(from)),
+    svg("text", { class: "tick", x: W - R, y: H - 4, "text-anchor": "end" }, clock(to)));
+  let dots = 0;
+  for (const s of series) {
+    // A gap in the data (null) breaks the line.
+    let run = [];
+    const flush = () => {
+      if (run.length > 1) root.append(svg("polyline", { class: `s-${s.name}`, points: run.join(" ") }));
+      run = [];
+    };
+    for (const [t, v] of s.points) {
+      if (v === null) { flush(); continue; }
+      run.push(`${x(t).toFixed(1)},${y(v).toFixed(1)}`);
+      if (s.dots(v)) {
+        dots += 1;
+        root.append(svg("circle", { class: `pt s-${s.name}`, cx: x(t), cy: y(v), r: 2,
+          "data-series": s.name, "data-value": v },
+          svg("title", {}, `${clock(t)} ${s.name}: ${number(v)}`)));
+      }
+    }
+    flush();
+  }
+  figure.querySelector(".plot").replaceChildren(root);
+  figure.dataset.points = String(dots);
+  figure.querySelector(".legend").replaceChildren(...series.map((s) =>
+    el("span", {}, el("span", { class: `swatch s-${s.name}` }), s.name)));
+}
+
+async function loadCharts(force) {
+  if (!force && Date.now() - state.chartsAt < CHARTS_MS) return;
+  const data = await api(`charts?window=${state.chartWindow}`);
+  state.chartsAt = Date.now();
+  const bucket = data.bucket_seconds * 1000;
+  const to = Date.parse(data.now);
+  const from = Math.floor((to - data.window_seconds * 1000) / bucket) * bucket;
+  const slots = [];
+  for (let t = from; t <= to; t += bucket) slots.push(t);
+  const at = (rows) => new Map(rows.map((row) => [Date.parse(row.t), row]));
+  const outcomes = at(data.outcomes), wait = at(data.wait), depth = at(data.depth);
+  const perMinute = 60000 / bucket;
+  // Outcomes are counts: a bucket with none is 0. Wait and depth have no value there.
+  const counted = (name) => ({ name, dots: (v) => v > 0, points: slots.map((t) =>
+    [t, outcomes.has(t) ? outcomes.get(t)[name] * perMinute : 0]) });
+  const sampled = (map, name) => ({ name, dots: () => true, points: slots.map((t) =>
+    [t, map.has(t) && map.get(t)[name] !== null ? map.get(t)[name] : null]) });
+  drawChart($("#chart-outcomes"), from, to, [counted("completed"), counted("failed")]);
+  drawChart($("#chart-wait"), from, to, [sampled(wait, "p50"), sampled(wait, "p95")]);
+  drawChart($("#chart-depth"), from, to,
+    ["ready", "scheduled", "locked"].map((name) => sampled(depth, name)));
+  $("#charts-note").textContent = !data.available
+    ? "no history table: run `gw migrate`"
+    : data.outcomes.length || data.depth.length ? ""
+    : "no history yet: run workers with history_retention (e.g. 7d)";
+}
+
+function seconds(value) {
+  if (value === null || value === undefined) return "";
+  return value < 1 ? `${Math.round(value * 1000)}ms` : `${value.toFixed(1)}s`;
+}
+
+async function loadHistory() {
+  const params = new URLSearchParams({ limit: "50" });
+  if (state.history.task) params.set("task", state.history.task);
+  if (state.history.failed) params.set("failed", "true");
+  const data = await api(`history?${params}`);
+  const rows = data.entries.map((entry) => el("tr", { dataset: { job: entry.job_id } },
+    el("td", { class: "num" }, entry.job_id),
+    el("td", {}, entry.task_identifier),
+    el("td", { class: `outcome-${entry.outcome}` }, entry.outcome),
+    el("td", {}, time(entry.finished_at)),
+    el("td", { class: "num" }, seconds(entry.duration)),
+    el("td", { class: "num" }, seconds(entry.wait)),
+    el("td", { class: "num" }, `${entry.attempts}/${entry.max_attempts}`),
+    el("td", {}, entry.worker_id),
+    el("td", { class: "err", title: entry.last_error || null },
+      entry.outcome === "failed" ? (entry.last_error || "").split("\n")[0] : "")));
+  fill($("#history-table tbody"), rows,
+    data.available ? "no history (workers record it with history_retention)"
+      : "no history table: run `gw migrate`", 9);
+}
+
+function setChartWindow(name) {
+  state.chartWindow = name;
+  for (const button of $$("[data-window]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.window === name));
+  }
+  loadCharts(true).catch((error) => toast(error.message, true));
+}
+
+async function refresh(force) {
+  const results = await Promise.allSettled([loadOverview(), loadCharts(force === true),
+    loadJobs(), loadHistory(), loadQueues(), loadWorkers(), loadCrontabs()]);
   const failed = results.find((r) => r.status === "rejected");
   $("#updated").textContent = failed
     ? `refresh failed: ${failed.reason.message}`
@@ -271,9 +407,30 @@ function selectPage(on) {
 
 const ACTION_NAMES = {
   run_now: "run now", complete: "complete", fail: "permanently fail", reschedule: "reschedule",
+  cancel: "cancel",
 };
 
+const CONFIRMED = new Set(["complete", "fail", "cancel"]);
+
+const CANCEL_OUTCOMES = {
+  cancelled: "cancelled",
+  requested: "cancel requested (running: its worker aborts it)",
+  marked: "marked only (running on a worker gw cannot interrupt; it will not run again)",
+  already_failed: "already failed",
+  not_found: "gone",
+};
+
+function summarizeCancel(result) {
+  const counts = new Map();
+  for (const item of result.outcomes) {
+    counts.set(item.outcome, (counts.get(item.outcome) || 0) + 1);
+  }
+  const parts = Array.from(counts, ([outcome, n]) => `${n} ${CANCEL_OUTCOMES[outcome]}`);
+  return `cancel: ${parts.join("; ")}`;
+}
+
 function summarize(action, result) {
+  if (action === "cancel") return summarizeCancel(result);
   const skipped = result.skipped.length
     ? `; ${result.skipped.length} skipped (locked or gone)` : "";
   return `${ACTION_NAMES[action]}: ${result.changed.length} job(s)${skipped}`;
@@ -288,8 +445,7 @@ async function bulk(action) {
     if (!local) { toast("pick a time to reschedule to", true); $("#bulk-run-at").focus(); return; }
     body.run_at = new Date(local).toISOString();
   }
-  if ((action === "complete" || action === "fail")
-      && !confirm(`${ACTION_NAMES[action]} ${ids.length} job(s)?`)) return;
+  if (CONFIRMED.has(action) && !confirm(`${ACTION_NAMES[action]} ${ids.length} job(s)?`)) return;
   try {
     const result = await api("jobs/actions", { body });
     toast(summarize(action, result));
@@ -299,8 +455,7 @@ async function bulk(action) {
 }
 
 async function jobAction(id, action) {
-  if ((action === "complete" || action === "fail")
-      && !confirm(`${ACTION_NAMES[action]} job ${id}?`)) return;
+  if (CONFIRMED.has(action) && !confirm(`${ACTION_NAMES[action]} job ${id}?`)) return;
   try {
     const result = await api(`jobs/${id}/${action.replace("_", "-")}`, { body: {} });
     toast(`job ${id}: ` + summarize(action, result));
@@ -432,7 +587,15 @@ function wire() {
   });
   on("#detail-close", "click", closeDetail);
   on("#pause", "click", togglePause);
-  on("#refresh", "click", refresh);
+  on("#refresh", "click", () => refresh(true));
+  for (const button of $$("[data-window]")) {
+    button.addEventListener("click", () => setChartWindow(button.dataset.window));
+  }
+  on("#history-filters", "submit", (event) => {
+    event.preventDefault();
+    state.history = { task: $("#history-task").value.trim(), failed: $("#history-failed").checked };
+    loadHistory().catch((error) => toast(error.message, true));
+  });
   on("#help-toggle", "click", () => $("#help").classList.toggle("hidden"));
   on("#m-migrate", "click", () => maintenance("migrate", {}));
   on("#m-cleanup", "click", () => maintenance("cleanup", {
@@ -479,7 +642,7 @@ function onKey(event) {
   if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
   const actions = {
     "/": () => $("#filter-error").focus(),
-    r: refresh,
+    r: () => refresh(true),
     p: togglePause,
     "?": () => $("#help").classList.toggle("hidden"),
     "[": () => page(-1),
@@ -509,7 +672,7 @@ async function start() {
     for (const node of $$(".write")) node.remove();
   }
   wire();
-  await refresh();
+  await refresh(true);
   schedule();
 }
 
