@@ -15,11 +15,9 @@ of ``gw add-job`` put together (see docs/architecture.md, "Why not pydantic for 
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import os
 import re
-import tomllib
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -398,6 +396,8 @@ def _canonical_key(key: str) -> str | None:
 
 
 def _unknown_key_message(key: str) -> str:
+    import difflib  # only for this message
+
     close = difflib.get_close_matches(key, KEYS, n=1)
     hint = f'did you mean "{close[0]}"? ' if close else ""
     return f'unknown key "{key}" ({hint}known keys: {", ".join(KEYS)})'
@@ -419,6 +419,8 @@ def find_config_file(config_path: Path | None) -> Path | None:
 
 def read_toml(path: Path) -> dict[str, Any]:
     """The checked values of a TOML config file, keyed by TOML key."""
+    import tomllib  # only when there is a file: most commands run without one
+
     try:
         raw = tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as error:
