@@ -5,30 +5,24 @@ bad value is reported against the place it came from (``worker.toml: key "concur
 ``environment variable GW_CONCURRENCY``, ``option --concurrency``) in one line.
 
 ``Settings()`` built directly reads the same sources minus the CLI: ``./worker.toml`` when
-present, then the environment, then its keyword arguments (what pydantic-settings' classes
-do; a plain pydantic model here, which every ``gw`` command imports at start, costs less).
+present, then the environment, then its keyword arguments.
+
+``Settings`` is a plain class whose fields carry a ``Rule`` each, checked here key by key:
+every ``gw`` command loads settings at start, and a pydantic model cost more than the rest
+of ``gw add-job`` put together (see docs/architecture.md, "Why not pydantic for settings").
 """
 
 from __future__ import annotations
 
-import difflib
+import copy
 import json
 import os
-import tomllib
-from collections.abc import Mapping
+import re
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
-
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    TypeAdapter,
-    ValidationError,
-)
-from pydantic.fields import FieldInfo
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from graphile_worker_cli import durations
 from graphile_worker_cli.errors import BadInputError, ConfigError
@@ -44,30 +38,26 @@ LogFormat = Literal["auto", "rich", "plain", "json"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
-class Expect:
-    """Field metadata: how to say what a valid value looks like, for error messages."""
+@dataclass(frozen=True)
+class Rule:
+    """Field metadata: what a valid value is beyond its type, and how to say it."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-def _duration(value: Any) -> float:
-    try:
-        return durations.parse_duration(value)
-    except BadInputError as error:
-        raise ValueError(error.message) from None
-
-
-def _lowercase(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
+    expect: str | None = None
+    minimum: int | None = None
+    """The least value (for a table: of each of its values)."""
+    maximum: int | None = None
+    min_length: int = 0
+    duration: bool = False
+    lowercase: bool = False
+    before: Callable[[Any], Any] | None = None
+    """Reads other spellings of the value first (``"a=1,b=2"`` for a table)."""
 
 
-Duration = Annotated[float, BeforeValidator(_duration), Expect(durations.DURATION_HELP)]
-OptionalDuration = Annotated[
-    float | None, BeforeValidator(lambda v: None if v is None else _duration(v)),
-    Expect(durations.DURATION_HELP),
-]
-AtLeastOne = Annotated[int, Field(ge=1), Expect("an integer >= 1")]
+Duration = Annotated[float, Rule(durations.DURATION_HELP, duration=True)]
+OptionalDuration = Annotated[float | None, Rule(durations.DURATION_HELP, duration=True)]
+AtLeastOne = Annotated[int, Rule("an integer >= 1", minimum=1)]
+NonNegative = Annotated[int, Rule("an integer >= 0", minimum=0)]
+URL = Annotated[str | None, Rule("a PostgreSQL URL")]
 
 
 def _task_limits(value: Any) -> Any:
@@ -93,29 +83,22 @@ def _task_limits(value: Any) -> Any:
 
 
 TaskLimitsTable = Annotated[
-    dict[str, Annotated[int, Field(strict=True, ge=1)]],
-    BeforeValidator(_task_limits),
-    Expect('task identifiers with an integer >= 1 each, like {export = 1} or "export=1"'),
+    dict[str, int],
+    Rule('task identifiers with an integer >= 1 each, like {export = 1} or "export=1"',
+         minimum=1, before=_task_limits),
 ]
-NonNegative = Annotated[int, Field(ge=0), Expect("an integer >= 0")]
-Port = Annotated[int, Field(ge=1, le=65535), Expect("a port number from 1 to 65535")]
 
 
-class Settings(BaseModel):
+class Settings:
     """Every setting of gw. TOML key = field name (``schema`` for ``schema_name``).
 
     ``Settings(**values)`` reads ./worker.toml (when present) and the environment, with
     ``values`` on top; ``load_settings`` is the CLI's way, with an explicit file and flags.
+    A bad value raises ConfigError naming it.
     """
 
-    model_config = ConfigDict(
-        extra="forbid", validate_by_name=True, validate_by_alias=True, validate_default=False
-    )
-
-    database_url: Annotated[str | None, Expect("a PostgreSQL URL")] = None
-    schema_name: Annotated[str, Field(alias="schema", min_length=1), Expect("a schema name")] = (
-        "graphile_worker"
-    )
+    database_url: URL = None
+    schema_name: Annotated[str, Rule("a schema name", min_length=1)] = "graphile_worker"
     embedded_data_dir: Path = Path(".gw/pgdata")
     database_wait: Duration = 0.0
 
@@ -123,25 +106,25 @@ class Settings(BaseModel):
     poll_interval: Duration = 2.0
     max_pg_conn: AtLeastOne = 10
     tasks: Path | None = None
-    tasks_modules: list[str] = []
+    tasks_modules: list[str] = []  # noqa: RUF012 (never mutated: each instance gets a copy)
     crontab: Path | None = None
-    forbidden_flags: list[str] = []
+    forbidden_flags: list[str] = []  # noqa: RUF012
     migrate: bool = True
     shutdown_grace_period: Duration = 30.0
     shutdown_abort_timeout: Duration = 5.0
     shutdown_interrupted_job_retry_delay: Duration = 1.0
     task_timeout: OptionalDuration = None
-    task_max_concurrency: TaskLimitsTable = {}
+    task_max_concurrency: TaskLimitsTable = {}  # noqa: RUF012
     history_retention: OptionalDuration = None
-    log_format: Annotated[LogFormat, BeforeValidator(_lowercase)] = "auto"
-    log_level: Annotated[LogLevel, BeforeValidator(_lowercase)] = "info"
+    log_format: Annotated[LogFormat, Rule(lowercase=True)] = "auto"
+    log_level: Annotated[LogLevel, Rule(lowercase=True)] = "info"
 
     local_queue_size: NonNegative = 0
     local_queue_ttl: Duration = 60.0
     local_queue_refetch_delay: Duration = 0.0
     local_queue_refetch_delay_threshold: NonNegative = 0
     local_queue_refetch_delay_max_abort_threshold: Annotated[
-        int | None, Field(ge=0), Expect("an integer >= 0")
+        int | None, Rule("an integer >= 0", minimum=0)
     ] = None
     complete_job_batch_delay: Duration = 0.0
     fail_job_batch_delay: Duration = 0.0
@@ -153,24 +136,67 @@ class Settings(BaseModel):
     sweep_interval: Duration = 30.0
     sweep_threshold: Duration = 60.0
     recovery_delay: Duration = 0.0
-    direct_database_url: Annotated[str | None, Expect("a PostgreSQL URL")] = None
+    direct_database_url: URL = None
     jobs_vacuum_threshold: NonNegative = 50_000
 
-    plugins: list[str] = []
-    metrics_port: Port | None = None
+    plugins: list[str] = []  # noqa: RUF012
+    metrics_port: Annotated[
+        int | None, Rule("a port number from 1 to 65535", minimum=1, maximum=65535)
+    ] = None
     metrics_host: Annotated[
-        str, Field(min_length=1), Expect("an address to bind, like 127.0.0.1")
+        str, Rule("an address to bind, like 127.0.0.1", min_length=1)
     ] = "0.0.0.0"
 
-    _config_file: Path | None = PrivateAttr(None)
-    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _config_file: Path | None = None
+    _sources: dict[str, str]
 
     def __init__(self, **values: Any) -> None:
         config_file = find_config_file(None)
-        layers = [read_toml(config_file) if config_file is not None else {}, read_environment()]
-        merged = {FIELD_BY_KEY[key]: value for layer in layers for key, value in layer.items()}
-        merged.update({FIELD_BY_KEY.get(name, name): value for name, value in values.items()})
-        super().__init__(**merged)
+        merged = read_toml(config_file) if config_file is not None else {}
+        merged.update(read_environment())
+        merged.update(check_values(
+            {KEY_BY_FIELD.get(name, name): value for name, value in values.items()},
+            "Settings()",
+        ))
+        self._assign(merged)
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """Every setting at its default: no file, no environment."""
+        settings = cls.__new__(cls)
+        settings._assign({})
+        return settings
+
+    def _assign(self, values: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> None:
+        for key, field in FIELDS.items():
+            value = values[key] if key in values else copy.copy(field.default)
+            setattr(self, field.name, value)
+        self._config_file = None
+        self._sources = dict(sources or {})
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (field names), each checked like a value in code."""
+        updated = copy.copy(self)
+        checked = check_values(
+            {KEY_BY_FIELD.get(name, name): value for name, value in changes.items()},
+            "Settings.replace()",
+        )
+        for key, value in checked.items():
+            setattr(updated, FIELDS[key].name, value)
+        return updated
+
+    def values(self) -> dict[str, Any]:
+        """The settings keyed by TOML key (passwords included; ``redacted`` hides them)."""
+        return {key: getattr(self, field.name) for key, field in FIELDS.items()}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and self.values() == other.values()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{key}={value!r}" for key, value in self.redacted().items())
+        return f"Settings({shown})"
 
     @property
     def config_file(self) -> Path | None:
@@ -188,8 +214,7 @@ class Settings(BaseModel):
     def redacted(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict keyed by TOML key, with passwords hidden."""
         result: dict[str, Any] = {}
-        for name in KEYS:
-            value = getattr(self, FIELD_BY_KEY[name])
+        for name, value in self.values().items():
             if name in ("database_url", "direct_database_url") and value is not None:
                 from graphile_worker_cli.db import redact_url
 
@@ -204,38 +229,55 @@ class Settings(BaseModel):
         return result
 
 
+@dataclass(frozen=True)
+class Field:
+    """One setting as declared on ``Settings``."""
+
+    name: str
+    key: str
+    annotation: Any
+    default: Any
+    rule: Rule
+
+    @property
+    def optional(self) -> bool:
+        return type(None) in get_args(self.annotation)
+
+    @property
+    def base(self) -> Any:
+        """The type without ``| None``."""
+        args = [arg for arg in get_args(self.annotation) if arg is not type(None)]
+        if get_origin(self.annotation) in (Union, types.UnionType) and len(args) == 1:
+            return args[0]
+        return self.annotation
+
+
+def _fields() -> dict[str, Field]:
+    fields: dict[str, Field] = {}
+    hints = get_type_hints(Settings, include_extras=True)
+    for name, hint in hints.items():
+        if name.startswith("_"):
+            continue
+        annotation, rule = hint, Rule()
+        if get_origin(hint) is Annotated:
+            annotation, *extras = get_args(hint)
+            rule = next((extra for extra in extras if isinstance(extra, Rule)), rule)
+        key = "schema" if name == "schema_name" else name
+        fields[key] = Field(name, key, annotation, getattr(Settings, name), rule)
+    return fields
+
+
+FIELDS = _fields()
+"""Each setting by TOML key, in declaration order."""
 # TOML / display key for each field ("schema" is the one that differs from the field name).
-KEY_BY_FIELD = {name: (info.alias or name) for name, info in Settings.model_fields.items()}
-FIELD_BY_KEY = {key: name for name, key in KEY_BY_FIELD.items()}
-KEYS = list(FIELD_BY_KEY)
-DURATION_KEYS = frozenset(
-    KEY_BY_FIELD[name]
-    for name, info in Settings.model_fields.items()
-    if any(getattr(meta, "text", None) == durations.DURATION_HELP for meta in info.metadata)
-)
+KEY_BY_FIELD = {field.name: key for key, field in FIELDS.items()}
+FIELD_BY_KEY = {key: field.name for key, field in FIELDS.items()}
+KEYS = list(FIELDS)
+DURATION_KEYS = frozenset(key for key, field in FIELDS.items() if field.rule.duration)
 # Extra spellings accepted everywhere for a key.
 _KEY_ALIASES = {"schema_name": "schema"}
 # Generic environment variables, read before the GW_ ones (which win when both are set).
 _GENERIC_ENV = {"DATABASE_URL": "database_url", "GRAPHILE_WORKER_SCHEMA": "schema"}
-
-
-def _adapter(info: FieldInfo) -> TypeAdapter[Any]:
-    """Validates one field's value alone, with the field's constraints and validators."""
-    annotation: Any = info.annotation
-    if info.metadata:
-        annotation = Annotated[(annotation, *info.metadata)]
-    return TypeAdapter(annotation)
-
-
-_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
-
-
-def _validator(key: str) -> TypeAdapter[Any]:
-    """One key's validator, built on first use: a command checks a few keys, not all."""
-    adapter = _ADAPTERS.get(key)
-    if adapter is None:
-        adapter = _ADAPTERS[key] = _adapter(Settings.model_fields[FIELD_BY_KEY[key]])
-    return adapter
 
 
 class _Invalid(Exception):
@@ -244,17 +286,11 @@ class _Invalid(Exception):
 
 def expected(key: str) -> str:
     """What a valid value for ``key`` looks like, in words."""
-    info = Settings.model_fields[FIELD_BY_KEY[key]]
-    for meta in info.metadata:
-        if isinstance(meta, Expect):
-            return meta.text
-    return _describe_type(info.annotation)
+    field = FIELDS[key]
+    return field.rule.expect or _describe_type(field.base)
 
 
 def _describe_type(annotation: Any) -> str:
-    for meta in getattr(annotation, "__metadata__", ()):
-        if isinstance(meta, Expect):
-            return meta.text
     if get_origin(annotation) is Literal:
         return "one of " + ", ".join(json.dumps(arg) for arg in get_args(annotation))
     if annotation is bool:
@@ -263,9 +299,6 @@ def _describe_type(annotation: Any) -> str:
         return "a path"
     if annotation == list[str]:
         return "a list of strings"
-    args = [arg for arg in get_args(annotation) if arg is not type(None)]
-    if len(args) == 1:
-        return _describe_type(args[0])
     return "a valid value"
 
 
@@ -276,24 +309,85 @@ def _show(value: Any) -> str:
         return repr(value)
 
 
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
 def _check_value(key: str, value: Any) -> Any:
     """Validate one value for one key; raise _Invalid naming what was expected."""
-    info = Settings.model_fields[FIELD_BY_KEY[key]]
-    if isinstance(value, bool) and info.annotation is not bool:
+    field = FIELDS[key]
+    if value is None and field.optional:
+        return None
+    checked = _convert(field, value)
+    if checked is _INVALID:
         raise _Invalid(f"expected {expected(key)}, got {_show(value)}")
-    if key in DURATION_KEYS and isinstance(value, str):
+    return checked
+
+
+_INVALID = object()
+
+
+def _convert(field: Field, value: Any) -> Any:
+    """``value`` as the field's type, or ``_INVALID``. Text is read as the environment
+    gives it (``"4"`` for an integer, ``"yes"`` for true); a bool is never a number."""
+    base, rule = field.base, field.rule
+    if rule.before is not None:
+        value = rule.before(value)
+    if isinstance(value, bool) and base is not bool:
+        return _INVALID
+    if rule.duration:
         try:
             return durations.parse_duration(value)
         except durations.BareNumberError as error:
-            raise _Invalid(error.message) from None
+            if isinstance(value, str):
+                raise _Invalid(error.message) from None
+            return _INVALID
         except BadInputError:
-            raise _Invalid(f"expected {expected(key)}, got {_show(value)}") from None
-    if info.annotation == list[str] and not isinstance(value, list):
-        raise _Invalid(f"expected {expected(key)}, got {_show(value)}")
-    try:
-        return _validator(key).validate_python(value)
-    except ValidationError:
-        raise _Invalid(f"expected {expected(key)}, got {_show(value)}") from None
+            return _INVALID
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        text = value.strip().lower() if isinstance(value, str) else None
+        return True if text in _TRUE else False if text in _FALSE else _INVALID
+    if base is int:
+        number = _integer(value)
+        if number is None or (rule.minimum is not None and number < rule.minimum) or (
+            rule.maximum is not None and number > rule.maximum
+        ):
+            return _INVALID
+        return number
+    if base is str:
+        ok = isinstance(value, str) and len(value) >= rule.min_length
+        return value if ok else _INVALID
+    if base is Path:
+        return Path(value) if isinstance(value, str | Path) else _INVALID
+    if base == list[str]:
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        return list(value) if ok else _INVALID
+    if base == dict[str, int]:
+        ok = isinstance(value, dict) and all(
+            isinstance(name, str) and type(number) is int
+            and (rule.minimum is None or number >= rule.minimum)
+            for name, number in value.items()
+        )
+        return dict(value) if ok else _INVALID
+    if get_origin(base) is Literal:
+        text = value.lower() if isinstance(value, str) and rule.lowercase else value
+        return text if text in get_args(base) else _INVALID
+    raise TypeError(f"settings key {field.key!r}: no check for {base!r}")
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return int(value)
+    return None
 
 
 def _canonical_key(key: str) -> str | None:
@@ -302,6 +396,8 @@ def _canonical_key(key: str) -> str | None:
 
 
 def _unknown_key_message(key: str) -> str:
+    import difflib  # only for this message
+
     close = difflib.get_close_matches(key, KEYS, n=1)
     hint = f'did you mean "{close[0]}"? ' if close else ""
     return f'unknown key "{key}" ({hint}known keys: {", ".join(KEYS)})'
@@ -323,6 +419,8 @@ def find_config_file(config_path: Path | None) -> Path | None:
 
 def read_toml(path: Path) -> dict[str, Any]:
     """The checked values of a TOML config file, keyed by TOML key."""
+    import tomllib  # only when there is a file: most commands run without one
+
     try:
         raw = tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as error:
@@ -408,8 +506,7 @@ def env_var(key: str) -> str:
 
 
 def _from_env_text(key: str, text: str) -> Any:
-    info = Settings.model_fields[FIELD_BY_KEY[key]]
-    if info.annotation == list[str]:
+    if FIELDS[key].annotation == list[str]:
         stripped = text.strip()
         if stripped.startswith("["):
             try:
@@ -496,8 +593,7 @@ def load_settings(
     for source, values in layers:
         merged.update(values)
         sources.update(dict.fromkeys(values, source))
-    # Every value is already checked, so this cannot fail on user input.
-    settings = Settings.model_validate({FIELD_BY_KEY[key]: value for key, value in merged.items()})
+    settings = Settings.__new__(Settings)
+    settings._assign(merged, sources)
     settings._config_file = config_file
-    settings._sources = sources
     return settings

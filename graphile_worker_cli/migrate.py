@@ -188,7 +188,9 @@ async def apply_migrations(
         gw_applied = await _run_steps(
             conn, schema, gw_steps, _not_in(await _applied_gw_steps(conn, schema)), gw=True
         )
-        after = await _read_status(conn, schema)
+        # Read again only when this call changed something (three statements a start-up
+        # of an up-to-date schema saves).
+        after = await _read_status(conn, schema) if applied or gw_applied else before
     except _DRIVER_ERRORS as error:
         raise MigrationError(
             f"migrating schema {schema!r} failed: {db.first_line(error)}"

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pydantic_core
-
 from graphile_worker_cli import js_json
 from graphile_worker_cli.errors import BadInputError
 
@@ -33,6 +31,9 @@ def to_jsonable(payload: Any) -> Any:
     """The payload as plain JSON values (dicts, lists, str, int, float, bool, None)."""
     if payload is None:
         return {}
+    # Imported here: plain JSON values (what `gw add-job` queues) never need it.
+    import pydantic_core
+
     try:
         return pydantic_core.to_jsonable_python(payload)
     except pydantic_core.PydanticSerializationError as error:
@@ -79,6 +80,8 @@ def replacement_to_json(payload: Any) -> str:
     """JSON text for the payload a failed job is left with (a batch job's failed items, or
     a ``TaskFailure``'s replacement), as the reference writes it: ``null`` for NaN and the
     infinities (a number too large for a double, read from the database, is infinite)."""
+    import pydantic_core
+
     try:
         value = pydantic_core.to_jsonable_python(payload)
         return js_json.stringify(value, non_finite_as_null=True)

@@ -170,7 +170,7 @@ class Runner:
         if self._slot is not None:
             # A child of a supervisor: the supervisor resolved the URL and migrated.
             url = os.environ.get(processes_mod.CHILD_URL_ENV) or settings.database_url
-            self.settings = settings.model_copy(update={"database_url": url, "migrate": False})
+            self.settings = settings.replace(database_url=url, migrate=False)
         self.registry: gw_tasks.TaskRegistry | None = None
         self.crontabs: list[cron.Crontab] = []
         self._worker_hooks: gw_hooks.HookRegistry | None = None

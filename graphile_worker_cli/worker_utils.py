@@ -26,7 +26,6 @@ from graphile_worker_cli import (
     conninfo,
     db,
     drivers,
-    hooks,
     job,
     migrate,
     operations,
@@ -49,7 +48,10 @@ from graphile_worker_cli.job_input import (
 )
 
 if TYPE_CHECKING:
-    from graphile_worker_cli import config, recovery
+    from graphile_worker_cli import config, hooks, recovery
+
+# hooks is imported where a registry is used: there is none unless the caller made one
+# (and so imported it), and `gw add-job` starts faster without it.
 
 T = TypeVar("T")
 
@@ -227,6 +229,8 @@ class WorkerUtils:
         registry = self.hooks
         started = 0
         if registry is not None and registry.active:
+            from graphile_worker_cli import hooks
+
             started = time.time_ns()
             if hooks.BeforeJobSchedule in registry.events:
                 identifier, payload_json, spec = prepared
@@ -245,7 +249,11 @@ class WorkerUtils:
         self, executor: drivers.AsyncExecutor, added: list[job.Job], started_ns: int
     ) -> None:
         registry = self.hooks
-        if registry is None or hooks.JobScheduled not in registry.events:
+        if registry is None:
+            return
+        from graphile_worker_cli import hooks
+
+        if hooks.JobScheduled not in registry.events:
             return
 
         async def fetch(sql: str, *args: Any) -> list[Any]:
@@ -295,6 +303,8 @@ class WorkerUtils:
         registry = self.hooks
         started = 0
         if registry is not None and registry.active:
+            from graphile_worker_cli import hooks
+
             started = time.time_ns()
             if hooks.BeforeJobSchedule in registry.events:
                 specs = await _scheduled_specs(registry, specs)
@@ -491,6 +501,8 @@ async def _scheduled_payload(
     registry: hooks.HookRegistry, identifier: str, payload_json: str, spec: job.JobSpec
 ) -> str:
     """The payload JSON after the BeforeJobSchedule hooks (which see JSON values)."""
+    from graphile_worker_cli import hooks
+
     context = hooks.BeforeJobScheduleContext(identifier, json.loads(payload_json), spec)
     payload = await registry.before_job_schedule(context)
     if payload is context.payload:

@@ -1,1 +1,1 @@
-"""The ``gw`` command line: thin typer commands, each calling one library function."""
+"""The ``gw`` command line: thin click commands, each calling one library function."""

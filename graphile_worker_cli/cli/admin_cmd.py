@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
 from graphile_worker_cli.cli import common
+from graphile_worker_cli.cli.commands import command, option, path_type
 from graphile_worker_cli.errors import (
     EXIT_USAGE,
     BadInputError,
@@ -25,42 +26,21 @@ TOKEN_ENV = "GW_ADMIN_TOKEN"
 DEFAULT_CRONTAB = Path("crontab")
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.command("admin", short_help="Serve the admin dashboard (jobs, queues, workers, cron).")(
-        admin_command
-    )
-
-
+@command("admin", short_help="Serve the admin dashboard (jobs, queues, workers, cron).")
+@option("--host", default="127.0.0.1",
+        help="Address to listen on (loopback unless auth is set).")
+@option("--port", type=click.IntRange(0, 65535), default=5678, help="Port.")
+@option("--read-only", is_flag=True, help="Show everything, change nothing (writes 403).")
+@option("--token", help=f"Bearer token required on every request, at least 16 characters "
+        f"(env {TOKEN_ENV}).")
+@option("--basic-auth", help="HTTP basic credentials user:password.")
+@option("--crontab", type=path_type(),
+        help="Crontab file for next run times (default: config, ./crontab when present).")
+@common.database_options
 def admin_command(
-    host: Annotated[
-        str, typer.Option("--host", help="Address to listen on (loopback unless auth is set).")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 5678,
-    read_only: Annotated[
-        bool, typer.Option("--read-only", help="Show everything, change nothing (writes 403).")
-    ] = False,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token", help=f"Bearer token required on every request, at least 16 "
-            f"characters (env {TOKEN_ENV}).",
-            show_default=False,
-        ),
-    ] = None,
-    basic_auth: Annotated[
-        str | None,
-        typer.Option("--basic-auth", help="HTTP basic credentials user:password.",
-                     show_default=False),
-    ] = None,
-    crontab: Annotated[
-        Path | None,
-        typer.Option("--crontab", help="Crontab file for next run times (default: config, "
-                     "./crontab when present).", show_default=False),
-    ] = None,
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config_path: common.ConfigOption = None,
+    host: str, port: int, read_only: bool, token: str | None, basic_auth: str | None,
+    crontab: Path | None, connection: str | None, schema: str | None,
+    config_path: Path | None,
 ) -> None:
     """Serve the admin dashboard: overview, jobs, queues, workers, crontabs, maintenance.
 

@@ -1,9 +1,10 @@
-"""The typer application; each command group lives in its own module with ``register``.
+"""The ``gw`` application: a click group that imports a command's module only when that
+command is looked up.
 
-``gw <command> ...`` imports only that command's module (a worker start-up does not pay for
-the admin UI, the jobs API or the tables of the other commands); anything else
-(``gw --help``, an unknown command) builds the whole application. ``app`` — the whole
-application — is built on first access. ``gw --version`` builds nothing.
+``gw add-job x`` imports click, ``cli/jobs_cmd.py`` and what the command itself runs; a worker
+start-up does not pay for the admin UI, the jobs API or the tables of the other commands.
+``gw --help`` imports every command module (each imports the library only when it runs).
+``gw --version`` builds nothing.
 """
 
 from __future__ import annotations
@@ -13,24 +14,23 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import typer
+    import click
 
-MODULES = ("run_cmd", "migrate_cmd", "jobs_cmd", "config_cmd", "cron_cmd", "workers_cmd",
-           "admin_cmd")
-"""Command modules, in the order their commands are listed."""
+    from graphile_worker_cli.cli import commands
 
-COMMAND_MODULES = {
-    "run": "run_cmd",
-    "migrate": "migrate_cmd",
-    "jobs": "jobs_cmd",
-    "add-job": "jobs_cmd",
-    "cleanup": "jobs_cmd",
-    "config": "config_cmd",
-    "cron": "cron_cmd",
-    "workers": "workers_cmd",
-    "admin": "admin_cmd",
+COMMANDS = {
+    "run": ("run_cmd", "run_command"),
+    "migrate": ("migrate_cmd", "migrate_command"),
+    "add-job": ("jobs_cmd", "add_job_command"),
+    "cleanup": ("jobs_cmd", "cleanup_command"),
+    "admin": ("admin_cmd", "admin_command"),
+    "jobs": ("jobs_cmd", "jobs_group"),
+    "config": ("config_cmd", "config_group"),
+    "cron": ("cron_cmd", "cron_group"),
+    "workers": ("workers_cmd", "workers_group"),
 }
-"""The module that registers each top-level command."""
+"""Each top-level command, in the order ``gw --help`` lists them: its module in
+``graphile_worker_cli.cli`` and the click command there."""
 
 HELP = "Graphile Worker for Python: run and manage a PostgreSQL job queue."
 EPILOG = (
@@ -39,69 +39,54 @@ EPILOG = (
 )
 
 
-def build_app(modules: tuple[str, ...] = MODULES) -> typer.Typer:
-    """An application with the commands of ``modules`` (``graphile_worker_cli.cli.<name>``)."""
-    import typer
+def command(name: str) -> click.Command | None:
+    """The top-level command ``name`` (its module imported now), or None."""
+    where = COMMANDS.get(name)
+    if where is None:
+        return None
+    module = importlib.import_module(f"graphile_worker_cli.cli.{where[0]}")
+    found: click.Command = getattr(module, where[1])
+    return found
 
-    from graphile_worker_cli.cli import common
 
-    common.install_usage_errors()
-    application = typer.Typer(
-        name="gw",
-        help=HELP,
-        epilog=EPILOG,
-        no_args_is_help=True,
-        add_completion=False,
-        pretty_exceptions_enable=False,
-        rich_markup_mode=None,
+def _make_app() -> commands.Group:
+    import click
+
+    from graphile_worker_cli.cli import commands
+
+    class Application(commands.Group):
+        """The root group: its commands come from ``COMMANDS`` as they are looked up."""
+
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return list(COMMANDS)
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            return command(cmd_name)
+
+    def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            click.echo(version_line())
+            ctx.exit()
+
+    return Application(
+        "gw", help=HELP, epilog=EPILOG, no_args_is_help=True,
+        params=[click.Option(
+            ["--version"], is_flag=True, expose_value=False, is_eager=True,
+            callback=print_version,
+            help="Print gw's version and the Graphile Worker protocol it speaks, and exit.",
+        )],
     )
-    for name in modules:
-        importlib.import_module(f"graphile_worker_cli.cli.{name}").register(application)
-    _whole_summaries(application)
-    return application
 
 
-def _whole_summaries(application: typer.Typer) -> None:
-    """Give each command its first sentence as the summary command lists show: click would
-    cut a longer one to the terminal's width ("...") rather than wrap it."""
-    import inspect
-    import re
-
-    for command in application.registered_commands:
-        if command.short_help is None and command.callback is not None:
-            doc = inspect.getdoc(command.callback) or ""
-            first = re.split(r"\.\s", doc, maxsplit=1)[0]
-            command.short_help = " ".join(first.split()).rstrip(".") + "."
-    for group in application.registered_groups:
-        if group.typer_instance is not None:
-            _whole_summaries(group.typer_instance)
+_app: commands.Group | None = None
 
 
-_full: typer.Typer | None = None
-
-
-def full_app() -> typer.Typer:
-    """The application with every command (and ``gw --version``)."""
-    global _full
-    if _full is None:
-        import typer
-
-        def print_version(value: bool) -> None:
-            if value:
-                typer.echo(version_line())
-                raise typer.Exit()
-
-        def root(
-            version: bool = typer.Option(
-                False, "--version", callback=print_version, is_eager=True,
-                help="Print gw's version and the Graphile Worker protocol it speaks, and exit.",
-            ),
-        ) -> None:
-            """Graphile Worker for Python: run and manage a PostgreSQL job queue."""
-
-        _full = build_app()
-        _full.callback(epilog=EPILOG)(root)
-    return _full
+def full_app() -> commands.Group:
+    """The application (made on first use)."""
+    global _app
+    if _app is None:
+        _app = _make_app()
+    return _app
 
 
 def version_line() -> str:
@@ -160,19 +145,11 @@ def hoist_common_options(args: list[str]) -> list[str]:
 
 
 def main() -> None:
+    # In place: `gw run --processes N` hands sys.argv[1:] to its children.
     sys.argv[1:] = hoist_common_options(sys.argv[1:])
-    if sys.argv[1:] == ["--version"]:
-        # Answered without building the application (or importing typer at all).
+    args = sys.argv[1:]
+    if args == ["--version"]:
+        # Answered without building the application (or importing click at all).
         sys.stdout.write(version_line() + "\n")
         return
-    module = COMMAND_MODULES.get(sys.argv[1]) if len(sys.argv) > 1 else None
-    if module is None:
-        full_app()()
-        return
-    application = build_app((module,))
-
-    @application.callback()
-    def _group() -> None:
-        """Keep the command a subcommand (a one-command typer app would drop its name)."""
-
-    application()
+    full_app().main(args)

@@ -9,10 +9,11 @@ import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import typer
+from click.exceptions import Exit
 
+from graphile_worker_cli.cli.commands import option, path_type
 from graphile_worker_cli.errors import EXIT_FAILURE, GraphileWorkerError
 
 if TYPE_CHECKING:
@@ -24,37 +25,29 @@ if TYPE_CHECKING:
     from graphile_worker_cli import config
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
-ConnectionOption = Annotated[
-    str | None,
-    typer.Option(
-        "--connection",
-        "-c",
-        help=(
-            "PostgreSQL URL (default: DATABASE_URL, else the PG* variables, else an embedded "
-            "server)."
-        ),
-        show_default=False,
-    ),
-]
-SchemaOption = Annotated[
-    str | None,
-    typer.Option(
-        "--schema",
-        "-s",
-        help="Graphile Worker schema (default graphile_worker; env GRAPHILE_WORKER_SCHEMA).",
-        show_default=False,
-    ),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="TOML config file (default ./worker.toml when present).",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+connection_option = option(
+    "--connection", "-c",
+    help="PostgreSQL URL (default: DATABASE_URL, else the PG* variables, else an embedded "
+    "server).",
+)
+schema_option = option(
+    "--schema", "-s",
+    help="Graphile Worker schema (default graphile_worker; env GRAPHILE_WORKER_SCHEMA).",
+)
+config_option = option(
+    "--config", "config_path", type=path_type(),
+    help="TOML config file (default ./worker.toml when present).",
+)
+json_option = option("--json", "json_output", is_flag=True, help="Print JSON for machines.")
+
+
+def database_options(function: F) -> F:
+    """-c/--connection, -s/--schema and --config (as ``connection``, ``schema``,
+    ``config_path``): the options of every command that opens the database."""
+    return connection_option(schema_option(config_option(function)))
+
 
 _consoles: dict[str, Console] = {}
 
@@ -150,28 +143,7 @@ def fail(message: str, exit_code: int = EXIT_FAILURE) -> NoReturn:
     _console("stderr").print(
         f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True
     )
-    raise typer.Exit(exit_code)
-
-
-def install_usage_errors() -> None:
-    """Make click's usage errors (unknown option, missing value...) gw's one ``error:`` line
-    naming the help to read; the exit code stays click's (2)."""
-    from typer._click import exceptions
-
-    def show_usage_error(self: exceptions.UsageError, file: Any = None) -> None:
-        where = f" (see {self.ctx.command_path} --help)" if self.ctx is not None else ""
-        _error_line(f"{self.format_message()}{where}")
-
-    def show_click_error(self: exceptions.ClickException, file: Any = None) -> None:
-        _error_line(self.format_message())
-
-    exceptions.UsageError.show = show_usage_error  # type: ignore[method-assign]
-    exceptions.ClickException.show = show_click_error  # type: ignore[method-assign]
-
-
-def _error_line(message: str) -> None:
-    text = message.replace("\n", " ").strip().rstrip(".")
-    sys.stderr.write(f"error: {text[:1].lower()}{text[1:]}\n")
+    raise Exit(exit_code)
 
 
 def run(

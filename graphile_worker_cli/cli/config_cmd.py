@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import typer
 
 from graphile_worker_cli import durations
 from graphile_worker_cli.cli import common
+from graphile_worker_cli.cli.commands import group
 
 if TYPE_CHECKING:
     from graphile_worker_cli import config
 else:
     config = common.lazy_module("graphile_worker_cli.config")
 
-config_app = typer.Typer(
-    name="config",
-    help="Inspect gw's configuration.",
-    no_args_is_help=True,
-)
+config_group = group("config", help="Inspect gw's configuration.", no_args_is_help=True)
+
 
 def _source_label(source: str) -> str:
     return {
@@ -41,12 +38,11 @@ def _display(key: str, value: Any) -> str:
     return str(value)
 
 
-@config_app.command("show")
+@config_group.command("show")
+@common.database_options
+@common.json_option
 def show(
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config_path: common.ConfigOption = None,
-    json_output: common.JsonOption = False,
+    connection: str | None, schema: str | None, config_path: Path | None, json_output: bool
 ) -> None:
     """Print the effective settings (defaults < config file < environment < flags)."""
     settings = common.load_settings(connection, schema, config_path)
@@ -67,7 +63,3 @@ def show(
         table.add_row(key, _display(key, value), _source_label(sources[key]))
     common.stdout.print(table)
 
-
-def register(app: typer.Typer) -> None:
-    """Add the ``config`` command group to the app."""
-    app.add_typer(config_app)

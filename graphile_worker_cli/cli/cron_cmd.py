@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 
 from graphile_worker_cli.cli import common
+from graphile_worker_cli.cli.commands import argument, group, option, path_type
 from graphile_worker_cli.errors import EXIT_USAGE, CrontabError
 
 if TYPE_CHECKING:
@@ -16,16 +17,7 @@ if TYPE_CHECKING:
 else:
     cron = common.lazy_module("graphile_worker_cli.cron")
 
-cron_app = typer.Typer(help="Crontab tools: validate a file, list known crontabs.")
-
-CountOption = Annotated[
-    int, typer.Option("--count", "-n", min=1, max=100, help="How many next run times to show.")
-]
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.add_typer(cron_app, name="cron")
+cron_group = group("cron", help="Crontab tools: validate a file, list known crontabs.")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -54,12 +46,12 @@ def _describe(item: cron.Crontab, runs: list[datetime]) -> dict[str, Any]:
     }
 
 
-@cron_app.command("check")
-def check_command(
-    file: Annotated[Path, typer.Argument(help="The crontab file to validate.")],
-    count: CountOption = 5,
-    json_output: common.JsonOption = False,
-) -> None:
+@cron_group.command("check")
+@argument("file", type=path_type(), help="The crontab file to validate.")
+@option("--count", "-n", type=click.IntRange(1, 100), default=5,
+        help="How many next run times to show.")
+@common.json_option
+def check_command(file: Path, count: int, json_output: bool) -> None:
     """Validate a crontab file and print each item's next run times (UTC).
 
     Exit code 2, with the line that is wrong, when the file is not valid.
@@ -87,19 +79,14 @@ def check_command(
             out.print("  never (no matching date in the next 8 years)", markup=False)
 
 
-@cron_app.command("list")
+@cron_group.command("list")
+@common.database_options
+@option("--crontab", type=path_type(),
+        help="Crontab file for next run times (default: config, ./crontab).")
+@common.json_option
 def list_command(
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config_path: common.ConfigOption = None,
-    crontab: Annotated[
-        Path | None,
-        typer.Option(
-            "--crontab", help="Crontab file for next run times (default: config, ./crontab).",
-            show_default=False,
-        ),
-    ] = None,
-    json_output: common.JsonOption = False,
+    connection: str | None, schema: str | None, config_path: Path | None,
+    crontab: Path | None, json_output: bool,
 ) -> None:
     """Show the crontabs the database knows: id, known since, last execution, next run."""
     settings = common.load_settings(connection, schema, config_path)

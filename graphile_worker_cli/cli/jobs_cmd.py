@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import typer
+import click
 
 from graphile_worker_cli import durations
 from graphile_worker_cli.cli import common
+from graphile_worker_cli.cli.commands import argument, command, group, option
 from graphile_worker_cli.errors import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -30,44 +32,18 @@ if TYPE_CHECKING:
 # The library modules are imported by the commands that use them, so that `gw --help`
 # and `gw add-job` load only what they need.
 
-jobs_app = typer.Typer(
-    name="jobs", help="Inspect and manage queued jobs.", no_args_is_help=True
+jobs_group = group("jobs", help="Inspect and manage queued jobs.", no_args_is_help=True)
+
+run_at_option = option(
+    "--run-at", help="When to run: ISO 8601, e.g. 2030-01-31T09:00:00Z (no offset means UTC)."
 )
-
-RunAtOption = Annotated[
-    str | None,
-    typer.Option(
-        "--run-at",
-        help="When to run: ISO 8601, e.g. 2030-01-31T09:00:00Z (no offset means UTC).",
-        show_default=False,
-    ),
-]
-DelayOption = Annotated[
-    str | None,
-    typer.Option(
-        "--delay", help=f"Run after this delay: {durations.DURATION_HELP}.", show_default=False
-    ),
-]
-PriorityOption = Annotated[
-    int | None,
-    typer.Option("--priority", help="Lower runs first (default 0).", show_default=False),
-]
-MaxAttemptsOption = Annotated[
-    int | None,
-    typer.Option("--max-attempts", help="Attempts before giving up (default 25).",
-                 show_default=False),
-]
-JobIdsArgument = Annotated[list[int], typer.Argument(help="Job ids.", show_default=False)]
+delay_option = option("--delay", help=f"Run after this delay: {durations.DURATION_HELP}.")
+priority_option = option("--priority", type=int, help="Lower runs first (default 0).")
+max_attempts_option = option(
+    "--max-attempts", type=int, help="Attempts before giving up (default 25)."
+)
+job_ids_argument = argument("job_ids", type=int, nargs=-1, help="Job ids.")
 T = TypeVar("T")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.command("add-job")(add_job_command)
-    app.command("cleanup", short_help="Delete unused task names and queues, failed jobs.")(
-        cleanup_command
-    )
-    app.add_typer(jobs_app)
 
 
 # --- plumbing -------------------------------------------------------------------------------
@@ -204,7 +180,7 @@ def _print_rows(
 
 
 def _report(
-    records: list[job.Job], ids: list[int], verb: str, json_output: bool
+    records: list[job.Job], ids: Sequence[int], verb: str, json_output: bool
 ) -> None:
     """Print what changed; jobs that were not touched are an error line and exit 1."""
     if json_output:
@@ -249,41 +225,28 @@ def _is_json(text: str) -> bool:
     return True
 
 
+@command("add-job")
+@argument("identifier", help="Task identifier.")
+@argument("payload", required=False,
+          help="JSON object or array (default {}); - reads standard input.")
+@option("--queue", help="Named queue: its jobs run one at a time.")
+@run_at_option
+@delay_option
+@max_attempts_option
+@option("--job-key", help="Unique key to replace or remove the job.")
+@option("--job-key-mode", help="replace (default), preserve_run_at, unsafe_dedupe.")
+@priority_option
+@option("--flag", multiple=True, help="A flag workers may refuse (repeatable).")
+@common.database_options
+@common.json_option
 def add_job_command(
-    identifier: Annotated[str, typer.Argument(help="Task identifier.", show_default=False)],
-    payload: Annotated[
-        str | None,
-        typer.Argument(help="JSON object or array (default {}); - reads standard input.",
-                       show_default=False),
-    ] = None,
-    queue: Annotated[
-        str | None, typer.Option("--queue", help="Named queue: its jobs run one at a time.",
-                                 show_default=False),
-    ] = None,
-    run_at: RunAtOption = None,
-    delay: DelayOption = None,
-    max_attempts: MaxAttemptsOption = None,
-    job_key: Annotated[
-        str | None, typer.Option("--job-key", help="Unique key to replace or remove the job.",
-                                 show_default=False),
-    ] = None,
-    job_key_mode: Annotated[
-        str | None,
-        typer.Option("--job-key-mode", help="replace (default), preserve_run_at, unsafe_dedupe.",
-                     show_default=False),
-    ] = None,
-    priority: PriorityOption = None,
-    flag: Annotated[
-        list[str] | None,
-        typer.Option("--flag", help="A flag workers may refuse (repeatable).", show_default=False),
-    ] = None,
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config: common.ConfigOption = None,
-    json_output: common.JsonOption = False,
+    identifier: str, payload: str | None, queue: str | None, run_at: str | None,
+    delay: str | None, max_attempts: int | None, job_key: str | None, job_key_mode: str | None,
+    priority: int | None, flag: tuple[str, ...], connection: str | None, schema: str | None,
+    config_path: Path | None, json_output: bool,
 ) -> None:
     """Queue a job and print its id."""
-    settings = common.load_settings(connection, schema, config)
+    settings = common.load_settings(connection, schema, config_path)
 
     from graphile_worker_cli import job, payloads
 
@@ -317,24 +280,19 @@ def add_job_command(
 # --- gw jobs ... ----------------------------------------------------------------------------
 
 
-@jobs_app.command("list")
+@jobs_group.command("list")
+@option("--task", help="Only this task identifier.")
+@option("--queue", help="Only this queue.")
+@option("--state", help="ready, scheduled, locked or failed.")
+@option("--limit", type=click.IntRange(min=0), default=100, help="At most this many jobs.")
+@common.database_options
+@common.json_option
 def list_command(
-    task: Annotated[str | None, typer.Option("--task", help="Only this task identifier.",
-                                             show_default=False)] = None,
-    queue: Annotated[str | None, typer.Option("--queue", help="Only this queue.",
-                                              show_default=False)] = None,
-    state: Annotated[
-        str | None,
-        typer.Option("--state", help="ready, scheduled, locked or failed.", show_default=False),
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many jobs.", min=0)] = 100,
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config: common.ConfigOption = None,
-    json_output: common.JsonOption = False,
+    task: str | None, queue: str | None, state: str | None, limit: int,
+    connection: str | None, schema: str | None, config_path: Path | None, json_output: bool,
 ) -> None:
     """List jobs in id order."""
-    settings = common.load_settings(connection, schema, config)
+    settings = common.load_settings(connection, schema, config_path)
 
     records = common.run(_call(
         settings, lambda worker_utils: worker_utils.list_jobs(
@@ -408,26 +366,20 @@ def _print_history(entries: list[job.JobHistoryEntry], title: str) -> None:
     )
 
 
-@jobs_app.command("history")
+@jobs_group.command("history")
+@option("--task", help="Only this task identifier.")
+@option("--since", help="Only jobs finished since: how long ago (1h, 2d) or an ISO 8601 time.")
+@option("--failed", is_flag=True, help="Only jobs that failed for good.")
+@option("--limit", type=click.IntRange(min=0), default=100, help="At most this many jobs.")
+@common.database_options
+@common.json_option
 def history_command(
-    task: Annotated[str | None, typer.Option("--task", help="Only this task identifier.",
-                                             show_default=False)] = None,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="Only jobs finished since: how long ago (1h, 2d) or an "
-                                     "ISO 8601 time.", show_default=False),
-    ] = None,
-    failed: Annotated[bool, typer.Option("--failed", help="Only jobs that failed for good.",
-                                         show_default=False)] = False,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many jobs.", min=0)] = 100,
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config: common.ConfigOption = None,
-    json_output: common.JsonOption = False,
+    task: str | None, since: str | None, failed: bool, limit: int, connection: str | None,
+    schema: str | None, config_path: Path | None, json_output: bool,
 ) -> None:
     """Jobs gw workers completed or failed for good, newest first (needs history_retention
     on the workers)."""
-    settings = common.load_settings(connection, schema, config)
+    settings = common.load_settings(connection, schema, config_path)
 
     async def history() -> list[job.JobHistoryEntry]:
         after = parse_since(since) if since is not None else None
@@ -450,24 +402,19 @@ def history_command(
             )
 
 
-@jobs_app.command("show")
+@jobs_group.command("show")
+@argument("job_id", type=int, required=False, help="Job id (or --key).")
+@option("--key", help="The job's key instead of its id.")
+@common.database_options
+@common.json_option
 def show_command(
-    job_id: Annotated[
-        int | None, typer.Argument(help="Job id (or --key).", show_default=False)
-    ] = None,
-    key: Annotated[
-        str | None, typer.Option("--key", help="The job's key instead of its id.",
-                                 show_default=False)
-    ] = None,
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config: common.ConfigOption = None,
-    json_output: common.JsonOption = False,
+    job_id: int | None, key: str | None, connection: str | None, schema: str | None,
+    config_path: Path | None, json_output: bool,
 ) -> None:
     """Show one job, by id or by --key, payload included."""
     if (job_id is None) == (key is None):
         common.fail("gw jobs show: give a job id or --key KEY (one of them)", EXIT_USAGE)
-    settings = common.load_settings(connection, schema, config)
+    settings = common.load_settings(connection, schema, config_path)
 
     values = job_to_dict(common.run(_call(
         settings, lambda worker_utils: worker_utils.get_job(job_id, key=key)
@@ -485,16 +432,16 @@ def show_command(
     common.stdout.print_json(data=payload)
 
 
-@jobs_app.command("complete")
+@jobs_group.command("complete")
+@job_ids_argument
+@common.database_options
+@common.json_option
 def complete_command(
-    job_ids: JobIdsArgument,
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config: common.ConfigOption = None,
-    json_output: common.JsonOption = False,
+    job_ids: tuple[int, ...], connection: str | None, schema: str | None,
+    config_path: Path | None, json_output: bool,
 ) -> None:
     """Mark jobs as done (deletes them). Jobs a worker holds are left alone."""
-    settings = common.load_settings(connection, schema, config)
+    settings = common.load_settings(connection, schema, config_path)
 
     completed = common.run(_call(
         settings, lambda worker_utils: worker_utils.complete_jobs(job_ids)
@@ -502,19 +449,17 @@ def complete_command(
     _report(completed, job_ids, "completed", json_output)
 
 
-@jobs_app.command("fail")
+@jobs_group.command("fail")
+@job_ids_argument
+@option("--reason", help="Stored as last_error.")
+@common.database_options
+@common.json_option
 def fail_command(
-    job_ids: JobIdsArgument,
-    reason: Annotated[
-        str | None, typer.Option("--reason", help="Stored as last_error.", show_default=False)
-    ] = None,
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config: common.ConfigOption = None,
-    json_output: common.JsonOption = False,
+    job_ids: tuple[int, ...], reason: str | None, connection: str | None, schema: str | None,
+    config_path: Path | None, json_output: bool,
 ) -> None:
     """Fail jobs for good: they will not run again. Jobs a worker holds are left alone."""
-    settings = common.load_settings(connection, schema, config)
+    settings = common.load_settings(connection, schema, config_path)
 
     failed = common.run(_call(
         settings, lambda worker_utils: worker_utils.permanently_fail_jobs(job_ids, reason)
@@ -522,18 +467,18 @@ def fail_command(
     _report(failed, job_ids, "failed", json_output)
 
 
-@jobs_app.command("cancel")
+@jobs_group.command("cancel")
+@job_ids_argument
+@common.database_options
+@common.json_option
 def cancel_command(
-    job_ids: JobIdsArgument,
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config: common.ConfigOption = None,
-    json_output: common.JsonOption = False,
+    job_ids: tuple[int, ...], connection: str | None, schema: str | None,
+    config_path: Path | None, json_output: bool,
 ) -> None:
     """Cancel jobs: they will not run again. A job not running is failed for good now
     (last_error "cancelled"); a job a gw worker runs is aborted and then failed; a job a
     reference (Node.js) worker runs cannot be interrupted, only marked."""
-    settings = common.load_settings(connection, schema, config)
+    settings = common.load_settings(connection, schema, config_path)
 
     results = common.run(_call(
         settings, lambda worker_utils: worker_utils.cancel_jobs(job_ids)
@@ -571,24 +516,22 @@ def _cancel_line(result: job_input.JobCancellation) -> str:
     }[result.outcome]
 
 
-@jobs_app.command("reschedule")
+@jobs_group.command("reschedule")
+@job_ids_argument
+@run_at_option
+@delay_option
+@priority_option
+@option("--attempts", type=int, help="Set the attempt count (0 = fresh).")
+@max_attempts_option
+@common.database_options
+@common.json_option
 def reschedule_command(
-    job_ids: JobIdsArgument,
-    run_at: RunAtOption = None,
-    delay: DelayOption = None,
-    priority: PriorityOption = None,
-    attempts: Annotated[
-        int | None, typer.Option("--attempts", help="Set the attempt count (0 = fresh).",
-                                 show_default=False),
-    ] = None,
-    max_attempts: MaxAttemptsOption = None,
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config: common.ConfigOption = None,
-    json_output: common.JsonOption = False,
+    job_ids: tuple[int, ...], run_at: str | None, delay: str | None, priority: int | None,
+    attempts: int | None, max_attempts: int | None, connection: str | None,
+    schema: str | None, config_path: Path | None, json_output: bool,
 ) -> None:
     """Change when and how jobs run. Jobs a worker holds are left alone."""
-    settings = common.load_settings(connection, schema, config)
+    settings = common.load_settings(connection, schema, config_path)
 
     from graphile_worker_cli import job_input
 
@@ -609,17 +552,17 @@ def reschedule_command(
     _report(common.run(reschedule()), job_ids, "rescheduled", json_output)
 
 
-@jobs_app.command("remove")
+@jobs_group.command("remove")
+@argument("job_key", help="Job key.")
+@common.database_options
+@common.json_option
 def remove_command(
-    job_key: Annotated[str, typer.Argument(help="Job key.", show_default=False)],
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config: common.ConfigOption = None,
-    json_output: common.JsonOption = False,
+    job_key: str, connection: str | None, schema: str | None, config_path: Path | None,
+    json_output: bool,
 ) -> None:
     """Remove the job with this key. A job a worker holds loses its key instead, and will
     not run again after the current attempt."""
-    settings = common.load_settings(connection, schema, config)
+    settings = common.load_settings(connection, schema, config_path)
 
     removed = common.run(_call(
         settings, lambda worker_utils: worker_utils.remove_job(job_key)
@@ -640,28 +583,22 @@ def remove_command(
 # --- gw cleanup -----------------------------------------------------------------------------
 
 
+@command("cleanup", short_help="Delete unused task names and queues, failed jobs.")
+@option(
+    "--task", multiple=True,
+    help="GC_TASK_IDENTIFIERS, GC_JOB_QUEUES or DELETE_PERMAFAILED_JOBS (repeatable; "
+    "default: the two GC tasks).",
+)
+@option("--keep-task", multiple=True,
+        help="Task identifier GC_TASK_IDENTIFIERS keeps (repeatable).")
+@common.database_options
+@common.json_option
 def cleanup_command(
-    task: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--task",
-            help="GC_TASK_IDENTIFIERS, GC_JOB_QUEUES or DELETE_PERMAFAILED_JOBS (repeatable; "
-            "default: the two GC tasks).",
-            show_default=False,
-        ),
-    ] = None,
-    keep_task: Annotated[
-        list[str] | None,
-        typer.Option("--keep-task", help="Task identifier GC_TASK_IDENTIFIERS keeps "
-                     "(repeatable).", show_default=False),
-    ] = None,
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config: common.ConfigOption = None,
-    json_output: common.JsonOption = False,
+    task: tuple[str, ...], keep_task: tuple[str, ...], connection: str | None,
+    schema: str | None, config_path: Path | None, json_output: bool,
 ) -> None:
     """Delete unused task identifiers and queues, and permanently failed jobs."""
-    settings = common.load_settings(connection, schema, config)
+    settings = common.load_settings(connection, schema, config_path)
 
     from graphile_worker_cli import job_input
     from graphile_worker_cli.worker_utils import configured_worker_utils

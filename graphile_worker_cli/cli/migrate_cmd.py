@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Annotated
-
-import typer
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graphile_worker_cli.cli import common
+from graphile_worker_cli.cli.commands import command, option
 
 if TYPE_CHECKING:
     from graphile_worker_cli import logs, migrate
@@ -16,38 +16,23 @@ else:
     migrate = common.lazy_module("graphile_worker_cli.migrate")
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.command("migrate", short_help="Migrate the schema (Graphile Worker 0.18.0, then gw's).")(
-        migrate_command
-    )
-
-
+@command("migrate", short_help="Migrate the schema (Graphile Worker 0.18.0, then gw's).")
+@common.database_options
+@option("--status", is_flag=True, help="Only show the schema's migration, change nothing.")
+@common.json_option
+@option("--database-wait",
+        help="Wait this long for an unreachable database (an init container started before "
+        "PostgreSQL), e.g. 60s (default 0s).")
+@option("--verbose", "-v", count=True, help="More logs (repeat for more).")
 def migrate_command(
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config: common.ConfigOption = None,
-    status: Annotated[
-        bool, typer.Option("--status", help="Only show the schema's migration, change nothing.")
-    ] = False,
-    json_output: common.JsonOption = False,
-    database_wait: Annotated[
-        str | None,
-        typer.Option("--database-wait",
-                     help="Wait this long for an unreachable database (an init container "
-                     "started before PostgreSQL), e.g. 60s (default 0s).",
-                     show_default=False),
-    ] = None,
-    verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More logs (repeat for more).",
-                          show_default=False)
-    ] = 0,
+    connection: str | None, schema: str | None, config_path: Path | None, status: bool,
+    json_output: bool, database_wait: str | None, verbose: int,
 ) -> None:
     """Migrate the schema to Graphile Worker 0.18.0's (20 migrations), then gw's own.
 
     Exit code 57 when the database has a breaking migration newer than this gw knows.
     """
-    settings = common.load_settings(connection, schema, config, database_wait=database_wait)
+    settings = common.load_settings(connection, schema, config_path, database_wait=database_wait)
     logs.configure(
         fmt=settings.log_format,
         level=logs.level_from_verbosity(verbose, 0, default=settings.log_level),

@@ -7,11 +7,12 @@ import gc
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+from click.exceptions import Exit
 
 from graphile_worker_cli.cli import common
+from graphile_worker_cli.cli.commands import command, option, path_type
 
 if TYPE_CHECKING:
     from graphile_worker_cli import config, logs, runner
@@ -21,244 +22,127 @@ else:
 from graphile_worker_cli.errors import EXIT_USAGE, GraphileWorkerError
 
 
-def register(app: typer.Typer) -> None:
-    app.command("run", short_help="Run a worker until stopped (--once: until no job is runnable).")(
-        run_command
-    )
-
-
+@command("run", short_help="Run a worker until stopped (--once: until no job is runnable).")
+@common.database_options
+@option("--tasks", "tasks_dir", type=path_type(),
+        help="Directory of task files (default ./tasks when present).")
+@option("--tasks-module", multiple=True,
+        help="Python module that defines tasks (repeatable).")
+@option("--concurrency", "--jobs", "-j", type=int,
+        help="Jobs run at once (default 10).")
+@option("--max-pool-size", "-m", type=int,
+        help="Most database connections the worker's pool opens (default 10).")
+@option("--poll-interval",
+        help="How often to look for due jobs (default 2s).")
+@option("--once", is_flag=True,
+        help="Run the jobs runnable now, then exit.")
+@option("--schema-only", is_flag=True,
+        help="Migrate the schema, then exit.")
+@option("--cleanup",
+        help="Run these cleanup tasks, then exit: a comma-separated list of GC_JOB_QUEUES, "
+        "GC_TASK_IDENTIFIERS, DELETE_PERMAFAILED_JOBS.")
+@option("--database-wait",
+        help="At start, wait this long for an unreachable database (a container started before "
+        "PostgreSQL), e.g. 60s (default 0s).")
+@option("--no-migrate", is_flag=True,
+        help="Do not migrate the schema on start.")
+@option("--forbidden-flag", multiple=True,
+        help="Skip jobs with this flag (repeatable).")
+@option("--crontab", type=path_type(),
+        help="Crontab file (default ./crontab when present).")
+@option("--shutdown-grace-period",
+        help="How long running jobs may finish after a stop signal (default 30s).")
+@option("--task-timeout",
+        help="How long a job may run unless its task sets a timeout (default: no limit).")
+@option("--task-max-concurrency", multiple=True, metavar="TASK=N",
+        help="At most N jobs of TASK at once in each worker process, whatever the task "
+        "declares (repeatable).")
+@option("--history-retention",
+        help="Keep a record of each job completed or failed for good this long, e.g. 7d "
+        "(default: off).")
+@option("--shutdown-abort-timeout",
+        help="After the grace period, how long aborted jobs may take to return before they are "
+        "cancelled (default 5s).")
+@option("--heartbeat-interval",
+        help="How often this worker records that it is alive (default 10s).")
+@option("--sweep-interval",
+        help="How often to look for dead workers (default 30s).")
+@option("--sweep-threshold",
+        help="Heartbeat age after which a gw worker is dead (default 60s).")
+@option("--recovery-delay",
+        help="Delay before jobs of a dead worker run again (default 0s).")
+@option("--direct-database-url",
+        help="A direct PostgreSQL URL for the worker's liveness session (needed behind "
+        "PgBouncer in transaction mode).")
+@option("--jobs-vacuum-threshold", type=int,
+        help="Vacuum the jobs table (one worker of the fleet at a time) once this many dead "
+        "rows built up, about two per finished job; 0: never (default 50000).")
+@option("--no-worker-recovery", is_flag=True,
+        help="No heartbeats and no sweeping of dead workers.")
+@option("--local-queue-size", type=int,
+        help="Jobs fetched at once and kept ready for free slots; 0 = off (default 0).")
+@option("--local-queue-ttl",
+        help="Hand back local-queue jobs not started within this (default 60s).")
+@option("--local-queue-refetch-delay",
+        help="After a short fetch, wait about this long before the next one (default 0s).")
+@option("--local-queue-refetch-delay-threshold", type=int,
+        help="Only a fetch that gets at most this many jobs starts the refetch delay (default 0).")
+@option("--local-queue-refetch-delay-max-abort-threshold", type=int,
+        help="Up to this many announced jobs cut the refetch delay short (default 5 x local queue "
+        "size).")
+@option("--complete-job-batch-delay",
+        help="Collect completions this long, then write them in one statement (default 0s: what "
+        "finished meanwhile still goes together).")
+@option("--fail-job-batch-delay",
+        help="Collect failures this long, then write them in one statement (default 0s).")
+@option("--no-prepared-statements", is_flag=True,
+        help="Do not cache prepared statements (PgBouncer transaction mode).")
+@option("--processes", type=int,
+        help="Worker processes run under one supervisor (default 1).")
+@option("--log-format",
+        help="auto, rich, plain or json.")
+@option("--metrics-port", type=int,
+        help="Serve Prometheus metrics on this port (needs the metrics extra).")
+@option("--metrics-host",
+        help="Address the metrics endpoint binds to (default 0.0.0.0).")
+@option("--verbose", "-v", count=True,
+        help="More logs (repeat for more).")
+@option("--quiet", "-q", count=True,
+        help="Fewer logs (repeat for fewer).")
 def run_command(
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config_path: common.ConfigOption = None,
-    tasks_dir: Annotated[
-        Path | None,
-        typer.Option("--tasks", help="Directory of task files (default ./tasks when present).",
-                     show_default=False),
-    ] = None,
-    tasks_module: Annotated[
-        list[str] | None,
-        typer.Option("--tasks-module", help="Python module that defines tasks (repeatable).",
-                     show_default=False),
-    ] = None,
-    concurrency: Annotated[
-        int | None,
-        typer.Option("--concurrency", "--jobs", "-j", help="Jobs run at once (default 10).",
-                     show_default=False),
-    ] = None,
-    max_pool_size: Annotated[
-        int | None,
-        typer.Option("--max-pool-size", "-m",
-                     help="Most database connections the worker's pool opens (default 10).",
-                     show_default=False),
-    ] = None,
-    poll_interval: Annotated[
-        str | None,
-        typer.Option("--poll-interval", help="How often to look for due jobs (default 2s).",
-                     show_default=False),
-    ] = None,
-    once: Annotated[
-        bool, typer.Option("--once", help="Run the jobs runnable now, then exit.")
-    ] = False,
-    schema_only: Annotated[
-        bool, typer.Option("--schema-only", help="Migrate the schema, then exit.")
-    ] = False,
-    cleanup: Annotated[
-        str | None,
-        typer.Option("--cleanup",
-                     help="Run these cleanup tasks, then exit: a comma-separated list of "
-                          "GC_JOB_QUEUES, GC_TASK_IDENTIFIERS, DELETE_PERMAFAILED_JOBS.",
-                     show_default=False),
-    ] = None,
-    database_wait: Annotated[
-        str | None,
-        typer.Option("--database-wait",
-                     help="At start, wait this long for an unreachable database (a "
-                     "container started before PostgreSQL), e.g. 60s (default 0s).",
-                     show_default=False),
-    ] = None,
-    no_migrate: Annotated[
-        bool, typer.Option("--no-migrate", help="Do not migrate the schema on start.")
-    ] = False,
-    forbidden_flag: Annotated[
-        list[str] | None,
-        typer.Option("--forbidden-flag", help="Skip jobs with this flag (repeatable).",
-                     show_default=False),
-    ] = None,
-    crontab: Annotated[
-        Path | None,
-        typer.Option("--crontab", help="Crontab file (default ./crontab when present).",
-                     show_default=False),
-    ] = None,
-    shutdown_grace_period: Annotated[
-        str | None,
-        typer.Option("--shutdown-grace-period",
-                     help="How long running jobs may finish after a stop signal (default 30s).",
-                     show_default=False),
-    ] = None,
-    task_timeout: Annotated[
-        str | None,
-        typer.Option("--task-timeout",
-                     help="How long a job may run unless its task sets a timeout "
-                          "(default: no limit).",
-                     show_default=False),
-    ] = None,
-    task_max_concurrency: Annotated[
-        list[str] | None,
-        typer.Option("--task-max-concurrency", metavar="TASK=N",
-                     help="At most N jobs of TASK at once in each worker process, whatever "
-                          "the task declares (repeatable).",
-                     show_default=False),
-    ] = None,
-    history_retention: Annotated[
-        str | None,
-        typer.Option("--history-retention",
-                     help="Keep a record of each job completed or failed for good this long, "
-                          "e.g. 7d (default: off).",
-                     show_default=False),
-    ] = None,
-    shutdown_abort_timeout: Annotated[
-        str | None,
-        typer.Option("--shutdown-abort-timeout",
-                     help="After the grace period, how long aborted jobs may take to return "
-                          "before they are cancelled (default 5s).",
-                     show_default=False),
-    ] = None,
-    heartbeat_interval: Annotated[
-        str | None,
-        typer.Option("--heartbeat-interval",
-                     help="How often this worker records that it is alive (default 10s).",
-                     show_default=False),
-    ] = None,
-    sweep_interval: Annotated[
-        str | None,
-        typer.Option("--sweep-interval",
-                     help="How often to look for dead workers (default 30s).",
-                     show_default=False),
-    ] = None,
-    sweep_threshold: Annotated[
-        str | None,
-        typer.Option("--sweep-threshold",
-                     help="Heartbeat age after which a gw worker is dead (default 60s).",
-                     show_default=False),
-    ] = None,
-    recovery_delay: Annotated[
-        str | None,
-        typer.Option("--recovery-delay",
-                     help="Delay before jobs of a dead worker run again (default 0s).",
-                     show_default=False),
-    ] = None,
-    direct_database_url: Annotated[
-        str | None,
-        typer.Option("--direct-database-url",
-                     help="A direct PostgreSQL URL for the worker's liveness session (needed "
-                          "behind PgBouncer in transaction mode).", show_default=False),
-    ] = None,
-    jobs_vacuum_threshold: Annotated[
-        int | None,
-        typer.Option("--jobs-vacuum-threshold",
-                     help="Vacuum the jobs table (one worker of the fleet at a time) once this "
-                          "many dead rows built up, about two per finished job; 0: never "
-                          "(default 50000).", show_default=False),
-    ] = None,
-    no_worker_recovery: Annotated[
-        bool, typer.Option("--no-worker-recovery",
-                           help="No heartbeats and no sweeping of dead workers.")
-    ] = False,
-    local_queue_size: Annotated[
-        int | None,
-        typer.Option("--local-queue-size",
-                     help="Jobs fetched at once and kept ready for free slots; 0 = off "
-                          "(default 0).", show_default=False),
-    ] = None,
-    local_queue_ttl: Annotated[
-        str | None,
-        typer.Option("--local-queue-ttl",
-                     help="Hand back local-queue jobs not started within this (default 60s).",
-                     show_default=False),
-    ] = None,
-    local_queue_refetch_delay: Annotated[
-        str | None,
-        typer.Option("--local-queue-refetch-delay",
-                     help="After a short fetch, wait about this long before the next one "
-                          "(default 0s).", show_default=False),
-    ] = None,
-    local_queue_refetch_delay_threshold: Annotated[
-        int | None,
-        typer.Option("--local-queue-refetch-delay-threshold",
-                     help="Only a fetch that gets at most this many jobs starts the refetch "
-                          "delay (default 0).", show_default=False),
-    ] = None,
-    local_queue_refetch_delay_max_abort_threshold: Annotated[
-        int | None,
-        typer.Option("--local-queue-refetch-delay-max-abort-threshold",
-                     help="Up to this many announced jobs cut the refetch delay short "
-                          "(default 5 x local queue size).", show_default=False),
-    ] = None,
-    complete_job_batch_delay: Annotated[
-        str | None,
-        typer.Option("--complete-job-batch-delay",
-                     help="Collect completions this long, then write them in one statement "
-                          "(default 0s: what finished meanwhile still goes together).",
-                     show_default=False),
-    ] = None,
-    fail_job_batch_delay: Annotated[
-        str | None,
-        typer.Option("--fail-job-batch-delay",
-                     help="Collect failures this long, then write them in one statement "
-                          "(default 0s).", show_default=False),
-    ] = None,
-    no_prepared_statements: Annotated[
-        bool, typer.Option("--no-prepared-statements",
-                           help="Do not cache prepared statements (PgBouncer transaction mode).")
-    ] = False,
-    processes: Annotated[
-        int | None,
-        typer.Option("--processes",
-                     help="Worker processes run under one supervisor (default 1).",
-                     show_default=False),
-    ] = None,
-    log_format: Annotated[
-        str | None,
-        typer.Option("--log-format", help="auto, rich, plain or json.", show_default=False),
-    ] = None,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option("--metrics-port",
-                     help="Serve Prometheus metrics on this port (needs the metrics extra).",
-                     show_default=False),
-    ] = None,
-    metrics_host: Annotated[
-        str | None,
-        typer.Option("--metrics-host",
-                     help="Address the metrics endpoint binds to (default 0.0.0.0).",
-                     show_default=False),
-    ] = None,
-    verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More logs (repeat for more).",
-                          show_default=False)
-    ] = 0,
-    quiet: Annotated[
-        int, typer.Option("--quiet", "-q", count=True, help="Fewer logs (repeat for fewer).",
-                          show_default=False)
-    ] = 0,
+    connection: str | None, schema: str | None, config_path: Path | None,
+    tasks_dir: Path | None, tasks_module: tuple[str, ...], concurrency: int | None,
+    max_pool_size: int | None, poll_interval: str | None, once: bool, schema_only: bool,
+    cleanup: str | None, database_wait: str | None, no_migrate: bool,
+    forbidden_flag: tuple[str, ...], crontab: Path | None, shutdown_grace_period: str | None,
+    task_timeout: str | None, task_max_concurrency: tuple[str, ...],
+    history_retention: str | None, shutdown_abort_timeout: str | None,
+    heartbeat_interval: str | None, sweep_interval: str | None, sweep_threshold: str | None,
+    recovery_delay: str | None, direct_database_url: str | None,
+    jobs_vacuum_threshold: int | None, no_worker_recovery: bool,
+    local_queue_size: int | None, local_queue_ttl: str | None,
+    local_queue_refetch_delay: str | None, local_queue_refetch_delay_threshold: int | None,
+    local_queue_refetch_delay_max_abort_threshold: int | None,
+    complete_job_batch_delay: str | None, fail_job_batch_delay: str | None,
+    no_prepared_statements: bool, processes: int | None, log_format: str | None,
+    metrics_port: int | None, metrics_host: str | None, verbose: int, quiet: int,
 ) -> None:
     """Run a worker: fetch jobs, run them, until SIGINT/SIGTERM (or, with --once, until
     no job is runnable)."""
     settings = common.load_settings(
         connection, schema, config_path,
         tasks=tasks_dir,
-        tasks_modules=tasks_module or None,
+        tasks_modules=list(tasks_module) or None,
         concurrency=concurrency,
         max_pg_conn=max_pool_size,
         poll_interval=poll_interval,
         migrate=False if no_migrate else None,
         database_wait=database_wait,
-        forbidden_flags=forbidden_flag or None,
+        forbidden_flags=list(forbidden_flag) or None,
         crontab=crontab,
         shutdown_grace_period=shutdown_grace_period,
         task_timeout=task_timeout,
-        task_max_concurrency=task_max_concurrency or None,
+        task_max_concurrency=list(task_max_concurrency) or None,
         history_retention=history_retention,
         shutdown_abort_timeout=shutdown_abort_timeout,
         log_format=log_format,
@@ -306,7 +190,7 @@ def run_command(
     except GraphileWorkerError as error:
         common.fail(error.message, error.exit_code)
     if code != 0:
-        raise typer.Exit(code)
+        raise Exit(code)
 
 
 def _import_from_the_working_directory() -> None:

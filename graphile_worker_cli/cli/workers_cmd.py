@@ -7,12 +7,12 @@ import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any
-
-import typer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from graphile_worker_cli import durations
 from graphile_worker_cli.cli import common
+from graphile_worker_cli.cli.commands import argument, group, option
 
 if TYPE_CHECKING:
     from graphile_worker_cli import config, embedded, recovery
@@ -22,25 +22,14 @@ else:
     recovery = common.lazy_module("graphile_worker_cli.recovery")
 from graphile_worker_cli.errors import BadInputError
 
-workers_app = typer.Typer(
-    name="workers",
-    help="Inspect gw workers and recover the jobs of dead ones.",
-    no_args_is_help=True,
+workers_group = group(
+    "workers", help="Inspect gw workers and recover the jobs of dead ones.", no_args_is_help=True
 )
 
-ThresholdOption = Annotated[
-    str | None,
-    typer.Option(
-        "--threshold",
-        help="Heartbeat age after which a registered worker is dead (default: sweep_threshold).",
-        show_default=False,
-    ),
-]
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
-    app.add_typer(workers_app)
+threshold_option = option(
+    "--threshold",
+    help="Heartbeat age after which a registered worker is dead (default: sweep_threshold).",
+)
 
 
 @asynccontextmanager
@@ -113,13 +102,13 @@ def _print_workers(
         common.stdout.print(other)
 
 
-@workers_app.command("list")
+@workers_group.command("list")
+@common.database_options
+@threshold_option
+@common.json_option
 def list_command(
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config_path: common.ConfigOption = None,
-    threshold: ThresholdOption = None,
-    as_json: common.JsonOption = False,
+    connection: str | None, schema: str | None, config_path: Path | None,
+    threshold: str | None, json_output: bool,
 ) -> None:
     """List registered workers (age, heartbeat, jobs held, stale or not) and other lock holders."""
     settings = common.load_settings(
@@ -135,7 +124,7 @@ def list_command(
         return rows, holders
 
     rows, holders = common.run(main())
-    if as_json:
+    if json_output:
         common.print_json(
             {
                 "workers": [dataclasses.asdict(row) for row in rows],
@@ -146,25 +135,14 @@ def list_command(
         _print_workers(rows, holders)
 
 
-@workers_app.command("check")
+@workers_group.command("check")
+@common.database_options
+@option("--host", help="Host the worker runs on (default: this machine's name).")
+@option("--pid", type=int, help="Only the worker with this process id.")
+@option("--max-age", help="Oldest acceptable heartbeat (default: 3 x heartbeat_interval).")
 def check_command(
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config_path: common.ConfigOption = None,
-    host: Annotated[
-        str | None,
-        typer.Option("--host", help="Host the worker runs on (default: this machine's name).",
-                     show_default=False),
-    ] = None,
-    pid: Annotated[
-        int | None,
-        typer.Option("--pid", help="Only the worker with this process id.", show_default=False),
-    ] = None,
-    max_age: Annotated[
-        str | None,
-        typer.Option("--max-age", help="Oldest acceptable heartbeat "
-                     "(default: 3 x heartbeat_interval).", show_default=False),
-    ] = None,
+    connection: str | None, schema: str | None, config_path: Path | None, host: str | None,
+    pid: int | None, max_age: str | None,
 ) -> None:
     """Exit 0 when a gw worker of this host (or --host/--pid) heartbeated recently, else 1:
     a probe for monitoring, readiness or liveness checks."""
@@ -199,24 +177,16 @@ def check_command(
     )
 
 
-@workers_app.command("sweep")
+@workers_group.command("sweep")
+@common.database_options
+@threshold_option
+@option("--recovery-delay",
+        help="Delay before recovered jobs may run (default: recovery_delay).")
+@option("--dry-run", is_flag=True, help="Report what would be recovered; change nothing.")
+@common.json_option
 def sweep_command(
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config_path: common.ConfigOption = None,
-    threshold: ThresholdOption = None,
-    recovery_delay: Annotated[
-        str | None,
-        typer.Option(
-            "--recovery-delay",
-            help="Delay before recovered jobs may run (default: recovery_delay).",
-            show_default=False,
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Report what would be recovered; change nothing.")
-    ] = False,
-    as_json: common.JsonOption = False,
+    connection: str | None, schema: str | None, config_path: Path | None,
+    threshold: str | None, recovery_delay: str | None, dry_run: bool, json_output: bool,
 ) -> None:
     """Recover the jobs of registered workers whose heartbeat is older than the threshold."""
     settings = common.load_settings(
@@ -237,7 +207,7 @@ def sweep_command(
             return await recovery.sweep_stale_workers(conn, settings.schema_name, options)
 
     result = common.run(main())
-    if as_json:
+    if json_output:
         payload: dict[str, Any] = dataclasses.asdict(result)
         payload["recovered_count"] = result.recovered_count
         common.print_json(payload)
@@ -256,15 +226,13 @@ def sweep_command(
     )
 
 
-@workers_app.command("force-unlock")
+@workers_group.command("force-unlock")
+@argument("ids", nargs=-1, help="Worker ids (locked_by values) to unlock.")
+@common.database_options
+@option("--force", is_flag=True, help="Unlock even workers whose heartbeat is fresh.")
 def force_unlock_command(
-    ids: Annotated[list[str], typer.Argument(help="Worker ids (locked_by values) to unlock.")],
-    connection: common.ConnectionOption = None,
-    schema: common.SchemaOption = None,
-    config_path: common.ConfigOption = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Unlock even workers whose heartbeat is fresh.")
-    ] = False,
+    ids: tuple[str, ...], connection: str | None, schema: str | None,
+    config_path: Path | None, force: bool,
 ) -> None:
     """Release the jobs and queues locked by the given workers (only for dead workers)."""
     settings = common.load_settings(connection, schema, config_path)

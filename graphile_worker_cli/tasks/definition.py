@@ -15,15 +15,19 @@ import functools
 import inspect
 import typing
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
-
-import pydantic
+from typing import TYPE_CHECKING, Any
 
 from graphile_worker_cli.context import WorkerContext
 from graphile_worker_cli.durations import parse_duration
 from graphile_worker_cli.errors import BadInputError, TaskLoadError
 from graphile_worker_cli.task_outcome import TaskFailure, TaskOutcome, TaskSuccess
-from graphile_worker_cli.tasks import handlers, outcomes
+from graphile_worker_cli.tasks import marks, outcomes
+
+if TYPE_CHECKING:
+    from graphile_worker_cli.tasks import handlers
+
+# pydantic (and the handler classes built on it) are imported by the definitions that
+# validate a payload: a worker whose tasks take plain JSON never loads it.
 
 Runner = Callable[[WorkerContext], Awaitable[TaskOutcome]]
 
@@ -43,7 +47,7 @@ class TaskDefinition:
         self._runner = runner
         self.timeout: float | None = None
         """Seconds each run may take (None: the worker's ``task_timeout``)."""
-        self.backoff: handlers.Backoff | None = None
+        self.backoff: marks.Backoff | None = None
         """The wait before the next attempt, given the attempts made (None: the
         reference's exponential backoff)."""
         self.max_concurrency: int | None = None
@@ -75,6 +79,8 @@ class _InvalidPayload(Exception):
 
 
 def _validator(identifier: str, validate: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    import pydantic
+
     def checked(payload: Any) -> Any:
         try:
             return validate(payload)
@@ -173,7 +179,7 @@ def define_task(
     does the per-worker limit (``max_concurrency``, ``MAX_CONCURRENCY``).
     """
     definition = _define(obj, identifier, batch=batch, source=source)
-    mark = handlers.task_mark(obj)
+    mark = marks.task_mark(obj)
     timeout = mark.timeout if mark else getattr(obj, "TIMEOUT", None)
     backoff = mark.backoff if mark else getattr(obj, "BACKOFF", None)
     if timeout is not None:
@@ -214,12 +220,14 @@ def _define(
 ) -> TaskDefinition:
     where = source or _describe_source(obj)
     if isinstance(obj, type):
-        if not handlers.is_handler_class(obj):
+        if not marks.is_handler_class(obj):
             raise TaskLoadError(
                 f"{where}: {obj.__name__} is not a task; expected a TaskHandler or "
                 "BatchTaskHandler subclass, or a function"
             )
-        name = identifier or handlers.declared_identifier(obj)
+        from graphile_worker_cli.tasks import handlers  # imported already: obj subclasses it
+
+        name = identifier or marks.declared_identifier(obj)
         if not name:
             raise TaskLoadError(f'{where}: {obj.__name__} has no IDENTIFIER (e.g. "send_email")')
         if issubclass(obj, handlers.BatchTaskHandler):
@@ -232,7 +240,7 @@ def _define(
             raise TaskLoadError(f"{where}: {obj.__name__} does not define run")
         return _define_class(obj, name, where)
     if callable(obj):
-        mark = handlers.task_mark(obj)
+        mark = marks.task_mark(obj)
         name = identifier or (mark.identifier if mark else None) or _function_name(obj, where)
         is_batch = batch if batch is not None else bool(mark and mark.batch)
         return _define_function(obj, name, where, is_batch)
@@ -388,6 +396,8 @@ def _item_type(payload_type: Any) -> Any:
 def _adapter(annotation: Any, where: str) -> Callable[[Any], Any]:
     if annotation is Any or annotation is object:
         return _identity
+    import pydantic
+
     try:
         adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(annotation)
     except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError) as error:

@@ -1,14 +1,15 @@
-"""The shapes a task can take: ``TaskHandler``, ``BatchTaskHandler``, ``@task``, and the
-outcome types ``TaskSuccess`` / ``TaskFailure``."""
+"""The handler classes a task can be: ``TaskHandler`` and ``BatchTaskHandler``, pydantic
+models of the payload (``@task`` for functions is in ``tasks.marks``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, overload
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import pydantic
+
+from graphile_worker_cli.tasks.marks import Backoff
 
 if TYPE_CHECKING:
     from graphile_worker_cli.context import WorkerContext
@@ -53,74 +54,3 @@ class BatchTaskHandler(pydantic.BaseModel):
     @classmethod
     async def run_batch(cls, items: list[Self], ctx: WorkerContext) -> Sequence[object]:
         raise NotImplementedError(f"{cls.__name__}.run_batch is not implemented")
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-Backoff = Callable[[int], "float | timedelta"]
-"""A task's retry delay: the attempts made so far -> seconds (or a timedelta) to wait."""
-
-TASK_MARK = "__gw_task__"
-
-
-@dataclass(frozen=True)
-class TaskMark:
-    """What ``@task`` records on a function."""
-
-    identifier: str | None
-    batch: bool
-    timeout: str | float | timedelta | None = None
-    backoff: Backoff | None = None
-    max_concurrency: int | None = None
-
-
-@overload
-def task(identifier: F, /) -> F: ...
-@overload
-def task(
-    identifier: str | None = None, /, *, batch: bool = False,
-    timeout: str | float | timedelta | None = None, backoff: Backoff | None = None,
-    max_concurrency: int | None = None,
-) -> Callable[[F], F]: ...
-
-
-def task(
-    identifier: str | F | None = None, /, *, batch: bool = False,
-    timeout: str | float | timedelta | None = None, backoff: Backoff | None = None,
-    max_concurrency: int | None = None,
-) -> F | Callable[[F], F]:
-    """Mark a function as a task: ``@task``, ``@task("send_email")`` or
-    ``@task("index", batch=True)``. The function is returned unchanged (still callable in
-    tests); ``load_task_modules`` finds it, ``define_task`` reads the mark. Without an
-    identifier the function's name is used. ``timeout`` bounds each run (``"30s"``);
-    ``backoff(attempts)`` gives the wait before the next attempt; ``max_concurrency``
-    caps the jobs of this task one worker runs at once."""
-    if callable(identifier):
-        setattr(identifier, TASK_MARK, TaskMark(None, batch))
-        return identifier
-
-    def mark(function: F) -> F:
-        setattr(function, TASK_MARK,
-                TaskMark(identifier, batch, timeout, backoff, max_concurrency))
-        return function
-
-    return mark
-
-
-def task_mark(obj: object) -> TaskMark | None:
-    mark = getattr(obj, TASK_MARK, None)
-    return mark if isinstance(mark, TaskMark) else None
-
-
-def is_handler_class(obj: object) -> bool:
-    """A concrete subclass of TaskHandler or BatchTaskHandler (not the bases themselves)."""
-    return (
-        isinstance(obj, type)
-        and issubclass(obj, TaskHandler | BatchTaskHandler)
-        and obj not in (TaskHandler, BatchTaskHandler)
-    )
-
-
-def declared_identifier(cls: type) -> str | None:
-    """The class's ``IDENTIFIER`` if it sets one."""
-    value = getattr(cls, "IDENTIFIER", None)
-    return value if isinstance(value, str) else None

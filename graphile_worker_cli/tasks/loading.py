@@ -17,20 +17,24 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.machinery
-import importlib.metadata
 import importlib.util
 import logging
+import os
 import re
 import sys
 import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graphile_worker_cli.errors import TaskLoadError
-from graphile_worker_cli.tasks import executable, handlers
+from graphile_worker_cli.tasks import executable, marks
 from graphile_worker_cli.tasks.definition import TaskDefinition, define_task
 from graphile_worker_cli.tasks.outcomes import describe_error
 from graphile_worker_cli.tasks.registry import TaskRegistry
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 ENTRY_POINT_GROUP = "graphile_worker.tasks"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -134,7 +138,7 @@ def _import_task_file(module_name: str, display: str) -> types.ModuleType:
 
 def _file_task(module: types.ModuleType, identifier: str, display: str) -> TaskDefinition:
     explicit = getattr(module, "task", None)
-    if explicit is not None and explicit is not handlers.task and callable(explicit):
+    if explicit is not None and explicit is not marks.task and callable(explicit):
         candidates = [explicit]
     else:
         candidates = _defined_tasks(module)
@@ -161,8 +165,8 @@ def _file_task(module: types.ModuleType, identifier: str, display: str) -> TaskD
 
 def _declared_identifier(obj: object) -> str | None:
     if isinstance(obj, type):
-        return handlers.declared_identifier(obj)
-    mark = handlers.task_mark(obj)
+        return marks.declared_identifier(obj)
+    mark = marks.task_mark(obj)
     return mark.identifier if mark else None
 
 
@@ -170,7 +174,7 @@ def _defined_tasks(module: types.ModuleType) -> list[object]:
     """Handler classes and @task functions defined in ``module`` itself (not imported)."""
     found: dict[int, object] = {}  # by identity: one object may have several names
     for value in vars(module).values():
-        is_task = handlers.is_handler_class(value) or handlers.task_mark(value) is not None
+        is_task = marks.is_handler_class(value) or marks.task_mark(value) is not None
         if is_task and getattr(value, "__module__", None) == module.__name__:
             found.setdefault(id(value), value)
     return list(found.values())
@@ -233,10 +237,53 @@ def load_entry_point_tasks(group: str = ENTRY_POINT_GROUP) -> TaskRegistry:
     subclass (its IDENTIFIER, else the entry point's name), a function (its @task
     identifier, else the entry point's name) or a module (as ``module_tasks``)."""
     registry = TaskRegistry()
+    if not may_declare_entry_points(group):
+        return registry
+    import importlib.metadata
+
     for entry_point in importlib.metadata.entry_points(group=group):
         for definition in _entry_point_tasks(entry_point):
             registry.add(definition)
     return registry
+
+
+def may_declare_entry_points(group: str, path: Sequence[str] | None = None) -> bool:
+    """Whether an installed distribution may declare entry points in ``group``.
+
+    ``importlib.metadata`` costs a worker's start ~20 ms to import and ~10 ms to scan every
+    distribution on this machine, for a group most installations leave empty. This looks
+    at the ``entry_points.txt`` files of the ``*.dist-info``/``*.egg-info`` folders on the
+    path and says no only when none names the group; a path entry or finder it cannot read
+    that way (a zip, an egg, a custom distribution finder) answers yes, and
+    ``importlib.metadata`` decides.
+    """
+    finders = [finder for finder in sys.meta_path if hasattr(finder, "find_distributions")]
+    if any(finder is not importlib.machinery.PathFinder for finder in finders):
+        return True
+    for entry in sys.path if path is None else path:
+        folder = entry or "."
+        if folder.endswith(".egg"):
+            return True
+        try:
+            names = [item.name for item in os.scandir(folder)
+                     if item.name.endswith((".dist-info", ".egg-info"))]
+        except (FileNotFoundError, NotADirectoryError):
+            if os.path.isfile(folder):
+                return True  # a zip archive: importlib.metadata reads inside it
+            continue
+        except OSError:
+            return True
+        for name in names:
+            try:
+                with open(os.path.join(folder, name, "entry_points.txt"), "rb") as file:
+                    text = file.read()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError:
+                return True
+            if group.encode() in text:
+                return True
+    return False
 
 
 def _entry_point_tasks(entry_point: importlib.metadata.EntryPoint) -> list[TaskDefinition]:

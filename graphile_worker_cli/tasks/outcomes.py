@@ -9,9 +9,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Sequence
-from typing import Any
-
-import pydantic
+from typing import TYPE_CHECKING, Any
 
 from graphile_worker_cli.task_outcome import (
     PermanentFailure,
@@ -19,6 +17,9 @@ from graphile_worker_cli.task_outcome import (
     TaskOutcome,
     TaskSuccess,
 )
+
+if TYPE_CHECKING:
+    import pydantic
 
 MAX_REPORTED_ERRORS = 5
 BATCH_FAILURES = "Batch failures:\n"

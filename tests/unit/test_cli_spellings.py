@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
-from typer.testing import CliRunner
+from click.exceptions import Exit
+from click.testing import CliRunner
 
 from graphile_worker_cli import config, durations
 from graphile_worker_cli.cli import common
@@ -29,7 +29,7 @@ def _overrides_of_run(args: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[
         connection: str | None, schema: str | None, config_path: Path | None, **overrides: Any
     ) -> config.Settings:
         seen.update(overrides, database_url=connection, schema=schema)
-        raise typer.Exit(0)
+        raise Exit(0)
 
     monkeypatch.setattr(common, "load_settings", capture)
     result = CliRunner().invoke(app, ["run", *args])

@@ -11,7 +11,7 @@ from graphile_worker_cli import config
 from graphile_worker_cli.errors import ConfigError
 from tests.helpers.paths import REPO_ROOT
 
-DEFAULTS = config.Settings.model_construct()
+DEFAULTS = config.Settings.defaults()
 
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
@@ -34,7 +34,7 @@ def config_error(config_path: Path | None = None, overrides: dict[str, Any] | No
 # Three distinct valid values per key, different from its default: a TOML literal, an
 # environment string and a CLI value.
 def samples(key: str) -> tuple[str, str, Any]:
-    annotation = config.Settings.model_fields[config.FIELD_BY_KEY[key]].annotation
+    annotation = config.FIELDS[key].annotation
     if key == "database_url":
         return ('"postgres://u@one/db"', "postgres://u@two/db", "postgres://u@three/db")
     if key in config.DURATION_KEYS:

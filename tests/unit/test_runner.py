@@ -129,7 +129,7 @@ def test_children_of_a_library_supervisor_get_the_settings_as_variables() -> Non
     # read back as a child would, they are the same settings
     child = config.read_environment(env)
     assert {key: child[key] for key in child} == {
-        key: value for key, value in made.settings.model_dump(by_alias=True).items()
+        key: value for key, value in made.settings.values().items()
         if value is not None
     }
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
-from typer.testing import CliRunner
+from click.exceptions import Exit
+from click.testing import CliRunner
 
 from graphile_worker_cli import config, durations
 from graphile_worker_cli.cli import common, run_cmd
@@ -31,18 +31,11 @@ ROW = re.compile(r"^\| `(\w+)` \|(.*)\|$", re.M)
 
 
 def _run_command() -> Any:
-    application = typer.Typer()
-    run_cmd.register(application)
-
-    @application.callback()
-    def _group() -> None:
-        """Keep `run` a subcommand."""
-
-    return typer.main.get_command(application).commands["run"]  # type: ignore[attr-defined]
+    return run_cmd.run_command
 
 
 def _options() -> list[Any]:
-    """The options of ``gw run`` (typer's click parameters)."""
+    """The options of ``gw run`` (its click parameters)."""
     return [p for p in _run_command().params if p.param_type_name == "option"]
 
 
@@ -65,17 +58,10 @@ def _keys_set_by(args: list[str], monkeypatch: pytest.MonkeyPatch) -> set[str]:
         connection: str | None, schema: str | None, config_path: Path | None, **overrides: Any
     ) -> config.Settings:
         seen.update(overrides, database_url=connection, schema=schema)
-        raise typer.Exit(0)
+        raise Exit(0)
 
     monkeypatch.setattr(common, "load_settings", capture)
-    application = typer.Typer()
-    run_cmd.register(application)
-
-    @application.callback()
-    def _group() -> None:
-        """Keep `run` a subcommand."""
-
-    result = CliRunner().invoke(application, ["run", *args])
+    result = CliRunner().invoke(run_cmd.run_command, args)
     assert result.exit_code == 0, result.output
     return {key for key, value in seen.items() if value is not None}
 
@@ -106,7 +92,7 @@ def _doc_rows() -> dict[str, tuple[str, str, str]]:
 
 def _default_text(key: str) -> str | None:
     """The model's default as docs and help spell it; None for no default."""
-    value = config.Settings.model_fields[config.FIELD_BY_KEY[key]].default
+    value = config.FIELDS[key].default
     if value is None:
         return None
     if key in config.DURATION_KEYS:
@@ -125,7 +111,7 @@ def test_every_run_flag_sets_one_settings_key_and_errors_name_that_flag(
     assert set(flags.values()) <= set(config.KEYS)
     assert len(set(flags.values())) == len(flags), "two flags set one key"
     for name, key in flags.items():
-        info = config.Settings.model_fields[config.FIELD_BY_KEY[key]]
+        info = config.FIELDS[key]
         if info.annotation is not bool:  # a --no-x switch cannot carry a bad value
             assert config.option_name(key) == name, (
                 f"a bad {key} would be reported as option {config.option_name(key)}, "

@@ -32,6 +32,6 @@ def test_quick_add_job_sync_takes_the_arguments_of_quick_add_job() -> None:
 
 
 def test_quick_add_job_refuses_settings_together_with_overrides() -> None:
-    settings = config.Settings.model_construct()
+    settings = config.Settings.defaults()
     with pytest.raises(TypeError, match="pass settings, or config_file/overrides, not both"):
         sync.quick_add_job_sync("t", settings=settings, schema="other")

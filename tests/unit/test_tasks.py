@@ -560,6 +560,25 @@ def test_broken_entry_point_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyP
     )
 
 
+def test_the_entry_point_prescan_says_no_only_when_no_distribution_names_the_group(
+    tmp_path: Path,
+) -> None:
+    from graphile_worker_cli.tasks.loading import may_declare_entry_points
+
+    write_distribution(tmp_path / "plain", "gw_test_plain", "[console_scripts]\nx = m:f\n", {})
+    write_distribution(
+        tmp_path / "tasks", "gw_test_tasks", "[graphile_worker.tasks]\nx = m:f\n", {}
+    )
+    group = "graphile_worker.tasks"
+    assert not may_declare_entry_points(group, [str(tmp_path / "plain"), str(tmp_path / "no")])
+    assert may_declare_entry_points(group, [str(tmp_path / "plain"), str(tmp_path / "tasks")])
+    # What it cannot read as folders, importlib.metadata decides.
+    archive = tmp_path / "packages.zip"
+    archive.write_bytes(b"PK\x05\x06" + bytes(18))
+    assert may_declare_entry_points(group, [str(archive)])
+    assert may_declare_entry_points(group, [str(tmp_path / "old.egg")])
+
+
 def test_entry_point_duplicate_of_a_module_task_names_both(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, modules_on_path: None
 ) -> None:

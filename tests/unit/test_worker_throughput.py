@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from graphile_worker_cli import config, tasks
 from graphile_worker_cli.cli.app import app
