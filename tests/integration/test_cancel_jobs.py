@@ -422,11 +422,13 @@ async def test_with_job_history_on_a_cancelled_running_job_is_recorded_as_failed
 
         async def recorded() -> bool:
             return bool(await conn.fetchval(
-                f"select count(*) from {S}._gw_job_history where job_id = $1", job_id
+                f"select count(*) from {S}._gw_job_history_entries where job_id = $1", job_id
             ))
 
         await wait_until(recorded)
-    row = await conn.fetchrow(f"select * from {S}._gw_job_history where job_id = $1", job_id)
+    row = await conn.fetchrow(
+        f"select * from {S}._gw_job_history_entries where job_id = $1", job_id
+    )
     assert row is not None
     assert (row["outcome"], row["last_error"], row["worker_id"]) == (
         "failed", "cancelled", worker.worker_id

@@ -389,7 +389,7 @@ async def test_job_history_records_a_job_completed_in_its_transaction(
 
     rows = await effects.fetch(
         f"select job_id, outcome, task_identifier, queue_name, attempts, worker_id"
-        f" from {S}._gw_job_history"
+        f" from {S}._gw_job_history_entries"
     )
     assert [tuple(row) for row in rows] == [
         (done, "completed", "recorded", "books", 1, worker.worker_id)
