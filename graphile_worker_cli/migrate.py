@@ -188,9 +188,13 @@ async def apply_migrations(
         gw_applied = await _run_steps(
             conn, schema, gw_steps, _not_in(await _applied_gw_steps(conn, schema)), gw=True
         )
-        # Read again only when this call changed something (three statements a start-up
-        # of an up-to-date schema saves).
-        after = await _read_status(conn, schema) if applied or gw_applied else before
+        # Read again unless the schema was already complete when first read (three
+        # statements a start-up of an up-to-date schema saves). A call that applied nothing
+        # because a concurrent migrator got there first must not report the stale status.
+        was_complete = _complete(before, steps, gw_steps)
+        after = before if was_complete and not (applied or gw_applied) else (
+            await _read_status(conn, schema)
+        )
     except _DRIVER_ERRORS as error:
         raise MigrationError(
             f"migrating schema {schema!r} failed: {db.first_line(error)}"
@@ -349,6 +353,15 @@ async def _ensure_ledgers(conn: asyncpg.Connection, schema: str) -> None:
         except asyncpg.PostgresError as error:
             if error.sqlstate not in _CLASH_CODES or attempt == _BOOTSTRAP_ATTEMPTS - 1:
                 raise
+
+
+def _complete(
+    status: MigrationStatus, steps: list[Migration], gw_steps: list[Migration]
+) -> bool:
+    """Whether ``status`` already shows the last reference step and the last gw step."""
+    last = max((step.number for step in steps), default=None)
+    gw_last = max((step.number for step in gw_steps), default=None)
+    return status.latest == last and status.gw_latest == gw_last
 
 
 def _newer_than(latest: int | None) -> Callable[[int], bool]:
