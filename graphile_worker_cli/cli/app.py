@@ -92,13 +92,14 @@ def full_app() -> commands.Group:
 
 def version_line() -> str:
     """gw's version and the protocol it speaks, for ``gw --version`` and bug reports."""
-    import platform
-
     from graphile_worker_cli import __version__, protocol
 
+    # sys.version's first word is what platform.python_version() gives ("3.11.7",
+    # "3.13.0rc1"), without importing platform (~2 ms of a ~40 ms command).
+    python = sys.version.split()[0]
     return (
         f"gw {__version__} (Graphile Worker {protocol.PROTOCOL_VERSION} protocol, "
-        f"{protocol.LATEST_MIGRATION} migrations; Python {platform.python_version()})"
+        f"{protocol.LATEST_MIGRATION} migrations; Python {python})"
     )
 
 
