@@ -4,7 +4,7 @@ command is looked up.
 ``gw add-job x`` imports click, ``cli/add_job_cmd.py`` and what the command itself runs; a
 worker start-up does not pay for the admin UI, the jobs API or the tables of the other
 commands.
-``gw --help`` imports every command module (each imports the library only when it runs).
+``gw --help`` lists the commands from ``SUMMARIES`` and imports none of their modules.
 ``gw --version`` builds nothing.
 """
 
@@ -32,6 +32,20 @@ COMMANDS = {
 }
 """Each top-level command, in the order ``gw --help`` lists them: its module in
 ``graphile_worker_cli.cli`` and the click command there."""
+
+SUMMARIES = {
+    "run": "Run a worker until stopped (--once: until no job is runnable).",
+    "migrate": "Migrate the schema (Graphile Worker 0.18.0, then gw's).",
+    "add-job": "Queue a job and print its id.",
+    "cleanup": "Delete unused task names and queues, failed jobs.",
+    "admin": "Serve the admin dashboard (jobs, queues, workers, cron).",
+    "jobs": "Inspect and manage queued jobs.",
+    "config": "Inspect gw's configuration.",
+    "cron": "Crontab tools: validate a file, list known crontabs.",
+    "workers": "Inspect gw workers and recover the jobs of dead ones.",
+}
+"""Each command's summary as ``gw --help`` lists it, so that the list imports no command
+module (tests/unit/test_cli_app.py keeps them equal to the commands' own summaries)."""
 
 HELP = "Graphile Worker for Python: run and manage a PostgreSQL job queue."
 EPILOG = (
@@ -63,6 +77,10 @@ def _make_app() -> commands.Group:
 
         def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
             return command(cmd_name)
+
+        def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+            with formatter.section("Commands"):
+                formatter.write_dl(list(SUMMARIES.items()))
 
     def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         if value:
