@@ -86,7 +86,8 @@ select e.job_id, e.task_identifier, e.queue_name, e.key, e.attempts, e.max_attem
        e.created_at, e.run_at, e.started_at, e.finished_at, e.worker_id, e.outcome,
        e.last_error,
        extract(epoch from e.finished_at - e.started_at)::float8 as duration,
-       greatest(0, extract(epoch from e.started_at - e.run_at))::float8 as wait
+       case when e.started_at is not null
+            then greatest(0, extract(epoch from e.started_at - e.run_at))::float8 end as wait
   from {s}._gw_job_history_entries as e
  where ($1::text is null or e.task_identifier = $1::text)
    and ($2::timestamptz is null or e.finished_at >= $2::timestamptz)
