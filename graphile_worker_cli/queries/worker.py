@@ -441,6 +441,20 @@ select r.job_id, jobs.locked_by is not distinct from $1::text as mine
     "CANCEL_CHECK",
 )
 
+# CANCEL_CHECK that also records the jobs it fails for good in _gw_job_history (outcome
+# failed; no started_at: nobody held them), for a worker with history on.
+CANCEL_CHECK_RECORDING_HISTORY = Query(
+    CANCEL_CHECK.text.replace(
+        "\n  returning jobs.id\n), forgotten as (",
+        _filled(_SETTLED_FOR_HISTORY, {"RUN_AT": "jobs.run_at",
+                                       "STARTED_AT": "null::timestamptz"})
+        + "\n), " + _filled(_RECORDED.replace("settled", "finished"),
+                            {"OUTCOME": "'failed'", "FINISHED": "true"})
+        + ", forgotten as (",
+    ),
+    "CANCEL_CHECK_RECORDING_HISTORY",
+)
+
 # $1 job ids bigint[] (a fetch's). Those someone asked to cancel: a job whose worker let it
 # go without acting on its request must be failed, not run (see worker.fetch_loop).
 REQUESTED_AMONG = Query(

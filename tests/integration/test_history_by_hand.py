@@ -11,7 +11,7 @@ import psycopg
 
 from graphile_worker_cli import CancelOutcome
 from graphile_worker_cli.sync import SyncWorkerUtils
-from graphile_worker_cli.worker import history
+from graphile_worker_cli.worker import history, store
 from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers.worker import S, add_job
 
@@ -111,3 +111,21 @@ async def test_settled_by_hand_in_the_callers_transaction_is_recorded_with_it(
     await asyncio.to_thread(settle)
     assert list(await _entries(conn)) == [kept]
     assert await conn.fetchval(f"select attempts from {S}._private_jobs") == 0
+
+
+async def test_a_requested_job_nobody_holds_is_recorded_by_the_cancel_check_with_history(
+    conn: asyncpg.Connection
+) -> None:
+    """Its worker let it go without acting on the request (a Node.js worker, a hand-back):
+    a gw worker's cancel check fails it for good, and records it when it keeps history."""
+    recorded, unrecorded = await add_job(conn, "mail", None), await add_job(conn, "mail", None)
+    insert = f"insert into {S}._gw_cancel_requests (job_id, locked_by) values ($1, 'gone')"
+    await conn.execute(insert, unrecorded)
+    assert await store.cancel_requests(conn, S, "w-plain", "cancelled") == ([], 0)
+    await conn.execute(insert, recorded)
+    assert await store.cancel_requests(conn, S, "w-hist", "cancelled", history=True) == ([], 0)
+    rows = await _entries(conn)
+    assert list(rows) == [recorded]
+    assert (rows[recorded]["outcome"], rows[recorded]["last_error"],
+            rows[recorded]["worker_id"], rows[recorded]["started_at"]) == (
+        "failed", "cancelled", "w-hist", None)
