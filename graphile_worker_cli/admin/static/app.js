@@ -370,7 +370,7 @@ async function loadHistory() {
     el("td", { class: "num" }, seconds(entry.duration)),
     el("td", { class: "num" }, seconds(entry.wait)),
     el("td", { class: "num" }, `${entry.attempts}/${entry.max_attempts}`),
-    el("td", {}, entry.worker_id),
+    el("td", {}, entry.worker_id || "(by hand)"),
     el("td", { class: "err", title: entry.last_error || null },
       entry.outcome === "failed" ? (entry.last_error || "").split("\n")[0] : "")));
   fill($("#history-table tbody"), rows,
