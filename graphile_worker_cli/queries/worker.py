@@ -149,16 +149,19 @@ update {s}._private_job_queues as q set locked_by = null, locked_at = null
 # ``_SETTLED_FOR_HISTORY`` (run_at and started_at as they were for the attempt that ended),
 # and ``_RECORDED`` turns the rows that ended their job for good (``FINISHED``) into one
 # history row of parallel arrays: one row per statement, not per job, which keeps history
-# cheap; and no round trip of its own.
+# cheap; and no round trip of its own. Stamped when the statement starts, not the
+# transaction (a task's own transaction may have begun long before its completion), so the
+# charts' rollup, a minute behind, sees it.
 _SETTLED_FOR_HISTORY = """
   returning jobs.id, jobs.job_queue_id, jobs.task_id, jobs.key, jobs.attempts,
             jobs.max_attempts, jobs.created_at, RUN_AT as run_at, STARTED_AT as started_at,
             jobs.last_error"""
 _RECORDED = """recorded as (
-  insert into {s}._gw_job_history (worker_id, outcome, job_ids, task_identifiers,
-                                   queue_names, keys, attempts, max_attempts, created_at,
-                                   run_at, started_at, last_errors)
-  select $1::text, OUTCOME, array_agg(settled.id), array_agg(t.identifier),
+  insert into {s}._gw_job_history (finished_at, worker_id, outcome, job_ids,
+                                   task_identifiers, queue_names, keys, attempts,
+                                   max_attempts, created_at, run_at, started_at, last_errors)
+  select statement_timestamp(), $1::text, OUTCOME, array_agg(settled.id),
+         array_agg(t.identifier),
          array_agg(q.queue_name), array_agg(settled.key), array_agg(settled.attempts),
          array_agg(settled.max_attempts), array_agg(settled.created_at),
          array_agg(settled.run_at), array_agg(settled.started_at),
@@ -413,7 +416,7 @@ NOTIFY = Query("select pg_notify($1, $2)")
 # handed it back, died and was swept, or was a reference worker that let it go) is failed
 # for good now, and requests for jobs that are gone (completed) are dropped. Rows locked
 # elsewhere (a fetch, another worker's check) are skipped, to be tidied next time. Returns
-# job_id of each requested job this worker holds.
+# job_id of every request left and ``mine``: whether this worker holds that job.
 CANCEL_CHECK = Query(
     """
 with finished as (
@@ -430,13 +433,34 @@ with finished as (
    where r.job_id in (select id from finished)
       or not exists (select 1 from {s}._private_jobs as jobs where jobs.id = r.job_id)
 )
-select r.job_id
+select r.job_id, jobs.locked_by is not distinct from $1::text as mine
   from {s}._gw_cancel_requests as r
   join {s}._private_jobs as jobs on jobs.id = r.job_id
- where jobs.locked_by = $1::text
+ where r.job_id not in (select id from finished)
  order by r.job_id
 """,
     "CANCEL_CHECK",
+)
+
+# CANCEL_CHECK that also records the jobs it fails for good in _gw_job_history (outcome
+# failed; no started_at: nobody held them), for a worker with history on.
+CANCEL_CHECK_RECORDING_HISTORY = Query(
+    CANCEL_CHECK.text.replace(
+        "\n  returning jobs.id\n), forgotten as (",
+        _filled(_SETTLED_FOR_HISTORY, {"RUN_AT": "jobs.run_at",
+                                       "STARTED_AT": "null::timestamptz"})
+        + "\n), " + _filled(_RECORDED.replace("settled", "finished"),
+                            {"OUTCOME": "'failed'", "FINISHED": "true"})
+        + ", forgotten as (",
+    ),
+    "CANCEL_CHECK_RECORDING_HISTORY",
+)
+
+# $1 job ids bigint[] (a fetch's). Those someone asked to cancel: a job whose worker let it
+# go without acting on its request must be failed, not run (see worker.fetch_loop).
+REQUESTED_AMONG = Query(
+    "select r.job_id from {s}._gw_cancel_requests as r where r.job_id = any($1::bigint[])",
+    "REQUESTED_AMONG",
 )
 
 # $1 worker id, $2 job ids bigint[], $3 last_error of a cancelled job. The worker's cancelled
@@ -455,24 +479,44 @@ with settled as (
     from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
 )HISTORY
 delete from {s}._gw_cancel_requests as r using settled where r.job_id = settled.id
+returning r.job_id
 """
-FINISH_CANCELLED = Query(
-    _FINISH_CANCELLED.replace("OLD", "")
-    .replace("RETURNING", "returning jobs.id, jobs.job_queue_id").replace("HISTORY", ""),
-    "FINISH_CANCELLED",
-)
 
-# FINISH_CANCELLED that also records the jobs in _gw_job_history (outcome failed).
-FINISH_CANCELLED_RECORDING_HISTORY = Query(
-    _filled(
-        _FINISH_CANCELLED
+
+def _finish_cancelled(finish: str, *, history: bool) -> str:
+    if not history:
+        return (finish.replace("OLD", "")
+                .replace("RETURNING", "returning jobs.id, jobs.job_queue_id")
+                .replace("HISTORY", ""))
+    return _filled(
+        finish
         .replace("OLD", "\n    from {s}._private_jobs as old")
         .replace("jobs.locked_by = $1::text\n", "jobs.locked_by = $1::text and old.id = jobs.id\n")
         .replace("\n  RETURNING", _SETTLED_FOR_HISTORY)
         .replace("HISTORY", ", " + _RECORDED),
         _FAILED,
-    ),
-    "FINISH_CANCELLED_RECORDING_HISTORY",
+    )
+
+
+FINISH_CANCELLED = Query(_finish_cancelled(_FINISH_CANCELLED, history=False), "FINISH_CANCELLED")
+
+# FINISH_CANCELLED that also records the jobs in _gw_job_history (outcome failed).
+FINISH_CANCELLED_RECORDING_HISTORY = Query(
+    _finish_cancelled(_FINISH_CANCELLED, history=True), "FINISH_CANCELLED_RECORDING_HISTORY"
+)
+
+# FINISH_CANCELLED for only those of the jobs someone asked to cancel (a hand-back at
+# shutdown applies the requests first); returns their ids (job_id).
+_FINISH_REQUESTED = _FINISH_CANCELLED.replace(
+    "jobs.locked_by = $1::text\n",
+    "jobs.locked_by = $1::text\n"
+    "     and jobs.id in (select c.job_id from {s}._gw_cancel_requests as c)\n",
+)
+FINISH_REQUESTED = Query(_finish_cancelled(_FINISH_REQUESTED, history=False), "FINISH_REQUESTED")
+
+# FINISH_REQUESTED that also records the jobs in _gw_job_history (outcome failed).
+FINISH_REQUESTED_RECORDING_HISTORY = Query(
+    _finish_cancelled(_FINISH_REQUESTED, history=True), "FINISH_REQUESTED_RECORDING_HISTORY"
 )
 
 # $1 unescaped schema name. Whether the schema has gw's cancel requests (gw migration 3):

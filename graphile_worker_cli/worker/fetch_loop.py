@@ -4,8 +4,14 @@ It wakes on a ``jobs:insert`` notification, a finished job, an outcome that unlo
 named queue, the poll timer or a shutdown request (all through ``Slots.wakeup``), and
 fetches as many jobs as there are free slots — or, with a local queue, enough to fill it,
 topped up in the background once it runs low. With per-task limits (``TaskLimits``), each
-fetch leaves out the tasks at their limit and takes no more of a limited task than it has
-room for.
+fetch leaves out the tasks without room and takes no more of a limited task than it has
+room for, and no fetch goes out when every task with room was found dry since the last
+news.
+
+A fetched job someone asked to cancel (its worker let it go without acting on the request:
+it shut down, its lock was released or it was swept) is failed as cancelled at once
+instead of running. The check is a second statement on the fetch's connection, made only
+while the cancel watch says the requests table may have rows: most fetches never make it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import logging
 from graphile_worker_cli.errors import DatabaseError
 from graphile_worker_cli.job import Job
 from graphile_worker_cli.worker import backoff, store
+from graphile_worker_cli.worker.cancel import CancelWatcher
 from graphile_worker_cli.worker.events import Events
 from graphile_worker_cli.worker.fetchconn import FetchConnection
 from graphile_worker_cli.worker.local_queue import LocalQueue
@@ -63,11 +70,14 @@ class FetchLoop:
         self._poll_interval = poll_interval
         self._limits = limits
         """None when no task has a limit that can bind: every fetch is the plain one."""
+        self._news_seen = slots.news
         self._next_poll = 0.0
         self._orphans_possible = False
         """A fetch may have locked jobs whose reply was lost: hand them back first."""
         self._fetch_unanswered = False
         """A fetch was sent and its reply never read (it raised, or was cancelled)."""
+        self.cancels: CancelWatcher | None = None
+        """Set by the worker when the schema has cancel requests."""
 
     async def run(self, *, once: bool) -> None:
         """Fetch until the worker stops; with ``once``, until nothing is left to run."""
@@ -78,6 +88,15 @@ class FetchLoop:
             self._slots.wakeup.clear()
             now = loop.time()
             want = self._wanted(now, once)
+            plan = None
+            if want > 0 and self._limits is not None:
+                plan = self._plan(self._limits, want)
+                if plan is None:
+                    want = 0
+                    if once and self._drained() and self._limits.forget_dry():
+                        # Jobs may have added jobs of a task found dry earlier (no
+                        # notifications in --once): one last look at every task.
+                        continue
             if want > 0:
                 delay = self._queue.delay_left(now)
                 if delay > 0:
@@ -85,7 +104,7 @@ class FetchLoop:
                     # delay short) or shutdown; the next round looks again.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._slots.wakeup.wait(), delay)
-                elif not await self._fetch_round(want):
+                elif not await self._fetch_round(want, plan):
                     return
                 continue
             if once and self._drained():
@@ -98,31 +117,41 @@ class FetchLoop:
         if not once and now >= self._next_poll:
             slots.restore()
             self._next_poll = now + self._poll_interval
-        if queue:
-            queue.expire(now)
+            if self._limits is not None:
+                self._limits.forget_dry()
+        if queue and queue.expire(now) and self._limits is not None:
+            self._limits.forget_dry()  # the jobs handed back are ready again
         if queue:
             # Every slot is busy; top the queue up before it runs dry.
             want = queue.room() if queue.wants_refill(slots.demand) else 0
+            if not want and self._limits is not None and slots.demand:
+                # Slots are free while the queue holds only jobs of tasks at their limit:
+                # those slots are for the other tasks.
+                want = slots.free()
         else:
             want = min(slots.free(), slots.demand)
-        limits = self._limits
-        if want and limits is not None and limits.every_task_limited and limits.saturated(
-            self._held_jobs()
-        ):
-            return 0  # a finished job of a limited task wakes the loop (more_jobs)
         return want
 
-    async def _fetch_round(self, want: int) -> bool:
+    def _plan(self, limits: TaskLimits, want: int) -> FetchPlan | None:
+        """The limits' plan for a fetch of ``want`` jobs (None: nothing worth fetching)."""
+        news = self._slots.news
+        if news != self._news_seen:
+            self._news_seen = news
+            limits.forget_dry()
+        return limits.plan(self._queue.jobs(), self._queue.batch_size(want))
+
+    async def _fetch_round(self, want: int, plan: FetchPlan | None) -> bool:
         """Fetch and start jobs; False when the worker stopped meanwhile."""
         self._slots.consume()
-        ask = self._queue.batch_size(want)
-        plan = None if self._limits is None else self._limits.plan(self._held_jobs(), ask)
-        jobs, considered = await self._fetch(ask, plan)
+        ask = self._queue.batch_size(want) if plan is None else plan.batch
+        jobs, considered, cancelled = await self._fetch(ask, plan)
         if jobs and self._stopping.is_set():
             # Fetched, never started: hand them back with their attempt restored.
             await shielded(self._settler.give_back([job.id for job in jobs]))
             return False
         loop = asyncio.get_running_loop()
+        if plan is not None and self._limits is not None:
+            self._limits.fetched(plan, jobs, considered)
         if not jobs:
             self._events.fetch_empty()
         if considered == ask:
@@ -131,6 +160,8 @@ class FetchLoop:
             self._queue.fetch_came_back_short(ask, loop.time(), got=len(jobs))
         await self._events.jobs_fetched(jobs)
         self._queue.add(jobs, loop.time())
+        for job_id in cancelled:
+            self._runner.cancel(job_id)  # off the queue, failed for good as cancelled
         self._runner.fill_slots()
         return True
 
@@ -149,10 +180,12 @@ class FetchLoop:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._slots.wakeup.wait(), timeout)
 
-    async def _fetch(self, want: int, plan: FetchPlan | None) -> tuple[list[Job], int]:
+    async def _fetch(
+        self, want: int, plan: FetchPlan | None
+    ) -> tuple[list[Job], int, list[int]]:
         """Lock up to ``want`` jobs (within ``plan``'s tasks and room), retrying with
         backoff while the database is away; also how many jobs the fetch considered (as
-        many as ``want``: there may be more)."""
+        many as ``want``: there may be more) and which of the jobs have a cancel request."""
         task_ids, room = (self._task_ids, None) if plan is None else (plan.task_ids, plan.room)
         failures = 0
         while not self._stopping.is_set():
@@ -176,7 +209,12 @@ class FetchLoop:
                         )
                         considered = len(jobs)
                     self._fetch_unanswered = False
-                    return jobs, considered
+                    cancels = self.cancels
+                    cancelled = (
+                        await store.requested_among(conn, self._schema, [j.id for j in jobs])
+                        if jobs and cancels is not None and cancels.pending else []
+                    )
+                    return jobs, considered, cancelled
             except backoff.FATAL_ERRORS as error:
                 self._events.fetch_error(str(error), failures + 1)
                 raise DatabaseError(f"fetching jobs failed: {error}") from error
@@ -192,12 +230,7 @@ class FetchLoop:
                     extra={"gw": {"action": "fetch_retry", "attempt": failures}},
                 )
                 await backoff.pause(self._slots.wakeup, wait)  # the listener back: retry now
-        return [], 0
-
-    def _held_jobs(self) -> list[Job]:
-        """Jobs this worker runs or holds in its local queue (what per-task limits count)."""
-        return [*(running.job for running in self._slots.running.values()),
-                *self._queue.jobs()]
+        return [], 0, []
 
     @property
     def orphans_possible(self) -> bool:

@@ -37,6 +37,7 @@ from graphile_worker_cli.worker.settle import Settler
 from graphile_worker_cli.worker.shutdown import SHUTDOWN_ABORT_REASON
 from graphile_worker_cli.worker.slots import Running, Slots
 from graphile_worker_cli.worker.store import Failure
+from graphile_worker_cli.worker.task_limits import TaskLimits
 
 log = logging.getLogger("gw.worker")
 
@@ -86,7 +87,10 @@ class JobRunner:
         stop_reason: Callable[[], str],
         task_timeout: float | None = None,
         abort_window: float = TIMEOUT_ABORT_WINDOW,
+        limits: TaskLimits | None = None,
     ) -> None:
+        self._limits = limits
+        """Per-task limits: a queued job of a task at its limit waits, others go first."""
         self._task_timeout = task_timeout
         self._abort_window = abort_window
         self._slots = slots
@@ -108,18 +112,33 @@ class JobRunner:
         """Start queued jobs in every free slot (none once the worker is stopping)."""
         queue = self._queue
         free = self._slots.free()
+        limits = self._limits
+        if limits is not None:
+            while free > 0 and queue and not self._stopping.is_set():
+                job = queue.next_job_where(limits.can_start)
+                if job is None:
+                    return
+                self._start(job)
+                free -= 1
+            return
         while free > 0 and queue and not self._stopping.is_set():
             self._start(queue.pop())
             free -= 1
 
     def _start(self, job: Job) -> None:
+        if self._limits is not None:
+            self._limits.started(job)
         abort = context.AbortSignal()
         task = asyncio.get_running_loop().create_task(self._run_job(job, abort))
         self._slots.occupy(Running(job, task, abort))
         task.add_done_callback(lambda t: self._job_done(job.id, t))
 
     def _job_done(self, job_id: int, task: asyncio.Task[None]) -> None:
-        slots, queue = self._slots, self._queue
+        slots, queue, limits = self._slots, self._queue, self._limits
+        if limits is not None:
+            running = slots.running.get(job_id)
+            if running is not None:
+                limits.ended(running.job)
         slots.vacate(job_id)
         if self._cancelling:
             self._cancelling.discard(job_id)  # a cancel that came after its outcome
@@ -130,7 +149,7 @@ class JobRunner:
             if not queue:
                 slots.more_jobs()
             return
-        job = queue.next_job()
+        job = queue.next_job() if limits is None else queue.next_job_where(limits.can_start)
         if job is None:
             slots.more_jobs()
             return
@@ -155,7 +174,7 @@ class JobRunner:
             else:
                 outcome = await self._run_within(timeout, job, abort)
         except asyncio.CancelledError:
-            if self._run_over(job) is TransactionState.COMMITTED:
+            if await self._run_over(job) is TransactionState.COMMITTED:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
@@ -166,7 +185,7 @@ class JobRunner:
             else:
                 await self._interrupted(job, started)
             return
-        in_transaction = self._run_over(job)
+        in_transaction = await self._run_over(job)
         if in_transaction is TransactionState.COMMITTED:
             await self._completed_in_transaction(job, outcome, started)
             return
@@ -219,21 +238,31 @@ class JobRunner:
             )
         return running.completion
 
-    def _run_over(self, job: Job) -> TransactionState:
-        """The run ended: no transaction may start any more; whether one completed the job."""
+    async def _run_over(self, job: Job) -> TransactionState:
+        """The run ended: no transaction may complete the job any more (a sync task's
+        thread may run on); whether one did."""
         running = self._slots.running.get(job.id)
         completion = running.completion if running is not None else None
         if completion is None:
             return TransactionState.NONE
-        completion.ended = True
-        return completion.state
+        return await completion.give_up()
+
+    async def _timed_out(self, job: Job, why: str) -> None:
+        """From its timeout on, the job fails as timed out: its task's transaction may no
+        longer complete it, even one opened before (a sync task's thread runs on)."""
+        running = self._slots.running.get(job.id)
+        if running is None or running.job is not job:
+            return
+        if running.completion is None:
+            running.completion = JobCompletion(job, self._context_of.in_transaction)
+        await running.completion.give_up(why)
 
     async def _completed_in_transaction(
         self, job: Job, outcome: tasks.TaskOutcome | None, started: float
     ) -> None:
         """The task's transaction completed the job: nothing is left for the settler."""
         if job.job_queue_id is not None:
-            self._slots.more_jobs()  # the commit unlocked its queue
+            self._slots.announced(1)  # the commit unlocked its queue
         if isinstance(outcome, tasks.TaskFailure):
             log.warning(
                 "job %d %s failed after its transaction completed it; it stays complete and "
@@ -260,6 +289,7 @@ class JobRunner:
             if done:
                 return handler.result()
             abort.set("timeout")
+            await self._timed_out(job, f"timed out after {format_duration(timeout)}")
             done, _ = await asyncio.wait({handler}, timeout=self._abort_window)
             if not done:
                 # A sync handler's thread cannot be stopped: cancelling only stops the wait
