@@ -235,7 +235,7 @@ def _print_history(entries: list[job.JobHistoryEntry], title: str) -> None:
             "task": entry.task_identifier,
             "queue": entry.queue_name or "",
             "key": entry.key or "",
-            "worker": entry.worker_id,
+            "worker": entry.worker_id or "(by hand)",
             "last error": _cut(error_summary(entry.last_error), 80),
         }
         for entry in entries
