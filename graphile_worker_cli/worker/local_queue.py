@@ -118,6 +118,17 @@ class LocalQueue:
             self._set_mode(POLLING)
         return job
 
+    def next_job_where(self, startable: Callable[[Job], bool]) -> Job | None:
+        """The first job fetched that ``startable`` accepts, taken off the queue (None:
+        no such job); the jobs before it keep their place."""
+        for index, (job, _) in enumerate(self._jobs):
+            if startable(job):
+                del self._jobs[index]
+                if not self._jobs:
+                    self._set_mode(POLLING)
+                return job
+        return None
+
     def take(self, job_id: int) -> Job | None:
         """Take job ``job_id`` off the queue wherever it is (a cancelled job); None when
         it is not queued."""
