@@ -494,6 +494,10 @@ async def _ran(ran: list[int], job_id: int) -> bool:
     return job_id in ran
 
 
+async def _started(runs: list[str]) -> bool:
+    return bool(runs)
+
+
 async def test_a_worker_handing_a_job_back_at_shutdown_applies_its_cancel_request(
     db_url: str, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -512,6 +516,7 @@ async def test_a_worker_handing_a_job_back_at_shutdown_applies_its_cancel_reques
     ).define_job(polite, "polite").init()
     async with _running(first):
         await _registered_and_locked(conn, first, job_id)
+        await wait_until(lambda: _started(runs))  # locked is not yet running under load
         assert first._cancels is not None
 
         async def looked_too_early() -> None:
