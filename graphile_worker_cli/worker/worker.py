@@ -300,6 +300,7 @@ class Worker:
         self._cancels = CancelWatcher(
             self.pool, self.schema, self.worker_id, self._runner,
             interval=self.options.poll_interval * CHECK_EVERY_POLLS,
+            history=bool(self.options.history_retention),
         )
         self._fetch_loop.cancels = self._cancels
         self.settler.cancelled_message = CANCELLED_ERROR
