@@ -70,6 +70,8 @@ class FetchLoop:
         self._poll_interval = poll_interval
         self._limits = limits
         """None when no task has a limit that can bind: every fetch is the plain one."""
+        if limits is not None:
+            queue.count_tasks()
         self._news_seen = slots.news
         self._next_poll = 0.0
         self._orphans_possible = False
@@ -138,7 +140,7 @@ class FetchLoop:
         if news != self._news_seen:
             self._news_seen = news
             limits.forget_dry()
-        return limits.plan(self._queue.jobs(), self._queue.batch_size(want))
+        return limits.plan(self._queue.queued_of, self._queue.batch_size(want))
 
     async def _fetch_round(self, want: int, plan: FetchPlan | None) -> bool:
         """Fetch and start jobs; False when the worker stopped meanwhile."""
