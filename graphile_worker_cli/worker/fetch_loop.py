@@ -6,6 +6,13 @@ fetches as many jobs as there are free slots — or, with a local queue, enough 
 topped up in the background once it runs low. With per-task limits (``TaskLimits``), each
 fetch leaves out the tasks at their limit and takes no more of a limited task than it has
 room for.
+
+A fetch in flight cannot see jobs committed after it started. When a notification (or a
+finished job) raises the demand while the fetch session is busy, a *spare fetch* goes out
+at once on a pooled connection for the slots the fetch in flight did not ask for, instead
+of queueing behind it: the same statement, so the same locking and job order. At most one
+is in flight; none with a local queue or per-task limits (their fetches are planned as a
+whole), nor while jobs of a lost reply may still be held.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ class FetchLoop:
         forbidden_flags: list[str],
         poll_interval: float,
         limits: TaskLimits | None = None,
+        spare: FetchConnection | None = None,
     ) -> None:
         self._slots = slots
         self._queue = queue
@@ -68,9 +76,24 @@ class FetchLoop:
         """A fetch may have locked jobs whose reply was lost: hand them back first."""
         self._fetch_unanswered = False
         """A fetch was sent and its reply never read (it raised, or was cancelled)."""
+        self._spare = spare if limits is None and not queue.size else None
+        self._asking = 0
+        """Jobs the fetch in flight on the fetch session asked for (0: none in flight)."""
+        self._spare_task: asyncio.Task[None] | None = None
+        self._spare_asked = 0
+        self._spare_unanswered = False
 
     async def run(self, *, once: bool) -> None:
         """Fetch until the worker stops; with ``once``, until nothing is left to run."""
+        if self._spare is not None:
+            self._slots.on_more = self._more_during_fetch
+        try:
+            await self._run(once)
+        finally:
+            self._slots.on_more = None
+            await self._spare_finished()
+
+    async def _run(self, once: bool) -> None:
         loop = asyncio.get_running_loop()
         self._next_poll = loop.time() + self._poll_interval
         self._queue.start()
@@ -104,7 +127,7 @@ class FetchLoop:
             # Every slot is busy; top the queue up before it runs dry.
             want = queue.room() if queue.wants_refill(slots.demand) else 0
         else:
-            want = min(slots.free(), slots.demand)
+            want = min(slots.free() - self._spare_asked, slots.demand)
         limits = self._limits
         if want and limits is not None and limits.every_task_limited and limits.saturated(
             self._held_jobs()
@@ -136,7 +159,10 @@ class FetchLoop:
 
     def _drained(self) -> bool:
         """Nothing running, queued or waiting to be written (``run_once`` is done)."""
-        return not self._slots.running and not self._queue and not self._settler.busy()
+        return (
+            not self._slots.running and not self._queue and not self._settler.busy()
+            and self._spare_task is None
+        )
 
     async def _idle(self, once: bool) -> None:
         """Sleep until woken, the next poll, or the oldest queued job's TTL."""
@@ -157,6 +183,8 @@ class FetchLoop:
         failures = 0
         while not self._stopping.is_set():
             try:
+                if self._orphans_possible:
+                    await self._spare_finished()  # its jobs must be known as held first
                 async with self._connection.lease() as conn:
                     if self._orphans_possible:
                         await store.return_orphans(
@@ -164,6 +192,7 @@ class FetchLoop:
                         )
                         self._orphans_possible = False
                     self._fetch_unanswered = True
+                    self._asking = want
                     if room:
                         jobs, considered = await store.fetch_jobs_within_room(
                             conn, self._schema, self._worker_id, task_ids, want, room,
@@ -176,14 +205,17 @@ class FetchLoop:
                         )
                         considered = len(jobs)
                     self._fetch_unanswered = False
+                    self._asking = 0
                     return jobs, considered
             except backoff.FATAL_ERRORS as error:
+                self._asking = 0
                 self._events.fetch_error(str(error), failures + 1)
                 raise DatabaseError(f"fetching jobs failed: {error}") from error
             except backoff.TRANSIENT_ERRORS as error:
                 # The statement may have committed with its reply lost: the jobs it locked
                 # are ours, and get handed back before the next fetch.
                 self._orphans_possible = True
+                self._asking = 0
                 failures += 1
                 self._events.fetch_error(str(error) or type(error).__name__, failures)
                 wait = backoff.delay(failures)
@@ -203,9 +235,80 @@ class FetchLoop:
     def orphans_possible(self) -> bool:
         """Whether this worker may hold jobs it does not know of: a fetch whose reply was
         lost (it raised or was cancelled) and whose jobs were not handed back since."""
-        return self._orphans_possible or self._fetch_unanswered
+        return self._orphans_possible or self._fetch_unanswered or self._spare_unanswered
 
     def _held_ids(self) -> list[int]:
         """Jobs this worker holds: running, queued, or with an outcome not written yet."""
         return [*self._slots.running_ids(), *self._queue.job_ids(),
                 *self._settler.unsettled_ids()]
+
+    # -- the spare fetch ----------------------------------------------------------------------
+    def _more_during_fetch(self) -> None:
+        """``Slots.more_jobs`` was called: with the fetch session busy, fetch at once on a
+        spare connection (see the module docstring)."""
+        slots, spare = self._slots, self._spare
+        if (
+            spare is None or not self._asking or self._spare_task is not None
+            or self._orphans_possible or self._stopping.is_set()
+        ):
+            return
+        want = min(slots.free() - self._asking, slots.demand)
+        if want <= 0:
+            return
+        slots.consume()
+        self._spare_asked = want
+        self._spare_task = asyncio.get_running_loop().create_task(
+            self._spare_round(spare, want)
+        )
+
+    async def _spare_round(self, spare: FetchConnection, want: int) -> None:
+        try:
+            jobs = await self._spare_fetch(spare, want)
+            if jobs is None:
+                return
+            if jobs and self._stopping.is_set():
+                await shielded(self._settler.give_back([job.id for job in jobs]))
+                return
+            if len(jobs) == want:
+                self._slots.restore()  # there may be more
+            elif not jobs:
+                self._events.fetch_empty()
+            await self._events.jobs_fetched(jobs)
+            self._queue.add(jobs, asyncio.get_running_loop().time())
+            self._spare_asked = 0
+            self._runner.fill_slots()
+        finally:
+            self._spare_asked = 0
+            self._spare_task = None
+            self._slots.wakeup.set()  # the loop may be waiting for it (once, orphans)
+
+    async def _spare_fetch(self, spare: FetchConnection, want: int) -> list[Job] | None:
+        """The jobs the spare fetch locked; None when it failed (the fetch loop's next
+        fetch meets the same trouble, and deals with it)."""
+        try:
+            async with spare.lease() as conn:
+                self._spare_unanswered = True
+                jobs = await store.fetch_jobs(
+                    conn, self._schema, self._worker_id, self._task_ids, want,
+                    self._forbidden_flags, self._task_names,
+                )
+                self._spare_unanswered = False
+                return jobs
+        except (*backoff.FATAL_ERRORS, *backoff.TRANSIENT_ERRORS) as error:
+            if self._spare_unanswered:
+                self._spare_unanswered = False
+                self._orphans_possible = True
+            log.debug("the spare fetch failed: %s", error,
+                      extra={"gw": {"action": "spare_fetch_failed"}})
+            self._slots.anything()
+            return None
+
+    async def _spare_finished(self) -> None:
+        """Wait for the spare fetch in flight, if any (cancel it when we are cancelled)."""
+        task = self._spare_task
+        if task is None:
+            return
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            task.cancel()
+        await asyncio.wait({task})

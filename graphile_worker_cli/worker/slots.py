@@ -11,7 +11,7 @@ consumes it, and a full batch restores it (there may be more). Raising it also s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from graphile_worker_cli import context
@@ -42,6 +42,8 @@ class Slots:
         """Read it anywhere; change it only through the methods below."""
         self._serial_unsettled: set[int] = set()
         """Jobs of named queues whose outcome is not written yet (their queue is locked)."""
+        self.on_more: Callable[[], None] | None = None
+        """Called after each ``more_jobs`` (the fetch loop's spare fetch; see fetch_loop)."""
 
     def free(self) -> int:
         return self.concurrency - len(self.running)
@@ -60,6 +62,8 @@ class Slots:
         """``count`` more jobs may be runnable (a notification, a slot freed): wake up."""
         self.demand = min(self.concurrency, self.demand + count)
         self.wakeup.set()
+        if self.on_more is not None:
+            self.on_more()
 
     def anything(self) -> None:
         """Anything may be runnable (notifications may have been missed): wake up."""

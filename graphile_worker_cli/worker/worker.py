@@ -138,6 +138,7 @@ class Worker:
                  if name in task_ids},
                 self._task_names, options.concurrency,
             ),
+            spare=FetchConnection(pool, None, dedicated=False),
         )
 
     # -- public API -----------------------------------------------------------------------
