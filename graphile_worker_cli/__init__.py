@@ -40,7 +40,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "hooks": ("BeforeJobRun", "HookRegistry", "HookResult", "JobScheduleResult", "JobStart",
               "Plugin"),
     # errors
-    "errors": ("GraphileWorkerError",),
+    "errors": ("GraphileWorkerError", "JobLockLostError"),
     "version": ("__version__",),
 }
 """The one list of the root's names, by the module that defines them. The imports under
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from graphile_worker_cli.cron import parse_crontab as parse_crontab
     from graphile_worker_cli.db import escape_identifier as escape_identifier
     from graphile_worker_cli.errors import GraphileWorkerError as GraphileWorkerError
+    from graphile_worker_cli.errors import JobLockLostError as JobLockLostError
     from graphile_worker_cli.extensions import Extensions as Extensions
     from graphile_worker_cli.extensions import ReadOnlyExtensions as ReadOnlyExtensions
     from graphile_worker_cli.hooks import BeforeJobRun as BeforeJobRun

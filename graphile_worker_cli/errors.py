@@ -99,5 +99,7 @@ class JobScheduleSkippedError(GraphileWorkerError):
 
 class JobLockLostError(GraphileWorkerError):
     """``ctx.transaction()`` could not complete the job: this worker no longer holds it
-    (its lock was taken away: swept, unlocked or settled meanwhile). The transaction was
-    rolled back, so none of its writes happened."""
+    (its lock was taken away: swept, unlocked or settled meanwhile), or the run is no
+    longer the job's to complete (it timed out, or was handed back at shutdown, while a
+    sync task's thread ran on). The transaction was rolled back, so none of its writes
+    happened."""

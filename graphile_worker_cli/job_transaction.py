@@ -68,7 +68,10 @@ class Completions(Protocol):
 class JobCompletion:
     """One job run's completion in its task's transaction (at most one committed)."""
 
-    __slots__ = ("_conn", "_job", "_refused", "_shared", "_tx", "ended", "state")
+    __slots__ = (
+        "_conn", "_finishing", "_job", "_refused", "_shared", "_tx", "abandoned", "ended",
+        "state",
+    )
 
     def __init__(
         self, job: Job, shared: InTransactionCompletion, *, refused: str | None = None
@@ -78,7 +81,13 @@ class JobCompletion:
         self._refused = refused
         self.state = TransactionState.NONE
         self.ended = False
-        """Set by the worker when the run is over: no transaction may start after it."""
+        """Set by the worker when the run is over: no transaction may start after it, and
+        one still open then can no longer complete the job."""
+        self.abandoned: str | None = None
+        """Why the worker gave up on the run (it timed out): from then on no transaction
+        completes the job, even one opened before."""
+        self._finishing: asyncio.Future[None] | None = None
+        """Set while a completion and its commit are in flight."""
         self._conn: Any = None
         self._tx: Any = None
 
@@ -99,6 +108,10 @@ class JobCompletion:
         job = f"job {self._job.id} ({self._job.task_identifier})"
         if self._refused is not None:
             raise RuntimeError(self._refused)
+        if self.abandoned is not None:
+            raise JobLockLostError(
+                f"{job} {self.abandoned}: ctx.transaction() can no longer complete it"
+            )
         if self.ended:
             raise RuntimeError(f"ctx.transaction(): the run of {job} is over")
         if self.state is TransactionState.OPEN:
@@ -117,28 +130,56 @@ class JobCompletion:
             if error is not None:
                 await self._roll_back(conn, tx)
                 return
-            try:
-                ours = await self._shared.complete(conn, self._job)
-            except BaseException:
+            job = f"job {self._job.id} ({self._job.task_identifier})"
+            if self.abandoned is not None or self.ended:
+                # A sync task's thread the worker stopped waiting for: the job's outcome
+                # is already decided (timed out, or handed back), not this commit's.
                 await self._roll_back(conn, tx)
-                raise
-            if not ours:
-                await self._roll_back(conn, tx)
-                raise JobLockLostError(
-                    f"job {self._job.id} ({self._job.task_identifier}) is no longer locked by "
-                    "this worker at this attempt; its transaction was rolled back"
-                )
+                why = self.abandoned or "ran past the end of its run"
+                raise JobLockLostError(f"{job} {why}: its transaction was rolled back")
+            self._finishing = asyncio.get_running_loop().create_future()
             try:
-                await tx.commit()
-            except _REFUSED_COMMITS:
-                self.state = TransactionState.NONE  # the server rolled it back
-                raise
-            except BaseException:
-                self.state = TransactionState.UNKNOWN  # lost connection, cancelled...
-                raise
-            self.state = TransactionState.COMMITTED
+                await self._complete_and_commit(conn, tx, job)
+            finally:
+                self._finishing.set_result(None)
+                self._finishing = None
         finally:
             await self._shared.pool.release(conn)
+
+    async def _complete_and_commit(self, conn: asyncpg.Connection, tx: Any, job: str) -> None:
+        try:
+            ours = await self._shared.complete(conn, self._job)
+        except BaseException:
+            await self._roll_back(conn, tx)
+            raise
+        if not ours:
+            await self._roll_back(conn, tx)
+            raise JobLockLostError(
+                f"{job} is no longer locked by this worker at this attempt; its "
+                "transaction was rolled back"
+            )
+        try:
+            await tx.commit()
+        except _REFUSED_COMMITS:
+            self.state = TransactionState.NONE  # the server rolled it back
+            raise
+        except BaseException:
+            self.state = TransactionState.UNKNOWN  # lost connection, cancelled...
+            raise
+        self.state = TransactionState.COMMITTED
+
+    async def give_up(self, why: str | None = None) -> TransactionState:
+        """The worker is done with the run (``why`` None: it is over) or gave up on it
+        (``why``: it timed out): no transaction completes the job from now on. A
+        completion already in flight is waited for, so the state returned is final."""
+        if why is None:
+            self.ended = True
+        elif self.abandoned is None:
+            self.abandoned = why
+        finishing = self._finishing
+        if finishing is not None:
+            await asyncio.shield(finishing)
+        return self.state
 
     async def _roll_back(self, conn: asyncpg.Connection, tx: Any) -> None:
         self.state = TransactionState.NONE

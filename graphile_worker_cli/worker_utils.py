@@ -554,9 +554,10 @@ async def quick_add_job(
     config_file: Path | str | None = None,
     **overrides: Any,
 ) -> job.Job:
-    """The reference's ``quickAddJob``: connect, add one job (as ``WorkerUtils.add_job``),
-    disconnect. For more than the odd job, keep a ``WorkerUtils`` instead: each call opens
-    and closes its own connection.
+    """The reference's ``quickAddJob``: connect, add one job (as ``WorkerUtils.add_job``; the
+    schema check and the insert in one statement, see ``quick_add``), disconnect. For more
+    than the odd job, keep a ``WorkerUtils`` instead: each call opens and closes its own
+    connection.
 
     The database and schema are the ones ``gw`` would use: from ``settings`` (a
     ``config.Settings``) or, without, ``config_file`` (default ./worker.toml when present) <
@@ -565,12 +566,15 @@ async def quick_add_job(
     database named anywhere, the embedded server, as ``gw add-job``. The schema must be
     migrated already (``gw migrate``), as in the reference.
     """
-    from graphile_worker_cli import config  # settings-level: the config stack on demand
+    # settings-level: the config stack on demand
+    from graphile_worker_cli import config, quick_add
 
     if settings is None:
         path = Path(config_file) if config_file is not None else None
         settings = config.load_settings(path, overrides)
     elif config_file is not None or overrides:
         raise TypeError("quick_add_job: pass settings, or config_file/overrides, not both")
-    async with configured_worker_utils(settings) as worker_utils:
-        return await worker_utils.add_job(identifier, payload, spec)
+
+    return await quick_add.add_prepared_job(
+        settings, *operations.prepare_job(identifier, payload, spec)
+    )

@@ -1,8 +1,9 @@
 """The ``gw`` application: a click group that imports a command's module only when that
 command is looked up.
 
-``gw add-job x`` imports click, ``cli/jobs_cmd.py`` and what the command itself runs; a worker
-start-up does not pay for the admin UI, the jobs API or the tables of the other commands.
+``gw add-job x`` imports click, ``cli/add_job_cmd.py`` and what the command itself runs; a
+worker start-up does not pay for the admin UI, the jobs API or the tables of the other
+commands.
 ``gw --help`` imports every command module (each imports the library only when it runs).
 ``gw --version`` builds nothing.
 """
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 COMMANDS = {
     "run": ("run_cmd", "run_command"),
     "migrate": ("migrate_cmd", "migrate_command"),
-    "add-job": ("jobs_cmd", "add_job_command"),
+    "add-job": ("add_job_cmd", "add_job_command"),
     "cleanup": ("jobs_cmd", "cleanup_command"),
     "admin": ("admin_cmd", "admin_command"),
     "jobs": ("jobs_cmd", "jobs_group"),

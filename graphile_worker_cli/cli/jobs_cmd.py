@@ -1,5 +1,5 @@
-"""``gw add-job``, ``gw jobs list|history|show|complete|fail|cancel|reschedule|remove``,
-``gw cleanup``.
+"""``gw jobs list|history|show|complete|fail|cancel|reschedule|remove``, ``gw cleanup``
+(``gw add-job`` is in ``add_job_cmd``).
 
 Thin: each command parses its options, makes one ``WorkerUtils`` call and prints the
 result, a table for people or JSON with ``--json``.
@@ -8,7 +8,6 @@ result, a table for people or JSON with ``--json``.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,15 @@ import click
 from graphile_worker_cli import durations
 from graphile_worker_cli.cli import common
 from graphile_worker_cli.cli.commands import argument, command, group, option
+from graphile_worker_cli.cli.job_options import (
+    delay_option,
+    job_to_dict,
+    max_attempts_option,
+    parse_time,
+    priority_option,
+    run_at_option,
+    when,
+)
 from graphile_worker_cli.errors import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -34,14 +42,6 @@ if TYPE_CHECKING:
 
 jobs_group = group("jobs", help="Inspect and manage queued jobs.", no_args_is_help=True)
 
-run_at_option = option(
-    "--run-at", help="When to run: ISO 8601, e.g. 2030-01-31T09:00:00Z (no offset means UTC)."
-)
-delay_option = option("--delay", help=f"Run after this delay: {durations.DURATION_HELP}.")
-priority_option = option("--priority", type=int, help="Lower runs first (default 0).")
-max_attempts_option = option(
-    "--max-attempts", type=int, help="Attempts before giving up (default 25)."
-)
 job_ids_argument = argument("job_ids", type=int, nargs=-1, help="Job ids.")
 T = TypeVar("T")
 
@@ -57,43 +57,6 @@ async def _call(
 
     async with configured_worker_utils(settings) as worker_utils:
         return await call(worker_utils)
-
-
-def parse_time(value: str, option: str = "--run-at") -> datetime:
-    """An ISO 8601 time; without an offset it is taken as UTC."""
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise BadInputError(
-            f"invalid {option} {value!r}: expected an ISO 8601 time like 2030-01-31T09:00:00Z"
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _when(run_at: str | None, delay: str | None) -> datetime | None:
-    if run_at is not None and delay is not None:
-        raise BadInputError("give either --run-at or --delay, not both")
-    if run_at is not None:
-        return parse_time(run_at)
-    if delay is not None:
-        try:
-            seconds = durations.parse_duration(delay)
-        except BadInputError as error:
-            raise BadInputError(f"option --delay: {error.message}") from None
-        return datetime.now(UTC) + timedelta(seconds=seconds)
-    return None
-
-
-def job_to_dict(record: job.Job, now: datetime | None = None) -> dict[str, Any]:
-    """A job as JSON-ready values (times in ISO 8601), with its state."""
-    from graphile_worker_cli import job
-
-    values = dataclasses.asdict(record)
-    for name, value in values.items():
-        if isinstance(value, datetime):
-            values[name] = value.isoformat()
-    values["state"] = job.job_state(record, now or datetime.now(UTC)).value
-    return values
 
 
 def _cut(text: str, width: int) -> str:
@@ -194,87 +157,6 @@ def _report(
         common.fail(
             f"job(s) {listed} not {verb}: no such job, or locked by a worker", EXIT_FAILURE
         )
-
-
-# --- gw add-job -----------------------------------------------------------------------------
-
-
-def _payload_argument(text: str) -> Any:
-    """The payload argument; a word that is not JSON at all is named as a stray argument
-    (``--delay 5 minutes`` leaves ``minutes`` where the payload goes)."""
-    from graphile_worker_cli import payloads
-
-    try:
-        return payloads.parse_json_text(text)
-    except BadInputError:
-        if text.strip()[:1] in ("{", "[", '"') or _is_json(text):
-            raise
-        raise BadInputError(
-            f"unexpected argument {text!r}: the payload must be a JSON object or array "
-            "(does an option's value have a space in it? quote it)"
-        ) from None
-
-
-def _is_json(text: str) -> bool:
-    import json
-
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
-
-
-@command("add-job")
-@argument("identifier", help="Task identifier.")
-@argument("payload", required=False,
-          help="JSON object or array (default {}); - reads standard input.")
-@option("--queue", help="Named queue: its jobs run one at a time.")
-@run_at_option
-@delay_option
-@max_attempts_option
-@option("--job-key", help="Unique key to replace or remove the job.")
-@option("--job-key-mode", help="replace (default), preserve_run_at, unsafe_dedupe.")
-@priority_option
-@option("--flag", multiple=True, help="A flag workers may refuse (repeatable).")
-@common.database_options
-@common.json_option
-def add_job_command(
-    identifier: str, payload: str | None, queue: str | None, run_at: str | None,
-    delay: str | None, max_attempts: int | None, job_key: str | None, job_key_mode: str | None,
-    priority: int | None, flag: tuple[str, ...], connection: str | None, schema: str | None,
-    config_path: Path | None, json_output: bool,
-) -> None:
-    """Queue a job and print its id."""
-    settings = common.load_settings(connection, schema, config_path)
-
-    from graphile_worker_cli import job, payloads
-
-    async def add() -> job.Job:
-        if payload == "-":
-            value = payloads.parse_json_text(sys.stdin.read())
-        else:
-            value = _payload_argument(payload) if payload is not None else {}
-        if job_key_mode is not None and job_key is None:
-            raise BadInputError("--job-key-mode needs --job-key")
-        spec = job.JobSpec(
-            queue_name=queue,
-            run_at=_when(run_at, delay),
-            max_attempts=max_attempts,
-            job_key=job_key,
-            job_key_mode=job.job_key_mode(job_key_mode),
-            priority=priority,
-            flags=tuple(flag) if flag else None,
-        )
-        return await _call(settings, lambda worker_utils: worker_utils.add_raw_job(
-            identifier, value, spec
-        ))
-
-    added = common.run(add())
-    if json_output:
-        common.print_json(job_to_dict(added))
-    else:
-        sys.stdout.write(f"{added.id}\n")
 
 
 # --- gw jobs ... ----------------------------------------------------------------------------
@@ -537,7 +419,7 @@ def reschedule_command(
 
     async def reschedule() -> list[job.Job]:
         options = job_input.RescheduleJobOptions(
-            run_at=_when(run_at, delay), priority=priority, attempts=attempts,
+            run_at=when(run_at, delay), priority=priority, attempts=attempts,
             max_attempts=max_attempts,
         )
         if options == job_input.RescheduleJobOptions():

@@ -49,6 +49,41 @@ select """
     "ADD_JOB",
 )
 
+# ADD_JOB after the schema check of `migrate.check_schema`, in one statement (what `gw
+# add-job` and `quick_add_job` run on a connection of their own): $1..$9 as ADD_JOB, $10 the
+# latest migration gw knows. The job is added only when the ledger's latest step is at
+# least $10 and no breaking step is newer (CASE decides before add_job is called); else the
+# job columns are null and `schema_ok` false. `schema_ok` is null without any step.
+ADD_JOB_CHECKED = Query(
+    """
+with status as materialized (
+  select max(id) as latest, max(id) filter (where breaking) as latest_breaking
+  from {s}.migrations
+), added as materialized (
+  select case when status.latest >= $10::int
+                and coalesce(status.latest_breaking, 0) <= $10::int
+    then {s}.add_job(
+      identifier => $1::text,
+      payload => $2::json,
+      queue_name => $3::text,
+      run_at => $4::timestamptz,
+      max_attempts => $5::int,
+      job_key => $6::text,
+      priority => $7::int,
+      flags => $8::text[],
+      job_key_mode => $9::text
+    ) end as job
+  from status
+)
+select status.latest >= $10::int and coalesce(status.latest_breaking, 0) <= $10::int
+         as schema_ok, """
+    + _job_columns("(added.job)")
+    + """
+from status, added
+""",
+    "ADD_JOB_CHECKED",
+)
+
 # add_jobs: $1 JSON array of job_spec objects, $2 job_key_preserve_run_at.
 ADD_JOBS = Query(
     """

@@ -412,7 +412,7 @@ NOTIFY = Query("select pg_notify($1, $2)")
 # handed it back, died and was swept, or was a reference worker that let it go) is failed
 # for good now, and requests for jobs that are gone (completed) are dropped. Rows locked
 # elsewhere (a fetch, another worker's check) are skipped, to be tidied next time. Returns
-# job_id of each requested job this worker holds.
+# job_id of every request left and ``mine``: whether this worker holds that job.
 CANCEL_CHECK = Query(
     """
 with finished as (
@@ -429,13 +429,20 @@ with finished as (
    where r.job_id in (select id from finished)
       or not exists (select 1 from {s}._private_jobs as jobs where jobs.id = r.job_id)
 )
-select r.job_id
+select r.job_id, jobs.locked_by is not distinct from $1::text as mine
   from {s}._gw_cancel_requests as r
   join {s}._private_jobs as jobs on jobs.id = r.job_id
- where jobs.locked_by = $1::text
+ where r.job_id not in (select id from finished)
  order by r.job_id
 """,
     "CANCEL_CHECK",
+)
+
+# $1 job ids bigint[] (a fetch's). Those someone asked to cancel: a job whose worker let it
+# go without acting on its request must be failed, not run (see worker.fetch_loop).
+REQUESTED_AMONG = Query(
+    "select r.job_id from {s}._gw_cancel_requests as r where r.job_id = any($1::bigint[])",
+    "REQUESTED_AMONG",
 )
 
 # $1 worker id, $2 job ids bigint[], $3 last_error of a cancelled job. The worker's cancelled
@@ -454,24 +461,44 @@ with settled as (
     from settled where q.id = settled.job_queue_id and q.locked_by = $1::text
 )HISTORY
 delete from {s}._gw_cancel_requests as r using settled where r.job_id = settled.id
+returning r.job_id
 """
-FINISH_CANCELLED = Query(
-    _FINISH_CANCELLED.replace("OLD", "")
-    .replace("RETURNING", "returning jobs.id, jobs.job_queue_id").replace("HISTORY", ""),
-    "FINISH_CANCELLED",
-)
 
-# FINISH_CANCELLED that also records the jobs in _gw_job_history (outcome failed).
-FINISH_CANCELLED_RECORDING_HISTORY = Query(
-    _filled(
-        _FINISH_CANCELLED
+
+def _finish_cancelled(finish: str, *, history: bool) -> str:
+    if not history:
+        return (finish.replace("OLD", "")
+                .replace("RETURNING", "returning jobs.id, jobs.job_queue_id")
+                .replace("HISTORY", ""))
+    return _filled(
+        finish
         .replace("OLD", "\n    from {s}._private_jobs as old")
         .replace("jobs.locked_by = $1::text\n", "jobs.locked_by = $1::text and old.id = jobs.id\n")
         .replace("\n  RETURNING", _SETTLED_FOR_HISTORY)
         .replace("HISTORY", ", " + _RECORDED),
         _FAILED,
-    ),
-    "FINISH_CANCELLED_RECORDING_HISTORY",
+    )
+
+
+FINISH_CANCELLED = Query(_finish_cancelled(_FINISH_CANCELLED, history=False), "FINISH_CANCELLED")
+
+# FINISH_CANCELLED that also records the jobs in _gw_job_history (outcome failed).
+FINISH_CANCELLED_RECORDING_HISTORY = Query(
+    _finish_cancelled(_FINISH_CANCELLED, history=True), "FINISH_CANCELLED_RECORDING_HISTORY"
+)
+
+# FINISH_CANCELLED for only those of the jobs someone asked to cancel (a hand-back at
+# shutdown applies the requests first); returns their ids (job_id).
+_FINISH_REQUESTED = _FINISH_CANCELLED.replace(
+    "jobs.locked_by = $1::text\n",
+    "jobs.locked_by = $1::text\n"
+    "     and jobs.id in (select c.job_id from {s}._gw_cancel_requests as c)\n",
+)
+FINISH_REQUESTED = Query(_finish_cancelled(_FINISH_REQUESTED, history=False), "FINISH_REQUESTED")
+
+# FINISH_REQUESTED that also records the jobs in _gw_job_history (outcome failed).
+FINISH_REQUESTED_RECORDING_HISTORY = Query(
+    _finish_cancelled(_FINISH_REQUESTED, history=True), "FINISH_REQUESTED_RECORDING_HISTORY"
 )
 
 # $1 unescaped schema name. Whether the schema has gw's cancel requests (gw migration 3):

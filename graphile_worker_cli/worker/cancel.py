@@ -6,7 +6,9 @@ on each notification, each time the listen connection is
 (re)established (notifications may have been missed meanwhile), every
 ``CHECK_EVERY_POLLS`` poll intervals whatever happens (a worker whose LISTEN delivers
 nothing, behind a transaction pooler), and once more before shutdown hands running jobs
-back. Each job it finds is handed to ``JobRunner.cancel``.
+back. Each job it finds is handed to ``JobRunner.cancel``. It also keeps ``pending``,
+whether the table may have rows at all: only then does the fetch loop check each fetched
+batch against it (a job another worker let go without acting on its request).
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ class CancelWatcher:
         self._runner = runner
         self._interval = interval
         self._wake = asyncio.Event()
+        self.pending = True
+        """Whether ``_gw_cancel_requests`` may have rows: then each fetch checks its jobs
+        against it (``FetchLoop``). Set by a notification or a new listen connection,
+        updated by each look: False only once a look found the table empty."""
+        self._notices = 0
 
     # -- from the listener (synchronous callbacks) ------------------------------------------
     def notified(self, job_ids: list[int] | None) -> None:
@@ -55,10 +62,14 @@ class CancelWatcher:
         worker looks, not only one holding a named job: a job whose task failed just before
         the request is unlocked now, waiting for its retry, and the look fails it for good
         before it can run again."""
+        self.pending = True
+        self._notices += 1
         self._wake.set()
 
     def connected(self) -> None:
         """The listen connection is (re)established: requests may have been missed."""
+        self.pending = True
+        self._notices += 1
         self._wake.set()
 
     # -- looking ----------------------------------------------------------------------------
@@ -80,10 +91,13 @@ class CancelWatcher:
 
     async def check(self) -> int:
         """Look once; returns how many of this worker's jobs were cancelled."""
+        notices = self._notices
         async with self._pool.acquire() as conn:
-            job_ids = await store.cancel_requests(
+            job_ids, left = await store.cancel_requests(
                 conn, self._schema, self._worker_id, CANCELLED_ERROR
             )
+        # A notification during the look may be of a request it did not see.
+        self.pending = bool(left) or self._notices != notices
         for job_id in job_ids:
             self._runner.cancel(job_id)
         return len(job_ids)

@@ -7,12 +7,17 @@ topped up in the background once it runs low. With per-task limits (``TaskLimits
 fetch leaves out the tasks at their limit and takes no more of a limited task than it has
 room for.
 
+A fetched job someone asked to cancel (its worker let it go without acting on the request:
+it shut down, its lock was released or it was swept) is failed as cancelled at once
+instead of running. The check is a second statement on the fetch's connection, made only
+while the cancel watch says the requests table may have rows: most fetches never make it.
+
 A fetch in flight cannot see jobs committed after it started. When a notification (or a
 finished job) raises the demand while the fetch session is busy, a *spare fetch* goes out
 at once on a pooled connection for the slots the fetch in flight did not ask for, instead
-of queueing behind it: the same statement, so the same locking and job order. At most one
-is in flight; none with a local queue or per-task limits (their fetches are planned as a
-whole), nor while jobs of a lost reply may still be held.
+of queueing behind it: the same statement (and cancel check), so the same locking and job
+order. At most one is in flight; none with a local queue or per-task limits (their fetches
+are planned as a whole), nor while jobs of a lost reply may still be held.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ import asyncio
 import contextlib
 import logging
 
+import asyncpg
+
 from graphile_worker_cli.errors import DatabaseError
 from graphile_worker_cli.job import Job
 from graphile_worker_cli.worker import backoff, store
+from graphile_worker_cli.worker.cancel import CancelWatcher
 from graphile_worker_cli.worker.events import Events
 from graphile_worker_cli.worker.fetchconn import FetchConnection
 from graphile_worker_cli.worker.local_queue import LocalQueue
@@ -76,6 +84,8 @@ class FetchLoop:
         """A fetch may have locked jobs whose reply was lost: hand them back first."""
         self._fetch_unanswered = False
         """A fetch was sent and its reply never read (it raised, or was cancelled)."""
+        self.cancels: CancelWatcher | None = None
+        """Set by the worker when the schema has cancel requests."""
         self._spare = spare if limits is None and not queue.size else None
         self._asking = 0
         """Jobs the fetch in flight on the fetch session asked for (0: none in flight)."""
@@ -140,7 +150,7 @@ class FetchLoop:
         self._slots.consume()
         ask = self._queue.batch_size(want)
         plan = None if self._limits is None else self._limits.plan(self._held_jobs(), ask)
-        jobs, considered = await self._fetch(ask, plan)
+        jobs, considered, cancelled = await self._fetch(ask, plan)
         if jobs and self._stopping.is_set():
             # Fetched, never started: hand them back with their attempt restored.
             await shielded(self._settler.give_back([job.id for job in jobs]))
@@ -154,6 +164,8 @@ class FetchLoop:
             self._queue.fetch_came_back_short(ask, loop.time(), got=len(jobs))
         await self._events.jobs_fetched(jobs)
         self._queue.add(jobs, loop.time())
+        for job_id in cancelled:
+            self._runner.cancel(job_id)  # off the queue, failed for good as cancelled
         self._runner.fill_slots()
         return True
 
@@ -175,10 +187,12 @@ class FetchLoop:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._slots.wakeup.wait(), timeout)
 
-    async def _fetch(self, want: int, plan: FetchPlan | None) -> tuple[list[Job], int]:
+    async def _fetch(
+        self, want: int, plan: FetchPlan | None
+    ) -> tuple[list[Job], int, list[int]]:
         """Lock up to ``want`` jobs (within ``plan``'s tasks and room), retrying with
         backoff while the database is away; also how many jobs the fetch considered (as
-        many as ``want``: there may be more)."""
+        many as ``want``: there may be more) and which of the jobs have a cancel request."""
         task_ids, room = (self._task_ids, None) if plan is None else (plan.task_ids, plan.room)
         failures = 0
         while not self._stopping.is_set():
@@ -205,8 +219,9 @@ class FetchLoop:
                         )
                         considered = len(jobs)
                     self._fetch_unanswered = False
+                    cancelled = await self._cancel_requested(conn, jobs)
                     self._asking = 0
-                    return jobs, considered
+                    return jobs, considered, cancelled
             except backoff.FATAL_ERRORS as error:
                 self._asking = 0
                 self._events.fetch_error(str(error), failures + 1)
@@ -224,7 +239,14 @@ class FetchLoop:
                     extra={"gw": {"action": "fetch_retry", "attempt": failures}},
                 )
                 await backoff.pause(self._slots.wakeup, wait)  # the listener back: retry now
-        return [], 0
+        return [], 0, []
+
+    async def _cancel_requested(self, conn: asyncpg.Connection, jobs: list[Job]) -> list[int]:
+        """Which of ``jobs`` have a cancel request (only asked while there may be some)."""
+        cancels = self.cancels
+        if not jobs or cancels is None or not cancels.pending:
+            return []
+        return await store.requested_among(conn, self._schema, [job.id for job in jobs])
 
     def _held_jobs(self) -> list[Job]:
         """Jobs this worker runs or holds in its local queue (what per-task limits count)."""
@@ -263,9 +285,10 @@ class FetchLoop:
 
     async def _spare_round(self, spare: FetchConnection, want: int) -> None:
         try:
-            jobs = await self._spare_fetch(spare, want)
-            if jobs is None:
+            fetched = await self._spare_fetch(spare, want)
+            if fetched is None:
                 return
+            jobs, cancelled = fetched
             if jobs and self._stopping.is_set():
                 await shielded(self._settler.give_back([job.id for job in jobs]))
                 return
@@ -276,15 +299,20 @@ class FetchLoop:
             await self._events.jobs_fetched(jobs)
             self._queue.add(jobs, asyncio.get_running_loop().time())
             self._spare_asked = 0
+            for job_id in cancelled:
+                self._runner.cancel(job_id)
             self._runner.fill_slots()
         finally:
             self._spare_asked = 0
             self._spare_task = None
             self._slots.wakeup.set()  # the loop may be waiting for it (once, orphans)
 
-    async def _spare_fetch(self, spare: FetchConnection, want: int) -> list[Job] | None:
-        """The jobs the spare fetch locked; None when it failed (the fetch loop's next
-        fetch meets the same trouble, and deals with it)."""
+    async def _spare_fetch(
+        self, spare: FetchConnection, want: int
+    ) -> tuple[list[Job], list[int]] | None:
+        """The jobs the spare fetch locked, and those of them with a cancel request; None
+        when it failed (the fetch loop's next fetch meets the same trouble, and deals with
+        it)."""
         try:
             async with spare.lease() as conn:
                 self._spare_unanswered = True
@@ -292,8 +320,9 @@ class FetchLoop:
                     conn, self._schema, self._worker_id, self._task_ids, want,
                     self._forbidden_flags, self._task_names,
                 )
+                cancelled = await self._cancel_requested(conn, jobs)
                 self._spare_unanswered = False
-                return jobs
+                return jobs, cancelled
         except (*backoff.FATAL_ERRORS, *backoff.TRANSIENT_ERRORS) as error:
             if self._spare_unanswered:
                 self._spare_unanswered = False

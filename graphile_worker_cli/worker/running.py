@@ -155,7 +155,7 @@ class JobRunner:
             else:
                 outcome = await self._run_within(timeout, job, abort)
         except asyncio.CancelledError:
-            if self._run_over(job) is TransactionState.COMMITTED:
+            if await self._run_over(job) is TransactionState.COMMITTED:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
@@ -166,7 +166,7 @@ class JobRunner:
             else:
                 await self._interrupted(job, started)
             return
-        in_transaction = self._run_over(job)
+        in_transaction = await self._run_over(job)
         if in_transaction is TransactionState.COMMITTED:
             await self._completed_in_transaction(job, outcome, started)
             return
@@ -219,14 +219,24 @@ class JobRunner:
             )
         return running.completion
 
-    def _run_over(self, job: Job) -> TransactionState:
-        """The run ended: no transaction may start any more; whether one completed the job."""
+    async def _run_over(self, job: Job) -> TransactionState:
+        """The run ended: no transaction may complete the job any more (a sync task's
+        thread may run on); whether one did."""
         running = self._slots.running.get(job.id)
         completion = running.completion if running is not None else None
         if completion is None:
             return TransactionState.NONE
-        completion.ended = True
-        return completion.state
+        return await completion.give_up()
+
+    async def _timed_out(self, job: Job, why: str) -> None:
+        """From its timeout on, the job fails as timed out: its task's transaction may no
+        longer complete it, even one opened before (a sync task's thread runs on)."""
+        running = self._slots.running.get(job.id)
+        if running is None or running.job is not job:
+            return
+        if running.completion is None:
+            running.completion = JobCompletion(job, self._context_of.in_transaction)
+        await running.completion.give_up(why)
 
     async def _completed_in_transaction(
         self, job: Job, outcome: tasks.TaskOutcome | None, started: float
@@ -260,6 +270,7 @@ class JobRunner:
             if done:
                 return handler.result()
             abort.set("timeout")
+            await self._timed_out(job, f"timed out after {format_duration(timeout)}")
             done, _ = await asyncio.wait({handler}, timeout=self._abort_window)
             if not done:
                 # A sync handler's thread cannot be stopped: cancelling only stops the wait

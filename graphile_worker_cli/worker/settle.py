@@ -140,6 +140,9 @@ class Settler:
         self._on_landed = on_landed
         self.hand_back_lost = False
         """A hand-back was cancelled or failed: its jobs may still be locked by us."""
+        self.cancelled_message: str | None = None
+        """Set when the schema has cancel requests: a hand-back then fails the jobs someone
+        asked to cancel (with this last_error) instead of letting them run again."""
         self.completions: _Batcher[int] = _Batcher(
             pool, "complete", complete_delay, self._complete, lambda job_id: job_id,
             on_landed,
@@ -167,12 +170,31 @@ class Settler:
         ids = list(job_ids)
         task = asyncio.get_running_loop().create_task(_write_until_landed(
             self._pool, f"hand back {len(ids)} job(s)",
-            lambda c: store.return_jobs(c, self._schema, self._worker_id, ids, delay),
+            functools.partial(self._give_back, ids=ids, delay=delay),
         ))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         task.add_done_callback(self._note_lost)
         return task
+
+    async def _give_back(
+        self, conn: asyncpg.Connection, *, ids: list[int], delay: float | None
+    ) -> None:
+        message = self.cancelled_message
+        if message is None:
+            await store.return_jobs(conn, self._schema, self._worker_id, ids, delay)
+            return
+        async with conn.transaction():
+            cancelled = await store.finish_requested(
+                conn, self._schema, self._worker_id, ids, message, **self._recording
+            )
+            await store.return_jobs(conn, self._schema, self._worker_id, ids, delay)
+        if cancelled:
+            log.warning(
+                "job(s) %s had a cancel request: failed for good as cancelled instead of "
+                "handed back", ", ".join(map(str, cancelled)),
+                extra={"gw": {"action": "cancelled", "job_ids": cancelled}},
+            )
 
     def cancelled(self, job_ids: Sequence[int], message: str) -> asyncio.Task[None]:
         """Fail cancelled jobs for good with ``message`` and drop their cancel requests."""

@@ -177,10 +177,32 @@ async def has_cancel_requests(conn: asyncpg.Connection, schema: str) -> bool:
 
 async def cancel_requests(
     conn: asyncpg.Connection, schema: str, worker_id: str, message: str
-) -> list[int]:
+) -> tuple[list[int], int]:
     """Ids of the jobs this worker holds that someone asked to cancel (after tidying the
-    requests nobody will act on: see ``queries.worker.CANCEL_CHECK``)."""
+    requests nobody will act on: see ``queries.worker.CANCEL_CHECK``), and how many
+    requests are left in all."""
     rows = await conn.fetch(queries.CANCEL_CHECK.sql(schema), worker_id, message)
+    return [row["job_id"] for row in rows if row["mine"]], len(rows)
+
+
+async def requested_among(
+    conn: asyncpg.Connection, schema: str, job_ids: Sequence[int]
+) -> list[int]:
+    """Those of ``job_ids`` someone asked to cancel."""
+    rows = await conn.fetch(queries.REQUESTED_AMONG.sql(schema), list(job_ids))
+    return [row["job_id"] for row in rows]
+
+
+async def finish_requested(
+    conn: asyncpg.Connection, schema: str, worker_id: str, job_ids: Sequence[int], message: str,
+    *, history: bool = False,
+) -> list[int]:
+    """``finish_cancelled`` for only those of ``job_ids`` someone asked to cancel; returns
+    their ids."""
+    query = (
+        queries.FINISH_REQUESTED_RECORDING_HISTORY if history else queries.FINISH_REQUESTED
+    )
+    rows = await conn.fetch(query.sql(schema), worker_id, list(job_ids), message)
     return [row["job_id"] for row in rows]
 
 

@@ -23,6 +23,7 @@ import asyncpg
 
 from graphile_worker_cli import migrate
 from graphile_worker_cli.errors import GraphileWorkerError, SchemaTooNewError
+from graphile_worker_cli.job_input import CANCELLED_ERROR
 from graphile_worker_cli.job_transaction import InTransactionCompletion
 from graphile_worker_cli.worker import backoff, listen_probe, maintenance, stale_locks, store
 from graphile_worker_cli.worker.cancel import CHECK_EVERY_POLLS, CancelWatcher
@@ -299,6 +300,8 @@ class Worker:
             self.pool, self.schema, self.worker_id, self._runner,
             interval=self.options.poll_interval * CHECK_EVERY_POLLS,
         )
+        self._fetch_loop.cancels = self._cancels
+        self.settler.cancelled_message = CANCELLED_ERROR
 
     def _side_tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         listener = worker_listener(

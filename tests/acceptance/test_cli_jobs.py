@@ -183,3 +183,14 @@ async def test_schema_newer_than_gw_exits_57(db_url: str, conn: asyncpg.Connecti
         "insert into graphile_worker.migrations (id, breaking) values (21, true)"
     )
     one_error_line(await gw("add-job", "t", "-c", db_url), 57, "breaking migration 21")
+    assert await conn.fetchval("select count(*) from graphile_worker._private_jobs") == 0
+
+
+async def test_schema_behind_gw_is_one_line_and_no_job(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    await conn.execute("delete from graphile_worker.migrations where id = 20")
+    one_error_line(
+        await gw("add-job", "t", "-c", db_url), 1, "at migration 19 of 20", "gw migrate"
+    )
+    assert await conn.fetchval("select count(*) from graphile_worker._private_jobs") == 0

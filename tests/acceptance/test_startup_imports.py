@@ -16,18 +16,26 @@ from tests.helpers.connection_kinds import SCHEMA
 from tests.helpers.database import count
 from tests.helpers.gw_process import clean_env, write_tasks
 
+# gw's own modules a command must not load unless it runs them (the JSON names those loaded).
+GW_MODULES = [
+    "graphile_worker_cli.cli.jobs_cmd", "graphile_worker_cli.worker_utils",
+    "graphile_worker_cli.operations", "graphile_worker_cli.drivers",
+    "graphile_worker_cli.migrate", "graphile_worker_cli.embedded",
+]
+
 # Runs gw's entry point as the `gw` script does, then prints the top-level packages (and
 # the few submodules named) that were imported.
 SCRIPT = """
 import json, sys
-sys.argv = ["gw", *sys.argv[1:]]
+GW_MODULES = json.loads(sys.argv[1])
+sys.argv = ["gw", *sys.argv[2:]]
 from graphile_worker_cli.cli.app import main
 code = 0
 try:
     main()
 except SystemExit as exit:
     code = exit.code or 0
-watched = {"importlib.metadata", "click"}
+watched = {"importlib.metadata", "click", *GW_MODULES}
 loaded = sorted({name.split(".")[0] for name in sys.modules} | (watched & set(sys.modules)))
 print(json.dumps({"code": code, "modules": loaded}))
 """
@@ -38,7 +46,7 @@ HEAVY = {"pydantic", "pydantic_core", "rich", "typer", "uvloop", "importlib.meta
 
 async def _imported(args: list[str], cwd: Path) -> set[str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", SCRIPT, *args, cwd=cwd, env=clean_env(),
+        sys.executable, "-c", SCRIPT, json.dumps(GW_MODULES), *args, cwd=cwd, env=clean_env(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
@@ -52,6 +60,9 @@ async def test_add_job_imports_neither_pydantic_nor_rich_nor_uvloop(
 ) -> None:
     imported = await _imported(["add-job", "-c", db_url, "send", '{"to": "a@b"}'], tmp_path)
     assert imported & HEAVY == set()
+    # One connection and one statement: no pool, no operations layer, no other commands
+    # (the migration check is imported only when the statement finds the schema wrong).
+    assert imported & set(GW_MODULES) == set()
     assert {"click", "asyncpg"} <= imported  # the check sees what the command did load
     assert await count(observer, f"select count(*) from {SCHEMA}._private_jobs") == 1
 

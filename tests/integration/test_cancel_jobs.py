@@ -25,6 +25,7 @@ from graphile_worker_cli import (
     hooks,
 )
 from graphile_worker_cli.errors import BadInputError
+from graphile_worker_cli.worker import store
 from tests.helpers import recovery as recovery_helpers
 from tests.helpers.waiting import wait_until
 from tests.helpers.worker import S, add_job, make_options
@@ -439,3 +440,93 @@ async def test_with_job_history_on_a_cancelled_running_job_is_recorded_as_failed
         f"select locked_by from {S}._private_job_queues where queue_name = 'exports'"
     )
     assert queue_locked is None  # its named queue was unlocked
+
+
+# --- a request whose worker let the job go without acting on it -------------------------------
+
+
+async def test_a_job_released_with_a_pending_request_is_failed_when_fetched_not_run(
+    db_url: str, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's worker never acted on the request and its lock was released by hand; the
+    next gw worker to fetch it fails it as cancelled at once instead of running it (its
+    cancel watch knew the table had a request; its next look is 150s away)."""
+    job_id = await add_job(conn, "t", None, max_attempts=3)
+    await conn.execute(
+        f"update {S}._private_jobs set locked_by = 'silent', locked_at = now(), attempts = 1"
+        " where id = $1", job_id,
+    )
+    await conn.execute(
+        f"insert into {S}._gw_cancel_requests (job_id, locked_by) values ($1, 'silent')",
+        job_id,
+    )
+    ran: list[int] = []
+    looked = asyncio.Event()
+    real_look = store.cancel_requests
+
+    async def look(*args: Any, **kwargs: Any) -> Any:
+        found = await real_look(*args, **kwargs)
+        looked.set()
+        return found
+
+    monkeypatch.setattr(store, "cancel_requests", look)
+
+    async def t(payload: Any, ctx: WorkerContext) -> None:
+        ran.append(ctx.job_id)
+
+    worker = await make_options(db_url, poll_interval=30.0).define_job(t, "t").init()
+    async with _running(worker):
+        await asyncio.wait_for(looked.wait(), 20)  # it saw the request (the job still held)
+        await conn.execute(
+            f"update {S}._private_jobs set locked_by = null, locked_at = null, attempts = 0"
+            " where id = $1", job_id,
+        )  # released by hand (as `gw workers unlock` does), runnable now
+        trigger = await add_job(conn, "t", None)  # its notification makes the worker fetch
+        await wait_until(lambda: _ran(ran, trigger))
+        await wait_until(lambda: _requests_empty(conn))
+    assert ran == [trigger]
+    row = await _row(conn, job_id)
+    assert row is not None and row["last_error"] == "cancelled"
+    assert (row["attempts"], row["locked_by"]) == (3, None)
+
+
+async def _ran(ran: list[int], job_id: int) -> bool:
+    return job_id in ran
+
+
+async def test_a_worker_handing_a_job_back_at_shutdown_applies_its_cancel_request(
+    db_url: str, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker stops before it acts on the request (it never heard of it, and its last
+    look before stopping found nothing): the hand-back fails the job as cancelled instead
+    of letting it go, and another worker never runs it."""
+    job_id = await add_job(conn, "polite", None, max_attempts=3)
+    runs: list[str] = []
+
+    async def polite(payload: Any, ctx: WorkerContext) -> None:
+        runs.append(ctx.worker_id)
+        await ctx.abort_signal.wait()
+
+    first = await make_options(
+        db_url, poll_interval=30.0, shutdown_grace_period=0.0, shutdown_abort_timeout=0.1
+    ).define_job(polite, "polite").init()
+    async with _running(first):
+        await _registered_and_locked(conn, first, job_id)
+        assert first._cancels is not None
+
+        async def looked_too_early() -> None:
+            return None
+
+        monkeypatch.setattr(first._cancels, "final_check", looked_too_early)
+        await conn.execute(
+            f"insert into {S}._gw_cancel_requests (job_id, locked_by) values ($1, $2)",
+            job_id, first.worker_id,
+        )
+    row = await _row(conn, job_id)
+    assert row is not None and row["last_error"] == "cancelled"
+    assert (row["attempts"], row["locked_by"]) == (3, None)
+    assert await _requests(conn) == []
+
+    second = await make_options(db_url).define_job(polite, "polite").init()
+    await asyncio.wait_for(second.run_once(), 30)
+    assert runs == [first.worker_id]

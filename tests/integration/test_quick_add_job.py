@@ -14,8 +14,8 @@ import pytest
 
 import graphile_worker_cli
 from graphile_worker_cli import migrate
-from graphile_worker_cli.errors import MigrationError
-from graphile_worker_cli.job import JobSpec
+from graphile_worker_cli.errors import MigrationError, SchemaTooNewError
+from graphile_worker_cli.job import JobKeyMode, JobSpec
 from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
@@ -94,3 +94,60 @@ async def test_sync_flavour_adds_the_job_from_a_thread_without_a_loop(
     job_id = await asyncio.to_thread(script)
     assert await stored(conn) == [("from_sync", {"n": 1}, 0)]
     assert await conn.fetchval("select id from graphile_worker._private_jobs") == job_id
+
+
+# --- the schema check folded into the insert (quick_add) ------------------------------------
+
+
+async def test_a_schema_with_a_newer_breaking_migration_is_refused_and_gets_no_job(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    await conn.execute("insert into graphile_worker.migrations (id, breaking) values (21, true)")
+    with pytest.raises(SchemaTooNewError, match="breaking migration 21, newer than"):
+        await graphile_worker_cli.quick_add_job("too_new", database_url=db_url)
+    assert await stored(conn) == []
+
+
+async def test_a_schema_behind_gw_is_refused_and_gets_no_job(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    await conn.execute("delete from graphile_worker.migrations where id = 20")
+    with pytest.raises(MigrationError, match="at migration 19 of 20: run `gw migrate`"):
+        await graphile_worker_cli.quick_add_job("behind", database_url=db_url)
+    assert await stored(conn) == []
+
+
+async def test_a_newer_non_breaking_migration_still_takes_the_job(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    await conn.execute("insert into graphile_worker.migrations (id, breaking) values (21, false)")
+    await graphile_worker_cli.quick_add_job("newer_ok", database_url=db_url)
+    assert await stored(conn) == [("newer_ok", {}, 0)]
+
+
+async def test_a_ledger_without_the_breaking_column_takes_the_job_after_the_full_check(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    # The one statement cannot read such a ledger; the separate check can, and passes.
+    await conn.execute("alter table graphile_worker.migrations drop column breaking")
+    added = await graphile_worker_cli.quick_add_job(
+        "old_ledger", {"a": 1}, database_url=db_url, prepared_statements=False
+    )
+    assert (added.task_identifier, added.payload) == ("old_ledger", {"a": 1})
+    assert await stored(conn) == [("old_ledger", {"a": 1}, 0)]
+
+
+async def test_unsafe_dedupe_returns_the_job_already_there_with_its_own_names(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    first = await graphile_worker_cli.quick_add_job(
+        "first_task", {"n": 1}, JobSpec(job_key="k", queue_name="q1"), database_url=db_url
+    )
+    again = await graphile_worker_cli.quick_add_job(
+        "other_task", {"n": 2},
+        JobSpec(job_key="k", job_key_mode=JobKeyMode.UNSAFE_DEDUPE), database_url=db_url,
+    )
+    assert (again.id, again.task_identifier, again.queue_name, again.payload) == (
+        first.id, "first_task", "q1", {"n": 1}
+    )
+    assert await stored(conn) == [("first_task", {"n": 1}, 0)]

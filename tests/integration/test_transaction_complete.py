@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections import Counter
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from graphile_worker_cli import context, hooks, task
 from graphile_worker_cli.errors import JobLockLostError
 from graphile_worker_cli.observability.metrics import MetricsPlugin
+from graphile_worker_cli.queries import worker as queries
 from graphile_worker_cli.worker_utils import WorkerUtils
 from tests.helpers.worker import S, add_job, make_options
 
@@ -396,3 +398,56 @@ async def test_job_history_records_a_job_completed_in_its_transaction(
     ]
     assert await _effects(effects) == [(done, "kept")]
     assert await _job(effects, rolled_back) is not None
+
+
+async def test_a_sync_task_past_its_timeout_cannot_complete_the_job(
+    db_url: str, effects: asyncpg.Connection
+) -> None:
+    """The worker gives up on a sync task at its timeout, but its thread runs on: a commit
+    it makes later must not complete the job that already failed as timed out."""
+    job_id = await add_job(effects, "overrun", None)
+    in_transaction, release, finished = threading.Event(), threading.Event(), threading.Event()
+    raised: list[BaseException] = []
+
+    @task("overrun", timeout="200ms")
+    def overrun(payload: Any, ctx: context.WorkerContext) -> None:
+        try:
+            with ctx.transaction() as tx:
+                tx.execute(EFFECT, ctx.job_id, "late")
+                in_transaction.set()
+                release.wait(20)  # ignores its abort signal, well past the timeout
+        except BaseException as error:
+            raised.append(error)
+        finally:
+            finished.set()
+
+    events = Events()
+    failed = asyncio.Event()
+    options = make_options(db_url, shutdown_abort_timeout=0.1).define_job(overrun)
+    options.add_plugin(events)
+    options.hooks.on(hooks.JobFail, lambda ctx: failed.set())
+    worker = await options.init()
+    running = asyncio.get_running_loop().create_task(worker.run())
+    await asyncio.wait_for(failed.wait(), 20)  # the worker gave up on it: timed out
+    assert in_transaction.is_set()
+    release.set()  # the thread now leaves its block cleanly: the commit is attempted
+    assert await asyncio.to_thread(finished.wait, 20)
+    worker.request_shutdown()
+    await asyncio.wait_for(running, 30)
+
+    assert [type(error) for error in raised] == [JobLockLostError]
+    assert "timed out after 200ms" in str(raised[0])
+    assert await _effects(effects) == []  # the late writes were rolled back
+    row = await _job(effects, job_id)
+    assert row is not None
+    assert (row["attempts"], row["locked_by"], row["last_error"]) == (
+        1, None, "timed out after 200ms"
+    )
+    assert events.counts == Counter({("JobFail", job_id): 1})
+    # Once the timeout's failure is written, the completion's own guard no longer matches
+    # the job either (the lock is cleared), so no commit of that attempt could complete it.
+    async with effects.transaction():
+        deleted = await effects.fetchval(
+            queries.COMPLETE_JOB_IN_TRANSACTION.sql(S), worker.worker_id, job_id, 1
+        )
+        assert deleted == 0

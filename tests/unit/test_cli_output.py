@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from graphile_worker_cli import conninfo, job, payloads
-from graphile_worker_cli.cli import common, jobs_cmd
+from graphile_worker_cli.cli import add_job_cmd, common, jobs_cmd
 from graphile_worker_cli.errors import EXIT_USAGE, BadInputError
 
 TASK = "send_email_to_the_customer_about_their_order"
@@ -80,7 +80,7 @@ def test_the_error_column_says_which_batch_items_failed(last_error: str | None, 
 
 def test_a_stray_word_where_the_payload_goes_is_named() -> None:
     with pytest.raises(BadInputError) as caught:
-        jobs_cmd._payload_argument("minutes")
+        add_job_cmd.payload_argument("minutes")
     assert caught.value.message.startswith("unexpected argument 'minutes':")
     assert caught.value.exit_code == EXIT_USAGE
 
@@ -88,7 +88,7 @@ def test_a_stray_word_where_the_payload_goes_is_named() -> None:
 @pytest.mark.parametrize("text", ["{x", '"a string"', "[1,"])
 def test_text_that_meant_to_be_json_keeps_the_json_error(text: str) -> None:
     with pytest.raises(BadInputError, match="invalid payload JSON"):
-        jobs_cmd._payload_argument(text)
+        add_job_cmd.payload_argument(text)
 
 
 def test_a_non_finite_payload_number_is_named_with_its_type() -> None:

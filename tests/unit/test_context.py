@@ -13,6 +13,7 @@ import pytest
 
 from graphile_worker_cli import context
 from graphile_worker_cli.context import AbortSignal, Extensions, JobAborted, ReadOnlyExtensions
+from graphile_worker_cli.errors import JobLockLostError
 from tests.helpers.context import NOW, make_context, make_job
 
 # Job fields -------------------------------------------------------------------------
@@ -238,3 +239,7 @@ def test_a_run_that_is_over_or_refused_opens_no_transaction() -> None:
     refused = JobCompletion(make_job(), shared, refused="not for batch tasks")
     with pytest.raises(RuntimeError, match="not for batch tasks"):
         asyncio.run(refused.begin())
+    timed_out = JobCompletion(make_job(), shared)
+    asyncio.run(timed_out.give_up("timed out after 1s"))
+    with pytest.raises(JobLockLostError, match=r"job 42 .* timed out after 1s: ctx.transaction"):
+        asyncio.run(timed_out.begin())

@@ -53,3 +53,12 @@ def test_events_list_every_event_and_context_it_defines() -> None:
         and not name.startswith("_")
     }
     assert defined | {"ALL_EVENTS"} == set(events.__all__)
+
+
+def test_job_lock_lost_error_imports_from_the_root() -> None:
+    from graphile_worker_cli import GraphileWorkerError, JobLockLostError
+    from graphile_worker_cli.errors import JobLockLostError as defined
+
+    assert JobLockLostError is defined
+    assert issubclass(JobLockLostError, GraphileWorkerError)
+    assert "JobLockLostError" in graphile_worker_cli.__all__

@@ -184,6 +184,9 @@ LAYERS: dict[str, frozenset[str]] = {
     "drivers": frozenset({"worker", "worker_utils", "cli", "hooks", "context"}),
     "migrate": frozenset({"worker", "worker_utils", "cli", "hooks", "context", "tasks"}),
     "worker_utils": frozenset({"worker", "cli", "context", "tasks", "admin"}),
+    # One job on a connection of its own (gw add-job): no pool, no operations layer.
+    "quick_add": frozenset({"worker", "worker_utils", "cli", "context", "tasks", "admin",
+                            "hooks", "operations", "drivers", "recovery", "cron", "sync"}),
     "worker": frozenset({"cli", "admin"}),
 }
 """Group -> groups it must not import. ``cli`` is the top: nothing imports it."""
