@@ -112,12 +112,17 @@ def plan(ctx: measures.Context, gw: sides.GwSide, ref: sides.ReferenceSide) -> d
 
     async def drain_history() -> list[Row]:
         # Both sides are gw, tuned; the sides alternate so machine noise hits both alike.
+        # Who goes first alternates too, so neither side always follows the other.
         on, off = Figure.missing("not run"), Figure.missing("not run")
-        for _ in range(ctx.sizes.drain_repeats):
-            off = _best(off, await measures.drain(ctx, gw, "tuned", label="hist_off"))
-            on = _best(on, await measures.drain(
-                ctx, gw, "tuned", extra=profiles.HISTORY_FLAGS, label="hist_on", history=True,
-            ))
+        for repeat in range(ctx.sizes.drain_repeats):
+            for history_on in (False, True) if repeat % 2 == 0 else (True, False):
+                if history_on:
+                    on = _best(on, await measures.drain(
+                        ctx, gw, "tuned", extra=profiles.HISTORY_FLAGS, label="hist_on",
+                        history=True,
+                    ))
+                else:
+                    off = _best(off, await measures.drain(ctx, gw, "tuned", label="hist_off"))
         title = f"drain {n:,} no-op jobs, tuned, job history on"
         return [Row("drain_tuned_history", title, "jobs/s", "higher", on, off, "history off")]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -36,44 +37,74 @@ class Measure:
     argv: list[str]
 
 
-def _seconds(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+@dataclass(frozen=True)
+class Sample:
+    wall: float
+    cpu: float
+    """User plus system CPU seconds of the process and its children: on a machine others
+    load, far steadier than the wall time (which also counts waiting for a core)."""
+
+
+def _sample(argv: list[str], env: dict[str, str], cwd: Path) -> Sample:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
                           timeout=PER_RUN_TIMEOUT)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip()}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Sample(elapsed, cpu)
 
 
-def _measures(url: str, have_reference: bool, gw: str) -> list[Measure]:
+def _gw_measures(gw: str, label: str) -> list[Measure]:
+    return [
+        Measure(f"{label} add-job", [gw, "add-job", "x"]),
+        Measure(f"{label} --version", [gw, "--version"]),
+        Measure(f"{label} --help", [gw, "--help"]),
+        Measure(f"{label} run --once", [gw, "run", "--once", "--tasks", "tasks"]),
+    ]
+
+
+def _measures(url: str, have_reference: bool, gw: str, other: str | None) -> list[Measure]:
     measures = [
         Measure("psql add_job", ["psql", url, "-qAtc", "select graphile_worker.add_job('x')"]),
-        Measure("gw add-job", [gw, "add-job", "x"]),
-        Measure("gw --version", [gw, "--version"]),
-        Measure("gw --help", [gw, "--help"]),
-        Measure("gw run --once", [gw, "run", "--once", "--tasks", "tasks"]),
+        *_gw_measures(gw, "gw"),
     ]
+    if other is not None:
+        measures += _gw_measures(other, "other")
     if have_reference:
         measures.append(Measure("reference --once", [str(REFERENCE), "--once"]))
     return measures
 
 
-def _report(figures: dict[str, float], runs: int) -> str:
-    lines = [f"median of {runs} runs, wall time from exec to exit", ""]
-    lines += [f"{name:<18} {seconds * 1000:7.0f} ms" for name, seconds in figures.items()]
+def _report(figures: dict[str, Sample], runs: int) -> str:
+    lines = [f"median of {runs} runs: wall time from exec to exit, and CPU time (user + system)",
+             ""]
+    lines += [f"{name:<20} {figure.wall * 1000:7.0f} ms  cpu {figure.cpu * 1000:6.0f} ms"
+              for name, figure in figures.items()]
     lines.append("")
     psql = figures["psql add_job"]
-    lines.append(f"gw add-job / psql           {figures['gw add-job'] / psql:5.2f}x  (goal <= 4)")
-    lines.append(f"gw --version / psql         {figures['gw --version'] / psql:5.2f}x")
-    lines.append(f"gw --help / psql            {figures['gw --help'] / psql:5.2f}x")
-    if "reference --once" in figures:
-        ratio = figures["gw run --once"] / figures["reference --once"]
-        lines.append(f"gw run --once / reference   {ratio:5.2f}x  (goal <= 1)")
+    for label in ("gw", "other"):
+        if f"{label} add-job" not in figures:
+            continue
+        for command, goal in (("add-job", "  (goal <= 4)"), ("--version", ""), ("--help", "")):
+            figure = figures[f"{label} {command}"]
+            lines.append(
+                f"{label + ' ' + command + ' / psql':<30} {figure.wall / psql.wall:5.2f}x"
+                f"  cpu {figure.cpu / psql.cpu:5.2f}x{goal}"
+            )
+        if "reference --once" in figures:
+            gw, reference = figures[f"{label} run --once"], figures["reference --once"]
+            lines.append(
+                f"{label + ' run --once / reference':<30} {gw.wall / reference.wall:5.2f}x"
+                f"  cpu {gw.cpu / reference.cpu:5.2f}x  (goal <= 1)"
+            )
     return "\n".join(lines)
 
 
-async def _run(runs: int, gw: str) -> str:
+async def _run(runs: int, gw: str, other: str | None) -> str:
     dbs = databases.Databases(databases.admin_url())
     try:
         url = await dbs.create("startup")
@@ -96,18 +127,22 @@ async def _run(runs: int, gw: str) -> str:
                 "DATABASE_URL": url, "PGCONNECT_TIMEOUT": "10",
                 "PYTHONPYCACHEPREFIX": str(cwd / "pycache"),
             }
-            measures = _measures(url, have_reference, gw)
-            samples: dict[str, list[float]] = {measure.name: [] for measure in measures}
+            measures = _measures(url, have_reference, gw, other)
+            samples: dict[str, list[Sample]] = {measure.name: [] for measure in measures}
             # Round robin, after one unmeasured warm-up round: a change in the machine's
             # load (it may be shared) then touches every command alike.
             for round_number in range(runs + 1):
                 for measure in measures:
-                    if measure.name == "gw run --once":
+                    if measure.name.endswith("run --once"):
                         await _empty_queue(url)
-                    seconds = _seconds(measure.argv, env, cwd)
+                    sample = _sample(measure.argv, env, cwd)
                     if round_number > 0:
-                        samples[measure.name].append(seconds)
-        figures = {name: statistics.median(values) for name, values in samples.items()}
+                        samples[measure.name].append(sample)
+        figures = {
+            name: Sample(statistics.median(s.wall for s in values),
+                         statistics.median(s.cpu for s in values))
+            for name, values in samples.items()
+        }
         return _report(figures, runs)
     finally:
         await dbs.close()
@@ -126,6 +161,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=7, help="measured runs per command")
     parser.add_argument("--gw", default=GW, help="the gw executable to measure (default: "
                         "this environment's), e.g. another checkout's, to compare builds")
+    parser.add_argument("--other", help="another gw executable measured in the same rounds "
+                        "(its rows are labelled other): a before/after under the same load")
     args = parser.parse_args(argv)
-    print(asyncio.run(_run(args.runs, args.gw)))
+    print(asyncio.run(_run(args.runs, args.gw, args.other)))
     return 0

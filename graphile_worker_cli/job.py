@@ -89,9 +89,10 @@ def decode_json(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobHistoryEntry:
-    """A job a gw worker completed or failed for good, from the job history
-    (``history_retention``). ``started_at`` is when a worker took the job for its last
-    attempt; ``duration`` (finished - started) and ``wait`` (started - run_at) are seconds."""
+    """A job a gw worker (or WorkerUtils, by hand) completed or failed for good, from the job
+    history (``history_retention``). ``started_at`` is when a worker took the job for its
+    last attempt (None when settled by hand); ``duration`` (finished - started) and ``wait``
+    (started - run_at) are seconds, None without ``started_at``."""
 
     job_id: int
     task_identifier: str
@@ -105,7 +106,8 @@ class JobHistoryEntry:
     finished_at: datetime
     duration: float | None
     wait: float | None
-    worker_id: str
+    worker_id: str | None
+    """None for a job settled by hand (WorkerUtils, the dashboard, ``gw jobs``)."""
     outcome: str
     """``completed`` or ``failed`` (out of attempts)."""
     last_error: str | None

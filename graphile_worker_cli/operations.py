@@ -28,6 +28,7 @@ from graphile_worker_cli.errors import (
     JobKeyRaceError,
     JobNotFoundError,
 )
+from graphile_worker_cli.queries import Query
 from graphile_worker_cli.queries import history as history_queries
 from graphile_worker_cli.queries import jobs as queries
 from graphile_worker_cli.queries import recovery as recovery_queries
@@ -260,7 +261,9 @@ def _maybe_job(statement: Statement) -> Operation[job.Job | None]:
 
 def complete_jobs(schema: str, job_ids: Iterable[int]) -> Operation[list[job.Job]]:
     ids = job_input.check_ids(job_ids)
-    return _jobs(Statement(queries.COMPLETE_JOBS.sql(schema), (ids,)))
+    return _jobs_by_hand(
+        schema, queries.COMPLETE_JOBS, queries.COMPLETE_JOBS_RECORDING_HISTORY, (ids,)
+    )
 
 
 def permanently_fail_jobs(
@@ -269,12 +272,32 @@ def permanently_fail_jobs(
     ids = job_input.check_ids(job_ids)
     if reason is not None and not isinstance(reason, str):
         raise BadInputError(f"invalid failure reason {reason!r}: expected a string")
-    args: tuple[Any, ...]
     if reason is None:
-        template, args = queries.PERMANENTLY_FAIL_JOBS_DEFAULT_REASON, (ids,)
-    else:
-        template, args = queries.PERMANENTLY_FAIL_JOBS, (ids, reason)
-    return _jobs(Statement(template.sql(schema), args))
+        return _jobs_by_hand(
+            schema, queries.PERMANENTLY_FAIL_JOBS_DEFAULT_REASON,
+            queries.PERMANENTLY_FAIL_JOBS_DEFAULT_REASON_RECORDING_HISTORY, (ids,),
+        )
+    return _jobs_by_hand(
+        schema, queries.PERMANENTLY_FAIL_JOBS,
+        queries.PERMANENTLY_FAIL_JOBS_RECORDING_HISTORY, (ids, reason),
+    )
+
+
+def _settled_by_hand(
+    schema: str, plain: Query, recording: Query, args: tuple[Any, ...]
+) -> Operation[list[Row]]:
+    """Runs ``recording`` (which also writes the job history while a worker with history on
+    has said so lately) when the schema has gw's history state, else ``plain``."""
+    (row,) = yield Statement(queries.HISTORY_STATE_PRESENT.sql(schema), (schema,))
+    rows: list[Row] = yield Statement((recording if row["present"] else plain).sql(schema), args)
+    return rows
+
+
+def _jobs_by_hand(
+    schema: str, plain: Query, recording: Query, args: tuple[Any, ...]
+) -> Operation[list[job.Job]]:
+    rows = yield from _settled_by_hand(schema, plain, recording, args)
+    return [job.job_from_record(row) for row in rows]
 
 
 def cancel_jobs(schema: str, job_ids: Iterable[int]) -> Operation[list[job_input.JobCancellation]]:
@@ -284,12 +307,15 @@ def cancel_jobs(schema: str, job_ids: Iterable[int]) -> Operation[list[job_input
     ids = list(dict.fromkeys(job_input.check_ids(job_ids)))
     if not ids:
         return _nothing([])
-    statement = Statement(queries.CANCEL_JOBS.sql(schema), (ids, job_input.CANCELLED_ERROR))
-    return _cancellations(statement)
+    return _cancellations(schema, (ids, job_input.CANCELLED_ERROR))
 
 
-def _cancellations(statement: Statement) -> Operation[list[job_input.JobCancellation]]:
-    rows = yield statement
+def _cancellations(
+    schema: str, args: tuple[Any, ...]
+) -> Operation[list[job_input.JobCancellation]]:
+    rows = yield from _settled_by_hand(
+        schema, queries.CANCEL_JOBS, queries.CANCEL_JOBS_RECORDING_HISTORY, args
+    )
     return [
         job_input.JobCancellation(
             int(row["job_id"]), job_input.CancelOutcome(row["outcome"]), row["locked_by"]

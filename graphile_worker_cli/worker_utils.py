@@ -332,7 +332,8 @@ class WorkerUtils:
         self, job_ids: Iterable[int], *, conn: object | None = None
     ) -> list[job.Job]:
         """Mark jobs done (delete them). Jobs a worker holds are left alone; the returned
-        list holds only the jobs that were completed."""
+        list holds only the jobs that were completed. Recorded in the job history while a
+        worker with ``history_retention`` runs (docs/history.md), as are the next two."""
         return await self._run(operations.complete_jobs(self._schema, job_ids), conn)
 
     async def permanently_fail_jobs(

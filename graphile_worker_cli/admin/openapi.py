@@ -259,7 +259,10 @@ def schema(root_path: str = "") -> dict[str, Any]:
                 }],
             ),
             "/api/queues": _get("Named queues with their locks and job counts"),
-            "/api/workers": _get("Registered workers with heartbeats; other lock holders"),
+            "/api/workers": _get(
+                "Registered workers with heartbeats and liveness (late, session alive, stale, "
+                "longest stall); other lock holders"
+            ),
             "/api/crontabs": _get("Known crontabs: last execution, next run"),
             "/api/maintenance/{operation}": _post(
                 "Maintenance: " + ", ".join(m.replace("_", "-") for m in MAINTENANCE),

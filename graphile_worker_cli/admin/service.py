@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from graphile_worker_cli import cron, db, job, job_input, recovery, worker_utils
-from graphile_worker_cli.admin import params
+from graphile_worker_cli.admin import params, series
 from graphile_worker_cli.cron import store as cron_store
 from graphile_worker_cli.errors import BadInputError, JobNotFoundError
 from graphile_worker_cli.job import Job
@@ -102,14 +102,15 @@ class AdminService:
             for row in await self._fetch(queries.QUEUES)
         ]
 
-    async def _history_state(self) -> tuple[bool, datetime]:
+    async def _history_state(self) -> tuple[bool, bool, datetime]:
+        """Whether the history exists, whether its per-minute rollup does, and now."""
         (row,) = await self._fetch(history_queries.HISTORY_STATE, self.schema)
-        return bool(row["present"]), row["now"]
+        return bool(row["present"]), bool(row["rolled"]), row["now"]
 
     async def history(self, filters: params.HistoryFilters) -> dict[str, Any]:
         """The newest entries of the job history (``available`` false before gw migration
         2: then there are none)."""
-        present, _now = await self._history_state()
+        present, _rolled, _now = await self._history_state()
         entries = await self.utils.list_history(
             task=filters.task, failed=filters.failed, limit=filters.limit
         ) if present else []
@@ -120,7 +121,7 @@ class AdminService:
         completed and failed for good and their queue wait p50/p95 (from the history),
         and the queue depth (from the samples, the largest of each bucket)."""
         seconds, bucket = params.WINDOWS[window]
-        present, now = await self._history_state()
+        present, rolled, now = await self._history_state()
         result: dict[str, Any] = {
             "available": present, "window": window, "window_seconds": seconds,
             "bucket_seconds": bucket, "now": iso(now), "outcomes": [], "wait": [],
@@ -128,13 +129,17 @@ class AdminService:
         }
         if not present:
             return result
-        for row in await self._fetch(history_queries.HISTORY_SERIES, seconds, bucket):
-            t = iso(row["bucket"])
+        minutes = history_queries.HISTORY_MINUTES if rolled else (
+            history_queries.HISTORY_MINUTES_UNROLLED
+        )
+        rows = await self._fetch(minutes, seconds, list(history_queries.WAIT_EDGES))
+        for point in series.buckets(rows, bucket):
+            t = iso(point.start)
             result["outcomes"].append(
-                {"t": t, "completed": row["completed"], "failed": row["failed"]}
+                {"t": t, "completed": point.completed, "failed": point.failed}
             )
             result["wait"].append(
-                {"t": t, "p50": _number(row["wait_p50"]), "p95": _number(row["wait_p95"])}
+                {"t": t, "p50": _number(point.wait_p50), "p95": _number(point.wait_p95)}
             )
         for row in await self._fetch(history_queries.DEPTH_SERIES, seconds, bucket):
             result["depth"].append({
@@ -360,9 +365,16 @@ def _worker_json(worker: recovery.ActiveWorkerRow) -> dict[str, Any]:
         "tasks": worker.tasks,
         "started_at": iso(worker.started_at),
         "last_heartbeat_at": iso(worker.last_heartbeat_at),
+        "age": worker.age,
         "heartbeat_age": worker.heartbeat_age,
+        "heartbeat_interval": worker.heartbeat_interval,
         "threshold": worker.threshold,
+        "late": worker.late,
+        "session_alive": worker.session_alive,
         "stale": worker.stale,
+        "longest_stall": worker.longest_stall,
         "jobs_held": worker.jobs_held,
         "queues_held": worker.queues_held,
+        "pool_connections": worker.pool_connections,
+        "session_connections": worker.session_connections,
     }

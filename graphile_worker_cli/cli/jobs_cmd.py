@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from graphile_worker_cli import config, job, job_input
     from graphile_worker_cli.worker_utils import WorkerUtils
 
-# The library modules are imported by the commands that use them, so that `gw --help`
-# and `gw add-job` load only what they need.
+# The library modules are imported by the commands that use them, so that `gw jobs --help`
+# and each command load only what they need.
 
 jobs_group = group("jobs", help="Inspect and manage queued jobs.", no_args_is_help=True)
 
@@ -235,7 +235,7 @@ def _print_history(entries: list[job.JobHistoryEntry], title: str) -> None:
             "task": entry.task_identifier,
             "queue": entry.queue_name or "",
             "key": entry.key or "",
-            "worker": entry.worker_id,
+            "worker": entry.worker_id or "(by hand)",
             "last error": _cut(error_summary(entry.last_error), 80),
         }
         for entry in entries

@@ -128,6 +128,57 @@ COMPLETE_JOBS = Query(
     "COMPLETE_JOBS",
 )
 
+# $1 the schema's name (unquoted). Whether the schema has the history state (gw migration 5),
+# so the settling statements below may name it.
+HISTORY_STATE_PRESENT = Query(
+    "select to_regclass(format('%I._gw_history_state', $1::text)) is not null as present",
+    "HISTORY_STATE_PRESENT",
+)
+
+HISTORY_ON_WITHIN = "1 hour"
+"""How recently a worker with history_retention must have said so (its upkeep, once a
+minute) for a job settled by hand to be recorded."""
+
+# Jobs settled by hand recorded in _gw_job_history, as a worker records the jobs it settles,
+# while a worker with history on has said so lately: SETTLED names the rows settled
+# (_private_jobs columns, as they are now), OUTCOME the outcome, FILTER which rows ended
+# their job now. No worker: worker_id null; started_at is the lock, if one was stale.
+_RECORDED_BY_HAND = """, recorded as (
+  insert into {s}._gw_job_history (finished_at, worker_id, outcome, job_ids,
+                                   task_identifiers, queue_names, keys, attempts,
+                                   max_attempts, created_at, run_at, started_at, last_errors)
+  select statement_timestamp(), null, OUTCOME, array_agg(c.id), array_agg(t.identifier),
+         array_agg(q.queue_name), array_agg(c.key), array_agg(c.attempts),
+         array_agg(c.max_attempts), array_agg(c.created_at), array_agg(c.run_at),
+         array_agg(c.locked_at), array_agg(c.last_error)
+    from SETTLED as c
+    join {s}._private_tasks as t on t.id = c.task_id
+    left join {s}._private_job_queues as q on q.id = c.job_queue_id
+   where FILTER and exists (
+     select 1 from {s}._gw_history_state as st
+      where st.recording_seen_at > now() - interval '""" + HISTORY_ON_WITHIN + """')
+  having count(*) > 0
+)"""
+
+
+def _recorded_by_hand(settled: str, outcome: str, finished: str = "true") -> str:
+    return (_RECORDED_BY_HAND.replace("SETTLED", settled)
+            .replace("OUTCOME", f"'{outcome}'").replace("FILTER", finished))
+
+
+# COMPLETE_JOBS that also records the jobs while history is on.
+COMPLETE_JOBS_RECORDING_HISTORY = Query(
+    "with changed as (select * from {s}.complete_jobs($1::bigint[]))"
+    + _recorded_by_hand("changed", "completed") + _WITH_NAMES,
+    "COMPLETE_JOBS_RECORDING_HISTORY",
+)
+
+# A statement reads the rows as they were before it changed them: a job already failed for
+# good before permanently_fail_jobs has its record.
+_NEWLY_FAILED = """(select c.* from changed as c
+           join {s}._private_jobs as before on before.id = c.id
+          where before.attempts < before.max_attempts)"""
+
 # permanently_fail_jobs: $1 job ids, $2 reason.
 PERMANENTLY_FAIL_JOBS = Query(
     "with changed as (select * from {s}.permanently_fail_jobs($1::bigint[], $2::text))"
@@ -139,6 +190,19 @@ PERMANENTLY_FAIL_JOBS = Query(
 PERMANENTLY_FAIL_JOBS_DEFAULT_REASON = Query(
     "with changed as (select * from {s}.permanently_fail_jobs($1::bigint[]))" + _WITH_NAMES,
     "PERMANENTLY_FAIL_JOBS_DEFAULT_REASON",
+)
+
+# PERMANENTLY_FAIL_JOBS(_DEFAULT_REASON) that also record the jobs failed now while history
+# is on.
+PERMANENTLY_FAIL_JOBS_RECORDING_HISTORY = Query(
+    "with changed as (select * from {s}.permanently_fail_jobs($1::bigint[], $2::text))"
+    + _recorded_by_hand(_NEWLY_FAILED, "failed") + _WITH_NAMES,
+    "PERMANENTLY_FAIL_JOBS_RECORDING_HISTORY",
+)
+PERMANENTLY_FAIL_JOBS_DEFAULT_REASON_RECORDING_HISTORY = Query(
+    "with changed as (select * from {s}.permanently_fail_jobs($1::bigint[]))"
+    + _recorded_by_hand(_NEWLY_FAILED, "failed") + _WITH_NAMES,
+    "PERMANENTLY_FAIL_JOBS_DEFAULT_REASON_RECORDING_HISTORY",
 )
 
 # reschedule_jobs: $1 job ids, $2 run_at, $3 priority, $4 attempts, $5 max_attempts.
@@ -311,4 +375,18 @@ select wanted.id as job_id,
  order by wanted.position
 """,
     "CANCEL_JOBS",
+)
+
+_FAILED_NOW = """
+   where jobs.id = t.id and not t.running and not t.failed
+), marked as ("""
+
+# CANCEL_JOBS that also records the jobs it failed for good (not running) while history is
+# on; a running job is recorded by the worker that ends it, if it records history.
+CANCEL_JOBS_RECORDING_HISTORY = Query(
+    CANCEL_JOBS.text.replace(_FAILED_NOW, _FAILED_NOW.replace(
+        "\n), marked as (",
+        "\n  returning jobs.*\n)" + _recorded_by_hand("failed_now", "failed") + ", marked as (",
+    )),
+    "CANCEL_JOBS_RECORDING_HISTORY",
 )

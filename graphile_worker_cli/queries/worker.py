@@ -148,16 +148,19 @@ update {s}._private_job_queues as q set locked_by = null, locked_at = null
 # ``_SETTLED_FOR_HISTORY`` (run_at and started_at as they were for the attempt that ended),
 # and ``_RECORDED`` turns the rows that ended their job for good (``FINISHED``) into one
 # history row of parallel arrays: one row per statement, not per job, which keeps history
-# cheap; and no round trip of its own.
+# cheap; and no round trip of its own. Stamped when the statement starts, not the
+# transaction (a task's own transaction may have begun long before its completion), so the
+# charts' rollup, a minute behind, sees it.
 _SETTLED_FOR_HISTORY = """
   returning jobs.id, jobs.job_queue_id, jobs.task_id, jobs.key, jobs.attempts,
             jobs.max_attempts, jobs.created_at, RUN_AT as run_at, STARTED_AT as started_at,
             jobs.last_error"""
 _RECORDED = """recorded as (
-  insert into {s}._gw_job_history (worker_id, outcome, job_ids, task_identifiers,
-                                   queue_names, keys, attempts, max_attempts, created_at,
-                                   run_at, started_at, last_errors)
-  select $1::text, OUTCOME, array_agg(settled.id), array_agg(t.identifier),
+  insert into {s}._gw_job_history (finished_at, worker_id, outcome, job_ids,
+                                   task_identifiers, queue_names, keys, attempts,
+                                   max_attempts, created_at, run_at, started_at, last_errors)
+  select statement_timestamp(), $1::text, OUTCOME, array_agg(settled.id),
+         array_agg(t.identifier),
          array_agg(q.queue_name), array_agg(settled.key), array_agg(settled.attempts),
          array_agg(settled.max_attempts), array_agg(settled.created_at),
          array_agg(settled.run_at), array_agg(settled.started_at),
@@ -436,6 +439,20 @@ select r.job_id, jobs.locked_by is not distinct from $1::text as mine
  order by r.job_id
 """,
     "CANCEL_CHECK",
+)
+
+# CANCEL_CHECK that also records the jobs it fails for good in _gw_job_history (outcome
+# failed; no started_at: nobody held them), for a worker with history on.
+CANCEL_CHECK_RECORDING_HISTORY = Query(
+    CANCEL_CHECK.text.replace(
+        "\n  returning jobs.id\n), forgotten as (",
+        _filled(_SETTLED_FOR_HISTORY, {"RUN_AT": "jobs.run_at",
+                                       "STARTED_AT": "null::timestamptz"})
+        + "\n), " + _filled(_RECORDED.replace("settled", "finished"),
+                            {"OUTCOME": "'failed'", "FINISHED": "true"})
+        + ", forgotten as (",
+    ),
+    "CANCEL_CHECK_RECORDING_HISTORY",
 )
 
 # $1 job ids bigint[] (a fetch's). Those someone asked to cancel: a job whose worker let it

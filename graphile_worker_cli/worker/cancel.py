@@ -43,8 +43,10 @@ class CancelWatcher:
         runner: JobRunner,
         *,
         interval: float,
+        history: bool = False,
     ) -> None:
         self._pool = pool
+        self._history = history
         self._schema = schema
         self._worker_id = worker_id
         self._runner = runner
@@ -94,7 +96,7 @@ class CancelWatcher:
         notices = self._notices
         async with self._pool.acquire() as conn:
             job_ids, left = await store.cancel_requests(
-                conn, self._schema, self._worker_id, CANCELLED_ERROR
+                conn, self._schema, self._worker_id, CANCELLED_ERROR, history=self._history
             )
         # A notification during the look may be of a request it did not see.
         self.pending = bool(left) or self._notices != notices

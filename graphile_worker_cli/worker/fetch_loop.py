@@ -4,8 +4,9 @@ It wakes on a ``jobs:insert`` notification, a finished job, an outcome that unlo
 named queue, the poll timer or a shutdown request (all through ``Slots.wakeup``), and
 fetches as many jobs as there are free slots — or, with a local queue, enough to fill it,
 topped up in the background once it runs low. With per-task limits (``TaskLimits``), each
-fetch leaves out the tasks at their limit and takes no more of a limited task than it has
-room for.
+fetch leaves out the tasks without room and takes no more of a limited task than it has
+room for, and no fetch goes out when every task with room was found dry since the last
+news.
 
 A fetched job someone asked to cancel (its worker let it go without acting on the request:
 it shut down, its lock was released or it was swept) is failed as cancelled at once
@@ -79,6 +80,9 @@ class FetchLoop:
         self._poll_interval = poll_interval
         self._limits = limits
         """None when no task has a limit that can bind: every fetch is the plain one."""
+        if limits is not None:
+            queue.count_tasks()
+        self._news_seen = slots.news
         self._next_poll = 0.0
         self._orphans_possible = False
         """A fetch may have locked jobs whose reply was lost: hand them back first."""
@@ -111,6 +115,15 @@ class FetchLoop:
             self._slots.wakeup.clear()
             now = loop.time()
             want = self._wanted(now, once)
+            plan = None
+            if want > 0 and self._limits is not None:
+                plan = self._plan(self._limits, want)
+                if plan is None:
+                    want = 0
+                    if once and self._drained() and self._limits.forget_dry():
+                        # Jobs may have added jobs of a task found dry earlier (no
+                        # notifications in --once): one last look at every task.
+                        continue
             if want > 0:
                 delay = self._queue.delay_left(now)
                 if delay > 0:
@@ -118,7 +131,7 @@ class FetchLoop:
                     # delay short) or shutdown; the next round looks again.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._slots.wakeup.wait(), delay)
-                elif not await self._fetch_round(want):
+                elif not await self._fetch_round(want, plan):
                     return
                 continue
             if once and self._drained():
@@ -131,31 +144,41 @@ class FetchLoop:
         if not once and now >= self._next_poll:
             slots.restore()
             self._next_poll = now + self._poll_interval
-        if queue:
-            queue.expire(now)
+            if self._limits is not None:
+                self._limits.forget_dry()
+        if queue and queue.expire(now) and self._limits is not None:
+            self._limits.forget_dry()  # the jobs handed back are ready again
         if queue:
             # Every slot is busy; top the queue up before it runs dry.
             want = queue.room() if queue.wants_refill(slots.demand) else 0
+            if not want and self._limits is not None and slots.demand:
+                # Slots are free while the queue holds only jobs of tasks at their limit:
+                # those slots are for the other tasks.
+                want = slots.free()
         else:
             want = min(slots.free() - self._spare_asked, slots.demand)
-        limits = self._limits
-        if want and limits is not None and limits.every_task_limited and limits.saturated(
-            self._held_jobs()
-        ):
-            return 0  # a finished job of a limited task wakes the loop (more_jobs)
         return want
 
-    async def _fetch_round(self, want: int) -> bool:
+    def _plan(self, limits: TaskLimits, want: int) -> FetchPlan | None:
+        """The limits' plan for a fetch of ``want`` jobs (None: nothing worth fetching)."""
+        news = self._slots.news
+        if news != self._news_seen:
+            self._news_seen = news
+            limits.forget_dry()
+        return limits.plan(self._queue.queued_of, self._queue.batch_size(want))
+
+    async def _fetch_round(self, want: int, plan: FetchPlan | None) -> bool:
         """Fetch and start jobs; False when the worker stopped meanwhile."""
         self._slots.consume()
-        ask = self._queue.batch_size(want)
-        plan = None if self._limits is None else self._limits.plan(self._held_jobs(), ask)
+        ask = self._queue.batch_size(want) if plan is None else plan.batch
         jobs, considered, cancelled = await self._fetch(ask, plan)
         if jobs and self._stopping.is_set():
             # Fetched, never started: hand them back with their attempt restored.
             await shielded(self._settler.give_back([job.id for job in jobs]))
             return False
         loop = asyncio.get_running_loop()
+        if plan is not None and self._limits is not None:
+            self._limits.fetched(plan, jobs, considered)
         if not jobs:
             self._events.fetch_empty()
         if considered == ask:
@@ -247,11 +270,6 @@ class FetchLoop:
         if not jobs or cancels is None or not cancels.pending:
             return []
         return await store.requested_among(conn, self._schema, [job.id for job in jobs])
-
-    def _held_jobs(self) -> list[Job]:
-        """Jobs this worker runs or holds in its local queue (what per-task limits count)."""
-        return [*(running.job for running in self._slots.running.values()),
-                *self._queue.jobs()]
 
     @property
     def orphans_possible(self) -> bool:

@@ -217,7 +217,7 @@ def worker_listener(
     def jobs_inserted(count: int) -> None:
         if count > 0:
             pulse(count)
-            slots.more_jobs(count)
+            slots.announced(count)
 
     def connected() -> None:
         slots.anything()

@@ -37,6 +37,7 @@ from graphile_worker_cli.worker.settle import Settler
 from graphile_worker_cli.worker.shutdown import SHUTDOWN_ABORT_REASON
 from graphile_worker_cli.worker.slots import Running, Slots
 from graphile_worker_cli.worker.store import Failure
+from graphile_worker_cli.worker.task_limits import TaskLimits
 
 log = logging.getLogger("gw.worker")
 
@@ -86,7 +87,10 @@ class JobRunner:
         stop_reason: Callable[[], str],
         task_timeout: float | None = None,
         abort_window: float = TIMEOUT_ABORT_WINDOW,
+        limits: TaskLimits | None = None,
     ) -> None:
+        self._limits = limits
+        """Per-task limits: a queued job of a task at its limit waits, others go first."""
         self._task_timeout = task_timeout
         self._abort_window = abort_window
         self._slots = slots
@@ -108,18 +112,33 @@ class JobRunner:
         """Start queued jobs in every free slot (none once the worker is stopping)."""
         queue = self._queue
         free = self._slots.free()
+        limits = self._limits
+        if limits is not None:
+            while free > 0 and queue and not self._stopping.is_set():
+                job = queue.next_job_where(limits.can_start)
+                if job is None:
+                    return
+                self._start(job)
+                free -= 1
+            return
         while free > 0 and queue and not self._stopping.is_set():
             self._start(queue.pop())
             free -= 1
 
     def _start(self, job: Job) -> None:
+        if self._limits is not None:
+            self._limits.started(job)
         abort = context.AbortSignal()
         task = asyncio.get_running_loop().create_task(self._run_job(job, abort))
         self._slots.occupy(Running(job, task, abort))
         task.add_done_callback(lambda t: self._job_done(job.id, t))
 
     def _job_done(self, job_id: int, task: asyncio.Task[None]) -> None:
-        slots, queue = self._slots, self._queue
+        slots, queue, limits = self._slots, self._queue, self._limits
+        if limits is not None:
+            running = slots.running.get(job_id)
+            if running is not None:
+                limits.ended(running.job)
         slots.vacate(job_id)
         if self._cancelling:
             self._cancelling.discard(job_id)  # a cancel that came after its outcome
@@ -130,7 +149,7 @@ class JobRunner:
             if not queue:
                 slots.more_jobs()
             return
-        job = queue.next_job()
+        job = queue.next_job() if limits is None else queue.next_job_where(limits.can_start)
         if job is None:
             slots.more_jobs()
             return
@@ -243,7 +262,7 @@ class JobRunner:
     ) -> None:
         """The task's transaction completed the job: nothing is left for the settler."""
         if job.job_queue_id is not None:
-            self._slots.more_jobs()  # the commit unlocked its queue
+            self._slots.announced(1)  # the commit unlocked its queue
         if isinstance(outcome, tasks.TaskFailure):
             log.warning(
                 "job %d %s failed after its transaction completed it; it stays complete and "

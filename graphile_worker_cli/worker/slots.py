@@ -5,7 +5,9 @@ taken. ``demand`` is how many jobs the worker believes it could get from a fetch
 event that may have made jobs runnable (a notification, a finished job, an outcome that
 unlocked a named queue, a new LISTEN connection, the poll timer) raises it, a fetch
 consumes it, and a full batch restores it (there may be more). Raising it also sets
-``wakeup``, the event the fetch loop sleeps on.
+``wakeup``, the event the fetch loop sleeps on. ``news`` counts the events that may have
+made jobs of any task ready (all of those but a freed slot): per-task limits forget which
+tasks they found dry when it moves.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Slots:
         """Set when the fetch loop should look again."""
         self.demand = concurrency
         """Read it anywhere; change it only through the methods below."""
+        self.news = 0
         self._serial_unsettled: set[int] = set()
         """Jobs of named queues whose outcome is not written yet (their queue is locked)."""
         self.on_more: Callable[[], None] | None = None
@@ -65,8 +68,14 @@ class Slots:
         if self.on_more is not None:
             self.on_more()
 
+    def announced(self, count: int) -> None:
+        """``count`` jobs were added (or unlocked): wake up."""
+        self.news += 1
+        self.more_jobs(count)
+
     def anything(self) -> None:
         """Anything may be runnable (notifications may have been missed): wake up."""
+        self.news += 1
         self.demand = self.concurrency
         self.wakeup.set()
 
@@ -91,6 +100,7 @@ class Slots:
         if self._serial_unsettled:
             unlocked = self._serial_unsettled.intersection(job_ids)
             if unlocked:
+                self.news += 1
                 self._serial_unsettled.difference_update(unlocked)
                 self.demand = min(self.concurrency, self.demand + len(unlocked))
         self.wakeup.set()

@@ -176,12 +176,14 @@ async def has_cancel_requests(conn: asyncpg.Connection, schema: str) -> bool:
 
 
 async def cancel_requests(
-    conn: asyncpg.Connection, schema: str, worker_id: str, message: str
+    conn: asyncpg.Connection, schema: str, worker_id: str, message: str,
+    *, history: bool = False,
 ) -> tuple[list[int], int]:
     """Ids of the jobs this worker holds that someone asked to cancel (after tidying the
-    requests nobody will act on: see ``queries.worker.CANCEL_CHECK``), and how many
-    requests are left in all."""
-    rows = await conn.fetch(queries.CANCEL_CHECK.sql(schema), worker_id, message)
+    requests nobody will act on: see ``queries.worker.CANCEL_CHECK``; with ``history``,
+    the jobs it fails are recorded), and how many requests are left in all."""
+    query = queries.CANCEL_CHECK_RECORDING_HISTORY if history else queries.CANCEL_CHECK
+    rows = await conn.fetch(query.sql(schema), worker_id, message)
     return [row["job_id"] for row in rows if row["mine"]], len(rows)
 
 

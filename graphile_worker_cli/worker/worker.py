@@ -110,6 +110,12 @@ class Worker:
             ),
             give_back=self.settler.give_back, events=self.events,
         )
+        self._task_limits = options.task_limits()
+        limits = TaskLimits.of(
+            {task_ids[name]: limit for name, limit in self._task_limits.items()
+             if name in task_ids},
+            self._task_names, options.concurrency, options.local_queue_size, self._task_names,
+        )
         self._runner = JobRunner(
             slots=self.slots, queue=self.queue, settler=self.settler, events=self.events,
             registry=options.tasks, stopping=self.stopping,
@@ -125,8 +131,8 @@ class Worker:
             task_timeout=options.task_timeout,
             abort_window=options.shutdown_abort_timeout,
             stop_reason=lambda: self._stop_reason("worker shutdown"),
+            limits=limits,
         )
-        self._task_limits = options.task_limits()
         self._cancels: CancelWatcher | None = None
         """Set at start when the schema has gw's cancel requests (gw migration 3)."""
         self._fetch_loop = FetchLoop(
@@ -134,11 +140,7 @@ class Worker:
             events=self.events, connection=self._fetch_conn, stopping=self.stopping,
             schema=self.schema, worker_id=worker_id, task_names=self._task_names,
             forbidden_flags=options.forbidden_flags, poll_interval=options.poll_interval,
-            limits=TaskLimits.of(
-                {task_ids[name]: limit for name, limit in self._task_limits.items()
-                 if name in task_ids},
-                self._task_names, options.concurrency,
-            ),
+            limits=limits,
             spare=FetchConnection(pool, None, dedicated=False),
         )
 
@@ -299,6 +301,7 @@ class Worker:
         self._cancels = CancelWatcher(
             self.pool, self.schema, self.worker_id, self._runner,
             interval=self.options.poll_interval * CHECK_EVERY_POLLS,
+            history=bool(self.options.history_retention),
         )
         self._fetch_loop.cancels = self._cancels
         self.settler.cancelled_message = CANCELLED_ERROR

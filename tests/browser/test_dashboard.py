@@ -427,3 +427,37 @@ async def test_cancel_a_running_job_and_bulk_cancel_waiting_ones(
     finally:
         worker.request_shutdown("test over")
         await asyncio.wait_for(runner, 30)
+
+
+async def test_the_workers_table_shows_liveness_as_gw_workers_list_does(
+    browser: Browser, seeded: Seeded, db_url: str
+) -> None:
+    """Alive; late with its session alive (stalled or busy: never swept), with the longest
+    stall it reported; stale (late, session gone)."""
+    busy = await asyncpg.connect(db_url)  # its session holds the liveness lock throughout
+    try:
+        await recovery.register_worker(busy, "graphile_worker", "worker-busy",
+                                       heartbeat_interval=10.0, tasks=["resize_image"])
+        assert await recovery.take_liveness_lock(busy, "graphile_worker", "worker-busy")
+        await recovery.heartbeat(busy, "graphile_worker", "worker-busy", longest_stall=0.25)
+        await recovery.register_worker(busy, "graphile_worker", "worker-gone",
+                                       heartbeat_interval=10.0, tasks=["resize_image"])
+        await busy.execute(
+            "update graphile_worker._gw_workers set last_heartbeat_at = now() - "
+            "interval '1 hour' where id in ('worker-busy', 'worker-gone')"
+        )
+        async with serve(admin.create_app(seeded.utils)) as url:
+            page = await open_page(browser, url)
+            table = page.locator("#worker-table")
+            await expect(table.locator("thead")).to_contain_text("stall")
+
+            def cells(worker_id: str) -> Any:
+                return table.locator(f"tr[data-worker='{worker_id}'] td")
+
+            await expect(cells("worker-busy").nth(5)).to_have_text("late (session alive)")
+            await expect(cells("worker-busy").nth(3)).to_have_text("250ms")
+            await expect(cells("worker-gone").nth(5)).to_have_text("stale")
+            await expect(cells("worker-gone").nth(3)).to_have_text("\u2013")  # none reported
+            await expect(cells("worker-7f3a").nth(5)).to_have_text("alive")
+    finally:
+        await busy.close()

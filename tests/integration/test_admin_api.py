@@ -426,6 +426,12 @@ def test_queues_workers_and_maintenance(api: TestClient, seeded: Seeded) -> None
     workers = api.get("/api/workers").json()
     (worker,) = workers["workers"]
     assert worker["id"] == "w-live" and worker["jobs_held"] == 1 and worker["stale"] is True
+    # the liveness fields of `gw workers list`: late, its session gone, no stall reported
+    assert (worker["late"], worker["session_alive"], worker["longest_stall"]) == (
+        True, False, None
+    )
+    assert worker["heartbeat_interval"] == 1.0 and worker["age"] >= 0
+    assert worker["heartbeat_age"] > 3500
     headers = csrf(api)
     dry = api.post("/api/maintenance/sweep", headers=headers, json={"threshold": 60})
     assert dry.status_code == 200, dry.text

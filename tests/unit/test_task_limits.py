@@ -5,6 +5,7 @@ fetch (``worker.task_limits``)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -82,36 +83,122 @@ def test_no_limit_below_the_concurrency_means_no_limits_at_all() -> None:
     assert limits is not None and limits.limits == {SLOW: 1}
 
 
-def test_a_saturated_task_is_left_out_of_the_fetch() -> None:
+def _queued(*jobs: Job) -> Callable[[int], int]:
+    """How many of ``jobs`` (waiting in the local queue) each task has."""
+    return lambda task_id: sum(job.task_id == task_id for job in jobs)
+
+
+def _running(limits: TaskLimits, *task_ids: int) -> None:
+    for job in _held(*task_ids):
+        limits.started(job)
+
+
+def test_a_task_at_its_limit_is_left_out_of_the_fetch() -> None:
     limits = TaskLimits({SLOW: 1}, [SLOW, FAST, OTHER])
-    plan = limits.plan(_held(SLOW, FAST), batch=4)
-    assert plan == FetchPlan([FAST, OTHER], {})
+    _running(limits, SLOW)
+    assert limits.plan(_queued(), batch=4) == FetchPlan([FAST, OTHER], {}, 4)
 
 
 def test_a_limited_task_with_room_is_capped_at_its_room() -> None:
     limits = TaskLimits({SLOW: 3}, [SLOW, FAST])
-    assert limits.plan(_held(SLOW, FAST, FAST), batch=4) == FetchPlan([SLOW, FAST], {SLOW: 2})
-    assert limits.plan([], batch=4) == FetchPlan([SLOW, FAST], {SLOW: 3})
+    assert limits.plan(_queued(), batch=4) == FetchPlan([SLOW, FAST], {SLOW: 3}, 4)
+    _running(limits, SLOW)
+    assert limits.plan(_queued(), batch=4) == FetchPlan([SLOW, FAST], {SLOW: 2}, 4)
+    # queued jobs count as held too (no buffer yet: none of its jobs has run)
+    assert limits.plan(_queued(*_held(SLOW)), batch=4) == FetchPlan([SLOW, FAST], {SLOW: 1}, 4)
 
 
 def test_room_as_large_as_the_batch_caps_nothing() -> None:
     limits = TaskLimits({SLOW: 10}, [SLOW, FAST])
-    assert limits.plan(_held(SLOW), batch=4) == FetchPlan([SLOW, FAST], {})
-    assert limits.plan(_held(SLOW), batch=9) == FetchPlan([SLOW, FAST], {})
-    assert limits.plan(_held(SLOW), batch=10) == FetchPlan([SLOW, FAST], {SLOW: 9})
+    _running(limits, SLOW)
+    assert limits.plan(_queued(), batch=4) == FetchPlan([SLOW, FAST], {}, 4)
+    assert limits.plan(_queued(), batch=9) == FetchPlan([SLOW, FAST], {}, 9)
+    assert limits.plan(_queued(), batch=10) == FetchPlan([SLOW, FAST], {SLOW: 9}, 10)
 
 
-def test_held_jobs_over_the_limit_still_leave_the_task_out() -> None:
+def test_running_jobs_over_the_limit_still_leave_the_task_out() -> None:
     limits = TaskLimits({SLOW: 1}, [SLOW, FAST])
-    assert limits.plan(_held(SLOW, SLOW), batch=4).task_ids == [FAST]
+    _running(limits, SLOW, SLOW)
+    plan = limits.plan(_queued(), batch=4)
+    assert plan is not None and plan.task_ids == [FAST]
 
 
-def test_saturated_only_when_every_task_is_at_its_limit() -> None:
+def test_nothing_to_fetch_when_every_task_is_at_its_limit() -> None:
     both = TaskLimits({SLOW: 1, FAST: 2}, [SLOW, FAST])
-    assert not both.saturated(_held(SLOW, FAST))
-    assert both.saturated(_held(SLOW, FAST, FAST))
-    one = TaskLimits({SLOW: 1}, [SLOW, FAST])
-    assert not one.saturated(_held(SLOW, SLOW, SLOW))
+    _running(both, SLOW, FAST)
+    assert both.plan(_queued(), batch=4) == FetchPlan([FAST], {}, 1)
+    _running(both, FAST)
+    assert both.plan(_queued(), batch=4) is None
+
+
+def test_a_queued_job_of_a_task_at_its_limit_cannot_start_until_one_ends() -> None:
+    limits = TaskLimits({SLOW: 2}, [SLOW, FAST])
+    first, second, third = _held(SLOW, SLOW, SLOW)
+    (fast,) = _held(FAST)
+    limits.started(first)
+    assert limits.can_start(second)
+    limits.started(second)
+    assert not limits.can_start(third) and limits.can_start(fast)
+    assert limits.at_limit() == [SLOW]
+    limits.ended(first)
+    assert limits.can_start(third) and limits.at_limit() == []
+
+
+def test_a_task_found_dry_is_no_reason_to_fetch_until_there_is_news() -> None:
+    limits = TaskLimits({SLOW: 2}, [SLOW, FAST, OTHER])
+    plan = limits.plan(_queued(), batch=4)
+    assert plan == FetchPlan([SLOW, FAST, OTHER], {SLOW: 2}, 4)
+    # The fetch took the two SLOW jobs it had room for and found nothing else.
+    limits.fetched(plan, _held(SLOW, SLOW), considered=3)
+    _running(limits, SLOW, SLOW)
+    assert limits.dry() == {FAST, OTHER}  # SLOW was capped: more of it may wait
+    assert limits.plan(_queued(), batch=4) is None  # SLOW at its limit, the others dry
+    # A SLOW job ends: the fetch is for its room alone, the dry tasks riding along.
+    limits.ended(_held(SLOW)[0])
+    assert limits.plan(_queued(), batch=4) == FetchPlan([SLOW, FAST, OTHER], {}, 1)
+    assert limits.forget_dry() and not limits.forget_dry()
+    limits.started(_held(SLOW)[0])
+    assert limits.plan(_queued(), batch=4) == FetchPlan([FAST, OTHER], {}, 4)
+
+
+def test_a_full_fetch_keeps_what_it_did_not_see_dry() -> None:
+    limits = TaskLimits({SLOW: 1}, [SLOW, FAST, OTHER])
+    plan = FetchPlan([SLOW, FAST, OTHER], {}, 4)
+    limits.fetched(plan, [], considered=0)
+    assert limits.dry() == {SLOW, FAST, OTHER}
+    # A full batch (as many considered as asked for): the tasks it got jobs of are not dry.
+    limits.fetched(plan, _held(FAST, FAST, FAST, SLOW), considered=4)
+    assert limits.dry() == {OTHER}
+
+
+def test_a_task_whose_jobs_run_quickly_gets_a_buffer_in_the_local_queue() -> None:
+    limits = TaskLimits({SLOW: 23}, [SLOW, FAST], concurrency=24, queue_size=500)
+    assert limits.buffer(SLOW) == 0  # none of its jobs has run yet
+    jobs = _held(*[SLOW] * 23)
+    for job in jobs:
+        limits.started(job)
+    for job in jobs:
+        limits.ended(job)
+    # quick jobs: its share of the queue, 500 * 23 / 24
+    assert limits.buffer(SLOW) == 479
+    for job in jobs:
+        limits.started(job)
+    held = [dataclasses.replace(job, id=1000 + job.id) for job in _held(*[SLOW] * 300)]
+    limits.fetched(FetchPlan([FAST], {}, 4), [], considered=0)  # FAST dry
+    # More than half the buffer held: no fetch; at half, one for the buffer's room.
+    assert limits.plan(_queued(*held), batch=500) is None
+    plan = limits.plan(_queued(*held[:239]), batch=500)
+    assert plan == FetchPlan([SLOW, FAST], {}, 479 - 239)
+    assert not limits.can_start(held[0])
+
+
+def test_a_slow_task_gets_no_buffer() -> None:
+    limits = TaskLimits({SLOW: 1}, [SLOW, FAST], concurrency=4, queue_size=10)
+    (job,) = _held(SLOW)
+    limits.started(job)
+    limits._started_at[job.id] -= 2.0  # it ran for two seconds
+    limits.ended(job)
+    assert limits.buffer(SLOW) == 0
 
 
 # -- task_max_concurrency, the worker's setting ---------------------------------------------

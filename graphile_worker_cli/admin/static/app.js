@@ -201,21 +201,43 @@ async function loadQueues() {
   )), "no queues", 4);
 }
 
+// The longest event-loop stall a worker reported (null: none reported).
+function stall(value) {
+  return value === null || value === undefined ? el("span", { class: "muted" }, "–")
+    : seconds(value);
+}
+
+// As `gw workers list`: stale (late and its session gone: a sweep takes its jobs), late
+// with its session alive (stalled or busy: never swept), or alive.
+function workerState(w) {
+  if (w.stale) return el("td", { class: "stale", title: "late, session gone" }, "stale");
+  if (w.late) {
+    const why = "heartbeat late; its session still holds its lock, so it is not swept";
+    return el("td", { class: "late", title: why }, "late (session alive)");
+  }
+  return el("td", { title: w.session_alive ? "session alive" : "session gone" }, "alive");
+}
+
 async function loadWorkers() {
   const data = await api("workers");
-  const rows = data.workers.map((w) => el("tr", {},
+  const rows = data.workers.map((w) => el("tr", { dataset: { worker: w.id } },
     el("td", { title: w.tasks.join(", ") }, w.id),
-    el("td", {}, `${w.host}/${w.pid}`),
-    el("td", {}, time(w.last_heartbeat_at)),
+    el("td", { title: w.pool_connections === null ? null
+      : `connections: ${w.pool_connections} pooled + ${w.session_connections} own` },
+    `${w.host}/${w.pid}`),
+    el("td", { title: `every ${w.heartbeat_interval}s; late after ${w.threshold}s` },
+      time(w.last_heartbeat_at)),
+    el("td", { class: "num stall", title: "longest event-loop stall reported recently" },
+      stall(w.longest_stall)),
     el("td", { class: "num" }, w.jobs_held),
-    el("td", { class: w.stale ? "stale" : "" }, w.stale ? "stale" : "alive"),
+    workerState(w),
   ));
   for (const holder of data.unregistered_lock_holders) {
     rows.push(el("tr", {}, el("td", {}, holder.id), el("td", { class: "muted" }, "not registered"),
-      el("td", {}, time(holder.oldest_lock_at)), el("td", { class: "num" }, holder.jobs_held),
-      el("td", { class: "muted" }, "4h lock rule")));
+      el("td", {}, time(holder.oldest_lock_at)), el("td", { class: "muted" }, "–"),
+      el("td", { class: "num" }, holder.jobs_held), el("td", { class: "muted" }, "4h lock rule")));
   }
-  fill($("#worker-table tbody"), rows, "no workers", 5);
+  fill($("#worker-table tbody"), rows, "no workers", 6);
 }
 
 async function loadCrontabs() {
@@ -348,7 +370,7 @@ async function loadHistory() {
     el("td", { class: "num" }, seconds(entry.duration)),
     el("td", { class: "num" }, seconds(entry.wait)),
     el("td", { class: "num" }, `${entry.attempts}/${entry.max_attempts}`),
-    el("td", {}, entry.worker_id),
+    el("td", {}, entry.worker_id || "(by hand)"),
     el("td", { class: "err", title: entry.last_error || null },
       entry.outcome === "failed" ? (entry.last_error || "").split("\n")[0] : "")));
   fill($("#history-table tbody"), rows,
