@@ -13,12 +13,15 @@ it shut down, its lock was released or it was swept) is failed as cancelled at o
 instead of running. The check is a second statement on the fetch's connection, made only
 while the cancel watch says the requests table may have rows: most fetches never make it.
 
-A fetch in flight cannot see jobs committed after it started. When a notification (or a
-finished job) raises the demand while the fetch session is busy, a *spare fetch* goes out
-at once on a pooled connection for the slots the fetch in flight did not ask for, instead
-of queueing behind it: the same statement (and cancel check), so the same locking and job
+A fetch in flight cannot see jobs committed after it started. When jobs are announced (a
+``jobs:insert`` notification) while the fetch session is busy, a *spare fetch* goes out at
+once on a pooled connection for the slots the fetch in flight did not ask for, instead of
+queueing behind it: the same statement (and cancel check), so the same locking and job
 order. At most one is in flight; none with a local queue or per-task limits (their fetches
-are planned as a whole), nor while jobs of a lost reply may still be held.
+are planned as a whole), nor while jobs of a lost reply may still be held. A finished job
+does not start one: the fetch in flight may well have taken what it would look for, and a
+drain would otherwise double its fetches on connections without the session's planner
+settings.
 """
 
 from __future__ import annotations
@@ -100,11 +103,11 @@ class FetchLoop:
     async def run(self, *, once: bool) -> None:
         """Fetch until the worker stops; with ``once``, until nothing is left to run."""
         if self._spare is not None:
-            self._slots.on_more = self._more_during_fetch
+            self._slots.on_announced = self._announced_during_fetch
         try:
             await self._run(once)
         finally:
-            self._slots.on_more = None
+            self._slots.on_announced = None
             await self._spare_finished()
 
     async def _run(self, once: bool) -> None:
@@ -283,9 +286,9 @@ class FetchLoop:
                 *self._settler.unsettled_ids()]
 
     # -- the spare fetch ----------------------------------------------------------------------
-    def _more_during_fetch(self) -> None:
-        """``Slots.more_jobs`` was called: with the fetch session busy, fetch at once on a
-        spare connection (see the module docstring)."""
+    def _announced_during_fetch(self) -> None:
+        """Jobs were announced: with the fetch session busy, fetch at once on a spare
+        connection (see the module docstring)."""
         slots, spare = self._slots, self._spare
         if (
             spare is None or not self._asking or self._spare_task is not None

@@ -45,8 +45,8 @@ class Slots:
         self.news = 0
         self._serial_unsettled: set[int] = set()
         """Jobs of named queues whose outcome is not written yet (their queue is locked)."""
-        self.on_more: Callable[[], None] | None = None
-        """Called after each ``more_jobs`` (the fetch loop's spare fetch; see fetch_loop)."""
+        self.on_announced: Callable[[], None] | None = None
+        """Called after each ``announced`` (the fetch loop's spare fetch; see fetch_loop)."""
 
     def free(self) -> int:
         return self.concurrency - len(self.running)
@@ -65,13 +65,13 @@ class Slots:
         """``count`` more jobs may be runnable (a notification, a slot freed): wake up."""
         self.demand = min(self.concurrency, self.demand + count)
         self.wakeup.set()
-        if self.on_more is not None:
-            self.on_more()
 
     def announced(self, count: int) -> None:
         """``count`` jobs were added (or unlocked): wake up."""
         self.news += 1
         self.more_jobs(count)
+        if self.on_announced is not None:
+            self.on_announced()
 
     def anything(self) -> None:
         """Anything may be runnable (notifications may have been missed): wake up."""

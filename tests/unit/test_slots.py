@@ -78,12 +78,13 @@ def test_landed_outcomes_always_wake_the_loop_and_cap_the_demand() -> None:
     assert slots.demand == 2
 
 
-def test_more_jobs_tells_the_fetch_loop_after_raising_the_demand_anything_does_not() -> None:
+def test_announced_jobs_tell_the_fetch_loop_after_raising_the_demand() -> None:
     slots = Slots(5)
     slots.consume()
     seen: list[int] = []
-    slots.on_more = lambda: seen.append(slots.demand)
-    slots.more_jobs(2)
+    slots.on_announced = lambda: seen.append(slots.demand)
+    slots.announced(2)
+    slots.more_jobs()  # a finished job: no spare fetch
     slots.anything()
     slots.outcomes_landed([1])
     assert seen == [2]
