@@ -13,7 +13,7 @@ tasks they found dry when it moves.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from graphile_worker_cli import context
@@ -45,6 +45,8 @@ class Slots:
         self.news = 0
         self._serial_unsettled: set[int] = set()
         """Jobs of named queues whose outcome is not written yet (their queue is locked)."""
+        self.on_more: Callable[[], None] | None = None
+        """Called after each ``more_jobs`` (the fetch loop's spare fetch; see fetch_loop)."""
 
     def free(self) -> int:
         return self.concurrency - len(self.running)
@@ -63,6 +65,8 @@ class Slots:
         """``count`` more jobs may be runnable (a notification, a slot freed): wake up."""
         self.demand = min(self.concurrency, self.demand + count)
         self.wakeup.set()
+        if self.on_more is not None:
+            self.on_more()
 
     def announced(self, count: int) -> None:
         """``count`` jobs were added (or unlocked): wake up."""

@@ -76,3 +76,14 @@ def test_landed_outcomes_always_wake_the_loop_and_cap_the_demand() -> None:
         slots.holds_queue(job_id)
     slots.outcomes_landed([1, 2, 3])
     assert slots.demand == 2
+
+
+def test_more_jobs_tells_the_fetch_loop_after_raising_the_demand_anything_does_not() -> None:
+    slots = Slots(5)
+    slots.consume()
+    seen: list[int] = []
+    slots.on_more = lambda: seen.append(slots.demand)
+    slots.more_jobs(2)
+    slots.anything()
+    slots.outcomes_landed([1])
+    assert seen == [2]
