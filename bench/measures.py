@@ -123,17 +123,18 @@ async def drain(
     return Figure(count / result.seconds, side.partial_note(profile), detail)
 
 
-async def database_bound(ctx: Context, jobs: int) -> Figure:
+async def database_bound(ctx: Context, jobs: int, *, history: bool = False) -> Figure:
     """Jobs per second of the database alone: gw's own fetch statement (batches of 500,
     on a session with the worker's planner settings) in a loop, each batch deleted by gw's
     completion statement on a second connection while the next fetch runs. No handler, no
     job objects, no process start-up: the ceiling of a worker that fetches on one session
-    (several sessions at once raise it by ~10-15% on this machine)."""
+    (several sessions at once raise it by ~10-15% on this machine). ``history``: the
+    completion statement that also records the jobs (every job must have its record)."""
     from graphile_worker_cli.queries import worker as queries
     from graphile_worker_cli.worker.fetchconn import PLANNER_SETTINGS
 
     batch = int(profiles.GW_TUNED_LOCAL_QUEUE_SIZE)
-    async with ctx.dbs.fresh("gw", "bound") as url:
+    async with ctx.dbs.fresh("gw", "bound_hist" if history else "bound") as url:
         await insert_jobs(url, "bench_noop", jobs, "json_build_object('i', i)")
         fetcher = await asyncpg.connect(url, server_settings=PLANNER_SETTINGS)
         completer = await databases.connect(url)
@@ -142,7 +143,9 @@ async def database_bound(ctx: Context, jobs: int) -> Figure:
                 f"select id from {S}._private_tasks where identifier = 'bench_noop'"
             )]
             fetch = queries.FETCH_JOBS.sql(profiles.SCHEMA)
-            complete = queries.COMPLETE_JOBS.sql(profiles.SCHEMA)
+            complete = (
+                queries.COMPLETE_JOBS_RECORDING_HISTORY if history else queries.COMPLETE_JOBS
+            ).sql(profiles.SCHEMA)
             pending: asyncio.Task[str] | None = None
             done = 0
             started = time.perf_counter()
@@ -161,8 +164,11 @@ async def database_bound(ctx: Context, jobs: int) -> Figure:
             await fetcher.close()
             await completer.close()
         left, _failed = await count_jobs(url)
+        recorded = await count_history(url) if history else jobs
     if left or done != jobs:
         return Figure.missing(f"{left} jobs left, {done} of {jobs} fetched")
+    if recorded != jobs:
+        return Figure.missing(f"{recorded} of {jobs} jobs in the job history")
     return Figure(jobs / seconds, "", {"seconds": seconds, "jobs": jobs})
 
 

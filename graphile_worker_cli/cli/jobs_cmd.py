@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from graphile_worker_cli import config, job, job_input
     from graphile_worker_cli.worker_utils import WorkerUtils
 
-# The library modules are imported by the commands that use them, so that `gw --help`
-# and `gw add-job` load only what they need.
+# The library modules are imported by the commands that use them, so that `gw jobs --help`
+# and each command load only what they need.
 
 jobs_group = group("jobs", help="Inspect and manage queued jobs.", no_args_is_help=True)
 

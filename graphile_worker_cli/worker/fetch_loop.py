@@ -12,6 +12,16 @@ A fetched job someone asked to cancel (its worker let it go without acting on th
 it shut down, its lock was released or it was swept) is failed as cancelled at once
 instead of running. The check is a second statement on the fetch's connection, made only
 while the cancel watch says the requests table may have rows: most fetches never make it.
+
+A fetch in flight cannot see jobs committed after it started. When jobs are announced (a
+``jobs:insert`` notification) while the fetch session is busy, a *spare fetch* goes out at
+once on a pooled connection for the slots the fetch in flight did not ask for, instead of
+queueing behind it: the same statement (and cancel check), so the same locking and job
+order. At most one is in flight; none with a local queue or per-task limits (their fetches
+are planned as a whole), nor while jobs of a lost reply may still be held. A finished job
+does not start one: the fetch in flight may well have taken what it would look for, and a
+drain would otherwise double its fetches on connections without the session's planner
+settings.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+
+import asyncpg
 
 from graphile_worker_cli.errors import DatabaseError
 from graphile_worker_cli.job import Job
@@ -54,6 +66,7 @@ class FetchLoop:
         forbidden_flags: list[str],
         poll_interval: float,
         limits: TaskLimits | None = None,
+        spare: FetchConnection | None = None,
     ) -> None:
         self._slots = slots
         self._queue = queue
@@ -70,6 +83,8 @@ class FetchLoop:
         self._poll_interval = poll_interval
         self._limits = limits
         """None when no task has a limit that can bind: every fetch is the plain one."""
+        if limits is not None:
+            queue.count_tasks()
         self._news_seen = slots.news
         self._next_poll = 0.0
         self._orphans_possible = False
@@ -78,9 +93,24 @@ class FetchLoop:
         """A fetch was sent and its reply never read (it raised, or was cancelled)."""
         self.cancels: CancelWatcher | None = None
         """Set by the worker when the schema has cancel requests."""
+        self._spare = spare if limits is None and not queue.size else None
+        self._asking = 0
+        """Jobs the fetch in flight on the fetch session asked for (0: none in flight)."""
+        self._spare_task: asyncio.Task[None] | None = None
+        self._spare_asked = 0
+        self._spare_unanswered = False
 
     async def run(self, *, once: bool) -> None:
         """Fetch until the worker stops; with ``once``, until nothing is left to run."""
+        if self._spare is not None:
+            self._slots.on_announced = self._announced_during_fetch
+        try:
+            await self._run(once)
+        finally:
+            self._slots.on_announced = None
+            await self._spare_finished()
+
+    async def _run(self, once: bool) -> None:
         loop = asyncio.get_running_loop()
         self._next_poll = loop.time() + self._poll_interval
         self._queue.start()
@@ -129,7 +159,7 @@ class FetchLoop:
                 # those slots are for the other tasks.
                 want = slots.free()
         else:
-            want = min(slots.free(), slots.demand)
+            want = min(slots.free() - self._spare_asked, slots.demand)
         return want
 
     def _plan(self, limits: TaskLimits, want: int) -> FetchPlan | None:
@@ -138,7 +168,7 @@ class FetchLoop:
         if news != self._news_seen:
             self._news_seen = news
             limits.forget_dry()
-        return limits.plan(self._queue.jobs(), self._queue.batch_size(want))
+        return limits.plan(self._queue.queued_of, self._queue.batch_size(want))
 
     async def _fetch_round(self, want: int, plan: FetchPlan | None) -> bool:
         """Fetch and start jobs; False when the worker stopped meanwhile."""
@@ -167,7 +197,10 @@ class FetchLoop:
 
     def _drained(self) -> bool:
         """Nothing running, queued or waiting to be written (``run_once`` is done)."""
-        return not self._slots.running and not self._queue and not self._settler.busy()
+        return (
+            not self._slots.running and not self._queue and not self._settler.busy()
+            and self._spare_task is None
+        )
 
     async def _idle(self, once: bool) -> None:
         """Sleep until woken, the next poll, or the oldest queued job's TTL."""
@@ -190,6 +223,8 @@ class FetchLoop:
         failures = 0
         while not self._stopping.is_set():
             try:
+                if self._orphans_possible:
+                    await self._spare_finished()  # its jobs must be known as held first
                 async with self._connection.lease() as conn:
                     if self._orphans_possible:
                         await store.return_orphans(
@@ -197,6 +232,7 @@ class FetchLoop:
                         )
                         self._orphans_possible = False
                     self._fetch_unanswered = True
+                    self._asking = want
                     if room:
                         jobs, considered = await store.fetch_jobs_within_room(
                             conn, self._schema, self._worker_id, task_ids, want, room,
@@ -209,19 +245,18 @@ class FetchLoop:
                         )
                         considered = len(jobs)
                     self._fetch_unanswered = False
-                    cancels = self.cancels
-                    cancelled = (
-                        await store.requested_among(conn, self._schema, [j.id for j in jobs])
-                        if jobs and cancels is not None and cancels.pending else []
-                    )
+                    cancelled = await self._cancel_requested(conn, jobs)
+                    self._asking = 0
                     return jobs, considered, cancelled
             except backoff.FATAL_ERRORS as error:
+                self._asking = 0
                 self._events.fetch_error(str(error), failures + 1)
                 raise DatabaseError(f"fetching jobs failed: {error}") from error
             except backoff.TRANSIENT_ERRORS as error:
                 # The statement may have committed with its reply lost: the jobs it locked
                 # are ours, and get handed back before the next fetch.
                 self._orphans_possible = True
+                self._asking = 0
                 failures += 1
                 self._events.fetch_error(str(error) or type(error).__name__, failures)
                 wait = backoff.delay(failures)
@@ -232,13 +267,98 @@ class FetchLoop:
                 await backoff.pause(self._slots.wakeup, wait)  # the listener back: retry now
         return [], 0, []
 
+    async def _cancel_requested(self, conn: asyncpg.Connection, jobs: list[Job]) -> list[int]:
+        """Which of ``jobs`` have a cancel request (only asked while there may be some)."""
+        cancels = self.cancels
+        if not jobs or cancels is None or not cancels.pending:
+            return []
+        return await store.requested_among(conn, self._schema, [job.id for job in jobs])
+
     @property
     def orphans_possible(self) -> bool:
         """Whether this worker may hold jobs it does not know of: a fetch whose reply was
         lost (it raised or was cancelled) and whose jobs were not handed back since."""
-        return self._orphans_possible or self._fetch_unanswered
+        return self._orphans_possible or self._fetch_unanswered or self._spare_unanswered
 
     def _held_ids(self) -> list[int]:
         """Jobs this worker holds: running, queued, or with an outcome not written yet."""
         return [*self._slots.running_ids(), *self._queue.job_ids(),
                 *self._settler.unsettled_ids()]
+
+    # -- the spare fetch ----------------------------------------------------------------------
+    def _announced_during_fetch(self) -> None:
+        """Jobs were announced: with the fetch session busy, fetch at once on a spare
+        connection (see the module docstring)."""
+        slots, spare = self._slots, self._spare
+        if (
+            spare is None or not self._asking or self._spare_task is not None
+            or self._orphans_possible or self._stopping.is_set()
+        ):
+            return
+        want = min(slots.free() - self._asking, slots.demand)
+        if want <= 0:
+            return
+        slots.consume()
+        self._spare_asked = want
+        self._spare_task = asyncio.get_running_loop().create_task(
+            self._spare_round(spare, want)
+        )
+
+    async def _spare_round(self, spare: FetchConnection, want: int) -> None:
+        try:
+            fetched = await self._spare_fetch(spare, want)
+            if fetched is None:
+                return
+            jobs, cancelled = fetched
+            if jobs and self._stopping.is_set():
+                await shielded(self._settler.give_back([job.id for job in jobs]))
+                return
+            if len(jobs) == want:
+                self._slots.restore()  # there may be more
+            elif not jobs:
+                self._events.fetch_empty()
+            await self._events.jobs_fetched(jobs)
+            self._queue.add(jobs, asyncio.get_running_loop().time())
+            self._spare_asked = 0
+            for job_id in cancelled:
+                self._runner.cancel(job_id)
+            self._runner.fill_slots()
+        finally:
+            self._spare_asked = 0
+            self._spare_task = None
+            self._slots.wakeup.set()  # the loop may be waiting for it (once, orphans)
+
+    async def _spare_fetch(
+        self, spare: FetchConnection, want: int
+    ) -> tuple[list[Job], list[int]] | None:
+        """The jobs the spare fetch locked, and those of them with a cancel request; None
+        when it failed (the fetch loop's next fetch meets the same trouble, and deals with
+        it)."""
+        try:
+            async with spare.lease() as conn:
+                self._spare_unanswered = True
+                jobs = await store.fetch_jobs(
+                    conn, self._schema, self._worker_id, self._task_ids, want,
+                    self._forbidden_flags, self._task_names,
+                )
+                cancelled = await self._cancel_requested(conn, jobs)
+                self._spare_unanswered = False
+                return jobs, cancelled
+        except (*backoff.FATAL_ERRORS, *backoff.TRANSIENT_ERRORS) as error:
+            if self._spare_unanswered:
+                self._spare_unanswered = False
+                self._orphans_possible = True
+            log.debug("the spare fetch failed: %s", error,
+                      extra={"gw": {"action": "spare_fetch_failed"}})
+            self._slots.anything()
+            return None
+
+    async def _spare_finished(self) -> None:
+        """Wait for the spare fetch in flight, if any (cancel it when we are cancelled)."""
+        task = self._spare_task
+        if task is None:
+            return
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            task.cancel()
+        await asyncio.wait({task})

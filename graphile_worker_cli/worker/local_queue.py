@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 
 from graphile_worker_cli.job import Job
@@ -68,6 +68,8 @@ class LocalQueue:
         """``jobs:insert`` count seen since the refetch delay started."""
         self._fraction = fraction
         self._jobs: deque[tuple[Job, float]] = deque()
+        self._counts: Counter[int | None] | None = None
+        """Task id -> its queued jobs, once ``count_tasks`` turned the count on."""
         self._low_water = self.size * LOW_WATER_FRACTION
         self._refill = True
         """False after a TTL expiry: no background refills until the queue has run dry."""
@@ -88,6 +90,18 @@ class LocalQueue:
     def jobs(self) -> list[Job]:
         return [job for job, _ in self._jobs]
 
+    def count_tasks(self) -> None:
+        """Keep a count of the queued jobs of each task from now on (per-task limits)."""
+        self._counts = Counter(job.task_id for job, _ in self._jobs)
+
+    def queued_of(self, task_id: int) -> int:
+        """Queued jobs of task ``task_id`` (``count_tasks`` must be on)."""
+        return self._counts[task_id] if self._counts is not None else 0
+
+    def _taken(self, job: Job) -> None:
+        if self._counts is not None:
+            self._counts[job.task_id] -= 1
+
     # -- filling --------------------------------------------------------------------------
     def start(self) -> None:
         """The worker starts fetching: the queue is polling."""
@@ -98,12 +112,15 @@ class LocalQueue:
         if not self._jobs:
             self._refill = True
         self._jobs.extend((job, now) for job in jobs)
+        if self._counts is not None:
+            self._counts.update(job.task_id for job in jobs)
         if self._jobs:
             self._set_mode(WAITING)
 
     def pop(self) -> Job:
         """The job fetched first (the queue must not be empty)."""
         job = self._jobs.popleft()[0]
+        self._taken(job)
         if not self._jobs:
             self._set_mode(POLLING)
         return job
@@ -114,6 +131,7 @@ class LocalQueue:
         if not jobs:
             return None
         job = jobs.popleft()[0]
+        self._taken(job)
         if not jobs:
             self._set_mode(POLLING)
         return job
@@ -124,6 +142,7 @@ class LocalQueue:
         for index, (job, _) in enumerate(self._jobs):
             if startable(job):
                 del self._jobs[index]
+                self._taken(job)
                 if not self._jobs:
                     self._set_mode(POLLING)
                 return job
@@ -135,6 +154,7 @@ class LocalQueue:
         for index, (job, _) in enumerate(self._jobs):
             if job.id == job_id:
                 del self._jobs[index]
+                self._taken(job)
                 if not self._jobs:
                     self._set_mode(POLLING)
                 return job
@@ -207,7 +227,9 @@ class LocalQueue:
         jobs, ttl = self._jobs, self.ttl
         expired: list[int] = []
         while jobs and jobs[0][1] + ttl <= now:
-            expired.append(jobs.popleft()[0].id)
+            job = jobs.popleft()[0]
+            self._taken(job)
+            expired.append(job.id)
         if expired:
             # Jobs are not flowing: no background refills until the queue has run dry,
             # or the same jobs would be fetched and handed back again and again.
@@ -228,6 +250,8 @@ class LocalQueue:
             return
         ids = self.job_ids()
         self._jobs.clear()
+        if self._counts is not None:
+            self._counts.clear()
         log.info("handing back %d job(s) not started", len(ids),
                  extra={"gw": {"action": "local_queue_return", "count": len(ids)}})
         self._hand_back(ids)

@@ -13,7 +13,7 @@ tasks they found dry when it moves.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from graphile_worker_cli import context
@@ -45,6 +45,8 @@ class Slots:
         self.news = 0
         self._serial_unsettled: set[int] = set()
         """Jobs of named queues whose outcome is not written yet (their queue is locked)."""
+        self.on_announced: Callable[[], None] | None = None
+        """Called after each ``announced`` (the fetch loop's spare fetch; see fetch_loop)."""
 
     def free(self) -> int:
         return self.concurrency - len(self.running)
@@ -68,6 +70,8 @@ class Slots:
         """``count`` jobs were added (or unlocked): wake up."""
         self.news += 1
         self.more_jobs(count)
+        if self.on_announced is not None:
+            self.on_announced()
 
     def anything(self) -> None:
         """Anything may be runnable (notifications may have been missed): wake up."""

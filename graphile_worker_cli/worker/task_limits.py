@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from graphile_worker_cli.job import Job
@@ -140,15 +140,14 @@ class TaskLimits:
                 if self.running[task_id] >= limit]
 
     # -- fetching ------------------------------------------------------------------------------
-    def plan(self, queued: Iterable[Job], batch: int) -> FetchPlan | None:
-        """The next fetch of up to ``batch`` jobs, given the jobs waiting in the local
-        queue; None when no task is worth a fetch (each is dry, or has no room)."""
+    def plan(self, queued: Callable[[int], int], batch: int) -> FetchPlan | None:
+        """The next fetch of up to ``batch`` jobs, given how many jobs of a task wait in
+        the local queue; None when no task is worth a fetch (each is dry, or has no room)."""
         limits, dry = self.limits, self._dry
-        waiting = Counter(job.task_id for job in queued if job.task_id in limits)
         rooms: dict[int, int] = {}
         wanted = any(task_id not in dry for task_id in self._unlimited)
         for task_id, limit in limits.items():
-            buffer, held = self.buffer(task_id), waiting[task_id]
+            buffer, held = self.buffer(task_id), queued(task_id)
             left = limit + buffer - self.running[task_id] - held
             if left <= 0:
                 continue

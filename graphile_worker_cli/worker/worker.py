@@ -141,6 +141,7 @@ class Worker:
             schema=self.schema, worker_id=worker_id, task_names=self._task_names,
             forbidden_flags=options.forbidden_flags, poll_interval=options.poll_interval,
             limits=limits,
+            spare=FetchConnection(pool, None, dedicated=False),
         )
 
     # -- public API -----------------------------------------------------------------------

@@ -494,6 +494,10 @@ async def _ran(ran: list[int], job_id: int) -> bool:
     return job_id in ran
 
 
+async def _started(runs: list[str]) -> bool:
+    return bool(runs)
+
+
 async def test_a_worker_handing_a_job_back_at_shutdown_applies_its_cancel_request(
     db_url: str, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -512,6 +516,7 @@ async def test_a_worker_handing_a_job_back_at_shutdown_applies_its_cancel_reques
     ).define_job(polite, "polite").init()
     async with _running(first):
         await _registered_and_locked(conn, first, job_id)
+        await wait_until(lambda: _started(runs))  # locked is not yet running under load
         assert first._cancels is not None
 
         async def looked_too_early() -> None:
@@ -530,3 +535,37 @@ async def test_a_worker_handing_a_job_back_at_shutdown_applies_its_cancel_reques
     second = await make_options(db_url).define_job(polite, "polite").init()
     await asyncio.wait_for(second.run_once(), 30)
     assert runs == [first.worker_id]
+
+
+async def test_fetches_make_no_cancel_check_while_no_request_exists(
+    db_url: str, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default path stays one statement per fetch: once the cancel watch has looked and
+    found the table empty, fetched jobs are not checked against it."""
+    real_among = store.requested_among
+    checks: list[list[int]] = []
+
+    async def among(conn: Any, schema: str, job_ids: Any) -> list[int]:
+        checks.append(list(job_ids))
+        return await real_among(conn, schema, job_ids)
+
+    monkeypatch.setattr(store, "requested_among", among)
+    ran: list[int] = []
+
+    async def t(payload: Any, ctx: WorkerContext) -> None:
+        ran.append(ctx.job_id)
+
+    worker = await make_options(db_url, poll_interval=30.0).define_job(t, "t").init()
+    async with _running(worker):
+        await wait_until(lambda: _nothing_pending(worker))  # its first look: no requests
+        ids = [await add_job(conn, "t", {"n": n}) for n in range(3)]
+        await wait_until(lambda: _ran_all(ran, ids))
+    assert checks == []
+
+
+async def _ran_all(ran: list[int], job_ids: list[int]) -> bool:
+    return set(job_ids) <= set(ran)
+
+
+async def _nothing_pending(worker: Worker) -> bool:
+    return worker._cancels is not None and not worker._cancels.pending

@@ -155,3 +155,19 @@ async def test_without_the_rollup_the_charts_read_the_history_and_the_upkeep_run
     assert (result.ran, result.minutes_rolled) == (True, 0)
     charts = await service.charts("day")
     assert sum(p["completed"] for p in charts["outcomes"]) == 3
+
+
+async def test_the_history_arrays_are_compressed_with_lz4_where_the_server_has_it(
+    conn: asyncpg.Connection
+) -> None:
+    """Compressing a settled batch's arrays is part of the completing statement's cost."""
+    version = int(await conn.fetchval("show server_version_num"))
+    methods = await conn.fetch(
+        "select attname, attcompression::text from pg_attribute"
+        " where attrelid = $1::regclass and attnum > 0 and attndims > 0",
+        f"{S}._gw_job_history",
+    ) if version >= 140000 else []
+    if not methods:
+        pytest.skip("SET COMPRESSION needs PostgreSQL 14")
+    assert len(methods) == 10
+    assert {row["attcompression"] for row in methods} == {"l"}

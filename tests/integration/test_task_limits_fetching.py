@@ -27,7 +27,8 @@ class Counting:
         self.most = 0
         self.most_queued = 0
         self.done = 0
-        self.other_beside_quick = 0
+        self.others: list[tuple[int, int]] = []
+        """For each ``other`` job: quick jobs done by then, and quick jobs queued then."""
         self.worker: Worker | None = None
 
     async def quick(self, pause: float) -> None:
@@ -50,8 +51,9 @@ def _tasks(counting: Counting, limit: int, pause: float = 0.0) -> list[Any]:
 
     @task("other")
     async def other(payload: Any, ctx: WorkerContext) -> None:
-        if counting.now:
-            counting.other_beside_quick += 1
+        if counting.worker is not None:
+            queued = sum(job.task_identifier == "quick" for job in counting.worker.queue.jobs())
+            counting.others.append((counting.done, queued))
 
     return [quick, other]
 
@@ -102,13 +104,17 @@ async def test_other_tasks_run_beside_a_limited_task_with_a_full_buffer(
                          describe=lambda: "quick never had a buffer")
         # Announced by a notification while quick jobs wait in the queue, ahead of them.
         await _add_many(conn, "other", 10)
-        await wait_until(lambda: resolved(counting.other_beside_quick == 10), timeout=15,
-                         describe=lambda: f"others beside quick: {counting.other_beside_quick}")
+        await wait_until(lambda: resolved(len(counting.others) == 10), timeout=15,
+                         describe=lambda: f"others done: {counting.others}")
         await wait_until(lambda: no_jobs(conn), timeout=30)
     finally:
         worker.request_shutdown()
         await asyncio.wait_for(run, 30)
     assert counting.done == 200 and counting.most == 1
+    # The others did not wait for quick's backlog (2 s of it): they ran early, some while
+    # quick jobs waited in the queue ahead of them.
+    assert max(done for done, _ in counting.others) < 150, counting.others
+    assert any(queued for _, queued in counting.others), counting.others
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.interop
 EXPECTED_ROWS = {
     "drain_defaults", "drain_tuned", "drain_tuned_bound",
     "drain_tuned_backlog", "drain_tuned_backlog_bound", "drain_tuned_history",
+    "drain_tuned_history_bound",
     "latency_p50_defaults", "latency_p99_defaults", "latency_p50_tuned", "latency_p99_tuned",
     "enqueue", "enqueue_psycopg", "once_empty", "idle_rss", "processes",
     "drain_limited_defaults", "drain_limited_tuned",

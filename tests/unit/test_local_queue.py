@@ -221,3 +221,25 @@ def test_without_a_queue_there_are_no_modes() -> None:
     queue.add(jobs(1), now=0.0)
     queue.pop()
     assert events.modes == []
+
+
+def test_the_queued_jobs_of_each_task_are_counted_through_every_way_out() -> None:
+    # Per-task limits read these counts before each fetch instead of scanning the queue.
+    queue, given_back, _ = make_queue(ttl=5.0)
+    queue.add([dataclasses.replace(job, task_id=1) for job in jobs(1, 2)], now=0.0)
+    queue.count_tasks()  # counts what is queued already
+    queue.add([dataclasses.replace(job, task_id=task_id)
+               for job, task_id in zip(jobs(3, 4, 5, 6, 7), [2, 1, 2, 2, 1], strict=True)],
+              now=4.0)
+    assert (queue.queued_of(1), queue.queued_of(2), queue.queued_of(9)) == (4, 3, 0)
+    started = queue.next_job_where(lambda job: job.task_id == 2)
+    assert started is not None and started.id == 3
+    assert queue.take(4) is not None
+    assert queue.queued_of(1) == 3 and queue.queued_of(2) == 2
+    assert queue.expire(now=5.0) == 2  # jobs 1 and 2, both of task 1
+    assert given_back == [[1, 2]]
+    assert queue.queued_of(1) == 1 and queue.queued_of(2) == 2
+    assert queue.next_job() is not None  # job 5, of task 2
+    assert queue.queued_of(2) == 1
+    queue.hand_back_all()
+    assert queue.queued_of(1) == queue.queued_of(2) == 0

@@ -76,3 +76,15 @@ def test_landed_outcomes_always_wake_the_loop_and_cap_the_demand() -> None:
         slots.holds_queue(job_id)
     slots.outcomes_landed([1, 2, 3])
     assert slots.demand == 2
+
+
+def test_announced_jobs_tell_the_fetch_loop_after_raising_the_demand() -> None:
+    slots = Slots(5)
+    slots.consume()
+    seen: list[int] = []
+    slots.on_announced = lambda: seen.append(slots.demand)
+    slots.announced(2)
+    slots.more_jobs()  # a finished job: no spare fetch
+    slots.anything()
+    slots.outcomes_landed([1])
+    assert seen == [2]

@@ -5,6 +5,7 @@ fetch (``worker.task_limits``)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -82,6 +83,11 @@ def test_no_limit_below_the_concurrency_means_no_limits_at_all() -> None:
     assert limits is not None and limits.limits == {SLOW: 1}
 
 
+def _queued(*jobs: Job) -> Callable[[int], int]:
+    """How many of ``jobs`` (waiting in the local queue) each task has."""
+    return lambda task_id: sum(job.task_id == task_id for job in jobs)
+
+
 def _running(limits: TaskLimits, *task_ids: int) -> None:
     for job in _held(*task_ids):
         limits.started(job)
@@ -90,39 +96,39 @@ def _running(limits: TaskLimits, *task_ids: int) -> None:
 def test_a_task_at_its_limit_is_left_out_of_the_fetch() -> None:
     limits = TaskLimits({SLOW: 1}, [SLOW, FAST, OTHER])
     _running(limits, SLOW)
-    assert limits.plan([], batch=4) == FetchPlan([FAST, OTHER], {}, 4)
+    assert limits.plan(_queued(), batch=4) == FetchPlan([FAST, OTHER], {}, 4)
 
 
 def test_a_limited_task_with_room_is_capped_at_its_room() -> None:
     limits = TaskLimits({SLOW: 3}, [SLOW, FAST])
-    assert limits.plan([], batch=4) == FetchPlan([SLOW, FAST], {SLOW: 3}, 4)
+    assert limits.plan(_queued(), batch=4) == FetchPlan([SLOW, FAST], {SLOW: 3}, 4)
     _running(limits, SLOW)
-    assert limits.plan([], batch=4) == FetchPlan([SLOW, FAST], {SLOW: 2}, 4)
+    assert limits.plan(_queued(), batch=4) == FetchPlan([SLOW, FAST], {SLOW: 2}, 4)
     # queued jobs count as held too (no buffer yet: none of its jobs has run)
-    assert limits.plan(_held(SLOW), batch=4) == FetchPlan([SLOW, FAST], {SLOW: 1}, 4)
+    assert limits.plan(_queued(*_held(SLOW)), batch=4) == FetchPlan([SLOW, FAST], {SLOW: 1}, 4)
 
 
 def test_room_as_large_as_the_batch_caps_nothing() -> None:
     limits = TaskLimits({SLOW: 10}, [SLOW, FAST])
     _running(limits, SLOW)
-    assert limits.plan([], batch=4) == FetchPlan([SLOW, FAST], {}, 4)
-    assert limits.plan([], batch=9) == FetchPlan([SLOW, FAST], {}, 9)
-    assert limits.plan([], batch=10) == FetchPlan([SLOW, FAST], {SLOW: 9}, 10)
+    assert limits.plan(_queued(), batch=4) == FetchPlan([SLOW, FAST], {}, 4)
+    assert limits.plan(_queued(), batch=9) == FetchPlan([SLOW, FAST], {}, 9)
+    assert limits.plan(_queued(), batch=10) == FetchPlan([SLOW, FAST], {SLOW: 9}, 10)
 
 
 def test_running_jobs_over_the_limit_still_leave_the_task_out() -> None:
     limits = TaskLimits({SLOW: 1}, [SLOW, FAST])
     _running(limits, SLOW, SLOW)
-    plan = limits.plan([], batch=4)
+    plan = limits.plan(_queued(), batch=4)
     assert plan is not None and plan.task_ids == [FAST]
 
 
 def test_nothing_to_fetch_when_every_task_is_at_its_limit() -> None:
     both = TaskLimits({SLOW: 1, FAST: 2}, [SLOW, FAST])
     _running(both, SLOW, FAST)
-    assert both.plan([], batch=4) == FetchPlan([FAST], {}, 1)
+    assert both.plan(_queued(), batch=4) == FetchPlan([FAST], {}, 1)
     _running(both, FAST)
-    assert both.plan([], batch=4) is None
+    assert both.plan(_queued(), batch=4) is None
 
 
 def test_a_queued_job_of_a_task_at_its_limit_cannot_start_until_one_ends() -> None:
@@ -140,19 +146,19 @@ def test_a_queued_job_of_a_task_at_its_limit_cannot_start_until_one_ends() -> No
 
 def test_a_task_found_dry_is_no_reason_to_fetch_until_there_is_news() -> None:
     limits = TaskLimits({SLOW: 2}, [SLOW, FAST, OTHER])
-    plan = limits.plan([], batch=4)
+    plan = limits.plan(_queued(), batch=4)
     assert plan == FetchPlan([SLOW, FAST, OTHER], {SLOW: 2}, 4)
     # The fetch took the two SLOW jobs it had room for and found nothing else.
     limits.fetched(plan, _held(SLOW, SLOW), considered=3)
     _running(limits, SLOW, SLOW)
     assert limits.dry() == {FAST, OTHER}  # SLOW was capped: more of it may wait
-    assert limits.plan([], batch=4) is None  # SLOW at its limit, the others dry
+    assert limits.plan(_queued(), batch=4) is None  # SLOW at its limit, the others dry
     # A SLOW job ends: the fetch is for its room alone, the dry tasks riding along.
     limits.ended(_held(SLOW)[0])
-    assert limits.plan([], batch=4) == FetchPlan([SLOW, FAST, OTHER], {}, 1)
+    assert limits.plan(_queued(), batch=4) == FetchPlan([SLOW, FAST, OTHER], {}, 1)
     assert limits.forget_dry() and not limits.forget_dry()
     limits.started(_held(SLOW)[0])
-    assert limits.plan([], batch=4) == FetchPlan([FAST, OTHER], {}, 4)
+    assert limits.plan(_queued(), batch=4) == FetchPlan([FAST, OTHER], {}, 4)
 
 
 def test_a_full_fetch_keeps_what_it_did_not_see_dry() -> None:
@@ -180,8 +186,8 @@ def test_a_task_whose_jobs_run_quickly_gets_a_buffer_in_the_local_queue() -> Non
     held = [dataclasses.replace(job, id=1000 + job.id) for job in _held(*[SLOW] * 300)]
     limits.fetched(FetchPlan([FAST], {}, 4), [], considered=0)  # FAST dry
     # More than half the buffer held: no fetch; at half, one for the buffer's room.
-    assert limits.plan(held, batch=500) is None
-    plan = limits.plan(held[:239], batch=500)
+    assert limits.plan(_queued(*held), batch=500) is None
+    plan = limits.plan(_queued(*held[:239]), batch=500)
     assert plan == FetchPlan([SLOW, FAST], {}, 479 - 239)
     assert not limits.can_start(held[0])
 
