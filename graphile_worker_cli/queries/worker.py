@@ -27,8 +27,9 @@ TASK_IDS = Query(
     "select id, identifier from {s}._private_tasks where identifier = any($1::text[])"
 )
 
-# The priorities that have available jobs are found from the high end of the index (the
-# low end of each priority holds the entries of taken jobs until a vacuum); with
+# The priorities that have available jobs are found from the high end of the index (gw's
+# _gw_jobs_fetch_index, which the planner prefers to the reference's bigger jobs_main_index;
+# the low end of each priority holds the entries of taken jobs until a vacuum); with
 # ``priority = any(...)`` the scan stops at the first job not due yet in each priority
 # instead of reading every job scheduled for later.
 _FETCH = """

@@ -5,13 +5,14 @@ Two reasons it is not a pool connection:
 - no acquire/release per fetch (asyncpg resets a connection on release: one more round
   trip each time);
 - its planner settings. A fetch wants the first runnable jobs in (priority, run_at) order,
-  which the ``jobs_main_index`` / ``jobs_no_queue_index`` partial indexes give directly. Right
-  after a burst of inserts, before autovacuum has analyzed the table, PostgreSQL guesses that
-  only a handful of rows match and plans a scan of *every* runnable row plus a sort, on each
-  fetch (~4x the cost per job on 50,000 waiting jobs). Sequential and bitmap scans are
-  therefore disabled on this session only, and JIT with them (the disabled paths' huge cost
-  estimates would otherwise trigger JIT compilation of every fetch). The settings are
-  startup parameters, so asyncpg's reset (``RESET ALL``) keeps them.
+  which gw's ``_gw_jobs_fetch_index`` (or the reference's ``jobs_main_index``) partial
+  index gives directly. Right after a burst of inserts, before autovacuum has analyzed the
+  table, PostgreSQL guesses that only a handful of rows match and plans a scan of *every*
+  runnable row plus a sort, on each fetch (~4x the cost per job on 50,000 waiting jobs).
+  Sequential and bitmap scans are therefore disabled on this session only, and JIT with
+  them (the disabled paths' huge cost estimates would otherwise trigger JIT compilation of
+  every fetch). The settings are startup parameters, so asyncpg's reset (``RESET ALL``)
+  keeps them.
 
 Without a database URL (the caller passed its own pool), or without prepared statements
 (PgBouncer in transaction mode rejects startup parameters and pins nothing), it falls back

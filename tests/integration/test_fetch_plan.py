@@ -92,3 +92,81 @@ async def test_a_fetch_that_finds_nothing_due_does_not_read_the_jobs_due_later(
     # a few pages per priority
     assert index_pages > 60
     assert _blocks(top) < 40, (_blocks(top), index_pages)
+
+
+FETCH_INDEX = "_gw_jobs_fetch_index"
+TAKEN_JOBS = 10_000
+
+
+def _index_scans(node: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [node] if node.get("Node Type") == "Index Scan" else []
+    for child in node.get("Plans", []):
+        found += _index_scans(child)
+    return found
+
+
+async def test_gw_migrations_add_the_fetch_index(conn: asyncpg.Connection) -> None:
+    definition = await conn.fetchval(
+        "select pg_get_indexdef(to_regclass($1))", f"{S}.{FETCH_INDEX}"
+    )
+    assert definition == (
+        f"CREATE INDEX {FETCH_INDEX} ON {S}._private_jobs USING btree (priority, run_at)"
+        " WHERE is_available"
+    )
+
+
+async def test_jobs_added_together_come_in_the_order_they_were_added(
+    conn: asyncpg.Connection, fetch_conn: asyncpg.Connection
+) -> None:
+    await conn.execute(
+        f"select {S}.add_jobs(array(select row('t', json_build_object('name', 'j' || i), null,"
+        f" null, null, null, null, null)::{S}.job_spec from generate_series(1, 6) as i))"
+    )
+    task_ids = list((await store.ensure_tasks(conn, S, ["t"])).values())
+    assert await fetch_names(fetch_conn, task_ids, 4) == ["j1", "j2", "j3", "j4"]
+    assert await fetch_names(fetch_conn, task_ids, 4) == ["j5", "j6"]
+
+
+async def _candidate_scan(fetch_conn: asyncpg.Connection, task_ids: list[int],
+                          *, without_gw_index: bool = False) -> dict[str, Any]:
+    """The fetch's scan for candidates, from an ``EXPLAIN ANALYZE`` of a fetch of 24 that
+    is rolled back (optionally with gw's index dropped for the while)."""
+    transaction = fetch_conn.transaction()
+    await transaction.start()
+    try:
+        if without_gw_index:
+            await fetch_conn.execute(f"drop index {S}.{FETCH_INDEX}")
+        plan = json.loads(await fetch_conn.fetchval(
+            "explain (analyze, buffers, format json) " + worker_queries.FETCH_JOBS.sql(S),
+            "me", task_ids, 24,
+        ))
+    finally:
+        await transaction.rollback()
+    scans = [scan for scan in _index_scans(plan[0]["Plan"])
+             if scan.get("Index Name") in (FETCH_INDEX, "jobs_main_index")]
+    assert len(scans) == 1, scans
+    assert scans[0]["Actual Rows"] == 24
+    return scans[0]
+
+
+async def test_the_fetch_reads_fewer_pages_past_the_jobs_already_done(
+    conn: asyncpg.Connection, fetch_conn: asyncpg.Connection
+) -> None:
+    # One add_jobs call: every job has the same run_at, as after a burst of jobs added
+    # together. Then the first TAKEN_JOBS go the way a worker takes them, with no vacuum.
+    await conn.execute(
+        f"select {S}.add_jobs(array(select row('t', json_build_object('name', 'j' || i), null,"
+        f" null, null, null, null, null)::{S}.job_spec"
+        f" from generate_series(1, {2 * TAKEN_JOBS}) as i))"
+    )
+    task_ids = list((await store.ensure_tasks(conn, S, ["t"])).values())
+    for _ in range(TAKEN_JOBS // 500):
+        jobs = await store.fetch_jobs(fetch_conn, S, "me", task_ids, 500)
+        await store.complete_jobs(conn, S, "me", [job.id for job in jobs])
+    await _candidate_scan(fetch_conn, task_ids)  # the first pass marks the dead entries
+    ours = await _candidate_scan(fetch_conn, task_ids)
+    reference = await _candidate_scan(fetch_conn, task_ids, without_gw_index=True)
+    assert ours["Index Name"] == FETCH_INDEX
+    assert reference["Index Name"] == "jobs_main_index"
+    # the dead entries of the 10,000 jobs done span ~70 leaf pages of jobs_main_index
+    assert _blocks(ours) * 3 < _blocks(reference) * 2, (_blocks(ours), _blocks(reference))
