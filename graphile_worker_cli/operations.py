@@ -114,17 +114,7 @@ def add_job(schema: str, prepared: Prepared, *, key_race_retries: int) -> Operat
     The schema's function returns a row of nulls when a keyed job was locked between its
     two steps (the reference's race): that is tried again, up to ``key_race_retries``."""
     identifier, payload_json, spec = prepared
-    args = (
-        identifier,
-        payload_json,
-        spec.queue_name,
-        spec.run_at,
-        spec.max_attempts,
-        spec.job_key,
-        spec.priority,
-        list(spec.flags) if spec.flags is not None else None,
-        spec.job_key_mode.value if spec.job_key_mode is not None else None,
-    )
+    args = queries.add_job_args(identifier, payload_json, spec)
     statement = Statement(queries.ADD_JOB.sql(schema), args)
     tries = max(1, key_race_retries) if spec.job_key is not None else 1
     return _add_job(schema, statement, tries, identifier, spec)

@@ -68,17 +68,7 @@ async def _add_on(
     conn: asyncpg.Connection, schema: str, identifier: str, payload_json: str,
     spec: job.JobSpec,
 ) -> job.Job:
-    args = (
-        identifier,
-        payload_json,
-        spec.queue_name,
-        spec.run_at,
-        spec.max_attempts,
-        spec.job_key,
-        spec.priority,
-        list(spec.flags) if spec.flags is not None else None,
-        spec.job_key_mode.value if spec.job_key_mode is not None else None,
-    )
+    args = queries.add_job_args(identifier, payload_json, spec)
     checked = False
     tries = KEY_RACE_RETRIES if spec.job_key is not None else 1
     for _ in range(tries):

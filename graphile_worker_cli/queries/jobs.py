@@ -13,7 +13,12 @@ back as text (a driver that decodes JSON itself would turn the payload ``"42"`` 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from graphile_worker_cli.queries import Query
+
+if TYPE_CHECKING:
+    from graphile_worker_cli import job
 
 
 def _job_columns(alias: str) -> str:
@@ -27,14 +32,7 @@ def _job_columns(alias: str) -> str:
     )
 
 
-# add_job: $1 identifier, $2 payload (JSON text), $3 queue_name, $4 run_at, $5 max_attempts,
-# $6 job_key, $7 priority, $8 flags, $9 job_key_mode. Returns the job row, or a row of nulls
-# when the keyed job was locked between the function's two steps (the reference's race).
-ADD_JOB = Query(
-    """
-select """
-    + _job_columns("added")
-    + """ from {s}.add_job(
+_ADD_JOB_CALL = """{s}.add_job(
   identifier => $1::text,
   payload => $2::json,
   queue_name => $3::text,
@@ -44,8 +42,34 @@ select """
   priority => $7::int,
   flags => $8::text[],
   job_key_mode => $9::text
-) as added
-""",
+)"""
+
+
+def add_job_args(identifier: str, payload_json: str, spec: job.JobSpec) -> tuple[Any, ...]:
+    """$1..$9 of ADD_JOB and ADD_JOB_CHECKED."""
+    return (
+        identifier,
+        payload_json,
+        spec.queue_name,
+        spec.run_at,
+        spec.max_attempts,
+        spec.job_key,
+        spec.priority,
+        list(spec.flags) if spec.flags is not None else None,
+        spec.job_key_mode.value if spec.job_key_mode is not None else None,
+    )
+
+
+# add_job: $1 identifier, $2 payload (JSON text), $3 queue_name, $4 run_at, $5 max_attempts,
+# $6 job_key, $7 priority, $8 flags, $9 job_key_mode. Returns the job row, or a row of nulls
+# when the keyed job was locked between the function's two steps (the reference's race).
+ADD_JOB = Query(
+    """
+select """
+    + _job_columns("added")
+    + " from "
+    + _ADD_JOB_CALL
+    + " as added\n",
     "ADD_JOB",
 )
 
@@ -62,17 +86,9 @@ with status as materialized (
 ), added as materialized (
   select case when status.latest >= $10::int
                 and coalesce(status.latest_breaking, 0) <= $10::int
-    then {s}.add_job(
-      identifier => $1::text,
-      payload => $2::json,
-      queue_name => $3::text,
-      run_at => $4::timestamptz,
-      max_attempts => $5::int,
-      job_key => $6::text,
-      priority => $7::int,
-      flags => $8::text[],
-      job_key_mode => $9::text
-    ) end as job
+    then """
+    + _ADD_JOB_CALL
+    + """ end as job
   from status
 )
 select status.latest >= $10::int and coalesce(status.latest_breaking, 0) <= $10::int

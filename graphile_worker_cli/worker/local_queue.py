@@ -151,14 +151,7 @@ class LocalQueue:
     def take(self, job_id: int) -> Job | None:
         """Take job ``job_id`` off the queue wherever it is (a cancelled job); None when
         it is not queued."""
-        for index, (job, _) in enumerate(self._jobs):
-            if job.id == job_id:
-                del self._jobs[index]
-                self._taken(job)
-                if not self._jobs:
-                    self._set_mode(POLLING)
-                return job
-        return None
+        return self.next_job_where(lambda job: job.id == job_id)
 
     def _set_mode(self, mode: str) -> None:
         old = self.mode
