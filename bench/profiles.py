@@ -108,6 +108,21 @@ class ScaleSizes:
     fetch_budget: float  # seconds those may take at most
     gw_bound: float  # seconds a gw drain may take before it is stopped
     reference_bound: float  # the same for the reference (it slows down on big backlogs)
+    # Drains of each side per point, by the point's ready jobs: (at most this many ready,
+    # this many drains), the first that fits wins; one drain above them all. Short drains
+    # swing most from run to run, so they are repeated and the point keeps the median.
+    short_drain_repeats: tuple[tuple[int, int], ...] = ()
+    drain_repeats: int | None = None  # every point's drains instead (--drain-repeats)
+
+
+def drain_repeats(sizes: ScaleSizes, ready: int) -> int:
+    """How many times each side drains a point of ``ready`` runnable jobs."""
+    if sizes.drain_repeats is not None:
+        return sizes.drain_repeats
+    for at_most, repeats in sizes.short_drain_repeats:
+        if ready <= at_most:
+            return repeats
+    return 1
 
 
 SCALE_FULL = ScaleSizes(
@@ -122,6 +137,7 @@ SCALE_FULL = ScaleSizes(
     fetch_budget=20.0,
     gw_bound=300.0,
     reference_bound=90.0,
+    short_drain_repeats=((10_000, 5), (100_000, 3)),
 )
 
 SCALE_QUICK = ScaleSizes(
