@@ -115,10 +115,17 @@ class ScaleSizes:
     drain_repeats: int | None = None  # every point's drains instead (--drain-repeats)
 
 
-def drain_repeats(sizes: ScaleSizes, ready: int) -> int:
-    """How many times each side drains a point of ``ready`` runnable jobs."""
+REPEATED_GROUPS = ("backlog", "future")
+"""The curves the 20% goal is judged on: only their short drains are repeated by default
+(the queue and process curves would take far longer, for no verdict)."""
+
+
+def drain_repeats(sizes: ScaleSizes, ready: int, group: str = "backlog") -> int:
+    """How many times each side drains a point of ``ready`` runnable jobs of ``group``."""
     if sizes.drain_repeats is not None:
         return sizes.drain_repeats
+    if group not in REPEATED_GROUPS:
+        return 1
     for at_most, repeats in sizes.short_drain_repeats:
         if ready <= at_most:
             return repeats

@@ -226,7 +226,7 @@ async def _drains(
     """Each side's median drain of the point. Repeats alternate the sides (the reference
     first, then gw, each on a fresh copy of its loaded jobs), so that slow-varying noise on
     the machine hits both alike; a side whose drain failed or was bounded is not repeated."""
-    repeats = profiles.drain_repeats(ctx.sizes, point.ready)
+    repeats = profiles.drain_repeats(ctx.sizes, point.ready, point.group)
     runs: dict[str, list[Figure]] = {side.name: [] for side in pair}
     for repeat in range(1, repeats + 1):
         for side in pair:

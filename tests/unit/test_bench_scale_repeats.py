@@ -21,6 +21,13 @@ def test_full_runs_repeat_the_short_drains_most(ready: int, repeats: int) -> Non
     assert profiles.drain_repeats(profiles.SCALE_FULL, ready) == repeats
 
 
+@pytest.mark.parametrize("group", ["queues", "processes"])
+def test_only_the_backlog_and_future_curves_repeat_by_default(group: str) -> None:
+    assert profiles.drain_repeats(profiles.SCALE_FULL, 10_000, group) == 1
+    sizes = scale.sizes_from(scale.parse_args(["--drain-repeats", "2"]))
+    assert profiles.drain_repeats(sizes, 10_000, group) == 2
+
+
 def test_quick_runs_drain_each_point_once() -> None:
     assert {profiles.drain_repeats(profiles.SCALE_QUICK, n) for n in (1, 200, 10**6)} == {1}
 
