@@ -74,11 +74,21 @@ class _Notes:
         return f" [dim][{self.texts.index(text) + 1}][/dim]"
 
 
+def repeats_text(rates: list[float]) -> str:
+    """The spread of a median's repeats: "median of 5: " and the slowest and fastest rates
+    joined by an en dash; "" for one run."""
+    if len(rates) < 2:
+        return ""
+    return f"median of {len(rates)}: {min(rates):,.0f}\u2013{max(rates):,.0f}"
+
+
 def _cell(figure: Figure, unit: str, notes: _Notes) -> str:
     text = _format(figure.value, unit)
     seconds = figure.detail.get("seconds")
     if figure.value is not None and seconds is not None and unit == "jobs/s":
         text += f" ({seconds:.2f} s)"
+    if figure.value is not None and (spread := repeats_text(figure.detail.get("repeats", []))):
+        text += f"\n[dim]{spread}[/dim]"
     per_job = figure.detail.get("transactions_per_job")
     if figure.value is not None and per_job is not None:
         text += f"\n[dim]{per_job:.2f} xact/job[/dim]"

@@ -116,6 +116,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--process-jobs", type=_ints, help="jobs of the process curve")
     parser.add_argument("--reference-bound", type=float,
                         help="seconds a reference drain may take before it is stopped")
+    parser.add_argument(
+        "--drain-repeats", type=int, metavar="N",
+        help="drains of each side at every point, the median kept (default: 5 up to 10,000"
+        " ready jobs, 3 up to 100,000, 1 above; --quick: 1)",
+    )
     parser.add_argument("--no-reference", action="store_true", help="measure gw alone")
     parser.add_argument(
         "--vacuum-every", type=float, metavar="SECONDS",
@@ -129,8 +134,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--plans", type=Path, default=RESULTS / "scale-plans",
                         help="folder for each fetch's EXPLAIN (ANALYZE, BUFFERS)")
     args = parser.parse_args(argv)
-    if args.concurrency < 1:
-        parser.error(f"--concurrency must be at least 1, got {args.concurrency}")
+    for name in ("concurrency", "drain_repeats"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     for name in ("reference_bound", "vacuum_every"):
         value = getattr(args, name)
         if value is not None and value <= 0:
@@ -152,6 +159,8 @@ def sizes_from(args: argparse.Namespace) -> profiles.ScaleSizes:
             sizes = replace(sizes, **{name: values})
     if args.reference_bound is not None:
         sizes = replace(sizes, reference_bound=args.reference_bound)
+    if args.drain_repeats is not None:
+        sizes = replace(sizes, drain_repeats=args.drain_repeats)
     return sizes
 
 
@@ -194,7 +203,6 @@ class Curve:
 async def measure_point(
     ctx: _Context, point: Point, pair: list[sides.Side],
 ) -> list[Curve]:
-    sizes = ctx.sizes
     curves: list[Curve] = []
     load = os.getloadavg()[0]
     async with contextlib.AsyncExitStack() as stack:
@@ -203,29 +211,49 @@ async def measure_point(
             for side in pair
         }
         for profile in ctx.profiles:
-            figures: dict[str, Figure] = {}
-            for side in pair:  # the reference first, then gw, each on a copy of its backlog
-                bound = sizes.reference_bound if side.name == "reference" else sizes.gw_bound
-                console.log(f"  {point.label} {profile}: {side.name} drain")
-                async with clone(ctx.dbs, sources[side.name], f"{side.name}_{profile}") as url:
-                    if point.group == "queues":
-                        figures[side.name] = await scale_measures.drain_running(
-                            url, side, profile, ready=point.ready,
-                            concurrency=ctx.concurrency, bound=bound,
-                            vacuum_every=ctx.vacuum_every,
-                        )
-                    else:
-                        figures[side.name] = await scale_measures.drain(
-                            url, side, profile, ready=point.ready,
-                            concurrency=ctx.concurrency, processes=point.processes,
-                            bound=bound, vacuum_every=ctx.vacuum_every,
-                        )
+            figures = await _drains(ctx, point, pair, profile, sources)
             curves.append(Curve(point, profile, _row(point, profile, "drain", figures), None,
                                 load))
         if point.group != "processes":
             for curve in curves[-len(ctx.profiles):]:
                 curve.fetch = await _fetch_row(ctx, point, curve.profile, sources)
     return curves
+
+
+async def _drains(
+    ctx: _Context, point: Point, pair: list[sides.Side], profile: str, sources: dict[str, str],
+) -> dict[str, Figure]:
+    """Each side's median drain of the point. Repeats alternate the sides (the reference
+    first, then gw, each on a fresh copy of its loaded jobs), so that slow-varying noise on
+    the machine hits both alike; a side whose drain failed or was bounded is not repeated."""
+    repeats = profiles.drain_repeats(ctx.sizes, point.ready, point.group)
+    runs: dict[str, list[Figure]] = {side.name: [] for side in pair}
+    for repeat in range(1, repeats + 1):
+        for side in pair:
+            done = runs[side.name]
+            if done and not scale_measures.repeatable(done[-1]):
+                continue
+            count = f" {repeat}/{repeats}" if repeats > 1 else ""
+            console.log(f"  {point.label} {profile}: {side.name} drain{count}")
+            async with clone(ctx.dbs, sources[side.name], f"{side.name}_{profile}") as url:
+                done.append(await _drain(ctx, point, side, profile, url))
+    return {name: scale_measures.median_drain(done) for name, done in runs.items()}
+
+
+async def _drain(
+    ctx: _Context, point: Point, side: sides.Side, profile: str, url: str
+) -> Figure:
+    sizes = ctx.sizes
+    bound = sizes.reference_bound if side.name == "reference" else sizes.gw_bound
+    if point.group == "queues":
+        return await scale_measures.drain_running(
+            url, side, profile, ready=point.ready, concurrency=ctx.concurrency, bound=bound,
+            vacuum_every=ctx.vacuum_every,
+        )
+    return await scale_measures.drain(
+        url, side, profile, ready=point.ready, concurrency=ctx.concurrency,
+        processes=point.processes, bound=bound, vacuum_every=ctx.vacuum_every,
+    )
 
 
 async def _fetch_row(

@@ -164,6 +164,27 @@ def _drain_figure(
     return Figure(done / working, note or side.partial_note(profile), detail)
 
 
+def repeatable(figure: Figure) -> bool:
+    """Whether a drain that gave ``figure`` is worth running again: not one that failed or
+    was stopped at its bound (another would take as long and say the same)."""
+    return figure.value is not None and not figure.detail.get("bounded")
+
+
+def median_drain(figures: list[Figure]) -> Figure:
+    """One point's drain from its repeats (in the order they ran): the median by jobs/s,
+    the lower middle one of an even count so that the figure and its detail are one real
+    drain, with every repeat's rate in ``detail["repeats"]``. A failed repeat (the last one
+    run: a side is not repeated after it) makes the point fail with its note."""
+    if not figures:
+        raise ValueError("a point needs at least one drain")
+    rated = [(figure.value, figure) for figure in figures if figure.value is not None]
+    if len(rated) < len(figures):
+        return next(figure for figure in figures if figure.value is None)
+    middle = sorted(rated, key=lambda pair: pair[0])[(len(rated) - 1) // 2][1]
+    rates = [round(rate, 1) for rate, _ in rated]
+    return Figure(middle.value, middle.note, middle.detail | {"repeats": rates})
+
+
 async def drain_running(
     url: str, side: sides.Side, profile: str, *, ready: int, concurrency: int, bound: float,
     vacuum_every: float | None = None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.report import Row
+from bench.report import Row, repeats_text
 
 SIDES = ("gw", "reference")
 GROUP_TITLES = {
@@ -52,6 +52,8 @@ def _rate(figure: dict[str, Any]) -> str:
     detail = figure["detail"]
     if detail.get("bounded"):
         text += f" (bounded: {detail['jobs']:,} of {detail['of']:,} in {detail['seconds']:.0f} s)"
+    elif spread := repeats_text(detail.get("repeats", [])):
+        text += f" ({spread})"
     return text
 
 
@@ -88,25 +90,33 @@ def markdown(curves: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def runs_text(figure: dict[str, Any]) -> str:
+    """How many drains a point's figure stands for: "median of 5 runs", or "1 run"."""
+    runs = len(figure["detail"].get("repeats", [])) or 1
+    return f"median of {runs} runs" if runs > 1 else "1 run"
+
+
 def spread_lines(curves: list[dict[str, Any]]) -> list[str]:
     """gw's slowest drain against its fastest over the backlog and future curves, per
-    profile (the goal: within 20%)."""
+    profile (the goal: within 20%), each point's figure the median of its repeats."""
     out: list[str] = []
     profiles = sorted({curve["profile"] for curve in curves})
     for profile in profiles:
-        rates = {
-            f"{c['group']} {c['x']:,}": c["drain"]["gw"]["value"] for c in curves
+        figures = {
+            f"{c['group']} {c['x']:,}": c["drain"]["gw"] for c in curves
             if c["profile"] == profile and c["group"] in ("backlog", "future")
             and c["drain"]["gw"]["value"]
         }
-        if len(rates) < 2:
+        if len(figures) < 2:
             continue
-        slowest = min(rates, key=lambda k: rates[k])
-        fastest = max(rates, key=lambda k: rates[k])
-        drop = 1 - rates[slowest] / rates[fastest]
+        slowest = min(figures, key=lambda k: figures[k]["value"])
+        fastest = max(figures, key=lambda k: figures[k]["value"])
+        low, high = figures[slowest], figures[fastest]
+        drop = 1 - low["value"] / high["value"]
         out.append(
-            f"gw {profile}: slowest drain ({slowest}: {rates[slowest]:,.0f} jobs/s) is"
-            f" {drop:.0%} below the fastest ({fastest}: {rates[fastest]:,.0f} jobs/s)"
+            f"gw {profile}: slowest drain ({slowest}: {low['value']:,.0f} jobs/s,"
+            f" {runs_text(low)}) is {drop:.0%} below the fastest ({fastest}:"
+            f" {high['value']:,.0f} jobs/s, {runs_text(high)})"
         )
     return out
 

@@ -87,6 +87,7 @@ async def test_scale_quick_mode_writes_every_curve_a_chart_and_the_plans(
             assert (figure["value"] or 0) > 0 or figure["note"], (curve, side)
         assert curve["drain"]["gw"]["value"], curve  # gw always drains its jobs
         assert not curve["drain"]["gw"]["detail"]["bounded"], curve
+        assert len(curve["drain"]["gw"]["detail"]["repeats"]) == 1, curve  # --quick: one drain
         if curve["group"] in ("backlog", "future"):
             assert curve["drain"]["reference"]["value"], curve
             assert curve["fetch"]["gw"]["value"] and curve["fetch"]["reference"]["value"], curve
