@@ -131,6 +131,18 @@ def test_spread_lines_compare_the_medians_and_say_so() -> None:
         _curve(1_000_000, 8_500.0),
     ])
     assert lines == [
-        "gw tuned: slowest drain (backlog 1,000,000: 8,500 jobs/s, 1 run) is 15% below the"
-        " fastest (backlog 10,000: 10,000 jobs/s, median of 5 runs)"
+        "gw tuned, backlog curve: slowest drain (backlog 1,000,000: 8,500 jobs/s, 1 run) is"
+        " 15% below the fastest (backlog 10,000: 10,000 jobs/s, median of 5 runs)"
+    ]
+
+
+def test_spread_lines_judge_each_curve_on_its_own() -> None:
+    future = [
+        {**_curve(0, 6_000.0, [6_000.0]), "group": "future"},
+        {**_curve(1_000_000, 5_700.0, [5_700.0]), "group": "future"},
+    ]
+    lines = scale_report.spread_lines([_curve(10_000, 10_000.0), *future])
+    assert lines == [
+        "gw tuned, future curve: slowest drain (future 1,000,000: 5,700 jobs/s, 1 run) is 5%"
+        " below the fastest (future 0: 6,000 jobs/s, 1 run)"
     ]
