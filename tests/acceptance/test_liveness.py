@@ -324,11 +324,15 @@ async def test_the_session_connections_use_direct_database_url(
             " current_database() and usename = $1 and backend_type = 'client backend'",
             role, what="three session connections on the direct URL", log=log,
         )
-        listeners = await fconn.fetch(
+        # The listen session runs its other LISTENs (and the delivery probe) first.
+        listening = (
             "select usename from pg_stat_activity where datname = current_database()"
             " and query like 'LISTEN %jobs:insert%'"
         )
-        assert [r["usename"] for r in listeners] == [role]
+        await wait_for(
+            fconn, f"select exists ({listening})", what="LISTEN jobs:insert", log=log,
+        )
+        assert [r["usename"] for r in await fconn.fetch(listening)] == [role]
         pooled = await fconn.fetchval(
             "select count(*) from pg_stat_activity where datname = current_database()"
             " and usename <> $1 and pid <> pg_backend_pid()"
