@@ -118,8 +118,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds a reference drain may take before it is stopped")
     parser.add_argument(
         "--drain-repeats", type=int, metavar="N",
-        help="drains of each side at every point, the median kept (default: 5 up to 10,000"
-        " ready jobs, 3 up to 100,000, 1 above; --quick: 1)",
+        help="drains of each side at every point, the median kept (default, backlog and"
+        " future curves: 5 up to 10,000 ready jobs, 3 up to 100,000, 1 above; other curves"
+        " and --quick: 1)",
     )
     parser.add_argument("--no-reference", action="store_true", help="measure gw alone")
     parser.add_argument(

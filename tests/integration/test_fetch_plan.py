@@ -115,14 +115,21 @@ async def test_gw_migrations_add_the_fetch_index(conn: asyncpg.Connection) -> No
     )
 
 
+async def add_jobs_together(conn: asyncpg.Connection, count: int) -> list[int]:
+    """``count`` jobs j1, j2, ... of task t in one ``add_jobs`` call (one run_at for all);
+    the task ids to fetch with."""
+    await conn.execute(
+        f"select {S}.add_jobs(array(select row('t', json_build_object('name', 'j' || i), null,"
+        f" null, null, null, null, null)::{S}.job_spec from generate_series(1, $1::int) as i))",
+        count,
+    )
+    return list((await store.ensure_tasks(conn, S, ["t"])).values())
+
+
 async def test_jobs_added_together_come_in_the_order_they_were_added(
     conn: asyncpg.Connection, fetch_conn: asyncpg.Connection
 ) -> None:
-    await conn.execute(
-        f"select {S}.add_jobs(array(select row('t', json_build_object('name', 'j' || i), null,"
-        f" null, null, null, null, null)::{S}.job_spec from generate_series(1, 6) as i))"
-    )
-    task_ids = list((await store.ensure_tasks(conn, S, ["t"])).values())
+    task_ids = await add_jobs_together(conn, 6)
     assert await fetch_names(fetch_conn, task_ids, 4) == ["j1", "j2", "j3", "j4"]
     assert await fetch_names(fetch_conn, task_ids, 4) == ["j5", "j6"]
 
@@ -154,12 +161,7 @@ async def test_the_fetch_reads_fewer_pages_past_the_jobs_already_done(
 ) -> None:
     # One add_jobs call: every job has the same run_at, as after a burst of jobs added
     # together. Then the first TAKEN_JOBS go the way a worker takes them, with no vacuum.
-    await conn.execute(
-        f"select {S}.add_jobs(array(select row('t', json_build_object('name', 'j' || i), null,"
-        f" null, null, null, null, null)::{S}.job_spec"
-        f" from generate_series(1, {2 * TAKEN_JOBS}) as i))"
-    )
-    task_ids = list((await store.ensure_tasks(conn, S, ["t"])).values())
+    task_ids = await add_jobs_together(conn, 2 * TAKEN_JOBS)
     for _ in range(TAKEN_JOBS // 500):
         jobs = await store.fetch_jobs(fetch_conn, S, "me", task_ids, 500)
         await store.complete_jobs(conn, S, "me", [job.id for job in jobs])
